@@ -1,0 +1,195 @@
+/*
+ * actor.h: herald's actor runtime and its actors, the public face of the
+ * `actors` module.
+ *
+ * An actor is a thread, a mailbox (an nng inproc pull socket fed by one
+ * shared push socket, so mail from all senders is handled in the order it was
+ * posted) and a handler per mail kind. Its state is touched only by its own
+ * thread. Mail is a small fixed envelope (hr_mail); large payloads travel as
+ * pointers whose ownership moves with the mail (refcounted hr_msg buffers for
+ * anything shared).
+ *
+ * The actors: the router (group membership and fan-out), the consumers
+ * (notifications, user_notifications, health: one actor per consumer type),
+ * the worker (the notification pipeline) and, with --redis, the Redis bridge.
+ *
+ * Threads: every function here may be called from any thread unless its
+ * comment says otherwise.
+ */
+#ifndef HERALD_ACTOR_H
+#define HERALD_ACTOR_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layer/layer.h"
+
+/* ---------------------------------------------------------------- mail */
+
+/*
+ * The envelope. `kind` selects the handler; p1/p2 are owned by the mail (the
+ * receiver, or the mailbox's drop function when the mail is never handled);
+ * u32/u64 are plain values.
+ */
+typedef struct hr_mail {
+	uint32_t kind;
+	uint32_t u32;
+	uint64_t u64;
+	void *p1;
+	void *p2;
+} hr_mail;
+
+/* Frees what a mail owns when it is discarded unhandled (mailbox destroyed with
+ * mail inside). Called on the destroying thread. */
+typedef void (*hr_mail_drop_fn)(void *arg, hr_mail *mail);
+
+/* ---------------------------------------------------------------- mailbox */
+
+/*
+ * A bounded FIFO of hr_mail, many producers, one consumer. Full: a post with
+ * timeout_ms == 0 returns HR_EAGAIN at once; timeout_ms > 0 waits up to that
+ * long (then HR_ETIMEDOUT); < 0 waits until there is room. After close, posts
+ * fail with HR_ECLOSED and recv returns what is still queued, then HR_ECLOSED.
+ * A successful post transfers ownership of the mail's pointers; a failed post
+ * leaves them with the caller.
+ */
+typedef struct hr_mailbox hr_mailbox;
+
+int hr_mailbox_create(hr_mailbox **out, size_t capacity, hr_mail_drop_fn drop, void *drop_arg);
+/* Drops (with the drop function) every mail still queued, then frees. NULL ok. */
+void hr_mailbox_destroy(hr_mailbox *mb);
+int hr_mailbox_post(hr_mailbox *mb, const hr_mail *mail, int timeout_ms);
+/* Consumer side only. timeout_ms as for post: 0 = HR_EAGAIN when empty. */
+int hr_mailbox_recv(hr_mailbox *mb, hr_mail *out, int timeout_ms);
+/* A descriptor that polls readable while mail is waiting (nng RECVFD). Owned
+ * by the mailbox: never read, write or close it; dup() it to hand it to a
+ * loop that closes what it is given. */
+int hr_mailbox_fd(hr_mailbox *mb, int *fd);
+/* Stop accepting posts. Idempotent. */
+void hr_mailbox_close(hr_mailbox *mb);
+
+/* ---------------------------------------------------------------- actor */
+
+typedef struct hr_actor hr_actor;
+typedef void (*hr_actor_fn)(hr_actor *self, void *state, hr_mail *mail);
+
+/* Mail kinds below HR_MAIL_USER are the runtime's. */
+#define HR_MAIL_STOP 0u
+#define HR_MAIL_USER 16u
+
+typedef struct hr_actor_spec {
+	const char *name;         /* for logs and thread names, copied */
+	size_t mailbox_capacity;  /* mail slots; 0 means 1024 */
+	void *state;              /* owned by the caller; touched only by the actor */
+	/* Handlers indexed by kind - HR_MAIL_USER; a NULL entry or a kind past the
+	 * table drops the mail (with `drop`). The table is borrowed. */
+	const hr_actor_fn *handlers;
+	size_t n_handlers;
+	void (*on_start)(hr_actor *self, void *state); /* optional, on the actor thread */
+	void (*on_stop)(hr_actor *self, void *state);  /* optional, on the actor thread */
+	hr_mail_drop_fn drop;     /* optional: frees an unhandled mail's pointers */
+} hr_actor_spec;
+
+/* Start the actor's thread. HR_ENOMEM, HR_EIO. */
+int hr_actor_spawn(hr_actor **out, const hr_actor_spec *spec);
+/* Post mail (see hr_mailbox_post for timeout and ownership). HR_ECLOSED once
+ * the actor is stopping. */
+int hr_actor_send(hr_actor *a, const hr_mail *mail, int timeout_ms);
+/* Ask the actor to stop: mail posted before this call is still handled, then
+ * on_stop runs and the thread exits. Idempotent. */
+void hr_actor_stop(hr_actor *a);
+/* Stop (if not yet), wait for the thread, free everything. NULL ok. Not from
+ * the actor's own thread. */
+void hr_actor_join(hr_actor *a);
+const char *hr_actor_name(const hr_actor *a);
+
+/* ---------------------------------------------------------------- router */
+
+/*
+ * A local member: one WebSocket connection, owned by I/O thread `thread`,
+ * served by consumer type `consumer`, identified on its thread by `conn`
+ * (slot and generation, so a stale id never reaches a reused slot).
+ */
+typedef struct hr_member {
+	uint16_t thread;
+	uint16_t consumer;
+	uint32_t _pad;
+	uint64_t conn;
+} hr_member;
+
+/* A refcounted immutable list of connection ids on one I/O thread. */
+typedef struct hr_idlist {
+	atomic_uint refs;
+	uint32_t n;
+	uint64_t ids[];
+} hr_idlist;
+int hr_idlist_alloc(uint32_t n, hr_idlist **out);
+hr_idlist *hr_idlist_ref(hr_idlist *l);
+void hr_idlist_unref(hr_idlist *l);
+
+#define HR_MAX_THREADS 64
+#define HR_MAX_CONSUMERS 8
+
+/*
+ * What the router hands a consumer actor for one event: the event (a msgpack
+ * map, one reference) and, per I/O thread, the ids of that consumer's members
+ * there (NULL where none). Refcounted; the consumer takes a ref per thread it
+ * passes a list on to.
+ */
+typedef struct hr_fanout {
+	hr_msg *event;
+	uint32_t n_threads;
+	hr_idlist *ids[HR_MAX_THREADS];
+} hr_fanout;
+void hr_fanout_free(hr_fanout *f);
+
+/* Consumer actors receive fan-outs as mail of this kind: p1 = hr_fanout* (owned). */
+#define HR_MAIL_CONSUMER_EVENT (HR_MAIL_USER + 0)
+
+/* Called on the router thread with the outcome of a send or group_send:
+ * 0, HR_EFULL, HR_EBADNAME, HR_ENOENT, HR_ECANCELED (shutdown). Fires
+ * exactly once per accepted request. */
+typedef void (*hr_reply_fn)(void *arg, int status);
+
+typedef struct hr_router hr_router;
+
+/* layer: borrowed; used for channels that are not local connections (store,
+ * capacity) and for members that are not local. consumers: borrowed actors,
+ * indexed by hr_member.consumer. */
+int hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers,
+                     size_t n_consumers, size_t mailbox_capacity);
+/* Stops (handled mail first, pending replies fire), joins, frees. NULL ok. */
+void hr_router_destroy(hr_router *r);
+
+/* All of these post to the router and return at once: 0 once the request is
+ * queued (then it is handled in order with every other request), HR_EAGAIN if
+ * the router's mailbox is full and timeout_ms ran out (backpressure), HR_ENOMEM,
+ * HR_ECLOSED. Strings are copied. */
+
+/* Register a local connection's channel name so that sends to it reach it. */
+int hr_router_conn_open(hr_router *r, const char *channel, hr_member m, int timeout_ms);
+/* Forget a connection: its channel name and every group it joined. */
+int hr_router_conn_close(hr_router *r, const char *channel, hr_member m, int timeout_ms);
+int hr_router_group_add(hr_router *r, const char *group, hr_member m, int timeout_ms);
+int hr_router_group_discard(hr_router *r, const char *group, hr_member m, int timeout_ms);
+/* group_send: event (msgpack map) is borrowed; the router takes a reference.
+ * reply may be NULL. */
+int hr_router_group_send(hr_router *r, const char *group, hr_msg *event, hr_reply_fn reply,
+                         void *reply_arg, int timeout_ms);
+/* send to one channel (a local connection, or the layer). */
+int hr_router_send(hr_router *r, const char *channel, hr_msg *event, hr_reply_fn reply,
+                   void *reply_arg, int timeout_ms);
+
+typedef struct hr_router_stats {
+	uint64_t group_sends;
+	uint64_t sends;
+	uint64_t fanouts;      /* consumer mails posted */
+	uint64_t groups;       /* groups with at least one local member now */
+	uint64_t members;      /* local memberships now */
+} hr_router_stats;
+/* A snapshot (read with atomics; fine from any thread). */
+void hr_router_get_stats(hr_router *r, hr_router_stats *out);
+
+#endif /* HERALD_ACTOR_H */

@@ -1,0 +1,86 @@
+/*
+ * transport.h: the running node, the public face of the `transport` module.
+ *
+ * A node is N I/O threads (one libwebsockets context each, each with its own
+ * SO_REUSEPORT listener per --listen address), the router, the consumer
+ * actors, the worker and (with --redis) the Redis bridge. The CLI fills an
+ * hr_config, creates the node and runs it until a signal asks it to stop.
+ *
+ * Threads: hr_node_create/run/destroy from the main thread; hr_node_stop from
+ * anywhere, including a signal handler.
+ */
+#ifndef HERALD_TRANSPORT_H
+#define HERALD_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layer/layer.h"
+
+#define HR_MAX_LISTEN 8
+#define HR_MAX_REDIS 16
+#define HR_MAX_CAPACITY_RULES 32
+
+typedef enum hr_log_level {
+	HR_LOG_ERROR = 0,
+	HR_LOG_WARN = 1,
+	HR_LOG_INFO = 2,
+	HR_LOG_DEBUG = 3,
+} hr_log_level;
+
+/* One --listen address: host is "127.0.0.1", "::1", "0.0.0.0", "::" ... after
+ * `localhost` has been expanded into its two addresses by the CLI. */
+typedef struct hr_listen_addr {
+	char host[64];
+	uint16_t port;
+	char shown[80]; /* as given on the command line, for the ready line */
+} hr_listen_addr;
+
+/* Every option of CONTRACT.md, parsed. Strings are owned by the config (fixed
+ * buffers or pointers the CLI keeps alive for the node's lifetime). */
+typedef struct hr_config {
+	hr_listen_addr listen[HR_MAX_LISTEN];
+	size_t n_listen;
+	unsigned threads;            /* >= 1 */
+	bool layer_redis;            /* --layer redis (or --redis given) */
+	const char *redis[HR_MAX_REDIS];
+	size_t n_redis;
+	const char *prefix;          /* "asgi" */
+	size_t capacity;             /* 100 */
+	hr_capacity_rule channel_capacity[HR_MAX_CAPACITY_RULES];
+	size_t n_channel_capacity;
+	double expiry;               /* 60 */
+	double group_expiry;         /* 86400 */
+	const char *jwt_secret;      /* NULL: no WebSocket auth */
+	const char *api_key;         /* NULL: no API auth */
+	const char *allowed_origins; /* NULL: no origin check; else comma list */
+	size_t max_message;          /* 65536 */
+	double rate_limit;           /* 20 messages/s per connection, burst 2x */
+	size_t max_connections;      /* 0 = unlimited */
+	const char *tls_cert;
+	const char *tls_key;
+	hr_log_level log_level;      /* info */
+} hr_config;
+
+/* Fill c with CONTRACT.md's defaults (listen localhost:8000 expanded to
+ * 127.0.0.1 and ::1, threads = number of cores). */
+void hr_config_default(hr_config *c);
+
+typedef struct hr_node hr_node;
+
+/* Build everything and bind every listener. On failure returns a negative
+ * HR_E* and writes a one-line reason into err. */
+int hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen);
+/* Print the ready line(s) to stdout and serve until hr_node_stop. Returns 0
+ * after a clean shutdown (WebSockets closed with 1001, threads joined). */
+int hr_node_run(hr_node *n);
+/* Ask the node to stop; async-signal-safe, idempotent. */
+void hr_node_stop(hr_node *n);
+void hr_node_destroy(hr_node *n);
+
+/* Logging to stderr, one line per event; level set once at start. */
+void hr_log_set_level(hr_log_level lvl);
+void hr_log(hr_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif /* HERALD_TRANSPORT_H */
