@@ -34,7 +34,7 @@
 
 #include "bench_hist.h"
 
-#define HEAD_MAX 128        /* payload bytes kept per message for the "t" scan */
+#define HEAD_MAX 128 /* payload bytes kept per message for the "t" scan */
 #define RX_BUF (256 * 1024) /* per receiver thread */
 #define MAX_PUB_CONNS 64
 #define MAX_PIPELINE 256
@@ -63,7 +63,7 @@ static struct {
 	int threads;
 	int server_pid;
 	char body_mode[16]; /* "herald" wraps the message, "raw" sends it as is */
-	char header[256];   /* optional extra request header line */
+	char header[256]; /* optional extra request header line */
 	bool quiet;
 } opt;
 
@@ -94,14 +94,14 @@ struct conn {
 	uint8_t state;
 	uint8_t hdr_have;
 	uint8_t hdr_need;
-	uint8_t opcode;  /* opcode of the frame being read */
-	uint8_t msg_op;  /* opcode of the message being assembled (text/binary) */
+	uint8_t opcode; /* opcode of the frame being read */
+	uint8_t msg_op; /* opcode of the message being assembled (text/binary) */
 	uint8_t fin;
-	uint8_t crlf;    /* handshake: how much of "\r\n\r\n" matched */
+	uint8_t crlf; /* handshake: how much of "\r\n\r\n" matched */
 	uint8_t head_len;
 	uint16_t status; /* handshake: HTTP status */
 	uint16_t resp_n; /* handshake: bytes of response seen */
-	uint64_t left;   /* payload bytes left in the current frame */
+	uint64_t left; /* payload bytes left in the current frame */
 	uint8_t hdr[14];
 	uint8_t head[HEAD_MAX];
 };
@@ -119,7 +119,7 @@ struct rx {
 	_Atomic uint64_t connected;
 	_Atomic uint64_t failed;
 	_Atomic uint64_t closed; /* opened, then closed by the server */
-	_Atomic uint64_t no_t;   /* frames without a parsable "t" */
+	_Atomic uint64_t no_t; /* frames without a parsable "t" */
 	uint64_t last_frame_ns;
 	uint64_t connect_done_ns;
 	char first_error[160];
@@ -136,7 +136,7 @@ conn_fail(struct rx *r, struct conn *c, const char *why, int err)
 {
 	if (r->first_error[0] == '\0')
 		snprintf(r->first_error, sizeof r->first_error, "%s%s%s", why, err ? ": " : "",
-		         err ? strerror(err) : "");
+		    err ? strerror(err) : "");
 	if (c->fd >= 0) {
 		epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
@@ -172,8 +172,8 @@ conn_start(struct rx *r, int global_idx, struct conn *c)
 		conn_fail(r, c, "bind source address", errno);
 		return;
 	}
-	if (connect(fd, (struct sockaddr *)&g_target, sizeof g_target) != 0 &&
-	    errno != EINPROGRESS) {
+	if (connect(fd, (struct sockaddr *)&g_target, sizeof g_target) != 0
+	    && errno != EINPROGRESS) {
 		conn_fail(r, c, "connect", errno);
 		return;
 	}
@@ -321,7 +321,8 @@ conn_handshake(struct rx *r, struct conn *c, const uint8_t *p, size_t n)
 			if (++c->crlf == 4) {
 				if (c->status != 101) {
 					char why[64];
-					snprintf(why, sizeof why, "handshake answered %u", c->status);
+					snprintf(
+					    why, sizeof why, "handshake answered %u", c->status);
 					conn_fail(r, c, why, 0);
 					return -1;
 				}
@@ -375,8 +376,8 @@ conn_event(struct rx *r, struct conn *c, uint32_t events)
 			return;
 		}
 		if (got == 0) {
-			conn_fail(r, c, c->state == C_OPEN ? "closed by server"
-			                                   : "closed during handshake", 0);
+			conn_fail(r, c,
+			    c->state == C_OPEN ? "closed by server" : "closed during handshake", 0);
 			return;
 		}
 		uint64_t t_now = now_ns();
@@ -419,10 +420,10 @@ rx_main(void *arg)
 				r->started++;
 			}
 		}
-		if (r->connect_done_ns == 0 && r->started == r->n &&
-		    atomic_load(&r->connected) + atomic_load(&r->failed) +
-		                    atomic_load(&r->closed) >=
-		            (uint64_t)r->n)
+		if (r->connect_done_ns == 0 && r->started == r->n
+		    && atomic_load(&r->connected) + atomic_load(&r->failed)
+		            + atomic_load(&r->closed)
+		        >= (uint64_t)r->n)
 			r->connect_done_ns = now_ns();
 		int k = epoll_wait(r->epfd, evs, 512, r->started < r->n ? 1 : 50);
 		for (int i = 0; i < k; i++) {
@@ -494,7 +495,7 @@ build_request(char *out, size_t cap, uint64_t seq, uint64_t *t_out)
 	static char body[BODY_MAX];
 	uint64_t t = now_ns();
 	int m = snprintf(body, sizeof body, "%.*s{\"t\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"pad\":\"",
-	                 (int)g_body_prefix_len, g_body_prefix, t, seq);
+	    (int)g_body_prefix_len, g_body_prefix, t, seq);
 	size_t blen = (size_t)m;
 	size_t tail = opt.body_mode[0] == 'h' ? 3 : 2; /* "} or "}} */
 	size_t want = (size_t)opt.size;
@@ -507,10 +508,10 @@ build_request(char *out, size_t cap, uint64_t seq, uint64_t *t_out)
 	if (opt.body_mode[0] == 'h')
 		body[blen++] = '}';
 	int h = snprintf(out, cap,
-	                 "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-	                 "%s%sContent-Length: %zu\r\n\r\n",
-	                 opt.pub_path, opt.pub_host, opt.pub_port, opt.header,
-	                 opt.header[0] ? "\r\n" : "", blen);
+	    "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+	    "%s%sContent-Length: %zu\r\n\r\n",
+	    opt.pub_path, opt.pub_host, opt.pub_port, opt.header, opt.header[0] ? "\r\n" : "",
+	    blen);
 	if (h < 0 || (size_t)h + blen > cap)
 		return 0;
 	memcpy(out + h, body, blen);
@@ -539,14 +540,15 @@ pub_responses(struct pconn *pc)
 				continue;
 			if (strncasecmp(l + 1, "content-length:", 15) == 0)
 				body = strtoul(l + 16, NULL, 10);
-			else if (strncasecmp(l + 1, "transfer-encoding:", 18) == 0 &&
-			         memmem(l, (size_t)(end - l), "chunked", 7))
+			else if (strncasecmp(l + 1, "transfer-encoding:", 18) == 0
+			    && memmem(l, (size_t)(end - l), "chunked", 7))
 				chunked = true;
 		}
 		size_t total;
 		if (chunked) {
 			/* answers are small: find the last chunk */
-			char *z = memmem(pc->in + head - 2, pc->in_len - head + 2, "\r\n0\r\n\r\n", 7);
+			char *z
+			    = memmem(pc->in + head - 2, pc->in_len - head + 2, "\r\n0\r\n\r\n", 7);
 			if (!z)
 				break;
 			total = (size_t)(z - pc->in) + 7;
@@ -707,11 +709,11 @@ pub_main(void *arg)
 			epoll_ctl(epfd, EPOLL_CTL_DEL, pc->fd, NULL);
 			close(pc->fd);
 			pc->fd = -1;
-			if (now_ns() < end && atomic_load(&g_pub.reconnects) < 100 &&
-			    pub_connect(pc) == 0) {
+			if (now_ns() < end && atomic_load(&g_pub.reconnects) < 100
+			    && pub_connect(pc) == 0) {
 				atomic_fetch_add(&g_pub.reconnects, 1);
-				struct epoll_event ev = { .events = EPOLLIN,
-					                  .data.u32 = evs[i].data.u32 };
+				struct epoll_event ev
+				    = { .events = EPOLLIN, .data.u32 = evs[i].data.u32 };
 				epoll_ctl(epfd, EPOLL_CTL_ADD, pc->fd, &ev);
 			}
 		}
@@ -764,7 +766,7 @@ loopback_host(const char *h, struct in_addr *out)
 /* scheme://host:port/path, loopback only */
 static int
 parse_url(const char *url, const char *scheme, char *host, size_t hcap, int *port, char *path,
-          size_t pcap)
+    size_t pcap)
 {
 	size_t sl = strlen(scheme);
 	if (strncmp(url, scheme, sl) != 0 || strncmp(url + sl, "://", 3) != 0)
@@ -789,26 +791,29 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: herald-bench --url ws://127.0.0.1:PORT/PATH [options]\n"
-	        "  -n, --connections N     WebSocket connections (default 100)\n"
-	        "  --sources K             source addresses 127.0.0.1..K (default N/20000+1)\n"
-	        "  --connect-rate R        new connections per second (default 5000, 0 = no limit)\n"
-	        "  --connect-timeout S     give up waiting for handshakes (default 60)\n"
-	        "  --publish URL           http://127.0.0.1:PORT/PATH to POST broadcasts to\n"
-	        "  --body herald|raw       herald: {\"type\":\"notification_message\",\"message\":M};\n"
-	        "                          raw: M itself (nchan, node, raw-ceiling) (default herald)\n"
-	        "  --header 'K: V'         extra header on publish requests\n"
-	        "  --rate R                broadcasts per second; 0 = as fast as in-flight allows (default 10)\n"
-	        "  --pub-conns C           publisher keep-alive connections (default 1)\n"
-	        "  --pipeline P            in-flight requests per publisher connection (default 1)\n"
-	        "  --size B                message size in bytes, padded (default 200)\n"
-	        "  -d, --duration S        publishing time (default 5); idle hold time without --publish\n"
-	        "  --drain S               wait after publishing for frames still arriving (default 5)\n"
-	        "  --settle S              pause after connecting before measuring RSS (default 1)\n"
-	        "  --client-threads T      receiver threads (default 1)\n"
-	        "  --server-pid PID        read the server's VmRSS from /proc\n"
-	        "  -q, --quiet             no progress lines\n"
-	        "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
+	    "usage: herald-bench --url ws://127.0.0.1:PORT/PATH [options]\n"
+	    "  -n, --connections N     WebSocket connections (default 100)\n"
+	    "  --sources K             source addresses 127.0.0.1..K (default N/20000+1)\n"
+	    "  --connect-rate R        new connections per second (default 5000, 0 = no limit)\n"
+	    "  --connect-timeout S     give up waiting for handshakes (default 60)\n"
+	    "  --publish URL           http://127.0.0.1:PORT/PATH to POST broadcasts to\n"
+	    "  --body herald|raw       herald: {\"type\":\"notification_message\",\"message\":M};\n"
+	    "                          raw: M itself (nchan, node, raw-ceiling) (default herald)\n"
+	    "  --header 'K: V'         extra header on publish requests\n"
+	    "  --rate R                broadcasts per second; 0 = as fast as in-flight allows "
+	    "(default 10)\n"
+	    "  --pub-conns C           publisher keep-alive connections (default 1)\n"
+	    "  --pipeline P            in-flight requests per publisher connection (default 1)\n"
+	    "  --size B                message size in bytes, padded (default 200)\n"
+	    "  -d, --duration S        publishing time (default 5); idle hold time without "
+	    "--publish\n"
+	    "  --drain S               wait after publishing for frames still arriving (default "
+	    "5)\n"
+	    "  --settle S              pause after connecting before measuring RSS (default 1)\n"
+	    "  --client-threads T      receiver threads (default 1)\n"
+	    "  --server-pid PID        read the server's VmRSS from /proc\n"
+	    "  -q, --quiet             no progress lines\n"
+	    "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
 }
 
 static double
@@ -834,8 +839,22 @@ main(int argc, char **argv)
 	opt.settle = 1;
 	opt.threads = 1;
 	snprintf(opt.body_mode, sizeof opt.body_mode, "herald");
-	enum { O_SRC = 256, O_CR, O_CT, O_PUB, O_BODY, O_HDR, O_RATE, O_PC, O_PIPE, O_SIZE,
-	       O_DRAIN, O_SETTLE, O_THR, O_PID };
+	enum {
+		O_SRC = 256,
+		O_CR,
+		O_CT,
+		O_PUB,
+		O_BODY,
+		O_HDR,
+		O_RATE,
+		O_PC,
+		O_PIPE,
+		O_SIZE,
+		O_DRAIN,
+		O_SETTLE,
+		O_THR,
+		O_PID
+	};
 	static const struct option lo[] = {
 		{ "url", required_argument, NULL, 'u' },
 		{ "connections", required_argument, NULL, 'n' },
@@ -861,26 +880,66 @@ main(int argc, char **argv)
 	int ch;
 	while ((ch = getopt_long(argc, argv, "u:n:d:qh", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'u': url = optarg; break;
-		case 'n': opt.n = atoi(optarg); break;
-		case O_SRC: opt.sources = atoi(optarg); break;
-		case O_CR: opt.connect_rate = atof(optarg); break;
-		case O_CT: opt.connect_timeout = atof(optarg); break;
-		case O_PUB: pub = optarg; break;
-		case O_BODY: snprintf(opt.body_mode, sizeof opt.body_mode, "%s", optarg); break;
-		case O_HDR: snprintf(opt.header, sizeof opt.header, "%s", optarg); break;
-		case O_RATE: opt.rate = atof(optarg); break;
-		case O_PC: opt.pub_conns = atoi(optarg); break;
-		case O_PIPE: opt.pipeline = atoi(optarg); break;
-		case O_SIZE: opt.size = atoi(optarg); break;
-		case 'd': opt.duration = atof(optarg); break;
-		case O_DRAIN: opt.drain = atof(optarg); break;
-		case O_SETTLE: opt.settle = atof(optarg); break;
-		case O_THR: opt.threads = atoi(optarg); break;
-		case O_PID: opt.server_pid = atoi(optarg); break;
-		case 'q': opt.quiet = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'u':
+			url = optarg;
+			break;
+		case 'n':
+			opt.n = atoi(optarg);
+			break;
+		case O_SRC:
+			opt.sources = atoi(optarg);
+			break;
+		case O_CR:
+			opt.connect_rate = atof(optarg);
+			break;
+		case O_CT:
+			opt.connect_timeout = atof(optarg);
+			break;
+		case O_PUB:
+			pub = optarg;
+			break;
+		case O_BODY:
+			snprintf(opt.body_mode, sizeof opt.body_mode, "%s", optarg);
+			break;
+		case O_HDR:
+			snprintf(opt.header, sizeof opt.header, "%s", optarg);
+			break;
+		case O_RATE:
+			opt.rate = atof(optarg);
+			break;
+		case O_PC:
+			opt.pub_conns = atoi(optarg);
+			break;
+		case O_PIPE:
+			opt.pipeline = atoi(optarg);
+			break;
+		case O_SIZE:
+			opt.size = atoi(optarg);
+			break;
+		case 'd':
+			opt.duration = atof(optarg);
+			break;
+		case O_DRAIN:
+			opt.drain = atof(optarg);
+			break;
+		case O_SETTLE:
+			opt.settle = atof(optarg);
+			break;
+		case O_THR:
+			opt.threads = atoi(optarg);
+			break;
+		case O_PID:
+			opt.server_pid = atoi(optarg);
+			break;
+		case 'q':
+			opt.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!url) {
@@ -888,8 +947,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (parse_url(url, "ws", opt.host, sizeof opt.host, &opt.port, opt.path,
-	              sizeof opt.path) != 0) {
+	if (parse_url(url, "ws", opt.host, sizeof opt.host, &opt.port, opt.path, sizeof opt.path)
+	    != 0) {
 		fprintf(stderr, "herald-bench: bad --url '%s' (want ws://HOST:PORT/PATH)\n", url);
 		return 2;
 	}
@@ -901,7 +960,8 @@ main(int argc, char **argv)
 	}
 	if (pub) {
 		if (parse_url(pub, "http", opt.pub_host, sizeof opt.pub_host, &opt.pub_port,
-		              opt.pub_path, sizeof opt.pub_path) != 0) {
+		        opt.pub_path, sizeof opt.pub_path)
+		    != 0) {
 			fprintf(stderr, "herald-bench: bad --publish '%s'\n", pub);
 			return 2;
 		}
@@ -909,19 +969,19 @@ main(int argc, char **argv)
 		g_pub_addr.sin_port = htons((uint16_t)opt.pub_port);
 		if (!loopback_host(opt.pub_host, &g_pub_addr.sin_addr)) {
 			fprintf(stderr, "herald-bench: refusing non-loopback publish target '%s'\n",
-			        opt.pub_host);
+			    opt.pub_host);
 			return 2;
 		}
 		opt.publish = true;
 	}
-	if (opt.n < 1 || opt.n > 1000000 || opt.threads < 1 || opt.threads > 64 ||
-	    opt.pub_conns < 1 || opt.pub_conns > MAX_PUB_CONNS || opt.pipeline < 1 ||
-	    opt.pipeline > MAX_PIPELINE || opt.size < 32 || opt.size > BODY_MAX - 512 ||
-	    opt.duration <= 0 || opt.duration > 86400 || opt.rate < 0 || opt.drain < 0 ||
-	    opt.drain > 600 || opt.settle < 0 || opt.settle > 600 || opt.connect_rate < 0 ||
-	    opt.connect_timeout <= 0 || opt.connect_timeout > 3600 ||
-	    (strcmp(opt.body_mode, "herald") != 0 && strcmp(opt.body_mode, "raw") != 0) ||
-	    strchr(opt.header, '\r') || strchr(opt.header, '\n')) {
+	if (opt.n < 1 || opt.n > 1000000 || opt.threads < 1 || opt.threads > 64 || opt.pub_conns < 1
+	    || opt.pub_conns > MAX_PUB_CONNS || opt.pipeline < 1 || opt.pipeline > MAX_PIPELINE
+	    || opt.size < 32 || opt.size > BODY_MAX - 512 || opt.duration <= 0
+	    || opt.duration > 86400 || opt.rate < 0 || opt.drain < 0 || opt.drain > 600
+	    || opt.settle < 0 || opt.settle > 600 || opt.connect_rate < 0
+	    || opt.connect_timeout <= 0 || opt.connect_timeout > 3600
+	    || (strcmp(opt.body_mode, "herald") != 0 && strcmp(opt.body_mode, "raw") != 0)
+	    || strchr(opt.header, '\r') || strchr(opt.header, '\n')) {
 		fprintf(stderr, "herald-bench: option out of range\n");
 		usage(stderr);
 		return 2;
@@ -932,7 +992,7 @@ main(int argc, char **argv)
 		opt.sources = 254;
 	if (opt.body_mode[0] == 'h')
 		g_body_prefix_len = (size_t)snprintf(g_body_prefix, sizeof g_body_prefix,
-		                                     "{\"type\":\"notification_message\",\"message\":");
+		    "{\"type\":\"notification_message\",\"message\":");
 
 	/* file descriptors: N sockets + publishers + headroom */
 	struct rlimit rl;
@@ -947,19 +1007,18 @@ main(int argc, char **argv)
 	rlim_t need = (rlim_t)opt.n + (rlim_t)opt.pub_conns + 64;
 	if (need > rl.rlim_cur) {
 		fprintf(stderr,
-		        "herald-bench: %d connections need %llu file descriptors (with headroom) but "
-		        "the limit is %llu (hard limit %llu); lower -n or raise the hard limit\n",
-		        opt.n, (unsigned long long)need, (unsigned long long)rl.rlim_cur,
-		        (unsigned long long)rl.rlim_max);
+		    "herald-bench: %d connections need %llu file descriptors (with headroom) but "
+		    "the limit is %llu (hard limit %llu); lower -n or raise the hard limit\n",
+		    opt.n, (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)rl.rlim_max);
 		return 2;
 	}
 
-	g_handshake_len = (size_t)snprintf(
-	        g_handshake, sizeof g_handshake,
-	        "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-	        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-	        "Origin: http://%s:%d\r\n\r\n",
-	        opt.path, opt.host, opt.port, opt.host, opt.port);
+	g_handshake_len = (size_t)snprintf(g_handshake, sizeof g_handshake,
+	    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	    "Origin: http://%s:%d\r\n\r\n",
+	    opt.path, opt.host, opt.port, opt.host, opt.port);
 	if (g_handshake_len >= sizeof g_handshake) {
 		fprintf(stderr, "herald-bench: path too long\n");
 		return 2;
@@ -1018,7 +1077,7 @@ main(int argc, char **argv)
 			break;
 		if (!opt.quiet && t - last_print >= 1000000000ull) {
 			fprintf(stderr, "[connect %5.1fs] open %" PRIu64 "/%d failed %" PRIu64 "\n",
-			        secs(g_t0, t), connected, opt.n, failed);
+			    secs(g_t0, t), connected, opt.n, failed);
 			last_print = t;
 		}
 		usleep(5000);
@@ -1028,8 +1087,8 @@ main(int argc, char **argv)
 	uint64_t pending = (uint64_t)opt.n - connected - failed;
 	if (!opt.quiet)
 		fprintf(stderr, "connected %" PRIu64 "/%d in %.2fs (%" PRIu64 " failed%s)\n",
-		        connected, opt.n, connect_s, failed + pending,
-		        pending ? ", some timed out" : "");
+		    connected, opt.n, connect_s, failed + pending,
+		    pending ? ", some timed out" : "");
 	failed += pending;
 	for (int i = 0; i < opt.threads; i++)
 		if (g_rx[i].first_error[0] && !opt.quiet) {
@@ -1069,11 +1128,11 @@ main(int argc, char **argv)
 		if (!opt.quiet && t - last_print >= 1000000000ull) {
 			double dt = secs(last_print, t);
 			fprintf(stderr,
-			        "[%5.1fs] published %" PRIu64 " ok %" PRIu64 " err %" PRIu64
-			        " | frames %" PRIu64 " (%.0f/s)\n",
-			        secs(t_pub, t), atomic_load(&g_pub.sent), atomic_load(&g_pub.ok),
-			        atomic_load(&g_pub.errors), frames,
-			        (double)(frames - prev_frames) / dt);
+			    "[%5.1fs] published %" PRIu64 " ok %" PRIu64 " err %" PRIu64
+			    " | frames %" PRIu64 " (%.0f/s)\n",
+			    secs(t_pub, t), atomic_load(&g_pub.sent), atomic_load(&g_pub.ok),
+			    atomic_load(&g_pub.errors), frames,
+			    (double)(frames - prev_frames) / dt);
 			prev_frames = frames;
 			last_print = t;
 		}
@@ -1099,7 +1158,8 @@ main(int argc, char **argv)
 		if (pub_joined) {
 			uint64_t open = 0;
 			for (int i = 0; i < opt.threads; i++)
-				open += atomic_load(&g_rx[i].connected) - atomic_load(&g_rx[i].closed);
+				open += atomic_load(&g_rx[i].connected)
+				    - atomic_load(&g_rx[i].closed);
 			uint64_t expected = atomic_load(&g_pub.ok) * open;
 			if (frames >= expected || t >= drain_deadline)
 				break;
@@ -1125,18 +1185,18 @@ main(int argc, char **argv)
 	}
 	uint64_t published = g_pub.ok;
 	uint64_t expected = published * connected;
-	double window = pub_started && last_frame > g_pub.first_ns ? secs(g_pub.first_ns, last_frame)
-	                                                           : 0.0;
+	double window
+	    = pub_started && last_frame > g_pub.first_ns ? secs(g_pub.first_ns, last_frame) : 0.0;
 	double dps = window > 0 ? (double)frames / window : 0.0;
 	double pub_window = secs(g_pub.first_ns, g_pub.last_ns);
-	double pps = pub_window > 0 ? (double)(g_pub.sent > 1 ? g_pub.sent - 1 : 0) / pub_window
-	                            : 0.0;
+	double pps
+	    = pub_window > 0 ? (double)(g_pub.sent > 1 ? g_pub.sent - 1 : 0) / pub_window : 0.0;
 	double p50 = hr_hist_pct(h, 50.0) / 1e6, p90 = hr_hist_pct(h, 90.0) / 1e6;
 	double p99 = hr_hist_pct(h, 99.0) / 1e6, p999 = hr_hist_pct(h, 99.9) / 1e6;
 	double pmax = (double)h->max / 1e6, pmin = h->count ? (double)h->min / 1e6 : 0.0;
 	double bpc = rss_before >= 0 && rss_after >= 0 && connected > 0
-	                     ? (double)(rss_after - rss_before) * 1024.0 / (double)connected
-	                     : -1;
+	    ? (double)(rss_after - rss_before) * 1024.0 / (double)connected
+	    : -1;
 	const char *err = g_pub.first_error[0] ? g_pub.first_error : "";
 	const char *cerr = "";
 	for (int i = 0; i < opt.threads; i++)
@@ -1146,19 +1206,18 @@ main(int argc, char **argv)
 		}
 
 	fprintf(stderr,
-	        "\n== herald-bench %s ==\n"
-	        "connections  %" PRIu64 " open, %" PRIu64 " failed, %" PRIu64
-	        " closed by server; connect %.2f s over %d source address(es)\n"
-	        "published    %" PRIu64 " ok, %" PRIu64 " errors (%.0f/s offered%s)\n"
-	        "frames       %" PRIu64 " of %" PRIu64 " expected (%" PRIu64
-	        " without \"t\")\n"
-	        "deliveries   %.0f /s over %.2f s\n"
-	        "latency ms   p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
-	        "server RSS   %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes/conn\n",
-	        url, connected, failed, closed, connect_s, opt.sources, published,
-	        (uint64_t)g_pub.errors, pps, g_pub.late ? ", publisher fell behind" : "", frames,
-	        expected, no_t, dps, window, p50, p90, p99, p999, pmax, rss_before, rss_after,
-	        rss_end, bpc);
+	    "\n== herald-bench %s ==\n"
+	    "connections  %" PRIu64 " open, %" PRIu64 " failed, %" PRIu64
+	    " closed by server; connect %.2f s over %d source address(es)\n"
+	    "published    %" PRIu64 " ok, %" PRIu64 " errors (%.0f/s offered%s)\n"
+	    "frames       %" PRIu64 " of %" PRIu64 " expected (%" PRIu64 " without \"t\")\n"
+	    "deliveries   %.0f /s over %.2f s\n"
+	    "latency ms   p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
+	    "server RSS   %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes/conn\n",
+	    url, connected, failed, closed, connect_s, opt.sources, published,
+	    (uint64_t)g_pub.errors, pps, g_pub.late ? ", publisher fell behind" : "", frames,
+	    expected, no_t, dps, window, p50, p90, p99, p999, pmax, rss_before, rss_after, rss_end,
+	    bpc);
 	if (err[0])
 		fprintf(stderr, "publish error: %s\n", err);
 	if (cerr[0])
@@ -1172,10 +1231,10 @@ main(int argc, char **argv)
 	       ",\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"publish_answer_p50_ms\":%.3f"
 	       ",\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_end_kb\":%ld"
 	       ",\"bytes_per_conn\":%.1f,\"size\":%d,\"rate\":%.1f}\n",
-	       url, connected, failed, closed, connect_s, published, (uint64_t)g_pub.errors,
-	       (uint64_t)g_pub.late, pps, frames, expected, no_t, window, dps, h->count, pmin, p50,
-	       p90, p99, p999, pmax, hr_hist_pct(&g_pub.answer, 50.0) / 1e6, rss_before,
-	       rss_after, rss_end, bpc, opt.size, opt.rate);
+	    url, connected, failed, closed, connect_s, published, (uint64_t)g_pub.errors,
+	    (uint64_t)g_pub.late, pps, frames, expected, no_t, window, dps, h->count, pmin, p50,
+	    p90, p99, p999, pmax, hr_hist_pct(&g_pub.answer, 50.0) / 1e6, rss_before, rss_after,
+	    rss_end, bpc, opt.size, opt.rate);
 	fflush(stdout);
 	for (int i = 0; i < opt.threads; i++) {
 		for (int j = 0; j < g_rx[i].n; j++)

@@ -34,8 +34,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#define RING 4096u           /* frames kept for laggards */
-#define REQ_MAX (1u << 20)   /* largest HTTP request */
+#define RING 4096u /* frames kept for laggards */
+#define REQ_MAX (1u << 20) /* largest HTTP request */
 #define MAX_BATCH 64
 
 struct frame {
@@ -48,19 +48,19 @@ enum kind { K_HTTP, K_WS };
 struct conn {
 	int fd;
 	uint8_t kind;
-	bool want_out;  /* EPOLLOUT registered */
-	bool dirty;     /* on the flush list */
-	bool reaped;    /* on the reap list */
-	uint32_t off;   /* bytes of frame `next` already written */
-	uint64_t next;  /* sequence of the next frame to write */
-	char *in;       /* HTTP only: request bytes */
+	bool want_out; /* EPOLLOUT registered */
+	bool dirty; /* on the flush list */
+	bool reaped; /* on the reap list */
+	uint32_t off; /* bytes of frame `next` already written */
+	uint64_t next; /* sequence of the next frame to write */
+	char *in; /* HTTP only: request bytes */
 	uint32_t in_len, in_cap;
-	char *out;      /* HTTP only: pending answer bytes */
+	char *out; /* HTTP only: pending answer bytes */
 	uint32_t out_len;
 };
 
 static struct frame *g_ring[RING];
-static uint64_t g_seq;     /* next frame sequence */
+static uint64_t g_seq; /* next frame sequence */
 static int g_batch = 1;
 static int g_epfd;
 static struct conn **g_dirty;
@@ -289,8 +289,8 @@ http_answer(struct conn *c, const char *status, const char *body)
 {
 	char buf[512];
 	int n = snprintf(buf, sizeof buf,
-	                 "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-	                 status, strlen(body), body);
+	    "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	    status, strlen(body), body);
 	if (n < 0 || c->out_len + (uint32_t)n > 65536)
 		return;
 	char *o = realloc(c->out, c->out_len + (size_t)n);
@@ -325,7 +325,8 @@ header_value(const char *head, size_t n, const char *name, size_t *vlen)
 {
 	size_t nl = strlen(name);
 	for (size_t i = 0; i + nl + 2 < n; i++) {
-		if (head[i] != '\n' || strncasecmp(head + i + 1, name, nl) != 0 || head[i + 1 + nl] != ':')
+		if (head[i] != '\n' || strncasecmp(head + i + 1, name, nl) != 0
+		    || head[i + 1 + nl] != ':')
 			continue;
 		const char *v = head + i + 2 + nl;
 		while (*v == ' ')
@@ -357,9 +358,9 @@ upgrade(struct conn *c, const char *head, size_t hn)
 	EVP_EncodeBlock(acc, sha, SHA_DIGEST_LENGTH);
 	char resp[256];
 	int n = snprintf(resp, sizeof resp,
-	                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-	                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-	                 acc);
+	    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+	    acc);
 	if (write(c->fd, resp, (size_t)n) != n)
 		return -1;
 	c->kind = K_WS;
@@ -416,7 +417,8 @@ http_process(struct conn *c)
 			http_answer(c, "200 OK", "{\"status\":\"ok\"}");
 		} else if (strncmp(c->in, "POST ", 5) == 0) {
 			if (publish(c->in + hn, body) != 0)
-				http_answer(c, "503 Service Unavailable", "{\"error\":\"no memory\"}");
+				http_answer(
+				    c, "503 Service Unavailable", "{\"error\":\"no memory\"}");
 			else
 				http_answer(c, "202 Accepted", "{}");
 		} else {
@@ -503,14 +505,21 @@ main(int argc, char **argv)
 	int ch;
 	while ((ch = getopt_long(argc, argv, "p:H:b:h", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'p': port = atoi(optarg); break;
-		case 'H': host = optarg; break;
-		case 'b': g_batch = atoi(optarg); break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'H':
+			host = optarg;
+			break;
+		case 'b':
+			g_batch = atoi(optarg);
+			break;
 		case 'h':
 			printf("usage: raw-ceiling [--host 127.0.0.1] [--port P] [--batch 1..%d]\n",
-			       MAX_BATCH);
+			    MAX_BATCH);
 			return 0;
-		default: return 2;
+		default:
+			return 2;
 		}
 	}
 	struct in_addr ia;
@@ -535,11 +544,11 @@ main(int argc, char **argv)
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-		                 .sin_addr = ia };
+	struct sockaddr_in a
+	    = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = ia };
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 4096) != 0) {
 		fprintf(stderr, "raw-ceiling: cannot listen on %s:%d: %s\n", host, port,
-		        strerror(errno));
+		    strerror(errno));
 		return 2;
 	}
 	/* warm up libcrypto now so its one-off allocations do not count per connection */
@@ -553,8 +562,8 @@ main(int argc, char **argv)
 		perror("raw-ceiling: epoll");
 		return 1;
 	}
-	printf("raw-ceiling listening on http://%s:%d (batch=%d)\n", host, ntohs(a.sin_port),
-	       g_batch);
+	printf(
+	    "raw-ceiling listening on http://%s:%d (batch=%d)\n", host, ntohs(a.sin_port), g_batch);
 	fflush(stdout);
 
 	struct epoll_event evs[1024];
@@ -568,7 +577,8 @@ main(int argc, char **argv)
 			struct conn *c = evs[i].data.ptr;
 			if (!c) {
 				for (int k = 0; k < 256; k++) {
-					int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+					int cfd = accept4(
+					    lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 					if (cfd < 0)
 						break;
 					struct conn *nc = calloc(1, sizeof *nc);
@@ -578,7 +588,8 @@ main(int argc, char **argv)
 					}
 					nc->fd = cfd;
 					setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-					struct epoll_event ev = { .events = EPOLLIN, .data.ptr = nc };
+					struct epoll_event ev
+					    = { .events = EPOLLIN, .data.ptr = nc };
 					if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, cfd, &ev) != 0) {
 						close(cfd);
 						free(nc);
@@ -604,7 +615,7 @@ main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "raw-ceiling: %llu published, %llu ws open, %llu laggards closed\n",
-	        (unsigned long long)g_published, (unsigned long long)g_ws,
-	        (unsigned long long)g_lagging);
+	    (unsigned long long)g_published, (unsigned long long)g_ws,
+	    (unsigned long long)g_lagging);
 	return 0;
 }
