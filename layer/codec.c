@@ -20,17 +20,28 @@
 
 /* ---------------------------------------------------------------- reader */
 
-enum mp_kind { MP_NIL, MP_BOOL, MP_UINT, MP_INT, MP_FLOAT, MP_STR, MP_BIN, MP_EXT, MP_ARRAY, MP_MAP };
+enum mp_kind {
+	MP_NIL,
+	MP_BOOL,
+	MP_UINT,
+	MP_INT,
+	MP_FLOAT,
+	MP_STR,
+	MP_BIN,
+	MP_EXT,
+	MP_ARRAY,
+	MP_MAP
+};
 
 typedef struct mp_tok {
 	enum mp_kind kind;
-	bool b;                 /* MP_BOOL */
-	uint64_t u;             /* MP_UINT */
-	int64_t i;              /* MP_INT */
-	double d;               /* MP_FLOAT (float32 widened) */
+	bool b; /* MP_BOOL */
+	uint64_t u; /* MP_UINT */
+	int64_t i; /* MP_INT */
+	double d; /* MP_FLOAT (float32 widened) */
 	const unsigned char *p; /* MP_STR, MP_BIN, MP_EXT: payload (borrowed) */
-	uint32_t n;             /* payload bytes, or elements (array), pairs (map) */
-	int8_t ext;             /* MP_EXT: type */
+	uint32_t n; /* payload bytes, or elements (array), pairs (map) */
+	int8_t ext; /* MP_EXT: type */
 } mp_tok;
 
 typedef struct mp_rd {
@@ -102,14 +113,20 @@ rd_next(mp_rd *r, mp_tok *t)
 		t->kind = MP_BOOL;
 		t->b = c == 0xc3;
 		return 0;
-	case 0xcc: case 0xcd: case 0xce: case 0xcf:
+	case 0xcc:
+	case 0xcd:
+	case 0xce:
+	case 0xcf:
 		w = (size_t)1 << (c - 0xcc);
 		if ((q = take(r, w)) == NULL)
 			return HR_EBADMSG;
 		t->kind = MP_UINT;
 		t->u = be(q, w);
 		return 0;
-	case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+	case 0xd0:
+	case 0xd1:
+	case 0xd2:
+	case 0xd3: {
 		w = (size_t)1 << (c - 0xd0);
 		if ((q = take(r, w)) == NULL)
 			return HR_EBADMSG;
@@ -138,33 +155,45 @@ rd_next(mp_rd *r, mp_tok *t)
 		memcpy(&t->d, &u, sizeof(t->d));
 		return 0;
 	}
-	case 0xd9: case 0xda: case 0xdb:
+	case 0xd9:
+	case 0xda:
+	case 0xdb:
 		t->kind = MP_STR;
 		w = (size_t)1 << (c - 0xd9);
 		break;
-	case 0xc4: case 0xc5: case 0xc6:
+	case 0xc4:
+	case 0xc5:
+	case 0xc6:
 		t->kind = MP_BIN;
 		w = (size_t)1 << (c - 0xc4);
 		break;
-	case 0xc7: case 0xc8: case 0xc9:
+	case 0xc7:
+	case 0xc8:
+	case 0xc9:
 		t->kind = MP_EXT;
 		w = (size_t)1 << (c - 0xc7);
 		break;
-	case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+	case 0xd4:
+	case 0xd5:
+	case 0xd6:
+	case 0xd7:
+	case 0xd8:
 		t->kind = MP_EXT;
 		t->n = 1u << (c - 0xd4);
 		if ((q = take(r, 1)) == NULL)
 			return HR_EBADMSG;
 		t->ext = (int8_t)(*q >= 128 ? (int)*q - 256 : (int)*q);
 		goto payload;
-	case 0xdc: case 0xdd:
+	case 0xdc:
+	case 0xdd:
 		t->kind = MP_ARRAY;
 		w = c == 0xdc ? 2 : 4;
 		if ((q = take(r, w)) == NULL)
 			return HR_EBADMSG;
 		t->n = (uint32_t)be(q, w);
 		goto count;
-	case 0xde: case 0xdf:
+	case 0xde:
+	case 0xdf:
 		t->kind = MP_MAP;
 		w = c == 0xde ? 2 : 4;
 		if ((q = take(r, w)) == NULL)
@@ -281,8 +310,8 @@ key_is(const mp_tok *t, const char *key, size_t klen)
 }
 
 int
-hr_codec_map_get(const void *mp, size_t len, const char *key, const unsigned char **val,
-                 size_t *vlen)
+hr_codec_map_get(
+    const void *mp, size_t len, const char *key, const unsigned char **val, size_t *vlen)
 {
 	mp_rd r = { mp, (const unsigned char *)mp + len };
 	mp_tok t, k;
@@ -451,8 +480,8 @@ json_str(hr_buf *out, const unsigned char *p, size_t n)
 static int
 json_base64(hr_buf *out, const unsigned char *p, size_t n)
 {
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tab[]
+	    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t need = 2 + (n + 2) / 3 * 4;
 	unsigned char *o;
 	int rc = hr_buf__tail(out, need, &o);
@@ -553,10 +582,10 @@ json_value(mp_rd *r, hr_buf *out, int depth)
 	case MP_BIN:
 		return json_base64(out, t.p, t.n);
 	case MP_EXT:
-		if ((rc = hr_buf_append(out, "{\"ext\":", 7)) != 0 ||
-		    (rc = json_int(out, t.ext)) != 0 ||
-		    (rc = hr_buf_append(out, ",\"data\":", 8)) != 0 ||
-		    (rc = json_base64(out, t.p, t.n)) != 0)
+		if ((rc = hr_buf_append(out, "{\"ext\":", 7)) != 0
+		    || (rc = json_int(out, t.ext)) != 0
+		    || (rc = hr_buf_append(out, ",\"data\":", 8)) != 0
+		    || (rc = json_base64(out, t.p, t.n)) != 0)
 			return rc;
 		return hr_buf_putc(out, '}');
 	case MP_ARRAY:
@@ -584,8 +613,8 @@ json_value(mp_rd *r, hr_buf *out, int depth)
 				return rc;
 			if (k.kind != MP_STR)
 				return HR_ETYPE;
-			if ((rc = json_str(out, k.p, k.n)) != 0 || (rc = hr_buf_putc(out, ':')) != 0 ||
-			    (rc = json_value(r, out, depth + 1)) != 0)
+			if ((rc = json_str(out, k.p, k.n)) != 0 || (rc = hr_buf_putc(out, ':')) != 0
+			    || (rc = json_value(r, out, depth + 1)) != 0)
 				return rc;
 		}
 		return hr_buf_putc(out, '}');

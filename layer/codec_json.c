@@ -39,8 +39,8 @@ encode(json_t *v, hr_buf *out, int depth, bool ints_as_reals)
 			return rc;
 		json_object_keylen_foreach(v, key, klen, val)
 		{
-			if ((rc = hr_mp_str(out, key, klen)) != 0 ||
-			    (rc = encode(val, out, depth + 1, ints_as_reals)) != 0)
+			if ((rc = hr_mp_str(out, key, klen)) != 0
+			    || (rc = encode(val, out, depth + 1, ints_as_reals)) != 0)
 				return rc;
 		}
 		return 0;
@@ -89,8 +89,8 @@ set_err(char *err, size_t errlen, const char *fmt, int line, int col)
 }
 
 int
-hr_codec_json_to_msgpack(const char *json, size_t len, bool object_only, hr_buf *out,
-                         char *err, size_t errlen)
+hr_codec_json_to_msgpack(
+    const char *json, size_t len, bool object_only, hr_buf *out, char *err, size_t errlen)
 {
 	json_error_t je;
 	size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
@@ -109,10 +109,12 @@ hr_codec_json_to_msgpack(const char *json, size_t len, bool object_only, hr_buf 
 			set_err(err, errlen, "nesting too deep", 0, 0);
 			return HR_EDEPTH;
 		case json_error_invalid_utf8:
-			set_err(err, errlen, "invalid UTF-8 at line %d column %d", je.line, je.column);
+			set_err(
+			    err, errlen, "invalid UTF-8 at line %d column %d", je.line, je.column);
 			return HR_EUTF8;
 		default:
-			set_err(err, errlen, "invalid JSON at line %d column %d", je.line, je.column);
+			set_err(
+			    err, errlen, "invalid JSON at line %d column %d", je.line, je.column);
 			return HR_EBADMSG;
 		}
 	}
@@ -127,9 +129,10 @@ hr_codec_json_to_msgpack(const char *json, size_t len, bool object_only, hr_buf 
 	if (rc != 0) {
 		hr_buf__truncate(out, mark);
 		set_err(err, errlen,
-		        rc == HR_EDEPTH ? "nesting too deep"
-		                        : rc == HR_ENOMEM ? "out of memory" : "value too large",
-		        0, 0);
+		    rc == HR_EDEPTH       ? "nesting too deep"
+		        : rc == HR_ENOMEM ? "out of memory"
+		                          : "value too large",
+		    0, 0);
 	}
 done:
 	json_decref(root);

@@ -18,9 +18,9 @@
 
 struct hr_msg {
 	atomic_uint refs;
-	size_t off;            /* headroom: bytes of buf in front of the data */
-	size_t len;            /* bytes of data */
-	unsigned char buf[];   /* off bytes of headroom, then the data */
+	size_t off; /* headroom: bytes of buf in front of the data */
+	size_t len; /* bytes of data */
+	unsigned char buf[]; /* off bytes of headroom, then the data */
 };
 
 /* Bytes to allocate for a message with this much headroom and capacity, or 0
