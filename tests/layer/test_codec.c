@@ -481,7 +481,49 @@ Test(codec, floats)
 	check_json(MP("\xca\x3d\xcc\xcc\xcd"), "0.10000000149011612"); /* as Python */
 	check_json(MP("\xca\x7f\x80\x00\x00"), "null");
 
-	/* Every double survives msgpack → JSON → strtod bit for bit. */
+	/* Short decimals (the fast path) and the edges of its range. */
+	static const struct {
+		double d;
+		const char *s;
+	} dec[] = {
+		{ 0.75, "0.75" },
+		{ -2.5, "-2.5" },
+		{ 100.0, "100.0" },
+		{ 1700000000.123, "1700000000.123" },
+		{ 0.0001, "0.0001" },
+		{ 0.00001, "1e-05" },
+		{ 12345678.12345678, "12345678.12345678" },
+		{ 999999999999999.0, "999999999999999.0" },
+		{ 1e15, "1e+15" },
+		{ 0.1 + 0.2, "0.30000000000000004" },
+		{ 1.0 / 3.0, "0.3333333333333333" },
+	};
+	for (size_t i = 0; i < sizeof(dec) / sizeof(dec[0]); i++) {
+		hr_buf mp;
+		hr_buf_init(&mp, 0);
+		cr_assert_eq(hr_mp_double(&mp, dec[i].d), 0);
+		check_json(hr_buf_data(&mp), hr_buf_len(&mp), dec[i].s);
+		hr_buf_fini(&mp);
+	}
+
+	/* Every double survives msgpack → JSON → strtod bit for bit: random
+	 * bit patterns, and decimals with few digits. */
+	for (int i = -300000; i < 300000; i += 7) {
+		double ds[] = { i / 1000.0, i / 7.0, i * 1e-8, i * 0.01 + 0.005 };
+		for (size_t k = 0; k < 4; k++) {
+			hr_buf mp, j;
+			hr_buf_init(&mp, 0);
+			hr_buf_init(&j, 0);
+			cr_assert_eq(hr_mp_double(&mp, ds[k]), 0);
+			to_json(hr_buf_data(&mp), hr_buf_len(&mp), 0, &j);
+			cr_assert_eq(hr_buf_putc(&j, 0), 0);
+			double back = strtod((const char *)hr_buf_data(&j), NULL);
+			cr_assert_eq(memcmp(&back, &ds[k], 8), 0, "%a printed as %s", ds[k],
+			    hr_buf_data(&j));
+			hr_buf_fini(&mp);
+			hr_buf_fini(&j);
+		}
+	}
 	uint64_t x = 0x9e3779b97f4a7c15u;
 	for (int i = 0; i < 20000; i++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
