@@ -291,6 +291,10 @@ rd_skip(mp_rd *r, int depth, bool check_utf8)
 	}
 }
 
+/* Besides the structure, every str must be valid UTF-8 (HR_EUTF8): the
+ * Python side reads msgpack with raw=False and would fail on it, and the
+ * JSON encoder refuses it later anyway. Keys of any type are fine here; only
+ * JSON needs str keys. */
 int
 hr_codec_validate(const void *mp, size_t len)
 {
@@ -309,6 +313,8 @@ key_is(const mp_tok *t, const char *key, size_t klen)
 	return t->kind == MP_STR && t->n == klen && memcmp(t->p, key, klen) == 0;
 }
 
+/* Reads only up to the value found: bytes after it, even malformed ones, are
+ * not looked at (validation is hr_codec_validate's job). */
 int
 hr_codec_map_get(
     const void *mp, size_t len, const char *key, const unsigned char **val, size_t *vlen)
@@ -371,7 +377,8 @@ hr_codec_map_remove(const void *mp, size_t len, const char *key, hr_buf *out)
 		return rc;
 	if (t.kind != MP_MAP)
 		return HR_ETYPE;
-	/* First pass: check the whole map and count the pairs that stay. */
+	/* Unlike map_get this walks the whole map, which must fill [mp, mp+len)
+	 * exactly. First pass: check the whole map and count the pairs that stay. */
 	const unsigned char *body = r.p;
 	uint32_t keep = 0;
 	for (uint32_t i = 0; i < t.n; i++) {
