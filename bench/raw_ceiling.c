@@ -51,6 +51,7 @@ struct conn {
 	bool want_out; /* EPOLLOUT registered */
 	bool dirty; /* on the flush list */
 	bool reaped; /* on the reap list */
+	bool paused; /* HTTP: publishes held back while sockets lag */
 	uint32_t off; /* bytes of frame `next` already written */
 	uint64_t next; /* sequence of the next frame to write */
 	char *in; /* HTTP only: request bytes */
@@ -67,6 +68,9 @@ static struct conn **g_dirty;
 static size_t g_ndirty, g_dirty_cap;
 static uint64_t g_ws, g_published, g_lagging;
 static volatile sig_atomic_t g_stop;
+static size_t g_nblocked; /* WebSocket connections waiting for EPOLLOUT */
+static struct conn **g_paused; /* publishers held back (backpressure) */
+static size_t g_npaused, g_paused_cap;
 
 static void
 on_signal(int s)
@@ -83,6 +87,8 @@ conn_close(struct conn *c)
 	c->fd = -1;
 	if (c->kind == K_WS)
 		g_ws--;
+	if (c->kind == K_WS && c->want_out)
+		g_nblocked--;
 	free(c->in);
 	free(c->out);
 	c->in = c->out = NULL;
@@ -118,9 +124,12 @@ set_out(struct conn *c, bool on)
 {
 	if (c->want_out == on)
 		return;
-	struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+	struct epoll_event ev
+	    = { .events = (c->paused ? 0 : EPOLLIN) | (on ? EPOLLOUT : 0), .data.ptr = c };
 	epoll_ctl(g_epfd, EPOLL_CTL_MOD, c->fd, &ev);
 	c->want_out = on;
+	if (c->kind == K_WS)
+		g_nblocked += on ? 1 : (size_t)-1;
 }
 
 /* Write what is pending on a WebSocket connection, up to g_batch frames per
@@ -387,6 +396,62 @@ upgrade(struct conn *c, const char *head, size_t hn)
 	return 0;
 }
 
+/* Frames the furthest-behind WebSocket connection still has to write. */
+static uint64_t
+max_lag(void)
+{
+	uint64_t lag = 0;
+	if (g_nblocked == 0)
+		return 0;
+	for (size_t i = 0; i < g_nws_list; i++)
+		if (g_ws_list[i]->fd >= 0 && g_seq - g_ws_list[i]->next > lag)
+			lag = g_seq - g_ws_list[i]->next;
+	return lag;
+}
+
+/* Backpressure: while a socket lags half a ring behind, stop reading
+ * publishers instead of closing the laggard; they resume at a quarter. */
+static void
+pause_publisher(struct conn *c)
+{
+	if (g_npaused == g_paused_cap) {
+		size_t cap = g_paused_cap ? g_paused_cap * 2 : 16;
+		struct conn **n = realloc(g_paused, cap * sizeof *n);
+		if (!n) {
+			fprintf(stderr, "raw-ceiling: out of memory\n");
+			exit(1);
+		}
+		g_paused = n;
+		g_paused_cap = cap;
+	}
+	c->paused = true;
+	g_paused[g_npaused++] = c;
+	struct epoll_event ev = { .events = c->want_out ? EPOLLOUT : 0, .data.ptr = c };
+	epoll_ctl(g_epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static int http_process(struct conn *c);
+
+static void
+resume_publishers(void)
+{
+	if (g_npaused == 0 || max_lag() > RING / 4)
+		return;
+	size_t n = g_npaused;
+	g_npaused = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct conn *c = g_paused[i];
+		if (c->fd < 0 || c->reaped)
+			continue;
+		c->paused = false;
+		struct epoll_event ev
+		    = { .events = EPOLLIN | (c->want_out ? EPOLLOUT : 0), .data.ptr = c };
+		epoll_ctl(g_epfd, EPOLL_CTL_MOD, c->fd, &ev);
+		if (http_process(c) != 0)
+			reap_later(c);
+	}
+}
+
 /* Handle every complete request in c->in. */
 static int
 http_process(struct conn *c)
@@ -416,6 +481,10 @@ http_process(struct conn *c)
 			}
 			http_answer(c, "200 OK", "{\"status\":\"ok\"}");
 		} else if (strncmp(c->in, "POST ", 5) == 0) {
+			if (max_lag() > RING / 2) {
+				pause_publisher(c);
+				break;
+			}
 			if (publish(c->in + hn, body) != 0)
 				http_answer(
 				    c, "503 Service Unavailable", "{\"error\":\"no memory\"}");
@@ -454,6 +523,11 @@ on_event(struct conn *c, uint32_t ev)
 	}
 	if (ev & EPOLLOUT && http_flush(c) != 0) {
 		reap_later(c);
+		return;
+	}
+	if (c->paused) {
+		if (ev & (EPOLLERR | EPOLLHUP))
+			reap_later(c);
 		return;
 	}
 	if (!(ev & (EPOLLIN | EPOLLERR | EPOLLHUP)))
@@ -602,6 +676,7 @@ main(int argc, char **argv)
 		}
 		if (g_batch > 1)
 			flush_dirty();
+		resume_publishers();
 		if (g_nreap) {
 			/* drop reaped connections from the WebSocket list, then free them */
 			size_t k = 0;
