@@ -104,6 +104,8 @@ struct conn {
 	uint64_t left; /* payload bytes left in the current frame */
 	uint8_t hdr[14];
 	uint8_t head[HEAD_MAX];
+	uint8_t ctrl_len;
+	uint8_t ctrl[125]; /* a control frame's payload (a ping may split a message) */
 };
 
 struct rx {
@@ -217,11 +219,11 @@ static void
 send_pong(struct conn *c)
 {
 	uint8_t f[6 + 125];
-	size_t len = c->head_len > 125 ? 125 : c->head_len;
+	size_t len = c->ctrl_len;
 	f[0] = 0x8a;
 	f[1] = (uint8_t)(0x80 | len);
 	memset(f + 2, 0, 4); /* zero mask key: masked, payload unchanged */
-	memcpy(f + 6, c->head, len);
+	memcpy(f + 6, c->ctrl, len);
 	ssize_t w = write(c->fd, f, 6 + len);
 	(void)w; /* a control frame this small fits in an idle socket buffer */
 }
@@ -268,9 +270,9 @@ conn_frames(struct rx *r, struct conn *c, const uint8_t *p, size_t n, uint64_t t
 			c->opcode = c->hdr[0] & 0x0f;
 			c->left = len;
 			if (c->opcode >= 8) {
-				if (len > 125)
-					return -1;
-				c->head_len = 0;
+				if (len > 125 || !(c->hdr[0] & 0x80))
+					return -1; /* RFC 6455 5.5 */
+				c->ctrl_len = 0;
 			} else if (c->opcode != 0) {
 				c->msg_op = c->opcode;
 				c->head_len = 0;
@@ -280,7 +282,10 @@ conn_frames(struct rx *r, struct conn *c, const uint8_t *p, size_t n, uint64_t t
 			continue;
 		}
 		size_t take = c->left < n ? (size_t)c->left : n;
-		if (c->head_len < HEAD_MAX) {
+		if (c->opcode >= 8) {
+			memcpy(c->ctrl + c->ctrl_len, p, take); /* left <= 125 */
+			c->ctrl_len = (uint8_t)(c->ctrl_len + take);
+		} else if (c->head_len < HEAD_MAX) {
 			size_t k = HEAD_MAX - c->head_len;
 			if (k > take)
 				k = take;
