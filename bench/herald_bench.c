@@ -101,6 +101,7 @@ struct conn {
 	uint8_t head_len;
 	uint16_t status; /* handshake: HTTP status */
 	uint16_t resp_n; /* handshake: bytes of response seen */
+	uint8_t acc; /* handshake: how much of the expected accept value matched */
 	uint64_t left; /* payload bytes left in the current frame */
 	uint8_t hdr[14];
 	uint8_t head[HEAD_MAX];
@@ -316,8 +317,14 @@ static ssize_t
 conn_handshake(struct rx *r, struct conn *c, const uint8_t *p, size_t n)
 {
 	static const char end[] = "\r\n\r\n";
+	/* Every connection sends the same key, so the Sec-WebSocket-Accept value
+	 * to expect is a constant (RFC 6455's own example); 's' occurs only at
+	 * its start, so restarting the match on a mismatch is exact. */
+	static const char accept[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 	for (size_t i = 0; i < n; i++) {
 		uint8_t ch = p[i];
+		if (c->acc < sizeof accept - 1)
+			c->acc = ch == (uint8_t)accept[c->acc] ? c->acc + 1 : ch == 's' ? 1 : 0;
 		if (c->resp_n >= 9 && c->resp_n < 12 && ch >= '0' && ch <= '9')
 			c->status = (uint16_t)(c->status * 10 + (ch - '0'));
 		if (c->resp_n < 65535)
@@ -329,6 +336,10 @@ conn_handshake(struct rx *r, struct conn *c, const uint8_t *p, size_t n)
 					snprintf(
 					    why, sizeof why, "handshake answered %u", c->status);
 					conn_fail(r, c, why, 0);
+					return -1;
+				}
+				if (c->acc != sizeof accept - 1) {
+					conn_fail(r, c, "wrong or missing Sec-WebSocket-Accept", 0);
 					return -1;
 				}
 				c->state = C_OPEN;

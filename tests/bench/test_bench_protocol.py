@@ -89,9 +89,24 @@ def read_client_frame(sock, buf):
 SCRIPTED = 9  # messages with "t" per connection; plus one without
 
 
-def serve_ws(sock, rest):
+def accept_for(head):
+    import base64
+    import hashlib
+    key = b""
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"sec-websocket-key:"):
+            key = line.split(b":", 1)[1].strip()
+    guid = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    return base64.b64encode(hashlib.sha1(key + guid).digest())
+
+
+def serve_ws(sock, rest, head):
+    if b"/badaccept/" in head.split(b"\r\n")[0]:
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo\r\n\r\n")
+        return
     sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n" + frame(1, msg()))
+                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_for(head) + b"\r\n\r\n" + frame(1, msg()))
     sock.sendall(frame(1, msg(300)))                       # 16-bit length
     sock.sendall(frame(1, msg(70000)))                     # 64-bit length
     m = msg(50)
@@ -173,7 +188,7 @@ def handle(sock):
             return
         head, rest = buf.split(b"\r\n\r\n", 1)
         if head.startswith(b"GET ") and b"websocket" in head.lower():
-            serve_ws(sock, rest)
+            serve_ws(sock, rest, head)
         else:
             serve_http(sock, buf)
     finally:
@@ -192,7 +207,7 @@ def main():
     port = lsock.getsockname()[1]
 
     def accept_loop():
-        for _ in range(CONNS + 20):
+        for _ in range(CONNS + 30):
             try:
                 s, _ = lsock.accept()
             except OSError:
@@ -229,6 +244,18 @@ def main():
         check(seen["unmasked"] == 0, "client frames masked")
         check(not seen["bad_posts"], "publish bodies well formed: %r" % seen["bad_posts"][:2])
         check(all(295 <= s <= 305 for s in seen["sizes"]), "message padded to ~300 bytes: %r" % sorted(set(seen["sizes"]))[:5])
+    # a wrong Sec-WebSocket-Accept is a failed connection, not an open one
+    cmd = [BENCH, "--url", "ws://127.0.0.1:%d/badaccept/" % port, "-n", "2", "-d", "0.2",
+           "--settle", "0", "-q"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    try:
+        j = json.loads(r.stdout.strip().splitlines()[-1])
+        check(j["connections"] == 0 and j["connect_failures"] == 2,
+              "bad accept: 0 open, 2 failed (got %d, %d)" % (j["connections"], j["connect_failures"]))
+    except (ValueError, IndexError, KeyError):
+        failures.append("bad accept: no JSON line: %r" % r.stdout)
+    check(r.returncode == 1, "bad accept: exit code 1 when nothing connected (got %d)" % r.returncode)
+    check("Sec-WebSocket-Accept" in r.stderr, "bad accept: reason printed")
     lsock.close()
     if failures:
         print("%d checks failed" % len(failures))
