@@ -467,6 +467,7 @@ static struct {
 	_Atomic uint64_t errors;
 	_Atomic uint64_t reconnects;
 	_Atomic uint64_t late; /* fixed rate: sends that could not go out on time */
+	_Atomic uint64_t unanswered; /* still in flight when the publisher gave up */
 	uint64_t first_ns, last_ns;
 	struct hr_hist answer;
 	char first_error[160];
@@ -758,9 +759,21 @@ pub_main(void *arg)
 			break;
 		}
 	}
+	uint64_t lost = 0;
 	for (int i = 0; i < np; i++)
-		if (pcs[i].fd >= 0)
+		if (pcs[i].fd >= 0) {
+			lost += (uint64_t)pcs[i].inflight;
 			close(pcs[i].fd);
+		}
+	if (lost > 0) {
+		char why[128];
+		snprintf(why, sizeof why,
+		    "%" PRIu64
+		    " request(s) never answered (does the server take pipelined requests?)",
+		    lost);
+		pub_error(why);
+	}
+	atomic_store(&g_pub.unanswered, lost);
 	close(epfd);
 	return NULL;
 }
@@ -1242,32 +1255,34 @@ main(int argc, char **argv)
 	    "\n== herald-bench %s ==\n"
 	    "connections  %" PRIu64 " open, %" PRIu64 " failed, %" PRIu64
 	    " closed by server; connect %.2f s over %d source address(es)\n"
-	    "published    %" PRIu64 " ok, %" PRIu64 " errors (%.0f/s offered%s)\n"
+	    "published    %" PRIu64 " ok, %" PRIu64 " errors, %" PRIu64
+	    " unanswered (%.0f/s offered%s)\n"
 	    "frames       %" PRIu64 " of %" PRIu64 " expected (%" PRIu64 " without \"t\")\n"
 	    "deliveries   %.0f /s over %.2f s\n"
 	    "latency ms   p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
 	    "server RSS   %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes/conn\n",
 	    url, connected, failed, closed, connect_s, opt.sources, published,
-	    (uint64_t)g_pub.errors, pps, g_pub.late ? ", publisher fell behind" : "", frames,
-	    expected, no_t, dps, window, p50, p90, p99, p999, pmax, rss_before, rss_after, rss_end,
-	    bpc);
+	    (uint64_t)g_pub.errors, (uint64_t)g_pub.unanswered, pps,
+	    g_pub.late ? ", publisher fell behind" : "", frames, expected, no_t, dps, window, p50,
+	    p90, p99, p999, pmax, rss_before, rss_after, rss_end, bpc);
 	if (err[0])
 		fprintf(stderr, "publish error: %s\n", err);
 	if (cerr[0])
 		fprintf(stderr, "connection error: %s\n", cerr);
 	printf("{\"url\":\"%s\",\"connections\":%" PRIu64 ",\"connect_failures\":%" PRIu64
 	       ",\"closed_by_server\":%" PRIu64 ",\"connect_s\":%.3f,\"published\":%" PRIu64
-	       ",\"publish_errors\":%" PRIu64 ",\"publish_late\":%" PRIu64
-	       ",\"publish_per_s\":%.1f,\"frames\":%" PRIu64 ",\"expected\":%" PRIu64
-	       ",\"frames_without_t\":%" PRIu64 ",\"window_s\":%.3f,\"deliveries_per_s\":%.1f"
+	       ",\"publish_errors\":%" PRIu64 ",\"publish_unanswered\":%" PRIu64
+	       ",\"publish_late\":%" PRIu64 ",\"publish_per_s\":%.1f,\"frames\":%" PRIu64
+	       ",\"expected\":%" PRIu64 ",\"frames_without_t\":%" PRIu64
+	       ",\"window_s\":%.3f,\"deliveries_per_s\":%.1f"
 	       ",\"latency_samples\":%" PRIu64 ",\"min_ms\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f"
 	       ",\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"publish_answer_p50_ms\":%.3f"
 	       ",\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_end_kb\":%ld"
 	       ",\"bytes_per_conn\":%.1f,\"size\":%d,\"rate\":%.1f}\n",
 	    url, connected, failed, closed, connect_s, published, (uint64_t)g_pub.errors,
-	    (uint64_t)g_pub.late, pps, frames, expected, no_t, window, dps, h->count, pmin, p50,
-	    p90, p99, p999, pmax, hr_hist_pct(&g_pub.answer, 50.0) / 1e6, rss_before, rss_after,
-	    rss_end, bpc, opt.size, opt.rate);
+	    (uint64_t)g_pub.unanswered, (uint64_t)g_pub.late, pps, frames, expected, no_t, window,
+	    dps, h->count, pmin, p50, p90, p99, p999, pmax, hr_hist_pct(&g_pub.answer, 50.0) / 1e6,
+	    rss_before, rss_after, rss_end, bpc, opt.size, opt.rate);
 	fflush(stdout);
 	for (int i = 0; i < opt.threads; i++) {
 		for (int j = 0; j < g_rx[i].n; j++)
