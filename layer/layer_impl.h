@@ -62,4 +62,7 @@ size_t hr_layer__capacity(const hr_layer *l, const char *channel, size_t len);
  * random source fails. */
 int hr_layer__random_letters(char *out, size_t n);
 
+/* Memory backend: receivers currently blocked inside l (for tests). */
+unsigned hr_layer__memory_waiters(hr_layer *l);
+
 #endif /* HERALD_LAYER_IMPL_H */

@@ -828,6 +828,17 @@ mem_flush(hr_layer *l)
 	return 0;
 }
 
+unsigned
+hr_layer__memory_waiters(hr_layer *l)
+{
+	HR_ASSERT(l->_ops == &hr_layer_memory_ops);
+	mem *m = l->_be;
+	pthread_mutex_lock(&m->mu);
+	unsigned n = m->waiters;
+	pthread_mutex_unlock(&m->mu);
+	return n;
+}
+
 const hr_layer_ops hr_layer_memory_ops = {
 	.name = "memory",
 	.create = mem_create,
