@@ -134,8 +134,7 @@ hr_layer_create(hr_layer **out, const hr_layer_ops *ops, const hr_layer_opts *op
 		if (o.channel_capacity[i].glob == NULL)
 			return HR_EINVAL;
 	/* !(x >= 0) also refuses NaN */
-	if (!(o.expiry >= 0) || !(o.group_expiry >= 0) || isinf(o.expiry) ||
-	    isinf(o.group_expiry))
+	if (!(o.expiry >= 0) || !(o.group_expiry >= 0) || isinf(o.expiry) || isinf(o.group_expiry))
 		return HR_EINVAL;
 
 	hr_layer *l = calloc(1, sizeof(*l));

@@ -24,22 +24,21 @@ struct hr_layer_ops {
 	/* Required. */
 	int (*send)(hr_layer *l, const char *channel, size_t clen, hr_msg *msg);
 	/* Optional operations: NULL makes the public call return HR_ENOTSUP. */
-	int (*receive)(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
-	               hr_msg **out);
+	int (*receive)(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out);
 	int (*new_channel)(hr_layer *l, const char *prefix, char *out, size_t outlen);
-	int (*group_add)(hr_layer *l, const char *group, size_t glen, const char *channel,
-	                 size_t clen);
-	int (*group_discard)(hr_layer *l, const char *group, size_t glen, const char *channel,
-	                     size_t clen);
-	int (*group_send)(hr_layer *l, const char *group, size_t glen, hr_msg *msg,
-	                  hr_group_send_result *res);
+	int (*group_add)(
+	    hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen);
+	int (*group_discard)(
+	    hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen);
+	int (*group_send)(
+	    hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_group_send_result *res);
 	int (*flush)(hr_layer *l);
 };
 
 struct hr_layer {
 	const hr_layer_ops *_ops;
 	hr_layer_opts _opts; /* copied at create; strings and rules borrowed */
-	void *_be;           /* the backend's state */
+	void *_be; /* the backend's state */
 	/* hr_layer_stats, bumped by backends through hr_layer__count_*() */
 	atomic_uint_least64_t _expired;
 	atomic_uint_least64_t _full;

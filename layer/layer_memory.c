@@ -183,10 +183,10 @@ typedef struct mchan {
 
 typedef struct mgroup {
 	uint64_t hash;
-	htab by_chan;   /* mmember* keyed by channel pointer */
-	mmember *head;  /* join order, via g_next/g_prev */
+	htab by_chan; /* mmember* keyed by channel pointer */
+	mmember *head; /* join order, via g_next/g_prev */
 	mmember *tail;
-	unsigned pins;  /* a group_send is walking it: do not free */
+	unsigned pins; /* a group_send is walking it: do not free */
 	size_t len;
 	char name[];
 } mgroup;
@@ -202,11 +202,11 @@ typedef struct mem {
 	pthread_mutex_t mu;
 	pthread_cond_t drained; /* signalled when waiters drops to 0 while closed */
 	bool mu_ready, drained_ready;
-	bool closed;     /* {mu} */
+	bool closed; /* {mu} */
 	unsigned waiters; /* {mu} receivers blocked anywhere */
 	uint64_t seed;
-	htab chans;      /* {mu} mchan* by name */
-	htab groups;     /* {mu} mgroup* by name */
+	htab chans; /* {mu} mchan* by name */
+	htab groups; /* {mu} mgroup* by name */
 } mem;
 
 static bool
@@ -293,7 +293,7 @@ chan_push(mchan *c, hr_msg *msg, double exp)
 		c->qcap = ncap;
 		c->qhead = 0;
 	}
-	c->q[(c->qhead + c->qlen) % c->qcap] = (mitem){ hr_msg_ref(msg), exp };
+	c->q[(c->qhead + c->qlen) % c->qcap] = (mitem) { hr_msg_ref(msg), exp };
 	c->qlen++;
 	if (c->waiters > 0)
 		pthread_cond_signal(&c->cond);
@@ -702,8 +702,7 @@ out:
 }
 
 static int
-mem_group_discard(hr_layer *l, const char *group, size_t glen, const char *channel,
-                  size_t clen)
+mem_group_discard(hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen)
 {
 	mem *m = l->_be;
 	mgroup *g;
@@ -729,8 +728,7 @@ out:
 }
 
 static int
-mem_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg,
-               hr_group_send_result *res)
+mem_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_group_send_result *res)
 {
 	mem *m = l->_be;
 	mgroup *g;

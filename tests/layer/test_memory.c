@@ -29,7 +29,7 @@ static hr_msg *
 mkmsg(uint32_t n)
 {
 	unsigned char b[8] = { 0x81, 0xa1, 'n', 0xce, (unsigned char)(n >> 24),
-		               (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n };
+		(unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n };
 	hr_msg *m = NULL;
 	cr_assert_eq(hr_msg_copy(b, sizeof(b), &m), 0);
 	return m;
@@ -257,8 +257,12 @@ Test(memory, full_channel_refuses_with_efull, .timeout = 10)
 Test(memory, channel_capacity_first_match_wins, .timeout = 10)
 {
 	static const hr_capacity_rule rules[] = {
-		{ "http.request", 1 }, { "http.*", 2 }, { "ws.?", 3 }, { "[!a-m]*", 4 },
-		{ "*", 5 }, { "never", 99 },
+		{ "http.request", 1 },
+		{ "http.*", 2 },
+		{ "ws.?", 3 },
+		{ "[!a-m]*", 4 },
+		{ "*", 5 },
+		{ "never", 99 },
 	};
 	hr_layer *l = mklayer(10, rules, sizeof(rules) / sizeof(rules[0]));
 	cr_assert_eq(hr_layer_capacity(l, "http.request"), 1);
@@ -760,10 +764,8 @@ bare_send(hr_layer *l, const char *c, size_t n, hr_msg *m)
 
 Test(memory, missing_optional_ops_answer_enotsup, .timeout = 10)
 {
-	static const hr_layer_ops bare = { .name = "bare",
-		                           .create = bare_create,
-		                           .destroy = bare_destroy,
-		                           .send = bare_send };
+	static const hr_layer_ops bare
+	    = { .name = "bare", .create = bare_create, .destroy = bare_destroy, .send = bare_send };
 	hr_layer *l = NULL;
 	cr_assert_eq(hr_layer_create(&l, &bare, NULL), 0);
 	hr_msg *m = mkmsg(1), *out = NULL;

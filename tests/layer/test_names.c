@@ -33,17 +33,16 @@ TestSuite(names);
 Test(names, valid_channel_names_pass, .timeout = 10)
 {
 	const char *ok[] = { "a", "chat", "Chat-Room_1.x", "0", "...", "---", "___",
-		             "specific.abc!", "specific.abc!def", "a!b.c-d_e9", "http.request",
-		             "websocket.send!AbCd", "a!" };
+		"specific.abc!", "specific.abc!def", "a!b.c-d_e9", "http.request",
+		"websocket.send!AbCd", "a!" };
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		cr_expect_eq(chan(ok[i]), 0, "%s should be a valid channel", ok[i]);
 }
 
 Test(names, invalid_channel_names_refused, .timeout = 10)
 {
-	const char *bad[] = { "", "!", "!abc", "a b", "a!b!c", "a!!", "chat\n", "chat\t",
-		              "a/b", "a:b", "a@b", "é", "abc!é", "a!b c", "a*", "grp?",
-		              "a+b", "a,b", "\xff" };
+	const char *bad[] = { "", "!", "!abc", "a b", "a!b!c", "a!!", "chat\n", "chat\t", "a/b",
+		"a:b", "a@b", "é", "abc!é", "a!b c", "a*", "grp?", "a+b", "a,b", "\xff" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		cr_expect_eq(chan(bad[i]), HR_EBADNAME, "%s should be refused", bad[i]);
 }

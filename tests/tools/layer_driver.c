@@ -66,7 +66,8 @@ decode_name(const char *tok, char *out, size_t outlen)
 	size_t o = 0;
 	for (size_t i = 0; tok[i] != '\0' && o + 1 < outlen; i++) {
 		int h, l;
-		if (tok[i] == '%' && (h = hexval(tok[i + 1])) >= 0 && (l = hexval(tok[i + 2])) >= 0) {
+		if (tok[i] == '%' && (h = hexval(tok[i + 1])) >= 0
+		    && (l = hexval(tok[i + 2])) >= 0) {
 			char c = (char)(h * 16 + l);
 			out[o++] = c == '\0' ? (char)0x01 : c;
 			i += 2;
