@@ -247,7 +247,9 @@ void hr_layer_destroy(hr_layer *l);
 size_t hr_layer_capacity(const hr_layer *l, const char *channel);
 
 /* Send msg (a msgpack map) to channel. Borrows msg; the layer takes its own
- * reference when it stores it. HR_EBADNAME, HR_EFULL (channel at capacity). */
+ * reference when it stores it. HR_EBADNAME, HR_EFULL (channel at capacity),
+ * HR_ETYPE (msg is not a msgpack map: only its first byte is checked),
+ * HR_EINVAL (NULL or empty msg). */
 int hr_layer_send(hr_layer *l, const char *channel, hr_msg *msg);
 
 /* Receive the oldest unexpired message of channel. timeout_ms: 0 = do not wait
