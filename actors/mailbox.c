@@ -41,7 +41,8 @@
  * it lands. We count completed posts (`posted`) against received mail
  * (`received`): a recv that finds nothing while posted > received knows a
  * mail is in transit and waits for it, so recv(0) says HR_EAGAIN only when
- * no completed post is unreceived. The fd cannot do that: it becomes readable
+ * no completed post is unreceived (and, once closed, it waits for the close
+ * marker likewise, so it never says HR_EAGAIN after close). The fd cannot do that: it becomes readable
  * when the mail lands, which never loses a wakeup for a loop that polls it.
  *
  * Close is a message too: hr_mailbox_close sets `closed` (further posts get
@@ -270,9 +271,10 @@ hr_mailbox_recv(hr_mailbox *mb, hr_mail *out, int timeout_ms)
 			goto got;
 		}
 		rv = pull_one(mb, &m, timeout_ms);
-		if (rv == HR_EAGAIN && in_transit(mb)) {
-			/* Completed post, mail still on nng's task thread: it
-			 * lands within microseconds; wait in short steps. */
+		if (rv == HR_EAGAIN && (in_transit(mb) || atomic_load(&mb->closed))) {
+			/* A completed post's mail, or the close marker, is still
+			 * on nng's task thread: it lands within microseconds;
+			 * wait for it in short steps. */
 			rv = pull_one(mb, &m, 10);
 			if (rv == HR_ETIMEDOUT)
 				continue;

@@ -109,6 +109,10 @@ Test(mailbox, timed_post_on_full_mailbox_times_out)
 	while (n < 100 && (rv = hr_mailbox_post(mb, &m, 0)) == 0)
 		n++;
 	cr_assert_eq(rv, HR_EAGAIN);
+	while (n < 100 && (rv = hr_mailbox_post(mb, &m, 30)) == 0)
+		n++;
+	cr_assert_eq(rv, HR_ETIMEDOUT);
+	cr_assert(n >= 5 && n <= 4 + (int)HR_MAILBOX_SLACK, "accepted %d", n);
 	double t0 = now_ms();
 	cr_assert_eq(hr_mailbox_post(mb, &m, 100), HR_ETIMEDOUT);
 	double dt = now_ms() - t0;
