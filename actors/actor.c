@@ -49,8 +49,8 @@ dispatch(hr_actor *a, hr_mail *mail)
 {
 	size_t k;
 
-	if (mail->kind >= HR_MAIL_USER && (k = mail->kind - HR_MAIL_USER) < a->n_handlers &&
-	    a->handlers[k] != NULL)
+	if (mail->kind >= HR_MAIL_USER && (k = mail->kind - HR_MAIL_USER) < a->n_handlers
+	    && a->handlers[k] != NULL)
 		a->handlers[k](a, a->state, mail);
 	else
 		drop_mail(a, mail);
@@ -107,9 +107,8 @@ hr_actor_spawn(hr_actor **out, const hr_actor_spec *spec)
 	a->on_stop = spec->on_stop;
 	a->drop = spec->drop;
 	rv = hr_mailbox_create(&a->mb,
-	                       spec->mailbox_capacity ? spec->mailbox_capacity
-	                                              : ACTOR_DEFAULT_CAPACITY,
-	                       mailbox_drop, a);
+	    spec->mailbox_capacity ? spec->mailbox_capacity : ACTOR_DEFAULT_CAPACITY, mailbox_drop,
+	    a);
 	if (rv != 0)
 		goto fail;
 	if ((rv = hr_sys__thread_start(&a->thread, a->name, actor_main, a)) != 0)

@@ -42,8 +42,8 @@
  * (`received`): a recv that finds nothing while posted > received knows a
  * mail is in transit and waits for it, so recv(0) says HR_EAGAIN only when
  * no completed post is unreceived (and, once closed, it waits for the close
- * marker likewise, so it never says HR_EAGAIN after close). The fd cannot do that: it becomes readable
- * when the mail lands, which never loses a wakeup for a loop that polls it.
+ * marker likewise, so it never says HR_EAGAIN after close). The fd cannot do that: it becomes
+ * readable when the mail lands, which never loses a wakeup for a loop that polls it.
  *
  * Close is a message too: hr_mailbox_close sets `closed` (further posts get
  * HR_ECLOSED) and queues an empty nng_msg behind everything already posted,
@@ -65,18 +65,18 @@
 #include "actors/actor_impl.h"
 
 struct hr_mailbox {
-	nng_socket pull;       /* consumer's end */
-	nng_socket push;       /* shared by every sender */
+	nng_socket pull; /* consumer's end */
+	nng_socket push; /* shared by every sender */
 	bool have_pull;
 	bool have_push;
-	nng_aio *recv_aio;     /* consumer only: timed receives */
-	nng_aio *close_aio;    /* carries the close marker */
-	nng_msg *close_msg;    /* the marker, allocated up front so close cannot fail */
+	nng_aio *recv_aio; /* consumer only: timed receives */
+	nng_aio *close_aio; /* carries the close marker */
+	nng_msg *close_msg; /* the marker, allocated up front so close cannot fail */
 	atomic_bool closed;
-	atomic_uint inflight;  /* posts past the closed check, not yet done */
+	atomic_uint inflight; /* posts past the closed check, not yet done */
 	atomic_uint_fast64_t posted; /* posts that completed */
-	uint64_t received;     /* consumer only: mails received */
-	bool eof;              /* consumer only: the close marker was received */
+	uint64_t received; /* consumer only: mails received */
+	bool eof; /* consumer only: the close marker was received */
 	hr_mail_drop_fn drop;
 	void *drop_arg;
 };
@@ -120,7 +120,7 @@ hr_mailbox_create(hr_mailbox **out, size_t capacity, hr_mail_drop_fn drop, void 
 	mb->drop_arg = drop_arg;
 
 	snprintf(url, sizeof(url), "inproc://herald-mailbox-%p-%llu", (void *)mb,
-	         (unsigned long long)atomic_fetch_add(&mailbox_serial, 1));
+	    (unsigned long long)atomic_fetch_add(&mailbox_serial, 1));
 	if ((rv = nng_pull0_open(&mb->pull)) != 0)
 		goto fail;
 	mb->have_pull = true;
@@ -317,8 +317,8 @@ hr_mailbox_destroy(hr_mailbox *mb)
 
 	if (mb == NULL)
 		return;
-	if (mb->have_pull && mb->have_push && mb->recv_aio != NULL && mb->close_aio != NULL &&
-	    (mb->close_msg != NULL || atomic_load(&mb->closed))) {
+	if (mb->have_pull && mb->have_push && mb->recv_aio != NULL && mb->close_aio != NULL
+	    && (mb->close_msg != NULL || atomic_load(&mb->closed))) {
 		/* Drain through the pull side so that every mail reaches the
 		 * drop function (closing the sockets would free them silently). */
 		hr_mailbox_close(mb);
@@ -329,7 +329,8 @@ hr_mailbox_destroy(hr_mailbox *mb)
 	}
 	if (mb->close_aio != NULL) {
 		nng_aio_stop(mb->close_aio);
-		if (nng_aio_result(mb->close_aio) != 0 && (m = nng_aio_get_msg(mb->close_aio)) != NULL)
+		if (nng_aio_result(mb->close_aio) != 0
+		    && (m = nng_aio_get_msg(mb->close_aio)) != NULL)
 			nng_msg_free(m);
 		nng_aio_free(mb->close_aio);
 	}

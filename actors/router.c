@@ -156,7 +156,7 @@ kmap_put(kmap *m, uint64_t k1, uint64_t k2, uint64_t val)
 	size_t i = kmap_slot(m, k1, k2);
 	while (m->e[i].used)
 		i = (i + 1) & (m->cap - 1);
-	m->e[i] = (kmap_ent){ k1, k2, val, true };
+	m->e[i] = (kmap_ent) { k1, k2, val, true };
 	m->n++;
 	return 0;
 }
@@ -183,7 +183,7 @@ static void
 kmap_fini(kmap *m)
 {
 	free(m->e);
-	*m = (kmap){ 0 };
+	*m = (kmap) { 0 };
 }
 
 static uint64_t
@@ -289,7 +289,7 @@ smap_fini(smap *m)
 		}
 	}
 	free(m->b);
-	*m = (smap){ 0 };
+	*m = (smap) { 0 };
 }
 
 /* ---------------------------------------------------------------- router state */
@@ -299,8 +299,8 @@ typedef struct bucket {
 	uint16_t consumer, thread;
 	uint32_t n, cap;
 	uint64_t *ids;
-	kmap pos;          /* conn id -> index in ids */
-	hr_idlist *snap;   /* the cached snapshot; valid unless dirty */
+	kmap pos; /* conn id -> index in ids */
+	hr_idlist *snap; /* the cached snapshot; valid unless dirty */
 	bool dirty;
 } bucket;
 
@@ -325,9 +325,9 @@ struct hr_router {
 	size_t n_consumers;
 	atomic_bool cancelling; /* destroy: answer sends with HR_ECANCELED */
 	/* Router state: ONLY touched from the router thread. */
-	smap groups;   /* name -> group */
+	smap groups; /* name -> group */
 	smap channels; /* name -> conn */
-	kmap conns;    /* hr_member -> conn */
+	kmap conns; /* hr_member -> conn */
 	/* Stats: written by the router thread, read by anyone. */
 	atomic_uint_fast64_t st_group_sends, st_sends, st_fanouts, st_groups, st_members,
 	    st_dropped;
@@ -400,7 +400,7 @@ bucket_get(group *g, uint16_t consumer, uint16_t thread, bool create)
 		g->capb = ncap;
 	}
 	bucket *b = &g->b[g->nb++];
-	*b = (bucket){ .consumer = consumer, .thread = thread, .dirty = true };
+	*b = (bucket) { .consumer = consumer, .thread = thread, .dirty = true };
 	return b;
 }
 
@@ -735,8 +735,8 @@ static const hr_actor_fn router_handlers[] = {
 /* ---------------------------------------------------------------- public */
 
 int
-hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers,
-                 size_t n_consumers, size_t mailbox_capacity)
+hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, size_t n_consumers,
+    size_t mailbox_capacity)
 {
 	hr_router *r;
 	int rv;
@@ -799,8 +799,8 @@ hr_router_destroy(hr_router *r)
 }
 
 static int
-post_req(hr_router *r, uint32_t kind, const char *name, hr_member m, hr_msg *event,
-         hr_reply_fn fn, void *arg, int timeout_ms)
+post_req(hr_router *r, uint32_t kind, const char *name, hr_member m, hr_msg *event, hr_reply_fn fn,
+    void *arg, int timeout_ms)
 {
 	size_t len;
 	req *q;
@@ -808,8 +808,8 @@ post_req(hr_router *r, uint32_t kind, const char *name, hr_member m, hr_msg *eve
 
 	if (r == NULL || name == NULL)
 		return HR_EINVAL;
-	if (kind != R_SEND && kind != R_GROUP_SEND &&
-	    (m.consumer >= r->n_consumers || m.thread >= HR_MAX_THREADS))
+	if (kind != R_SEND && kind != R_GROUP_SEND
+	    && (m.consumer >= r->n_consumers || m.thread >= HR_MAX_THREADS))
 		return HR_EINVAL;
 	if ((kind == R_SEND || kind == R_GROUP_SEND) && event == NULL)
 		return HR_EINVAL;
@@ -868,7 +868,7 @@ hr_router_group_discard(hr_router *r, const char *gname, hr_member m, int timeou
 
 int
 hr_router_group_send(hr_router *r, const char *gname, hr_msg *event, hr_reply_fn reply_fn,
-                     void *reply_arg, int timeout_ms)
+    void *reply_arg, int timeout_ms)
 {
 	hr_member none = { 0 };
 	return post_req(r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms);
@@ -876,7 +876,7 @@ hr_router_group_send(hr_router *r, const char *gname, hr_msg *event, hr_reply_fn
 
 int
 hr_router_send(hr_router *r, const char *channel, hr_msg *event, hr_reply_fn reply_fn,
-               void *reply_arg, int timeout_ms)
+    void *reply_arg, int timeout_ms)
 {
 	hr_member none = { 0 };
 	return post_req(r, R_SEND, channel, none, event, reply_fn, reply_arg, timeout_ms);

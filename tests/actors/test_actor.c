@@ -11,15 +11,15 @@
 #include "actors/actor_impl.h"
 
 typedef struct rec {
-	pthread_t self;       /* the actor thread, from on_start */
-	bool on_thread;       /* every callback ran on that thread */
+	pthread_t self; /* the actor thread, from on_start */
+	bool on_thread; /* every callback ran on that thread */
 	int starts, stops;
 	int handled_a, handled_b;
-	uint64_t next;        /* expected u64 of the next kind-A mail */
+	uint64_t next; /* expected u64 of the next kind-A mail */
 	bool in_order;
-	int stop_seen_after;  /* handled_a when on_stop ran */
+	int stop_seen_after; /* handled_a when on_stop ran */
 	atomic_int drops;
-	hr_actor *forward;    /* kind-B mail is passed on to this actor */
+	hr_actor *forward; /* kind-B mail is passed on to this actor */
 } rec;
 
 static void
@@ -83,16 +83,16 @@ static const hr_actor_fn handlers[] = { handle_a, handle_b, NULL };
 static hr_actor_spec
 spec_for(rec *r, size_t cap)
 {
-	*r = (rec){ .on_thread = true, .in_order = true };
+	*r = (rec) { .on_thread = true, .in_order = true };
 	atomic_init(&r->drops, 0);
 	hr_actor_spec s = { .name = "test-actor",
-		            .mailbox_capacity = cap,
-		            .state = r,
-		            .handlers = handlers,
-		            .n_handlers = 3,
-		            .on_start = on_start,
-		            .on_stop = on_stop,
-		            .drop = drop };
+		.mailbox_capacity = cap,
+		.state = r,
+		.handlers = handlers,
+		.n_handlers = 3,
+		.on_start = on_start,
+		.on_stop = on_stop,
+		.drop = drop };
 	return s;
 }
 
@@ -154,7 +154,7 @@ Test(actor, unknown_kinds_are_dropped_not_handled)
 	cr_assert_eq(hr_actor_spawn(&a, &s), 0);
 	hr_mail m1 = { .kind = HR_MAIL_USER + 2, .p1 = malloc(4) }; /* NULL entry */
 	hr_mail m2 = { .kind = HR_MAIL_USER + 3, .p1 = malloc(4) }; /* past the table */
-	hr_mail m3 = { .kind = 5, .p1 = malloc(4) };                /* runtime range */
+	hr_mail m3 = { .kind = 5, .p1 = malloc(4) }; /* runtime range */
 	cr_assert_eq(hr_actor_send(a, &m1, -1), 0);
 	cr_assert_eq(hr_actor_send(a, &m2, -1), 0);
 	cr_assert_eq(hr_actor_send(a, &m3, -1), 0);
@@ -214,8 +214,11 @@ Test(actor, full_actor_mailbox_gives_eagain_and_join_drops_nothing_handled)
 	atomic_int gate;
 	atomic_init(&gate, 0);
 	const hr_actor_fn h[] = { blocked_handler };
-	hr_actor_spec s = { .name = "blocked", .mailbox_capacity = 4, .state = &gate,
-		            .handlers = h, .n_handlers = 1 };
+	hr_actor_spec s = { .name = "blocked",
+		.mailbox_capacity = 4,
+		.state = &gate,
+		.handlers = h,
+		.n_handlers = 1 };
 	hr_actor *a;
 	cr_assert_eq(hr_actor_spawn(&a, &s), 0);
 	hr_mail m = { .kind = HR_MAIL_USER };

@@ -90,7 +90,7 @@ Test(mailbox, full_mailbox_refuses_within_documented_bound)
 			n++;
 		cr_assert_eq(rv, HR_EAGAIN);
 		cr_assert(n >= caps[c] + 1 && n <= caps[c] + HR_MAILBOX_SLACK,
-		          "capacity %zu accepted %zu", caps[c], n);
+		    "capacity %zu accepted %zu", caps[c], n);
 		/* Everything accepted comes out, in order, and then room again. */
 		for (size_t i = 0; i < n; i++)
 			cr_assert_eq(hr_mailbox_recv(mb, &m, 1000), 0);
@@ -295,7 +295,7 @@ Test(mailbox, mail_is_received_in_the_order_posts_completed)
 	for (uint64_t i = 0; i < 2 * ORDER_ROUNDS; i++) {
 		cr_assert_eq(hr_mailbox_recv(c.mb, &m, 5000), 0);
 		cr_assert_eq(m.u64, i, "got %llu, expected %llu", (unsigned long long)m.u64,
-		             (unsigned long long)i);
+		    (unsigned long long)i);
 	}
 	pthread_join(a, NULL);
 	pthread_join(b, NULL);
@@ -331,7 +331,7 @@ Test(mailbox, many_producers_keep_per_sender_order)
 	hr_mail m;
 	cr_assert_eq(hr_mailbox_create(&mb, 32, NULL, NULL), 0);
 	for (uint32_t i = 0; i < PRODUCERS; i++) {
-		p[i] = (prod_ctx){ mb, i };
+		p[i] = (prod_ctx) { mb, i };
 		cr_assert_eq(pthread_create(&t[i], NULL, producer, &p[i]), 0);
 	}
 	for (int i = 0; i < PRODUCERS * PER_PRODUCER; i++) {

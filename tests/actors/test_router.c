@@ -47,8 +47,12 @@ static const hr_actor_fn consumer_handlers[] = { on_event };
 static void
 consumer_start(consumer *c, size_t cap)
 {
-	hr_actor_spec s = { .name = "test-consumer", .mailbox_capacity = cap, .state = c,
-		            .handlers = consumer_handlers, .n_handlers = 1, .drop = drop_event };
+	hr_actor_spec s = { .name = "test-consumer",
+		.mailbox_capacity = cap,
+		.state = c,
+		.handlers = consumer_handlers,
+		.n_handlers = 1,
+		.drop = drop_event };
 	cr_assert_eq(hr_actor_spawn(&c->actor, &s), 0);
 }
 
@@ -72,12 +76,24 @@ on_reply(void *arg, int status)
 	replies *r = arg;
 	atomic_store(&r->last, status);
 	switch (status) {
-	case 0: atomic_fetch_add(&r->ok, 1); break;
-	case HR_ECANCELED: atomic_fetch_add(&r->canceled, 1); break;
-	case HR_EBADNAME: atomic_fetch_add(&r->badname, 1); break;
-	case HR_ENOENT: atomic_fetch_add(&r->noent, 1); break;
-	case HR_EFULL: atomic_fetch_add(&r->full, 1); break;
-	default: atomic_fetch_add(&r->other, 1); break;
+	case 0:
+		atomic_fetch_add(&r->ok, 1);
+		break;
+	case HR_ECANCELED:
+		atomic_fetch_add(&r->canceled, 1);
+		break;
+	case HR_EBADNAME:
+		atomic_fetch_add(&r->badname, 1);
+		break;
+	case HR_ENOENT:
+		atomic_fetch_add(&r->noent, 1);
+		break;
+	case HR_EFULL:
+		atomic_fetch_add(&r->full, 1);
+		break;
+	default:
+		atomic_fetch_add(&r->other, 1);
+		break;
 	}
 	atomic_fetch_add(&r->count, 1);
 }
@@ -129,7 +145,7 @@ assert_ids(const hr_idlist *l, uint64_t lo, uint64_t hi, uint64_t step)
 	for (uint32_t i = 0; i < l->n; i++) {
 		uint64_t v = l->ids[i];
 		cr_assert(v >= lo && v < hi && (v - lo) % step == 0, "stray id %llu",
-		          (unsigned long long)v);
+		    (unsigned long long)v);
 		cr_assert_eq(seen[v], 0);
 		seen[v] = 1;
 	}
@@ -224,7 +240,9 @@ Test(router, discard_and_conn_close_remove_memberships)
 	replies rep = { 0 };
 	cr_assert_eq(hr_router_create(&r, NULL, &c0.actor, 1, 0), 0);
 	for (uint64_t i = 1; i <= 3; i++) {
-		cr_assert_eq(hr_router_conn_open(r, i == 2 ? "specific.x!2" : "specific.x!o", mem(0, 0, i), -1), 0);
+		cr_assert_eq(hr_router_conn_open(
+		                 r, i == 2 ? "specific.x!2" : "specific.x!o", mem(0, 0, i), -1),
+		    0);
 		cr_assert_eq(hr_router_group_add(r, "G", mem(0, 0, i), -1), 0);
 		cr_assert_eq(hr_router_group_add(r, "H", mem(0, 0, i), -1), 0);
 	}
@@ -349,7 +367,8 @@ sender(void *arg)
 		hr_msg_unref(ev);
 		if (i == PER_SENDER / 2) {
 			/* Membership changes interleave with the sends. */
-			cr_assert_eq(hr_router_group_add(s->r, "all", mem(1, 0, 1000 + s->id), -1), 0);
+			cr_assert_eq(
+			    hr_router_group_add(s->r, "all", mem(1, 0, 1000 + s->id), -1), 0);
 		}
 	}
 	return NULL;
@@ -367,7 +386,7 @@ Test(router, concurrent_senders_keep_their_order)
 	for (uint64_t i = 0; i < 50; i++)
 		cr_assert_eq(hr_router_group_add(r, "all", mem(0, 0, i), -1), 0);
 	for (uint64_t i = 0; i < SENDERS; i++) {
-		sc[i] = (sender_ctx){ r, i, &rep };
+		sc[i] = (sender_ctx) { r, i, &rep };
 		cr_assert_eq(pthread_create(&t[i], NULL, sender, &sc[i]), 0);
 	}
 	for (int i = 0; i < SENDERS; i++)
@@ -385,8 +404,7 @@ Test(router, concurrent_senders_keep_their_order)
 		uint64_t v = event_value(c0.got[i]->event), s = v >> 32, seq = v & 0xffffffffu;
 		cr_assert(s < SENDERS);
 		cr_assert_eq(seq, next[s], "sender %llu: got %llu, want %llu",
-		             (unsigned long long)s, (unsigned long long)seq,
-		             (unsigned long long)next[s]);
+		    (unsigned long long)s, (unsigned long long)seq, (unsigned long long)next[s]);
 		next[s]++;
 		cr_assert_eq(c0.got[i]->ids[0]->n, 50);
 	}
@@ -412,8 +430,8 @@ Test(router, every_reply_fires_once_when_destroyed_with_requests_queued)
 	hr_msg_unref(ev);
 	hr_router_destroy(r);
 	cr_assert_eq(atomic_load(&rep.count), accepted);
-	cr_assert_eq(atomic_load(&rep.ok) + atomic_load(&rep.canceled) + atomic_load(&rep.noent),
-	             accepted);
+	cr_assert_eq(
+	    atomic_load(&rep.ok) + atomic_load(&rep.canceled) + atomic_load(&rep.noent), accepted);
 	cr_assert_eq(atomic_load(&rep.other), 0);
 	hr_actor_join(c0.actor);
 	consumer_fini(&c0);
@@ -478,7 +496,7 @@ Test(router, full_consumer_mailbox_counts_a_drop)
 	hr_router_get_stats(r, &st);
 	/* 1 being handled + at most capacity + slack queued. */
 	cr_assert(st.dropped >= 21 - 1 - 1 - HR_MAILBOX_SLACK, "dropped %llu",
-	          (unsigned long long)st.dropped);
+	    (unsigned long long)st.dropped);
 	cr_assert_eq(st.fanouts + st.dropped, 21);
 	atomic_store(&gate, 1);
 	hr_router_destroy(r);
