@@ -320,8 +320,8 @@ hr_layer_targets_fini(hr_layer_targets *t)
 }
 
 int
-hr_layer_receive_targets(hr_layer *l, const char *channel, int timeout_ms, hr_msg **out,
-                         hr_layer_targets *targets)
+hr_layer_receive_targets(
+    hr_layer *l, const char *channel, int timeout_ms, hr_msg **out, hr_layer_targets *targets)
 {
 	if (out != NULL)
 		*out = NULL;
@@ -347,4 +347,32 @@ hr_layer_client_prefix(hr_layer *l, char *out, size_t outlen)
 	if (l->_ops->client_prefix == NULL)
 		return HR_ENOTSUP;
 	return l->_ops->client_prefix(l, out, outlen);
+}
+
+int
+hr_layer_receive_batch(
+    hr_layer *l, const char *channel, int timeout_ms, hr_layer_item *items, size_t max, size_t *n)
+{
+	if (n != NULL)
+		*n = 0;
+	if (l == NULL || channel == NULL || items == NULL || max == 0 || n == NULL)
+		return HR_EINVAL;
+	size_t clen = strlen(channel);
+	int rv = hr_name_check_channel(channel, clen);
+	if (rv != 0)
+		return rv;
+	if (l->_ops->receive_batch == NULL)
+		return HR_ENOTSUP;
+	memset(items, 0, max * sizeof(*items));
+	return l->_ops->receive_batch(l, channel, clen, timeout_ms, items, max, n);
+}
+
+void
+hr_layer_items_release(hr_layer_item *items, size_t n)
+{
+	for (size_t i = 0; items != NULL && i < n; i++) {
+		hr_msg_unref(items[i].msg);
+		items[i].msg = NULL;
+		hr_layer_targets_fini(&items[i].targets);
+	}
 }

@@ -303,6 +303,26 @@ void hr_layer_targets_fini(hr_layer_targets *t);
 int hr_layer_receive_targets(hr_layer *l, const char *channel, int timeout_ms, hr_msg **out,
                              hr_layer_targets *targets);
 
+/* One message of a batch, with its targets. */
+typedef struct hr_layer_item {
+	hr_msg *msg; /* one reference, the caller's */
+	hr_layer_targets targets;
+} hr_layer_item;
+
+/* Receive up to max messages of channel (normal or process key, as
+ * hr_layer_receive_targets) in few round trips: the Redis backend pops up to
+ * max members per shard with one script that also backs them up in
+ * "<key>$inflight" (restoring an older backup first, as channels_redis does)
+ * and drops the backup once they are decoded. When nothing is waiting it
+ * blocks as hr_layer_receive_targets (then at most one message comes back).
+ * *n is set to the number filled (items[0..*n)); release them with
+ * hr_layer_items_release. 0 with *n >= 1, HR_EAGAIN/HR_ETIMEDOUT with *n == 0,
+ * HR_EIO, HR_ECLOSED, HR_ENOTSUP (memory). */
+int hr_layer_receive_batch(hr_layer *l, const char *channel, int timeout_ms,
+                           hr_layer_item *items, size_t max, size_t *n);
+/* Unref each message and free each target list of items[0..n). */
+void hr_layer_items_release(hr_layer_item *items, size_t n);
+
 /* Write this layer's client_prefix (Redis: 32 lowercase hex chars, fixed per
  * layer) NUL-terminated into out. HR_EMSGSIZE, HR_ENOTSUP (memory). */
 int hr_layer_client_prefix(hr_layer *l, char *out, size_t outlen);

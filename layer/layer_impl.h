@@ -38,6 +38,8 @@ struct hr_layer_ops {
 	int (*receive_targets)(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
 	                       hr_msg **out, hr_layer_targets *targets);
 	int (*client_prefix)(hr_layer *l, char *out, size_t outlen);
+	int (*receive_batch)(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
+	                     hr_layer_item *items, size_t max, size_t *n);
 };
 
 struct hr_layer {

@@ -55,6 +55,19 @@ static const char restore_lua[]
       "end\n"
       "redis.call('DEL', ARGV[2])\n";
 
+/* restore_lua, then pop up to ARGV[3] members and back them up, in one go. */
+static const char batch_lua[]
+    = "local backed_up = redis.call('ZRANGE', ARGV[2], 0, -1, 'WITHSCORES')\n"
+      "for i = #backed_up, 1, -2 do\n"
+      "    redis.call('ZADD', ARGV[1], backed_up[i], backed_up[i - 1])\n"
+      "end\n"
+      "redis.call('DEL', ARGV[2])\n"
+      "local popped = redis.call('ZPOPMIN', ARGV[1], tonumber(ARGV[3]))\n"
+      "for i = 1, #popped, 2 do\n"
+      "    redis.call('ZADD', ARGV[2], popped[i + 1], popped[i])\n"
+      "end\n"
+      "return popped\n";
+
 /* core.py group_send_lua, with one flag per key as the result. */
 static const char group_send_lua[]
     = "local res = {}\n"
@@ -1010,6 +1023,97 @@ rd_receive(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg
 	return rv;
 }
 
+/* One batch from shard idx into items[*n .. max). */
+static int
+batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *channel, size_t clen,
+    bool process_key, hr_layer_item *items, size_t max, size_t *n)
+{
+	rds *r = l->_be;
+	char backup[RD_KEY_MAX + 16], count[24];
+	memcpy(backup, key, klen);
+	memcpy(backup + klen, "$inflight", 10);
+	size_t blen = klen + 9;
+	redisContext *c = NULL;
+	redisReply *rep = NULL, *r2 = NULL;
+	int rv = conn_get(r, idx, &c);
+	if (rv != 0)
+		return rv;
+	const char *a[] = { "EVAL", batch_lua, "0", key, backup, count };
+	size_t ls[] = { 4, sizeof(batch_lua) - 1, 1, klen, blen,
+		fmt_ll(count, sizeof(count), (long long)(max - *n)) };
+	if ((rv = run1(c, 6, a, ls, &rep)) != 0)
+		goto done;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
+		rv = HR_EIO;
+		goto done;
+	}
+	size_t got = rep->elements / 2;
+	for (size_t i = 0; i < got && *n < max; i++) {
+		const redisReply *m = rep->element[2 * i];
+		if (m->type != REDIS_REPLY_STRING) {
+			hr_layer__count_bad(l, 1);
+			continue;
+		}
+		hr_layer_item *it = &items[*n];
+		int rv2 = decode_member(
+		    m->str, m->len, channel, clen, process_key, &it->msg, &it->targets);
+		if (rv2 == 0)
+			(*n)++;
+		else if (rv2 == HR_EBADMSG)
+			hr_layer__count_bad(l, 1);
+		else if (rv == 0)
+			rv = rv2; /* out of memory: the backup keeps the rest */
+	}
+	if (got > 0 && rv == 0) {
+		char cnt[24];
+		const char *b[] = { "ZPOPMIN", backup, cnt };
+		size_t bl[] = { 7, blen, fmt_ll(cnt, sizeof(cnt), (long long)got) };
+		rv = run1(c, 3, b, bl, &r2);
+	}
+	if (rv == 0 && got == 0)
+		rv = HR_EAGAIN;
+done:
+	freeReplyObject(r2);
+	freeReplyObject(rep);
+	conn_put(r, idx, c);
+	return rv;
+}
+
+static int
+rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
+    hr_layer_item *items, size_t max, size_t *n)
+{
+	rds *r = l->_be;
+	size_t nl = hr_name_nonlocal_len(channel, clen);
+	bool process_key = nl > 0;
+	if (process_key && nl != clen)
+		return HR_ENOTSUP;
+	char key[RD_KEY_MAX];
+	size_t klen = mkkey(l, key, channel, clen, "", 0);
+	size_t idx = process_key ? shard_of(r, channel, clen)
+	                         : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
+	int rv = enter(r);
+	if (rv != 0)
+		return rv;
+	for (size_t i = 0; i < r->n && *n < max; i++) {
+		rv = batch_once(
+		    l, (idx + i) % r->n, key, klen, channel, clen, process_key, items, max, n);
+		if (rv != 0 && rv != HR_EAGAIN)
+			break;
+	}
+	leave(r);
+	if (*n > 0)
+		return 0; /* what came is the caller's even if a later shard failed */
+	if (rv != 0 && rv != HR_EAGAIN)
+		return rv;
+	if (timeout_ms == 0)
+		return HR_EAGAIN;
+	rv = rd_receive_targets(l, channel, clen, timeout_ms, &items[0].msg, &items[0].targets);
+	if (rv == 0)
+		*n = 1;
+	return rv;
+}
+
 /* ------------------------------------------------------------ names */
 
 static int
@@ -1382,4 +1486,5 @@ const hr_layer_ops hr_layer_redis_ops = {
 	.new_channel_prefix = "specific",
 	.receive_targets = rd_receive_targets,
 	.client_prefix = rd_client_prefix,
+	.receive_batch = rd_receive_batch,
 };
