@@ -217,8 +217,10 @@ hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secret_l
 
 	/* Header: a JSON object naming HS256 and nothing critical. */
 	rv = decode_json_part(token, hlen, scratch, &header);
-	if (rv != 0)
+	if (rv != 0) {
+		rv = rv == HR_ENOMEM ? HR_ENOMEM : HR_EINVAL;
 		goto fail;
+	}
 	rv = HR_EINVAL;
 	if (json_object_get(header, "crit") != NULL)
 		goto fail;
@@ -244,8 +246,10 @@ hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secret_l
 
 	/* Payload: only now is it worth reading. */
 	rv = decode_json_part(dot1 + 1, plen, scratch, &payload);
-	if (rv != 0)
+	if (rv != 0) {
+		rv = rv == HR_ENOMEM ? HR_ENOMEM : HR_EINVAL;
 		goto fail;
+	}
 	rv = HR_EINVAL;
 	if (numeric_claim(payload, "exp", &out->has_exp, &out->exp) != 0 ||
 	    numeric_claim(payload, "nbf", &out->has_nbf, &out->nbf) != 0 ||
