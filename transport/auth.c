@@ -82,8 +82,8 @@ b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen)
 static size_t
 b64url_encode(const unsigned char *in, size_t len, char *out)
 {
-	static const char abc[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char abc[]
+	    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t n = 0;
 	uint32_t acc = 0;
 	int bits = 0;
@@ -105,16 +105,15 @@ b64url_encode(const unsigned char *in, size_t len, char *out)
 
 static int
 hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
-            unsigned char mac[SHA256_DIGEST_LENGTH])
+    unsigned char mac[SHA256_DIGEST_LENGTH])
 {
 	static const unsigned char empty[1];
 	unsigned int maclen = 0;
 
 	if (keylen > INT32_MAX)
 		return HR_EINVAL;
-	if (HMAC(EVP_sha256(), keylen ? key : empty, (int)keylen, data, len, mac, &maclen) ==
-	            NULL ||
-	    maclen != SHA256_DIGEST_LENGTH)
+	if (HMAC(EVP_sha256(), keylen ? key : empty, (int)keylen, data, len, mac, &maclen) == NULL
+	    || maclen != SHA256_DIGEST_LENGTH)
 		return HR_EIO;
 	return 0;
 }
@@ -181,9 +180,8 @@ refuse(const char **reason, const char *why, int rv)
 }
 
 int
-hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secret_len,
-              int64_t now, int leeway_s, const char *want_user, hr_jwt_claims *out,
-              const char **reason)
+hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secret_len, int64_t now,
+    int leeway_s, const char *want_user, hr_jwt_claims *out, const char **reason)
 {
 	unsigned char scratch[HR_JWT_MAX];
 	unsigned char mac[SHA256_DIGEST_LENGTH];
@@ -225,8 +223,8 @@ hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secret_l
 	if (json_object_get(header, "crit") != NULL)
 		goto fail;
 	const json_t *alg = json_object_get(header, "alg");
-	if (!json_is_string(alg) || json_string_length(alg) != 5 ||
-	    memcmp(json_string_value(alg), "HS256", 5) != 0) {
+	if (!json_is_string(alg) || json_string_length(alg) != 5
+	    || memcmp(json_string_value(alg), "HS256", 5) != 0) {
 		why = hr_auth_alg;
 		goto fail;
 	}
@@ -251,9 +249,9 @@ hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secret_l
 		goto fail;
 	}
 	rv = HR_EINVAL;
-	if (numeric_claim(payload, "exp", &out->has_exp, &out->exp) != 0 ||
-	    numeric_claim(payload, "nbf", &out->has_nbf, &out->nbf) != 0 ||
-	    numeric_claim(payload, "iat", &out->has_iat, &out->iat) != 0)
+	if (numeric_claim(payload, "exp", &out->has_exp, &out->exp) != 0
+	    || numeric_claim(payload, "nbf", &out->has_nbf, &out->nbf) != 0
+	    || numeric_claim(payload, "iat", &out->has_iat, &out->iat) != 0)
 		goto fail;
 
 	char uid[HR_JWT_USER_MAX + 1], sub[HR_JWT_USER_MAX + 1];
@@ -294,8 +292,8 @@ fail:
 }
 
 int
-hr_jwt_sign(const char *payload_json, size_t len, const void *secret, size_t secret_len,
-            char *out, size_t outcap, size_t *outlen)
+hr_jwt_sign(const char *payload_json, size_t len, const void *secret, size_t secret_len, char *out,
+    size_t outcap, size_t *outlen)
 {
 	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 	unsigned char mac[SHA256_DIGEST_LENGTH];
@@ -349,8 +347,7 @@ hexval(unsigned char c)
 }
 
 int
-hr_auth_token_from_query(const char *query, size_t qlen, char *out, size_t outcap,
-                         size_t *outlen)
+hr_auth_token_from_query(const char *query, size_t qlen, char *out, size_t outcap, size_t *outlen)
 {
 	size_t i = 0;
 
@@ -368,8 +365,8 @@ hr_auth_token_from_query(const char *query, size_t qlen, char *out, size_t outca
 			unsigned char c = (unsigned char)query[k];
 			if (c == '%') {
 				int hi, lo;
-				if (end - k < 3 || (hi = hexval((unsigned char)query[k + 1])) < 0 ||
-				    (lo = hexval((unsigned char)query[k + 2])) < 0)
+				if (end - k < 3 || (hi = hexval((unsigned char)query[k + 1])) < 0
+				    || (lo = hexval((unsigned char)query[k + 2])) < 0)
 					return HR_EBADMSG;
 				c = (unsigned char)(hi << 4 | lo);
 				k += 2;
@@ -397,15 +394,16 @@ hr_auth_bearer(const char *value, size_t len, const char **tok, size_t *toklen)
 
 	while (i < len && (value[i] == ' ' || value[i] == '\t'))
 		i++;
-	if (len - i < 7 || !ascii_caseeq(value + i, "bearer", 6) ||
-	    (value[i + 6] != ' ' && value[i + 6] != '\t'))
+	if (len - i < 7 || !ascii_caseeq(value + i, "bearer", 6)
+	    || (value[i + 6] != ' ' && value[i + 6] != '\t'))
 		return HR_ENOENT;
 	i += 6;
 	while (i < len && (value[i] == ' ' || value[i] == '\t'))
 		i++;
 	size_t end = len;
-	while (end > i && (value[end - 1] == ' ' || value[end - 1] == '\t' ||
-	                   value[end - 1] == '\r' || value[end - 1] == '\n'))
+	while (end > i
+	    && (value[end - 1] == ' ' || value[end - 1] == '\t' || value[end - 1] == '\r'
+	        || value[end - 1] == '\n'))
 		end--;
 	if (end == i)
 		return HR_ENOENT;
@@ -425,8 +423,8 @@ hr_api_key_check(const char *given, size_t len, const char *key)
 		return false;
 	/* Hashing both sides first makes the compare fixed-length: its time
 	 * says nothing about the key's length or where the inputs differ. */
-	if (SHA256((const unsigned char *)given, len, a) == NULL ||
-	    SHA256((const unsigned char *)key, strlen(key), b) == NULL)
+	if (SHA256((const unsigned char *)given, len, a) == NULL
+	    || SHA256((const unsigned char *)key, strlen(key), b) == NULL)
 		return false;
 	return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
 }
@@ -438,7 +436,7 @@ enum host_kind { HOST_EXACT, HOST_SUBDOMAINS, HOST_APEX_AND_SUBDOMAINS };
 typedef struct origin_parts {
 	char scheme[16]; /* lower case, "" when absent */
 	char host[HR_ORIGIN_HOST_MAX + 1];
-	int port;        /* explicit port, or -1 */
+	int port; /* explicit port, or -1 */
 	enum host_kind kind;
 } origin_parts;
 
@@ -517,7 +515,8 @@ parse_origin(const char *s, size_t n, bool pattern, origin_parts *o)
 			return -1;
 		while (i < n && s[i] != ']') {
 			char c = lower(s[i]);
-			if (h > 0 && !is_digit(c) && !(c >= 'a' && c <= 'f') && c != ':' && c != '.')
+			if (h > 0 && !is_digit(c) && !(c >= 'a' && c <= 'f') && c != ':'
+			    && c != '.')
 				return -1;
 			if (h >= HR_ORIGIN_HOST_MAX)
 				return -1;
@@ -593,16 +592,17 @@ hr_origins_parse(const char *list, hr_origin_policy *p, char *err, size_t errlen
 		if (p->n >= HR_ORIGINS_MAX) {
 			if (err != NULL)
 				snprintf(err, errlen, "--allowed-origins: more than %d entries",
-				         HR_ORIGINS_MAX);
+				    HR_ORIGINS_MAX);
 			return HR_EINVAL;
 		}
 		origin_parts o;
 		if (parse_origin(e, n, true, &o) != 0) {
 			if (err != NULL)
 				snprintf(err, errlen,
-				         "--allowed-origins: bad entry '%.*s' (want scheme://host[:port], "
-				         "scheme://*.domain, host or *)",
-				         n > 200 ? 200 : (int)n, e);
+				    "--allowed-origins: bad entry '%.*s' (want "
+				    "scheme://host[:port], "
+				    "scheme://*.domain, host or *)",
+				    n > 200 ? 200 : (int)n, e);
 			return HR_EINVAL;
 		}
 		hr_origin_rule *r = &p->rules[p->n++];
@@ -633,8 +633,8 @@ rule_matches(const hr_origin_rule *r, const origin_parts *o, int port)
 	size_t hl = strlen(o->host), rl = strlen(r->host);
 	if (r->apex && hl == rl && memcmp(o->host, r->host, hl) == 0)
 		return true;
-	return r->subdomains && hl > rl + 1 && o->host[hl - rl - 1] == '.' &&
-	       memcmp(o->host + hl - rl, r->host, rl) == 0;
+	return r->subdomains && hl > rl + 1 && o->host[hl - rl - 1] == '.'
+	    && memcmp(o->host + hl - rl, r->host, rl) == 0;
 }
 
 bool
@@ -668,8 +668,9 @@ hr_bucket_init(hr_bucket *b, double rate, uint64_t now_ns)
 	b->_tokens = b->_burst;
 	b->_last_ns = now_ns;
 	double close_after = ceil(2 * rate);
-	b->_close_after = close_after < 1 ? 1 : close_after > 1e9 ? 1000000000u
-	                                                          : (uint32_t)close_after;
+	b->_close_after = close_after < 1 ? 1
+	    : close_after > 1e9           ? 1000000000u
+	                                  : (uint32_t)close_after;
 }
 
 hr_bucket_verdict

@@ -29,13 +29,13 @@
 
 /* Refusal reasons (static strings; compare by pointer or strcmp). They are
  * the {reason} label values of herald_auth_failures_total. */
-extern const char hr_auth_malformed[];     /* "malformed" */
+extern const char hr_auth_malformed[]; /* "malformed" */
 extern const char hr_auth_bad_signature[]; /* "bad_signature" */
-extern const char hr_auth_alg[];           /* "alg" */
-extern const char hr_auth_expired[];       /* "expired" */
+extern const char hr_auth_alg[]; /* "alg" */
+extern const char hr_auth_expired[]; /* "expired" */
 extern const char hr_auth_not_yet_valid[]; /* "not_yet_valid" */
-extern const char hr_auth_wrong_user[];    /* "wrong_user" */
-extern const char hr_auth_missing[];       /* "missing" */
+extern const char hr_auth_wrong_user[]; /* "wrong_user" */
+extern const char hr_auth_missing[]; /* "missing" */
 
 typedef struct hr_jwt_claims {
 	bool has_exp, has_nbf, has_iat;
@@ -78,9 +78,8 @@ typedef struct hr_jwt_claims {
  * Returns 0 when the token is valid, HR_EINVAL when refused, HR_ENOMEM when
  * jansson could not allocate (reason "malformed").
  */
-int hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secret_len,
-                  int64_t now, int leeway_s, const char *want_user, hr_jwt_claims *out,
-                  const char **reason);
+int hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secret_len, int64_t now,
+    int leeway_s, const char *want_user, hr_jwt_claims *out, const char **reason);
 
 /*
  * Make an HS256 JWT: base64url(header) "." base64url(payload_json) "."
@@ -90,7 +89,7 @@ int hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secr
  * HR_EIO when HMAC fails. For tests and `herald token`-like tools.
  */
 int hr_jwt_sign(const char *payload_json, size_t len, const void *secret, size_t secret_len,
-                char *out, size_t outcap, size_t *outlen);
+    char *out, size_t outcap, size_t *outlen);
 
 /*
  * The value of the first `token` parameter of a URL query string (the part
@@ -103,8 +102,8 @@ int hr_jwt_sign(const char *payload_json, size_t len, const void *secret, size_t
  * With lws, lws_get_urlarg_by_name(wsi, "token=", buf, len) returns the
  * already-decoded value too; this function is for raw query strings.
  */
-int hr_auth_token_from_query(const char *query, size_t qlen, char *out, size_t outcap,
-                             size_t *outlen);
+int hr_auth_token_from_query(
+    const char *query, size_t qlen, char *out, size_t outcap, size_t *outlen);
 
 /*
  * The credentials of an Authorization header value of the form
@@ -129,20 +128,20 @@ bool hr_api_key_check(const char *given, size_t len, const char *key);
 /* ---------------------------------------------------------------- origins */
 
 /* Limits on --allowed-origins. */
-#define HR_ORIGINS_MAX 64      /* entries */
+#define HR_ORIGINS_MAX 64 /* entries */
 #define HR_ORIGIN_HOST_MAX 253 /* a DNS name, or a bracketed IPv6 literal */
 
 typedef struct hr_origin_rule {
-	char scheme[16];                     /* lower case; "" = any scheme */
-	char host[HR_ORIGIN_HOST_MAX + 1];   /* lower case, without "*." or "." */
-	int port;                            /* explicit or the scheme's default;
-	                                        0 = none known; -1 = any */
-	bool subdomains;                     /* match hosts under host */
-	bool apex;                           /* match host itself */
+	char scheme[16]; /* lower case; "" = any scheme */
+	char host[HR_ORIGIN_HOST_MAX + 1]; /* lower case, without "*." or "." */
+	int port; /* explicit or the scheme's default;
+	             0 = none known; -1 = any */
+	bool subdomains; /* match hosts under host */
+	bool apex; /* match host itself */
 } hr_origin_rule;
 
 typedef struct hr_origin_policy {
-	bool any;                            /* "*" was listed */
+	bool any; /* "*" was listed */
 	size_t n;
 	hr_origin_rule rules[HR_ORIGINS_MAX];
 } hr_origin_policy;
@@ -197,10 +196,10 @@ typedef struct hr_bucket {
 } hr_bucket;
 
 typedef enum hr_bucket_verdict {
-	HR_BUCKET_ALLOW = 0,      /* handle the message */
-	HR_BUCKET_REFUSE_ERROR,   /* drop it; send {"type":"error","error":"rate limit"} */
-	HR_BUCKET_REFUSE,         /* drop it silently */
-	HR_BUCKET_CLOSE,          /* drop it and close with 1008 */
+	HR_BUCKET_ALLOW = 0, /* handle the message */
+	HR_BUCKET_REFUSE_ERROR, /* drop it; send {"type":"error","error":"rate limit"} */
+	HR_BUCKET_REFUSE, /* drop it silently */
+	HR_BUCKET_CLOSE, /* drop it and close with 1008 */
 } hr_bucket_verdict;
 
 void hr_bucket_init(hr_bucket *b, double rate, uint64_t now_ns);

@@ -14,10 +14,10 @@
 
 #include "layer/layer.h"
 
-#define CHECK(x)                                                                         \
-	do {                                                                             \
-		if (!(x))                                                                \
-			abort();                                                         \
+#define CHECK(x)                                                                                   \
+	do {                                                                                       \
+		if (!(x))                                                                          \
+			abort();                                                                   \
 	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,8 +33,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		hr_buf_init(&js, 0);
 		hr_buf_init(&mp2, 0);
 		CHECK(hr_buf_append(&mp, "x", 1) == 0); /* a prefix the codec must keep */
-		int rv = hr_codec_json_to_msgpack((const char *)data, size, object_only, &mp, err,
-		                                  sizeof(err));
+		int rv = hr_codec_json_to_msgpack(
+		    (const char *)data, size, object_only, &mp, err, sizeof(err));
 		if (rv != 0) {
 			CHECK(rv < 0);
 			CHECK(hr_buf_len(&mp) == 1);
@@ -50,8 +50,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			CHECK(hr_codec_msgpack_to_json(p, n, &js) == 0);
 			CHECK(hr_codec_json_to_msgpack((const char *)hr_buf_data(&js),
-			                               hr_buf_len(&js), object_only, &mp2, err,
-			                               sizeof(err)) == 0);
+			          hr_buf_len(&js), object_only, &mp2, err, sizeof(err))
+			    == 0);
 			CHECK(hr_buf_len(&mp2) == n && memcmp(hr_buf_data(&mp2), p, n) == 0);
 		}
 		hr_buf_fini(&mp);

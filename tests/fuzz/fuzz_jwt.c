@@ -21,10 +21,10 @@
 
 #include "transport/auth_int.h"
 
-#define CHECK(x)                                                                         \
-	do {                                                                             \
-		if (!(x))                                                                \
-			abort();                                                         \
+#define CHECK(x)                                                                                   \
+	do {                                                                                       \
+		if (!(x))                                                                          \
+			abort();                                                                   \
 	} while (0)
 
 #define SECRET "fuzz-secret"
@@ -37,8 +37,8 @@ verify(const char *tok, size_t len, const char *user)
 {
 	hr_jwt_claims cl;
 	const char *why = "unset";
-	int rv = hr_jwt_verify(tok, len, SECRET, sizeof(SECRET) - 1, NOW, HR_JWT_LEEWAY_S, user,
-	                       &cl, &why);
+	int rv = hr_jwt_verify(
+	    tok, len, SECRET, sizeof(SECRET) - 1, NOW, HR_JWT_LEEWAY_S, user, &cl, &why);
 	CHECK(rv == 0 || rv == HR_EINVAL || rv == HR_ENOMEM);
 	CHECK((rv == 0) == (why == NULL));
 	CHECK(memchr(cl.user, '\0', sizeof(cl.user)) != NULL);
@@ -48,8 +48,8 @@ verify(const char *tok, size_t len, const char *user)
 static size_t
 b64url(const unsigned char *in, size_t len, char *out)
 {
-	static const char abc[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char abc[]
+	    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t n = 0;
 	uint32_t acc = 0;
 	int bits = 0;
@@ -96,7 +96,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (hr_jwt_sign(d, size, SECRET, sizeof(SECRET) - 1, tok, sizeof(tok), &n) == 0) {
 			const char *why = verify(tok, n, user);
 			if (n <= HR_JWT_MAX)
-				CHECK(why == NULL || (why != hr_auth_bad_signature && why != hr_auth_alg));
+				CHECK(why == NULL
+				    || (why != hr_auth_bad_signature && why != hr_auth_alg));
 		}
 	} else {
 		if (size > HR_JWT_MAX)
@@ -107,7 +108,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(tok + n, ".e30", 4);
 		n += 4;
 		CHECK(HMAC(EVP_sha256(), SECRET, sizeof(SECRET) - 1, (unsigned char *)tok, n, mac,
-		           &maclen) != NULL);
+		          &maclen)
+		    != NULL);
 		tok[n++] = '.';
 		n += b64url(mac, maclen, tok + n);
 		const char *why = verify(tok, n, user);

@@ -15,10 +15,10 @@
 
 #include "layer/layer.h"
 
-#define CHECK(x)                                                                         \
-	do {                                                                             \
-		if (!(x))                                                                \
-			abort();                                                         \
+#define CHECK(x)                                                                                   \
+	do {                                                                                       \
+		if (!(x))                                                                          \
+			abort();                                                                   \
 	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -61,8 +61,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hr_buf_init(&out, 0);
 	if (hr_codec_map_remove(data, size, "__asgi_channel__", &out) == 0 && valid == 0) {
 		CHECK(hr_codec_validate(hr_buf_data(&out), hr_buf_len(&out)) == 0);
-		CHECK(hr_codec_map_get(hr_buf_data(&out), hr_buf_len(&out), "__asgi_channel__",
-		                       &v, &vl) == HR_ENOENT);
+		CHECK(hr_codec_map_get(
+		          hr_buf_data(&out), hr_buf_len(&out), "__asgi_channel__", &v, &vl)
+		    == HR_ENOENT);
 		CHECK(hr_buf_len(&out) <= size);
 	}
 	hr_buf_fini(&out);
@@ -74,8 +75,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (tj != 0)
 		CHECK(hr_buf_len(&js) == 0);
 	int back = tj == 0 ? hr_codec_json_to_msgpack((const char *)hr_buf_data(&js),
-	                                              hr_buf_len(&js), false, &mp2, err,
-	                                              sizeof(err))
+	               hr_buf_len(&js), false, &mp2, err, sizeof(err))
 	                   : -1;
 	/* jansson refuses U+0000 inside object keys (not in values): a map key
 	 * with a NUL prints fine but does not read back. Known; tolerated. */
@@ -88,9 +88,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		hr_buf mp3;
 		hr_buf_init(&mp3, 0);
 		CHECK(hr_codec_json_to_msgpack((const char *)hr_buf_data(&js2), hr_buf_len(&js2),
-		                               false, &mp3, err, sizeof(err)) == 0);
-		CHECK(hr_buf_len(&mp3) == hr_buf_len(&mp2) &&
-		      memcmp(hr_buf_data(&mp3), hr_buf_data(&mp2), hr_buf_len(&mp2)) == 0);
+		          false, &mp3, err, sizeof(err))
+		    == 0);
+		CHECK(hr_buf_len(&mp3) == hr_buf_len(&mp2)
+		    && memcmp(hr_buf_data(&mp3), hr_buf_data(&mp2), hr_buf_len(&mp2)) == 0);
 		hr_buf_fini(&mp3);
 	}
 	hr_buf_fini(&js);

@@ -14,10 +14,10 @@
 
 #include "transport/auth_int.h"
 
-#define CHECK(x)                                                                         \
-	do {                                                                             \
-		if (!(x))                                                                \
-			abort();                                                         \
+#define CHECK(x)                                                                                   \
+	do {                                                                                       \
+		if (!(x))                                                                          \
+			abort();                                                                   \
 	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -51,10 +51,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The origin as a one-entry list must allow itself. */
 	memcpy(list, origin, ol);
 	list[ol] = '\0';
-	if (strlen(list) == ol && strchr(list, ',') == NULL && strchr(list, '*') == NULL &&
-	    strstr(list, "://") != NULL && strstr(list, "://.") == NULL && ol > 0 &&
-	    list[0] != ' ' && list[0] != '\t' && list[ol - 1] != ' ' && list[ol - 1] != '\t' &&
-	    hr_origins_parse(list, &p, err, sizeof(err)) == 0)
+	if (strlen(list) == ol && strchr(list, ',') == NULL && strchr(list, '*') == NULL
+	    && strstr(list, "://") != NULL && strstr(list, "://.") == NULL && ol > 0
+	    && list[0] != ' ' && list[0] != '\t' && list[ol - 1] != ' ' && list[ol - 1] != '\t'
+	    && hr_origins_parse(list, &p, err, sizeof(err)) == 0)
 		CHECK(hr_origins_allowed(&p, origin, ol));
 	return 0;
 }

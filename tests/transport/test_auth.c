@@ -31,15 +31,15 @@ TestSuite(bucket, .timeout = 10);
  * for {"alg":"HS256","typ":"JWT"}; the signature uses the digest the header's
  * alg names (HS256, HS512) and is empty for "none".
  */
-static const char py_token[] =
-        "import os, hmac, hashlib, base64, json\n"
-        "def b(x): return base64.urlsafe_b64encode(x).rstrip(b'=')\n"
-        "h = json.loads(os.environ.get('HR_HDR') or '{\"alg\":\"HS256\",\"typ\":\"JWT\"}')\n"
-        "p = json.loads(os.environ['HR_PAYLOAD'])\n"
-        "si = b(json.dumps(h).encode()) + b'.' + b(json.dumps(p).encode())\n"
-        "dig = {'HS256': hashlib.sha256, 'HS512': hashlib.sha512}.get(h.get('alg'))\n"
-        "sig = hmac.new(os.environ['HR_SECRET'].encode(), si, dig).digest() if dig else b''\n"
-        "print((si + b'.' + b(sig)).decode())\n";
+static const char py_token[]
+    = "import os, hmac, hashlib, base64, json\n"
+      "def b(x): return base64.urlsafe_b64encode(x).rstrip(b'=')\n"
+      "h = json.loads(os.environ.get('HR_HDR') or '{\"alg\":\"HS256\",\"typ\":\"JWT\"}')\n"
+      "p = json.loads(os.environ['HR_PAYLOAD'])\n"
+      "si = b(json.dumps(h).encode()) + b'.' + b(json.dumps(p).encode())\n"
+      "dig = {'HS256': hashlib.sha256, 'HS512': hashlib.sha512}.get(h.get('alg'))\n"
+      "sig = hmac.new(os.environ['HR_SECRET'].encode(), si, dig).digest() if dig else b''\n"
+      "print((si + b'.' + b(sig)).decode())\n";
 
 static char *
 py_make(const char *payload, const char *header, const char *secret)
@@ -67,8 +67,8 @@ static const char *
 check(const char *tok, const char *want_user, hr_jwt_claims *cl)
 {
 	const char *why = "unset";
-	int rv = hr_jwt_verify(tok, strlen(tok), SECRET, strlen(SECRET), NOW, HR_JWT_LEEWAY_S,
-	                       want_user, cl, &why);
+	int rv = hr_jwt_verify(
+	    tok, strlen(tok), SECRET, strlen(SECRET), NOW, HR_JWT_LEEWAY_S, want_user, cl, &why);
 	if (rv == 0)
 		cr_assert_null(why);
 	else
@@ -76,12 +76,13 @@ check(const char *tok, const char *want_user, hr_jwt_claims *cl)
 	return rv == 0 ? NULL : why;
 }
 
-#define assert_valid(tok, user) cr_assert_null(check(tok, user, NULL), "refused: %s", check(tok, user, NULL))
-#define assert_refused(tok, user, reason)                                                 \
-	do {                                                                              \
-		const char *why_ = check(tok, user, NULL);                                \
-		cr_assert_not_null(why_, "accepted, wanted %s", reason);                  \
-		cr_assert_str_eq(why_, reason);                                           \
+#define assert_valid(tok, user)                                                                    \
+	cr_assert_null(check(tok, user, NULL), "refused: %s", check(tok, user, NULL))
+#define assert_refused(tok, user, reason)                                                          \
+	do {                                                                                       \
+		const char *why_ = check(tok, user, NULL);                                         \
+		cr_assert_not_null(why_, "accepted, wanted %s", reason);                           \
+		cr_assert_str_eq(why_, reason);                                                    \
 	} while (0)
 
 /* ---------------------------------------------------------------- JWT */
@@ -161,7 +162,7 @@ Test(jwt, expired_and_within_leeway)
 	char *t = py_make("{\"exp\": 1699999990}", NULL, SECRET);
 	const char *why = NULL;
 	cr_assert_eq(hr_jwt_verify(t, strlen(t), SECRET, strlen(SECRET), NOW, 0, NULL, NULL, &why),
-	             HR_EINVAL);
+	    HR_EINVAL);
 	cr_assert_str_eq(why, "expired");
 }
 
@@ -175,7 +176,7 @@ Test(jwt, nbf_in_the_future_and_within_leeway)
 {
 	assert_refused(py_make("{\"nbf\": 1700000031}", NULL, SECRET), NULL, "not_yet_valid");
 	assert_refused(py_make("{\"nbf\": 1800000000, \"exp\": 1900000000}", NULL, SECRET), NULL,
-	               "not_yet_valid");
+	    "not_yet_valid");
 	assert_valid(py_make("{\"nbf\": 1700000030}", NULL, SECRET), NULL);
 	assert_valid(py_make("{\"nbf\": 1600000000}", NULL, SECRET), NULL);
 }
@@ -200,7 +201,8 @@ Test(jwt, signed_with_another_secret)
 
 Test(jwt, alg_none_is_refused)
 {
-	char *t = py_make("{\"user_id\": \"alice\"}", "{\"alg\": \"none\", \"typ\": \"JWT\"}", SECRET);
+	char *t
+	    = py_make("{\"user_id\": \"alice\"}", "{\"alg\": \"none\", \"typ\": \"JWT\"}", SECRET);
 	cr_assert_eq(t[strlen(t) - 1], '.'); /* empty signature */
 	assert_refused(t, "alice", "alg");
 	t = py_make("{}", "{\"alg\": \"None\"}", SECRET);
@@ -209,14 +211,15 @@ Test(jwt, alg_none_is_refused)
 
 Test(jwt, other_algs_and_missing_alg_are_refused)
 {
-	assert_refused(py_make("{}", "{\"alg\": \"HS512\", \"typ\": \"JWT\"}", SECRET), NULL, "alg");
+	assert_refused(
+	    py_make("{}", "{\"alg\": \"HS512\", \"typ\": \"JWT\"}", SECRET), NULL, "alg");
 	assert_refused(py_make("{}", "{\"alg\": \"RS256\"}", SECRET), NULL, "alg");
 	assert_refused(py_make("{}", "{\"alg\": \"hs256\"}", SECRET), NULL, "alg");
 	assert_refused(py_make("{}", "{\"typ\": \"JWT\"}", SECRET), NULL, "alg");
 	assert_refused(py_make("{}", "{\"alg\": 256}", SECRET), NULL, "alg");
 	assert_refused(py_make("{}", "{\"alg\": \"HS256\\u0000\"}", SECRET), NULL, "malformed");
-	assert_refused(py_make("{}", "{\"alg\": \"HS256\", \"crit\": [\"exp\"]}", SECRET), NULL,
-	               "malformed");
+	assert_refused(
+	    py_make("{}", "{\"alg\": \"HS256\", \"crit\": [\"exp\"]}", SECRET), NULL, "malformed");
 }
 
 Test(jwt, tampered_payload_is_bad_signature)
@@ -228,8 +231,8 @@ Test(jwt, tampered_payload_is_bad_signature)
 	char *g1 = strchr(good, '.'), *g2 = strrchr(good, '.');
 	char *o1 = strchr(other, '.'), *o2 = strrchr(other, '.');
 	char forged[HR_JWT_MAX];
-	snprintf(forged, sizeof(forged), "%.*s%.*s%s", (int)(g1 - good), good, (int)(o2 - o1), o1,
-	         g2);
+	snprintf(
+	    forged, sizeof(forged), "%.*s%.*s%s", (int)(g1 - good), good, (int)(o2 - o1), o1, g2);
 	assert_refused(forged, "alice", "bad_signature");
 	/* one letter changed anywhere in header or payload */
 	for (size_t i = 0; i < (size_t)(g2 - good); i++) {
@@ -259,7 +262,7 @@ Test(jwt, every_truncation_is_refused)
 	for (size_t k = 0; k < n; k++) {
 		const char *why = "unset";
 		cr_assert_eq(hr_jwt_verify(t, k, SECRET, strlen(SECRET), NOW, 30, NULL, NULL, &why),
-		             HR_EINVAL, "prefix of %zu bytes accepted", k);
+		    HR_EINVAL, "prefix of %zu bytes accepted", k);
 		cr_assert_not_null(why);
 	}
 	assert_refused("abc", NULL, "malformed");
@@ -304,7 +307,8 @@ Test(jwt, payload_must_be_a_json_object)
 	cr_assert_eq(hr_jwt_sign("{\"a\":", 5, SECRET, strlen(SECRET), buf, sizeof(buf), &n), 0);
 	assert_refused(buf, NULL, "malformed");
 	const char dup[] = "{\"user_id\":\"bob\",\"user_id\":\"alice\"}";
-	cr_assert_eq(hr_jwt_sign(dup, strlen(dup), SECRET, strlen(SECRET), buf, sizeof(buf), &n), 0);
+	cr_assert_eq(
+	    hr_jwt_sign(dup, strlen(dup), SECRET, strlen(SECRET), buf, sizeof(buf), &n), 0);
 	assert_refused(buf, "alice", "malformed");
 	assert_refused(buf, "bob", "malformed");
 }
@@ -321,8 +325,8 @@ Test(jwt, huge_tokens_are_malformed_without_reading_them)
 	const char *why = NULL;
 	cr_assert_eq(hr_jwt_verify(t, big, SECRET, 6, NOW, 30, NULL, NULL, &why), HR_EINVAL);
 	cr_assert_str_eq(why, "malformed");
-	cr_assert_eq(hr_jwt_verify(t, HR_JWT_MAX + 1, SECRET, 6, NOW, 30, NULL, NULL, &why),
-	             HR_EINVAL);
+	cr_assert_eq(
+	    hr_jwt_verify(t, HR_JWT_MAX + 1, SECRET, 6, NOW, 30, NULL, NULL, &why), HR_EINVAL);
 	cr_assert_str_eq(why, "malformed");
 	free(t);
 
@@ -368,17 +372,18 @@ Test(jwt, builder_tokens_verify_here_and_in_python)
 	cr_assert_eq(hr_jwt_sign(p, strlen(p), SECRET, strlen(SECRET), tok, sizeof(tok), &n), 0);
 	cr_assert_eq(setenv("HR_TOK", tok, 1), 0);
 	cr_assert_eq(setenv("HR_SECRET", SECRET, 1), 0);
-	cr_assert_eq(setenv("HR_PY",
-	                    "import os, hmac, hashlib, base64, json, sys\n"
-	                    "def d(s): return base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))\n"
-	                    "h, p, s = os.environ['HR_TOK'].split('.')\n"
-	                    "mac = hmac.new(os.environ['HR_SECRET'].encode(), (h + '.' + p).encode(),"
-	                    " hashlib.sha256).digest()\n"
-	                    "ok = hmac.compare_digest(mac, d(s)) and json.loads(d(h))['alg'] == 'HS256'"
-	                    " and json.loads(d(p))['user_id'] == 'alice'\n"
-	                    "sys.exit(0 if ok else 1)\n",
-	                    1),
-	             0);
+	cr_assert_eq(
+	    setenv("HR_PY",
+	        "import os, hmac, hashlib, base64, json, sys\n"
+	        "def d(s): return base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))\n"
+	        "h, p, s = os.environ['HR_TOK'].split('.')\n"
+	        "mac = hmac.new(os.environ['HR_SECRET'].encode(), (h + '.' + p).encode(),"
+	        " hashlib.sha256).digest()\n"
+	        "ok = hmac.compare_digest(mac, d(s)) and json.loads(d(h))['alg'] == 'HS256'"
+	        " and json.loads(d(p))['user_id'] == 'alice'\n"
+	        "sys.exit(0 if ok else 1)\n",
+	        1),
+	    0);
 	int st = system(PY " -c 'import os; exec(os.environ[\"HR_PY\"])'");
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "python refused our token");
 }
@@ -502,9 +507,9 @@ Test(origins, exact_origin)
 	cr_assert(allowed("https://app.example.com"));
 	cr_assert(allowed("https://app.example.com:443")); /* the default port */
 	cr_assert(allowed("http://localhost:8000"));
-	cr_assert_not(allowed("http://app.example.com"));      /* scheme */
+	cr_assert_not(allowed("http://app.example.com")); /* scheme */
 	cr_assert_not(allowed("https://app.example.com:8443")); /* port */
-	cr_assert_not(allowed("http://localhost"));             /* port 80 */
+	cr_assert_not(allowed("http://localhost")); /* port 80 */
 	cr_assert_not(allowed("http://localhost:8001"));
 	cr_assert_not(allowed("https://example.com"));
 	cr_assert_not(allowed("https://evil.app.example.com"));
@@ -617,7 +622,7 @@ Test(origins, bad_lists_are_errors)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char err[256] = "";
 		cr_assert_eq(hr_origins_parse(bad[i], &pol, err, sizeof(err)), HR_EINVAL,
-		             "accepted '%s'", bad[i]);
+		    "accepted '%s'", bad[i]);
 		cr_assert_neq(err[0], '\0');
 		cr_assert_not_null(strstr(err, "--allowed-origins"));
 	}
@@ -629,8 +634,8 @@ Test(origins, entry_count_is_bounded)
 	char list[HR_ORIGINS_MAX * 32];
 	size_t n = 0;
 	for (int i = 0; i < HR_ORIGINS_MAX; i++)
-		n += (size_t)snprintf(list + n, sizeof(list) - n, "%shttps://h%d.example.com",
-		                      i ? "," : "", i);
+		n += (size_t)snprintf(
+		    list + n, sizeof(list) - n, "%shttps://h%d.example.com", i ? "," : "", i);
 	policy(list);
 	cr_assert_eq(pol.n, HR_ORIGINS_MAX);
 	cr_assert(allowed("https://h63.example.com"));
@@ -710,7 +715,7 @@ Test(bucket, steady_rate_at_r_is_never_refused)
 	hr_bucket_init(&b, 20, 0);
 	for (uint64_t i = 1; i <= 2000; i++)
 		cr_assert_eq(hr_bucket_take(&b, i * SEC / 20), HR_BUCKET_ALLOW, "message %lu",
-		             (unsigned long)i);
+		    (unsigned long)i);
 }
 
 Test(bucket, an_allowed_message_ends_the_run)
