@@ -19,7 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "transport/auth_int.h"
+#include "transport/security_int.h"
 
 #define CHECK(x)                                                                                   \
 	do {                                                                                       \

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transport/auth_int.h"
+#include "transport/security_int.h"
 
 #define CHECK(x)                                                                                   \
 	do {                                                                                       \

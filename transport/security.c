@@ -1,5 +1,5 @@
 /*
- * auth.c: pure security checks for the node (see auth_int.h): HS256 JWT
+ * security.c: pure security checks for the node (see security_int.h): HS256 JWT
  * verification, token extraction, the constant-time API key compare, the
  * origin policy and the inbound token bucket. No lws, no threads, no clock:
  * any thread may call these; the caller passes the time.
@@ -20,7 +20,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
-#include "transport/auth_int.h"
+#include "transport/security_int.h"
 
 const char hr_auth_malformed[] = "malformed";
 const char hr_auth_bad_signature[] = "bad_signature";

@@ -1,5 +1,5 @@
 /*
- * test_auth.c: the node's pure security checks (transport/auth.c). JWTs
+ * test_security.c: the node's pure security checks (transport/security.c). JWTs
  * come from the real peer: Python's hmac, hashlib, base64 and json run
  * through /usr/bin/python3, as a Django backend would make them with the
  * standard library; a few come from the in-test builder (hr_jwt_sign),
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "transport/auth_int.h"
+#include "transport/security_int.h"
 
 #define PY "/usr/bin/python3"
 #define NOW INT64_C(1700000000)

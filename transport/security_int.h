@@ -1,5 +1,5 @@
 /*
- * auth_int.h: the node's security checks as pure functions. JWT (HS256)
+ * security_int.h: the node's security checks as pure functions. JWT (HS256)
  * verification for WebSocket handshakes, token extraction from a query
  * string or an Authorization header, the constant-time API key compare, the
  * --allowed-origins policy, and the per-connection inbound token bucket.
@@ -9,8 +9,8 @@
  * from any thread; a policy or bucket is touched by one thread at a time
  * (an origin policy is read-only once parsed and may be shared freely).
  */
-#ifndef HERALD_TRANSPORT_AUTH_INT_H
-#define HERALD_TRANSPORT_AUTH_INT_H
+#ifndef HERALD_TRANSPORT_SECURITY_INT_H
+#define HERALD_TRANSPORT_SECURITY_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -205,4 +205,4 @@ typedef enum hr_bucket_verdict {
 void hr_bucket_init(hr_bucket *b, double rate, uint64_t now_ns);
 hr_bucket_verdict hr_bucket_take(hr_bucket *b, uint64_t now_ns);
 
-#endif /* HERALD_TRANSPORT_AUTH_INT_H */
+#endif /* HERALD_TRANSPORT_SECURITY_INT_H */
