@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "actors/actor.h"
+#include "actors/worker_int.h"
 
 #define MAX_KEPT_LIMIT 10000000u
 #define USER_ID_MAX 64
@@ -71,6 +72,7 @@ struct hr_worker {
 };
 
 #define MAIL_JOB (HR_MAIL_USER + 0)
+#define MAIL_HOLD (HR_MAIL_USER + 1) /* p1: hr_worker_gate*, borrowed */
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -385,7 +387,19 @@ on_job(hr_actor *self, void *state, hr_mail *mail)
 	job_free(j);
 }
 
-static const hr_actor_fn worker_handlers[] = {on_job};
+static void
+on_hold(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_worker_gate *g = mail->p1;
+	pthread_mutex_lock(&g->lock);
+	g->entered = true;
+	pthread_cond_broadcast(&g->cond);
+	while (!g->open)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static const hr_actor_fn worker_handlers[] = {on_job, on_hold};
 
 /* ---------------------------------------------------------------- API */
 
@@ -665,4 +679,58 @@ hr_worker_get_stats(hr_worker *w, hr_worker_stats *out)
 	*out = w->stats;
 	out->kept = w->n_records;
 	pthread_mutex_unlock(&w->lock);
+}
+
+/* ---------------------------------------------------------------- test gate */
+
+void
+hr_worker__gate_init(hr_worker_gate *g)
+{
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	g->entered = false;
+	g->open = false;
+}
+
+void
+hr_worker__gate_fini(hr_worker_gate *g)
+{
+	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->lock);
+}
+
+int
+hr_worker__hold(hr_worker *w, hr_worker_gate *g)
+{
+	hr_mail m = {.kind = MAIL_HOLD, .p1 = g};
+	return hr_actor_send(w->actor, &m, 0);
+}
+
+int
+hr_worker__gate_wait_entered(hr_worker_gate *g, int timeout_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	int rc = 0;
+	pthread_mutex_lock(&g->lock);
+	while (!g->entered && rc == 0)
+		rc = pthread_cond_timedwait(&g->cond, &g->lock, &until);
+	bool entered = g->entered;
+	pthread_mutex_unlock(&g->lock);
+	return entered ? 0 : HR_ETIMEDOUT;
+}
+
+void
+hr_worker__gate_open(hr_worker_gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->open = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
 }
