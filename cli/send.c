@@ -216,9 +216,14 @@ hr_cli__send_main(int argc, char *const *argv, char *const *envp)
 	const char *msg = e ? json_string_value(json_object_get(e, "error")) : NULL;
 	if (msg != NULL)
 		fprintf(stderr, "herald: send: refused (HTTP %d): %s\n", status, msg);
-	else
-		fprintf(stderr, "herald: send: refused (HTTP %d): %.*s\n", status,
-		        (int)(rlen > 300 ? 300 : rlen), resp);
+	else {
+		/* Not JSON: show the start of it, on one line. */
+		size_t n = rlen > 300 ? 300 : rlen;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)resp[i] < ' ')
+				resp[i] = ' ';
+		fprintf(stderr, "herald: send: refused (HTTP %d): %.*s\n", status, (int)n, resp);
+	}
 	json_decref(e);
 out:
 	free(resp);
