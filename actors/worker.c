@@ -32,7 +32,7 @@
 #define USER_ID_MAX 64
 
 enum state { ST_QUEUED, ST_PROCESSING, ST_SENT, ST_FAILED };
-static const char *const state_names[] = {"queued", "processing", "sent", "failed"};
+static const char *const state_names[] = { "queued", "processing", "sent", "failed" };
 
 struct record {
 	char id[37];
@@ -110,8 +110,8 @@ format_time(int64_t us, char *out, size_t outlen)
 		snprintf(tmp, sizeof(tmp), "1970-01-01T00:00:00.000000+00:00");
 	else
 		snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06u+00:00",
-		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		         tm.tm_sec, frac);
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		    frac);
 	size_t n = strlen(tmp);
 	if (n >= outlen)
 		n = outlen - 1;
@@ -345,13 +345,13 @@ broadcast(hr_worker *w, const struct job *j, enum state st, int64_t us)
 	int rc = build_event(j, st, us, &m);
 	if (rc != 0)
 		return rc;
-	rc = hr_router_group_send(w->router, "notifications", m, NULL, NULL,
-	                          HR_WORKER_SEND_TIMEOUT_MS);
+	rc = hr_router_group_send(
+	    w->router, "notifications", m, NULL, NULL, HR_WORKER_SEND_TIMEOUT_MS);
 	if (rc == 0 && j->user_id != NULL) {
 		char group[8 + USER_ID_MAX];
 		snprintf(group, sizeof(group), "user_%s", j->user_id);
-		rc = hr_router_group_send(w->router, group, m, NULL, NULL,
-		                          HR_WORKER_SEND_TIMEOUT_MS);
+		rc = hr_router_group_send(
+		    w->router, group, m, NULL, NULL, HR_WORKER_SEND_TIMEOUT_MS);
 	}
 	hr_msg_unref(m);
 	return rc;
@@ -399,7 +399,7 @@ on_hold(hr_actor *self, void *state, hr_mail *mail)
 	pthread_mutex_unlock(&g->lock);
 }
 
-static const hr_actor_fn worker_handlers[] = {on_job, on_hold};
+static const hr_actor_fn worker_handlers[] = { on_job, on_hold };
 
 /* ---------------------------------------------------------------- API */
 
@@ -430,12 +430,12 @@ hr_worker_create(hr_worker **out, hr_router *router, size_t max_kept)
 		return HR_EIO;
 	}
 	hr_actor_spec spec = {
-	        .name = "worker",
-	        .mailbox_capacity = HR_WORKER_MAILBOX,
-	        .state = w,
-	        .handlers = worker_handlers,
-	        .n_handlers = sizeof(worker_handlers) / sizeof(worker_handlers[0]),
-	        .drop = drop_mail,
+		.name = "worker",
+		.mailbox_capacity = HR_WORKER_MAILBOX,
+		.state = w,
+		.handlers = worker_handlers,
+		.n_handlers = sizeof(worker_handlers) / sizeof(worker_handlers[0]),
+		.drop = drop_mail,
 	};
 	int rc = hr_actor_spawn(&w->actor, &spec);
 	if (rc != 0) {
@@ -471,8 +471,8 @@ valid_user_id(const char *s, size_t n)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+		        || c == '_'))
 			return false;
 	}
 	return true;
@@ -522,11 +522,11 @@ job_from_json(const char *json, size_t len, struct job **out, char *err, size_t 
 		set_err(err, errlen, "body must be a string");
 		goto out;
 	}
-	if (user != NULL && !json_is_null(user) &&
-	    (!json_is_string(user) ||
-	     !valid_user_id(json_string_value(user), json_string_length(user)))) {
+	if (user != NULL && !json_is_null(user)
+	    && (!json_is_string(user)
+	        || !valid_user_id(json_string_value(user), json_string_length(user)))) {
 		set_err(err, errlen, "user_id must be a string of 1..%d letters, digits or _",
-		        USER_ID_MAX);
+		    USER_ID_MAX);
 		goto out;
 	}
 	if (data != NULL && !json_is_null(data) && !json_is_object(data)) {
@@ -559,8 +559,8 @@ job_from_json(const char *json, size_t len, struct job **out, char *err, size_t 
 		hr_buf b;
 		hr_buf_init(&b, 0);
 		char cerr[128] = "";
-		rc = hr_codec_json_to_msgpack(data_json, strlen(data_json), true, &b, cerr,
-		                              sizeof(cerr));
+		rc = hr_codec_json_to_msgpack(
+		    data_json, strlen(data_json), true, &b, cerr, sizeof(cerr));
 		if (rc == 0) {
 			j->data_len = hr_buf_len(&b);
 			j->data = malloc(j->data_len ? j->data_len : 1);
@@ -593,8 +593,8 @@ out:
 }
 
 int
-hr_worker_submit(hr_worker *w, const char *json, size_t len, char id_out[37], char *err,
-                 size_t errlen)
+hr_worker_submit(
+    hr_worker *w, const char *json, size_t len, char id_out[37], char *err, size_t errlen)
 {
 	struct job *j = NULL;
 	int rc = job_from_json(json, len, &j, err, errlen);
@@ -624,7 +624,7 @@ hr_worker_submit(hr_worker *w, const char *json, size_t len, char id_out[37], ch
 	rc = table_make_room(w);
 	if (rc == 0) {
 		table_insert(w, r);
-		hr_mail m = {.kind = MAIL_JOB, .p1 = j};
+		hr_mail m = { .kind = MAIL_JOB, .p1 = j };
 		rc = hr_actor_send(w->actor, &m, 0);
 		if (rc != 0) {
 			table_remove(w, r);
@@ -702,7 +702,7 @@ hr_worker__gate_fini(hr_worker_gate *g)
 int
 hr_worker__hold(hr_worker *w, hr_worker_gate *g)
 {
-	hr_mail m = {.kind = MAIL_HOLD, .p1 = g};
+	hr_mail m = { .kind = MAIL_HOLD, .p1 = g };
 	return hr_actor_send(w->actor, &m, 0);
 }
 

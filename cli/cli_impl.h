@@ -48,8 +48,8 @@ void hr_cli__serve_fini(hr_cli_serve *s);
  * Returns 0, or HR_EINVAL with a one-line reason naming the option in err.
  * s must have been initialised; on error call hr_cli__serve_fini anyway.
  */
-int hr_cli__parse_serve(hr_cli_serve *s, int argc, char *const *argv, char *const *envp, char *err,
-                        size_t errlen);
+int hr_cli__parse_serve(
+    hr_cli_serve *s, int argc, char *const *argv, char *const *envp, char *err, size_t errlen);
 
 /* One-screen summary of serve's options. */
 void hr_cli__serve_usage(FILE *f);
@@ -63,7 +63,7 @@ void hr_cli__serve_usage(FILE *f);
  * HR_EIO when OpenSSL fails.
  */
 int hr_cli__token_make(const char *secret, const char *user, int64_t now, int64_t ttl, char *out,
-                       size_t outlen, char *err, size_t errlen);
+    size_t outlen, char *err, size_t errlen);
 
 /* base64url without padding of n bytes into out (NUL-terminated). Returns the
  * length written, or HR_EMSGSIZE. */
@@ -76,8 +76,8 @@ int hr_cli__token_main(int argc, char *const *argv, char *const *envp);
 
 /* A parsed http:// URL. */
 typedef struct hr_cli_url {
-	char host[256];  /* without brackets */
-	char port[8];    /* decimal, "80" by default */
+	char host[256]; /* without brackets */
+	char port[8]; /* decimal, "80" by default */
 	char base[1024]; /* path prefix without trailing '/', may be empty */
 } hr_cli_url;
 
@@ -98,8 +98,8 @@ int hr_cli__url_parse(const char *url, hr_cli_url *out, char *err, size_t errlen
  * HR_EIO / HR_ETIMEDOUT / HR_EBADMSG with a reason in err.
  */
 int hr_cli__http_post(const hr_cli_url *url, const char *path, const char *api_key,
-                      const char *body, size_t body_len, int timeout_ms, int *status, char **resp,
-                      size_t *resp_len, char *err, size_t errlen);
+    const char *body, size_t body_len, int timeout_ms, int *status, char **resp, size_t *resp_len,
+    char *err, size_t errlen);
 
 /* `herald send ...` (argv[0] is the first option). Returns the exit status:
  * 0 on a 2xx answer, 1 when refused or unreachable, 2 for bad usage. */

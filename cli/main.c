@@ -31,7 +31,7 @@ usage(FILE *f)
 	      "                    print a signed HS256 JWT for the WebSocket routes\n"
 	      "  help              this text\n"
 	      "  --version         print the version\n",
-	      f);
+	    f);
 }
 
 static void

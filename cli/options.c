@@ -52,7 +52,7 @@ typedef int (*apply_fn)(struct parse *p, const char *label, const char *val);
 
 struct option {
 	const char *name; /* without the leading "--" */
-	bool repeatable;  /* comma lists in env and file, values accumulate */
+	bool repeatable; /* comma lists in env and file, values accumulate */
 	apply_fn apply;
 	const char *help;
 };
@@ -71,12 +71,12 @@ struct parse {
 	size_t n_entries;
 	const char *config_path; /* borrowed from argv or envp */
 	enum source config_src;
-	const char *file_label;  /* the config file's name, for messages */
-	int layer;               /* -1 unset, 0 memory, 1 redis */
+	const char *file_label; /* the config file's name, for messages */
+	int layer; /* -1 unset, 0 memory, 1 redis */
 	const char *layer_label;
 	const char *tls_cert_label;
 	const char *tls_key_label;
-	bool first_error_kept;   /* inih callback: an error is already in err */
+	bool first_error_kept; /* inih callback: an error is already in err */
 };
 
 static int
@@ -97,7 +97,7 @@ keep(struct parse *p, const char *label, const char *str)
 	hr_cli_serve *s = p->s;
 	if (s->_n_strings >= HR_CLI_MAX_STRINGS) {
 		fail(p, "%s: too many option values (at most %d strings)", label,
-		     HR_CLI_MAX_STRINGS);
+		    HR_CLI_MAX_STRINGS);
 		return NULL;
 	}
 	char *c = strdup(str);
@@ -114,7 +114,7 @@ keep(struct parse *p, const char *label, const char *str)
 /* Plain decimal digits only: no sign, no spaces, no hex, no overflow. */
 static int
 parse_uint(struct parse *p, const char *label, const char *v, unsigned long long min,
-           unsigned long long max, unsigned long long *out)
+    unsigned long long max, unsigned long long *out)
 {
 	unsigned long long n = 0;
 	if (*v == '\0')
@@ -202,7 +202,7 @@ apply_listen(struct parse *p, const char *label, const char *v)
 		size_t n = (size_t)(colon - v);
 		if (memchr(v, ':', n) != NULL)
 			return fail(p, "%s: IPv6 addresses go in brackets, as [%.*s]:PORT", label,
-			            (int)n, v);
+			    (int)n, v);
 		if (n == 0)
 			return fail(p, "%s: '%s' has no host", label, v);
 		if (n >= sizeof(host))
@@ -213,17 +213,17 @@ apply_listen(struct parse *p, const char *label, const char *v)
 		struct in_addr a4;
 		if (strcmp(host, "localhost") != 0 && inet_pton(AF_INET, host, &a4) != 1)
 			return fail(p,
-			            "%s: host '%s' must be localhost, an IPv4 address or an IPv6 "
-			            "address in brackets",
-			            label, host);
+			    "%s: host '%s' must be localhost, an IPv4 address or an IPv6 "
+			    "address in brackets",
+			    label, host);
 	}
 	unsigned long long pn;
 	int rc = parse_uint(p, label, port, 1, 65535, &pn);
 	if (rc != 0)
 		return fail(p, "%s: port '%s' in '%s' must be 1..65535", label, port, v);
 
-	const char *hosts[2] = {host, NULL};
-	bool is6[2] = {v6, false};
+	const char *hosts[2] = { host, NULL };
+	bool is6[2] = { v6, false };
 	if (strcmp(host, "localhost") == 0) {
 		hosts[0] = "127.0.0.1";
 		hosts[1] = "::1";
@@ -233,17 +233,18 @@ apply_listen(struct parse *p, const char *label, const char *v)
 	for (size_t i = 0; i < 2 && hosts[i] != NULL; i++) {
 		for (size_t j = 0; j < c->n_listen; j++)
 			if (c->listen[j].port == pn && strcmp(c->listen[j].host, hosts[i]) == 0)
-				return fail(p, "%s: %s port %llu is listed twice", label, hosts[i],
-				            pn);
+				return fail(
+				    p, "%s: %s port %llu is listed twice", label, hosts[i], pn);
 		if (c->n_listen >= HR_MAX_LISTEN)
-			return fail(p, "%s: at most %d listen addresses ('localhost' counts as two)",
-			            label, HR_MAX_LISTEN);
+			return fail(p,
+			    "%s: at most %d listen addresses ('localhost' counts as two)", label,
+			    HR_MAX_LISTEN);
 		hr_listen_addr *a = &c->listen[c->n_listen++];
 		memset(a, 0, sizeof(*a));
 		snprintf(a->host, sizeof(a->host), "%s", hosts[i]);
 		a->port = (uint16_t)pn;
 		snprintf(a->shown, sizeof(a->shown), is6[i] ? "[%s]:%u" : "%s:%u", hosts[i],
-		         (unsigned)pn);
+		    (unsigned)pn);
 	}
 	return 0;
 }
@@ -312,8 +313,8 @@ apply_redis(struct parse *p, const char *label, const char *v)
 	hr_config *c = &p->s->cfg;
 	static const char scheme[] = "redis://";
 	if (strncmp(v, scheme, sizeof(scheme) - 1) != 0)
-		return fail(p, "%s: '%s' must look like redis://[:password@]host:port[/db]", label,
-		            v);
+		return fail(
+		    p, "%s: '%s' must look like redis://[:password@]host:port[/db]", label, v);
 	const char *rest = v + sizeof(scheme) - 1;
 	const char *at = strrchr(rest, '@');
 	if (at != NULL) {
@@ -329,8 +330,8 @@ apply_redis(struct parse *p, const char *label, const char *v)
 	if (slash != NULL && slash[1] != '\0') {
 		unsigned long long db;
 		if (parse_uint(p, label, slash + 1, 0, 1000000, &db) != 0)
-			return fail(p, "%s: database '%s' in '%s' must be a number", label,
-			            slash + 1, v);
+			return fail(
+			    p, "%s: database '%s' in '%s' must be a number", label, slash + 1, v);
 	}
 	for (size_t i = 0; i < c->n_redis; i++)
 		if (strcmp(c->redis[i], v) == 0)
@@ -348,8 +349,8 @@ static int
 apply_prefix(struct parse *p, const char *label, const char *v)
 {
 	if (*v == '\0' || strlen(v) > 64 || !printable_token(v))
-		return fail(p, "%s: '%s' must be 1..64 printable characters without spaces", label,
-		            v);
+		return fail(
+		    p, "%s: '%s' must be 1..64 printable characters without spaces", label, v);
 	const char *k = keep(p, label, v);
 	if (k == NULL)
 		return HR_EINVAL;
@@ -384,8 +385,8 @@ apply_channel_capacity(struct parse *p, const char *label, const char *v)
 		return fail(p, "%s: pattern '%s' has spaces or control characters", label, glob);
 	unsigned long long n;
 	if (parse_uint(p, label, eq + 1, 1, MAX_COUNT, &n) != 0)
-		return fail(p, "%s: capacity '%s' in '%s' must be 1..%llu", label, eq + 1, v,
-		            MAX_COUNT);
+		return fail(
+		    p, "%s: capacity '%s' in '%s' must be 1..%llu", label, eq + 1, v, MAX_COUNT);
 	if (c->n_channel_capacity >= HR_MAX_CAPACITY_RULES)
 		return fail(p, "%s: at most %d rules", label, HR_MAX_CAPACITY_RULES);
 	const char *k = keep(p, label, glob);
@@ -459,21 +460,22 @@ apply_allowed_origins(struct parse *p, const char *label, const char *v)
 		memcpy(one, start, n);
 		one[n] = '\0';
 		if (!printable_token(one))
-			return fail(p, "%s: origin '%s' has spaces or control characters", label,
-			            one);
+			return fail(
+			    p, "%s: origin '%s' has spaces or control characters", label, one);
 		if (strcmp(one, "*") != 0) {
 			const char *sep = strstr(one, "://");
 			if (sep == NULL || sep == one || sep[3] == '\0')
 				return fail(p, "%s: origin '%s' must be * or scheme://host[:port]",
-				            label, one);
+				    label, one);
 			const char *host = sep + 3;
 			const char *star = strchr(one, '*');
-			if (star != NULL && (star != host || host[1] != '.' || host[2] == '\0' ||
-			                     strchr(star + 1, '*') != NULL))
+			if (star != NULL
+			    && (star != host || host[1] != '.' || host[2] == '\0'
+			        || strchr(star + 1, '*') != NULL))
 				return fail(p,
-				            "%s: origin '%s': '*' may only start the host, as "
-				            "https://*.example.com",
-				            label, one);
+				    "%s: origin '%s': '*' may only start the host, as "
+				    "https://*.example.com",
+				    label, one);
 		}
 		if (on > 0)
 			out[on++] = ',';
@@ -566,7 +568,7 @@ apply_tls_key(struct parse *p, const char *label, const char *v)
 static int
 apply_log_level(struct parse *p, const char *label, const char *v)
 {
-	static const char *const names[] = {"error", "warn", "info", "debug"};
+	static const char *const names[] = { "error", "warn", "info", "debug" };
 	for (int i = 0; i < 4; i++) {
 		if (strcmp(v, names[i]) == 0) {
 			p->s->cfg.log_level = (hr_log_level)i;
@@ -601,25 +603,25 @@ enum {
 };
 
 static const struct option options[] = {
-	{"config", false, NULL, "FILE      INI file of key = value lines"},
-	{"listen", true, apply_listen, "HOST:PORT listener (repeatable; localhost:8000)"},
-	{"threads", false, apply_threads, "N         I/O threads (number of cores)"},
-	{"layer", false, apply_layer, "memory|redis (memory; redis with --redis)"},
-	{"redis", true, apply_redis, "URL       redis://[:password@]host:port[/db] (repeatable)"},
-	{"prefix", false, apply_prefix, "S         key prefix (asgi)"},
-	{"capacity", false, apply_capacity, "N         default channel capacity (100)"},
-	{"channel-capacity", true, apply_channel_capacity, "GLOB=N (repeatable)"},
-	{"expiry", false, apply_expiry, "S         message expiry seconds (60)"},
-	{"group-expiry", false, apply_group_expiry, "S   group expiry seconds (86400)"},
-	{"jwt-secret", false, apply_jwt_secret, "S     HS256 secret for WebSocket auth"},
-	{"api-key", false, apply_api_key, "K        key for the publish API"},
-	{"allowed-origins", false, apply_allowed_origins, "LIST comma list of origins"},
-	{"max-message", false, apply_max_message, "BYTES largest inbound message (65536)"},
-	{"rate-limit", false, apply_rate_limit, "MSGS/S inbound messages per connection (20)"},
-	{"max-connections", false, apply_max_connections, "N per node (0 = unlimited)"},
-	{"tls-cert", false, apply_tls_cert, "FILE    certificate (PEM), with --tls-key"},
-	{"tls-key", false, apply_tls_key, "FILE     private key (PEM), with --tls-cert"},
-	{"log-level", false, apply_log_level, "error|warn|info|debug (info)"},
+	{ "config", false, NULL, "FILE      INI file of key = value lines" },
+	{ "listen", true, apply_listen, "HOST:PORT listener (repeatable; localhost:8000)" },
+	{ "threads", false, apply_threads, "N         I/O threads (number of cores)" },
+	{ "layer", false, apply_layer, "memory|redis (memory; redis with --redis)" },
+	{ "redis", true, apply_redis, "URL       redis://[:password@]host:port[/db] (repeatable)" },
+	{ "prefix", false, apply_prefix, "S         key prefix (asgi)" },
+	{ "capacity", false, apply_capacity, "N         default channel capacity (100)" },
+	{ "channel-capacity", true, apply_channel_capacity, "GLOB=N (repeatable)" },
+	{ "expiry", false, apply_expiry, "S         message expiry seconds (60)" },
+	{ "group-expiry", false, apply_group_expiry, "S   group expiry seconds (86400)" },
+	{ "jwt-secret", false, apply_jwt_secret, "S     HS256 secret for WebSocket auth" },
+	{ "api-key", false, apply_api_key, "K        key for the publish API" },
+	{ "allowed-origins", false, apply_allowed_origins, "LIST comma list of origins" },
+	{ "max-message", false, apply_max_message, "BYTES largest inbound message (65536)" },
+	{ "rate-limit", false, apply_rate_limit, "MSGS/S inbound messages per connection (20)" },
+	{ "max-connections", false, apply_max_connections, "N per node (0 = unlimited)" },
+	{ "tls-cert", false, apply_tls_cert, "FILE    certificate (PEM), with --tls-key" },
+	{ "tls-key", false, apply_tls_key, "FILE     private key (PEM), with --tls-cert" },
+	{ "log-level", false, apply_log_level, "error|warn|info|debug (info)" },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -630,7 +632,7 @@ hr_cli__serve_usage(FILE *f)
 	      "Every option may also be set as HERALD_<OPTION> in the environment\n"
 	      "(comma lists for repeatable ones) or as `option = value` in --config FILE;\n"
 	      "flags beat environment beat file.\n",
-	      f);
+	    f);
 	for (size_t i = 0; i < N_OPTIONS; i++)
 		fprintf(f, "  --%s %s\n", options[i].name, options[i].help);
 }
@@ -724,8 +726,8 @@ collect_flags(struct parse *p, int argc, char *const *argv)
 		if (memchr(name, '_', n) == NULL)
 			opt = find_option(name, n);
 		if (opt < 0)
-			return fail(p, "unknown option '--%.*s' (see herald serve --help)", (int)n,
-			            name);
+			return fail(
+			    p, "unknown option '--%.*s' (see herald serve --help)", (int)n, name);
 		const char *val;
 		if (eq != NULL) {
 			val = eq + 1;
@@ -867,8 +869,8 @@ collect_file(struct parse *p)
 			col = 0;
 		} else if (++col > INI_LINE_MAX) {
 			free(text);
-			return fail(p, "%s:%zu: line longer than %d characters", path, line,
-			            INI_LINE_MAX);
+			return fail(
+			    p, "%s:%zu: line longer than %d characters", path, line, INI_LINE_MAX);
 		}
 	}
 	char first[256];
@@ -913,12 +915,12 @@ apply_all(struct parse *p)
 				size_t k = (size_t)snprintf(label, sizeof(label), "HERALD_");
 				for (const char *ch = options[o].name; *ch && k + 1 < sizeof(label);
 				     ch++)
-					label[k++] =
-					        *ch == '-' ? '_' : (char)toupper((unsigned char)*ch);
+					label[k++]
+					    = *ch == '-' ? '_' : (char)toupper((unsigned char)*ch);
 				label[k] = '\0';
 			} else {
 				snprintf(label, sizeof(label), "%.200s: %s", p->file_label,
-				         options[o].name);
+				    options[o].name);
 			}
 			int rc = options[o].apply(p, label, e->val);
 			if (rc != 0)
@@ -938,8 +940,8 @@ apply_all(struct parse *p)
 		}
 	}
 	if (p->layer == 0 && c->n_redis > 0)
-		return fail(p, "%s: memory conflicts with --redis (drop one of them)",
-		            p->layer_label);
+		return fail(
+		    p, "%s: memory conflicts with --redis (drop one of them)", p->layer_label);
 	if (p->layer == 1 && c->n_redis == 0) {
 		/* channels_redis' default hosts: [("localhost", 6379)] */
 		c->redis[c->n_redis++] = "redis://localhost:6379";
@@ -971,8 +973,8 @@ hr_cli__serve_fini(hr_cli_serve *s)
 }
 
 int
-hr_cli__parse_serve(hr_cli_serve *s, int argc, char *const *argv, char *const *envp, char *err,
-                    size_t errlen)
+hr_cli__parse_serve(
+    hr_cli_serve *s, int argc, char *const *argv, char *const *envp, char *err, size_t errlen)
 {
 	struct parse *p = calloc(1, sizeof(*p));
 	if (p == NULL) {

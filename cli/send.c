@@ -26,7 +26,7 @@ send_usage(FILE *f)
 	      "                   (--group G | --user U | --channel C) JSON\n"
 	      "  URL defaults to $HERALD_URL or http://localhost:8000, K to $HERALD_API_KEY,\n"
 	      "  T to notification_message. Exit 0 on 2xx, 1 when refused, 2 on bad usage.\n",
-	      f);
+	    f);
 }
 
 /* Percent-encode one path segment (RFC 3986 unreserved characters stay). */
@@ -36,9 +36,8 @@ seg_encode(const char *s, char *out, size_t outlen)
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
 	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		             (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || *c == '_' ||
-		             *c == '~';
+		bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')
+		    || (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || *c == '_' || *c == '~';
 		if (o + (plain ? 1 : 3) >= outlen)
 			return HR_EMSGSIZE;
 		if (plain) {
@@ -61,8 +60,8 @@ hr_cli__send_main(int argc, char *const *argv, char *const *envp)
 	const char *type = "notification_message";
 	const char *target = NULL, *json = NULL;
 	int target_kind = -1; /* 0 group, 1 user, 2 channel */
-	static const char *const names[] = {"--url", "--api-key", "--type", "--group", "--user",
-	                                    "--channel"};
+	static const char *const names[]
+	    = { "--url", "--api-key", "--type", "--group", "--user", "--channel" };
 	int rc = 2;
 	char *body = NULL, *resp = NULL, *type_json = NULL;
 	json_t *tj = NULL;
@@ -79,8 +78,8 @@ hr_cli__send_main(int argc, char *const *argv, char *const *envp)
 		}
 		if (strncmp(a, "--", 2) != 0) {
 			if (json != NULL) {
-				fprintf(stderr, "herald: send: one JSON payload only ('%s' is extra)\n",
-				        a);
+				fprintf(stderr,
+				    "herald: send: one JSON payload only ('%s' is extra)\n", a);
 				return 2;
 			}
 			json = a;
@@ -118,8 +117,9 @@ hr_cli__send_main(int argc, char *const *argv, char *const *envp)
 			break;
 		default:
 			if (target != NULL) {
-				fprintf(stderr, "herald: send: give one of --group, --user, "
-				                "--channel\n");
+				fprintf(stderr,
+				    "herald: send: give one of --group, --user, "
+				    "--channel\n");
 				return 2;
 			}
 			target = val;
@@ -199,7 +199,7 @@ hr_cli__send_main(int argc, char *const *argv, char *const *envp)
 	int status = 0;
 	size_t rlen = 0;
 	int hrc = hr_cli__http_post(&url, path, api_key, body, (size_t)bl, HR_CLI_HTTP_TIMEOUT_MS,
-	                            &status, &resp, &rlen, err, sizeof(err));
+	    &status, &resp, &rlen, err, sizeof(err));
 	if (hrc != 0) {
 		fprintf(stderr, "herald: send: %s\n", err);
 		goto out;

@@ -35,23 +35,26 @@ hr_cli__url_parse(const char *url, hr_cli_url *out, char *err, size_t errlen)
 	static const char scheme[] = "http://";
 	memset(out, 0, sizeof(*out));
 	if (strncasecmp(url, "https://", 8) == 0)
-		return fail(err, errlen, HR_EINVAL, "--url: '%s': only http:// is supported%s", url,
-		            "");
+		return fail(
+		    err, errlen, HR_EINVAL, "--url: '%s': only http:// is supported%s", url, "");
 	if (strncasecmp(url, scheme, sizeof(scheme) - 1) != 0)
-		return fail(err, errlen, HR_EINVAL, "--url: '%s' must start with http://%s", url, "");
+		return fail(
+		    err, errlen, HR_EINVAL, "--url: '%s' must start with http://%s", url, "");
 	const char *a = url + sizeof(scheme) - 1;
 	size_t alen = strcspn(a, "/?#");
 	const char *path = a + alen;
 	if (memchr(a, '@', alen) != NULL)
-		return fail(err, errlen, HR_EINVAL, "--url: '%s': credentials in the URL are not "
-		            "supported (use --api-key)%s", url, "");
+		return fail(err, errlen, HR_EINVAL,
+		    "--url: '%s': credentials in the URL are not "
+		    "supported (use --api-key)%s",
+		    url, "");
 	const char *port = NULL;
 	size_t hlen;
 	if (alen > 0 && a[0] == '[') {
 		const char *close = memchr(a, ']', alen);
 		if (close == NULL)
-			return fail(err, errlen, HR_EINVAL, "--url: '%s': no closing ']'%s", url,
-			            "");
+			return fail(
+			    err, errlen, HR_EINVAL, "--url: '%s': no closing ']'%s", url, "");
 		hlen = (size_t)(close - a - 1);
 		if (hlen >= sizeof(out->host))
 			goto badhost;
@@ -92,8 +95,8 @@ hr_cli__url_parse(const char *url, hr_cli_url *out, char *err, size_t errlen)
 		snprintf(out->port, sizeof(out->port), "80");
 	}
 	if (strpbrk(path, "?#") != NULL)
-		return fail(err, errlen, HR_EINVAL, "--url: '%s': no query or fragment, please%s",
-		            url, "");
+		return fail(
+		    err, errlen, HR_EINVAL, "--url: '%s': no query or fragment, please%s", url, "");
 	size_t plen = strlen(path);
 	while (plen > 0 && path[plen - 1] == '/')
 		plen--;
@@ -102,8 +105,7 @@ hr_cli__url_parse(const char *url, hr_cli_url *out, char *err, size_t errlen)
 	for (size_t i = 0; i < plen; i++)
 		if ((unsigned char)path[i] <= ' ' || (unsigned char)path[i] >= 0x7f)
 			return fail(err, errlen, HR_EINVAL,
-			            "--url: '%s': the path has spaces or non-ASCII characters%s", url,
-			            "");
+			    "--url: '%s': the path has spaces or non-ASCII characters%s", url, "");
 	memcpy(out->base, path, plen);
 	out->base[plen] = '\0';
 	return 0;
@@ -128,7 +130,7 @@ wait_fd(int fd, short ev, int64_t deadline)
 		int64_t left = deadline - now_ms();
 		if (left <= 0)
 			return HR_ETIMEDOUT;
-		struct pollfd p = {.fd = fd, .events = ev};
+		struct pollfd p = { .fd = fd, .events = ev };
 		int n = poll(&p, 1, (int)left);
 		if (n > 0)
 			return 0;
@@ -218,8 +220,8 @@ header_find(const char *h, size_t hlen, const char *name, size_t *vlen)
 		const char *eol = memchr(line, '\n', (size_t)(end - line));
 		if (eol == NULL)
 			break;
-		if ((size_t)(eol - line) > nl && strncasecmp(line, name, nl) == 0 &&
-		    line[nl] == ':') {
+		if ((size_t)(eol - line) > nl && strncasecmp(line, name, nl) == 0
+		    && line[nl] == ':') {
 			const char *v = line + nl + 1;
 			while (v < eol && (*v == ' ' || *v == '\t'))
 				v++;
@@ -243,10 +245,10 @@ dechunk(char *b, size_t *n)
 		size_t size = 0, digits = 0;
 		while (in < len) {
 			char c = b[in];
-			int d = c >= '0' && c <= '9'   ? c - '0'
-			        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-			        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-			                               : -1;
+			int d = c >= '0' && c <= '9' ? c - '0'
+			    : c >= 'a' && c <= 'f'   ? c - 'a' + 10
+			    : c >= 'A' && c <= 'F'   ? c - 'A' + 10
+			                             : -1;
 			if (d < 0)
 				break;
 			if (size > (SIZE_MAX >> 4) || ++digits > 16)
@@ -280,12 +282,12 @@ dechunk(char *b, size_t *n)
 
 int
 hr_cli__http_post(const hr_cli_url *url, const char *path, const char *api_key, const char *body,
-                  size_t body_len, int timeout_ms, int *status, char **resp, size_t *resp_len,
-                  char *err, size_t errlen)
+    size_t body_len, int timeout_ms, int *status, char **resp, size_t *resp_len, char *err,
+    size_t errlen)
 {
 	int rc, fd = -1;
 	char *buf = NULL, *req = NULL;
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res = NULL;
 	int gai = getaddrinfo(url->host, url->port, &hints, &res);
 	if (gai != 0) {
@@ -302,13 +304,13 @@ hr_cli__http_post(const hr_cli_url *url, const char *path, const char *api_key, 
 	freeaddrinfo(res);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot connect to %s port %s: %s", url->host, url->port,
-		         hr_strerror(rc));
+		    hr_strerror(rc));
 		return rc == HR_ETIMEDOUT ? rc : HR_EIO;
 	}
 
 	bool v6 = strchr(url->host, ':') != NULL;
-	size_t cap = 1024 + strlen(url->base) + strlen(path) + strlen(url->host) +
-	             (api_key ? strlen(api_key) : 0);
+	size_t cap = 1024 + strlen(url->base) + strlen(path) + strlen(url->host)
+	    + (api_key ? strlen(api_key) : 0);
 	req = malloc(cap);
 	if (req == NULL) {
 		rc = HR_ENOMEM;
@@ -316,12 +318,12 @@ hr_cli__http_post(const hr_cli_url *url, const char *path, const char *api_key, 
 		goto out;
 	}
 	int hl = snprintf(req, cap,
-	                  "POST %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: herald/%s\r\n"
-	                  "Content-Type: application/json\r\nAccept: application/json\r\n"
-	                  "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n",
-	                  url->base, path, v6 ? "[" : "", url->host, v6 ? "]" : "", url->port,
-	                  HERALD_VERSION, body_len, api_key ? "Authorization: Bearer " : "",
-	                  api_key ? api_key : "", api_key ? "\r\n" : "");
+	    "POST %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: herald/%s\r\n"
+	    "Content-Type: application/json\r\nAccept: application/json\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n",
+	    url->base, path, v6 ? "[" : "", url->host, v6 ? "]" : "", url->port, HERALD_VERSION,
+	    body_len, api_key ? "Authorization: Bearer " : "", api_key ? api_key : "",
+	    api_key ? "\r\n" : "");
 	if (hl < 0 || (size_t)hl >= cap) {
 		rc = HR_EMSGSIZE;
 		snprintf(err, errlen, "request too long");
@@ -349,7 +351,7 @@ hr_cli__http_post(const hr_cli_url *url, const char *path, const char *api_key, 
 			if (bcap >= HR_CLI_HTTP_MAX_RESPONSE) {
 				rc = HR_EMSGSIZE;
 				snprintf(err, errlen, "response larger than %d bytes",
-				         HR_CLI_HTTP_MAX_RESPONSE);
+				    HR_CLI_HTTP_MAX_RESPONSE);
 				goto out;
 			}
 			size_t nc = bcap * 2 > HR_CLI_HTTP_MAX_RESPONSE ? HR_CLI_HTTP_MAX_RESPONSE
@@ -369,7 +371,8 @@ hr_cli__http_post(const hr_cli_url *url, const char *path, const char *api_key, 
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			rc = wait_fd(fd, POLLIN, deadline);
 			if (rc != 0) {
-				snprintf(err, errlen, "no complete answer within %d ms", timeout_ms);
+				snprintf(
+				    err, errlen, "no complete answer within %d ms", timeout_ms);
 				goto out;
 			}
 			continue;
@@ -390,9 +393,11 @@ hr_cli__http_post(const hr_cli_url *url, const char *path, const char *api_key, 
 			if (cl != NULL && !chunked) {
 				size_t v = 0;
 				for (size_t i = 0; i < vl; i++) {
-					if (cl[i] < '0' || cl[i] > '9' || v > HR_CLI_HTTP_MAX_RESPONSE) {
+					if (cl[i] < '0' || cl[i] > '9'
+					    || v > HR_CLI_HTTP_MAX_RESPONSE) {
 						rc = HR_EBADMSG;
-						snprintf(err, errlen, "bad Content-Length in the answer");
+						snprintf(err, errlen,
+						    "bad Content-Length in the answer");
 						goto out;
 					}
 					v = v * 10 + (size_t)(cl[i] - '0');

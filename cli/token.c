@@ -20,8 +20,8 @@
 int
 hr_cli__b64url(const void *in, size_t n, char *out, size_t outlen)
 {
-	static const char tab[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char tab[]
+	    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	const unsigned char *s = in;
 	size_t need = n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 	if (need + 1 > outlen)
@@ -51,7 +51,7 @@ hr_cli__b64url(const void *in, size_t n, char *out, size_t outlen)
 
 int
 hr_cli__token_make(const char *secret, const char *user, int64_t now, int64_t ttl, char *out,
-                   size_t outlen, char *err, size_t errlen)
+    size_t outlen, char *err, size_t errlen)
 {
 	if (secret == NULL || *secret == '\0') {
 		snprintf(err, errlen, "--secret: the secret is empty");
@@ -80,9 +80,9 @@ hr_cli__token_make(const char *secret, const char *user, int64_t now, int64_t tt
 		rc = HR_EINVAL;
 		goto fail;
 	}
-	if (json_object_set_new(o, "user_id", u1) != 0 || json_object_set_new(o, "sub", u2) != 0 ||
-	    json_object_set_new(o, "iat", json_integer(now)) != 0 ||
-	    json_object_set_new(o, "exp", json_integer(now + ttl)) != 0)
+	if (json_object_set_new(o, "user_id", u1) != 0 || json_object_set_new(o, "sub", u2) != 0
+	    || json_object_set_new(o, "iat", json_integer(now)) != 0
+	    || json_object_set_new(o, "exp", json_integer(now + ttl)) != 0)
 		goto fail;
 	claims = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (claims == NULL)
@@ -100,7 +100,8 @@ hr_cli__token_make(const char *secret, const char *user, int64_t now, int64_t tt
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen = 0;
 	if (HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)out, signed_len,
-	         mac, &maclen) == NULL) {
+	        mac, &maclen)
+	    == NULL) {
 		snprintf(err, errlen, "HMAC-SHA256 failed");
 		rc = HR_EIO;
 		goto fail;
@@ -129,7 +130,7 @@ token_usage(FILE *f)
 	fputs("usage: herald token --secret S --user U [--ttl SECONDS]\n"
 	      "  prints an HS256 JWT with claims user_id, sub, iat, exp (ttl 3600)\n"
 	      "  --secret defaults to $HERALD_JWT_SECRET\n",
-	      f);
+	    f);
 }
 
 int
@@ -144,7 +145,7 @@ hr_cli__token_main(int argc, char *const *argv, char *const *envp)
 			token_usage(stdout);
 			return 0;
 		}
-		const char *names[] = {"--secret", "--user", "--ttl"};
+		const char *names[] = { "--secret", "--user", "--ttl" };
 		int which = -1;
 		const char *val = NULL;
 		for (int k = 0; k < 3; k++) {
@@ -173,16 +174,18 @@ hr_cli__token_main(int argc, char *const *argv, char *const *envp)
 			char *end = NULL;
 			errno = 0;
 			ttl = strtoll(val, &end, 10);
-			if (*val < '0' || *val > '9' || *end != '\0' || errno != 0 || ttl < 1 ||
-			    ttl > MAX_TTL) {
-				fprintf(stderr, "herald: token: --ttl: '%s' must be 1..%lld seconds\n",
-				        val, (long long)MAX_TTL);
+			if (*val < '0' || *val > '9' || *end != '\0' || errno != 0 || ttl < 1
+			    || ttl > MAX_TTL) {
+				fprintf(stderr,
+				    "herald: token: --ttl: '%s' must be 1..%lld seconds\n", val,
+				    (long long)MAX_TTL);
 				return 2;
 			}
 		}
 	}
 	if (secret == NULL || user == NULL) {
-		fprintf(stderr, "herald: token: %s is required\n", secret == NULL ? "--secret" : "--user");
+		fprintf(stderr, "herald: token: %s is required\n",
+		    secret == NULL ? "--secret" : "--user");
 		return 2;
 	}
 	if (strlen(user) > 1024) {
@@ -190,8 +193,8 @@ hr_cli__token_main(int argc, char *const *argv, char *const *envp)
 		return 2;
 	}
 	char tok[8192], err[256];
-	int rc = hr_cli__token_make(secret, user, (int64_t)time(NULL), ttl, tok, sizeof(tok), err,
-	                            sizeof(err));
+	int rc = hr_cli__token_make(
+	    secret, user, (int64_t)time(NULL), ttl, tok, sizeof(tok), err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "herald: token: %s\n", err);
 		return rc == HR_EINVAL ? 2 : 1;

@@ -34,7 +34,7 @@ teardown(void)
 {
 	hr_cli__serve_fini(&S);
 	char path[200];
-	const char *names[] = {"herald.ini", "cert.pem", "key.pem"};
+	const char *names[] = { "herald.ini", "cert.pem", "key.pem" };
 	for (size_t i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s/%s", TMPDIR_, names[i]);
 		unlink(path);
@@ -116,14 +116,13 @@ Test(options, every_option_as_separate_flags)
 	write_file(cert, "cert\n");
 	write_file(key, "key\n");
 	int rc = parse("--listen", "127.0.0.1:9001", "--listen", "[::1]:9002", "--threads", "3",
-	               "--layer", "redis", "--redis", "redis://127.0.0.1:6379",
-	               "--redis", "redis://:s3cret@localhost:6380/2", "--prefix", "pfx",
-	               "--capacity", "7", "--channel-capacity", "http.request*=200",
-	               "--channel-capacity", "sp?c=5", "--expiry", "1.5", "--group-expiry", "30",
-	               "--jwt-secret", "jwtsecret", "--api-key", "k3y", "--allowed-origins",
-	               "https://a.example.com, https://*.b.example.com", "--max-message",
-	               "1024", "--rate-limit", "2.5", "--max-connections", "50", "--tls-cert",
-	               cert, "--tls-key", key, "--log-level", "debug");
+	    "--layer", "redis", "--redis", "redis://127.0.0.1:6379", "--redis",
+	    "redis://:s3cret@localhost:6380/2", "--prefix", "pfx", "--capacity", "7",
+	    "--channel-capacity", "http.request*=200", "--channel-capacity", "sp?c=5", "--expiry",
+	    "1.5", "--group-expiry", "30", "--jwt-secret", "jwtsecret", "--api-key", "k3y",
+	    "--allowed-origins", "https://a.example.com, https://*.b.example.com", "--max-message",
+	    "1024", "--rate-limit", "2.5", "--max-connections", "50", "--tls-cert", cert,
+	    "--tls-key", key, "--log-level", "debug");
 	cr_assert_eq(rc, 0, "%s", ERR);
 	hr_config *c = &S.cfg;
 	cr_assert_eq(c->n_listen, 2);
@@ -160,8 +159,8 @@ Test(options, every_option_as_separate_flags)
 
 Test(options, equals_form_of_flags)
 {
-	int rc = parse("--listen=localhost:8123", "--threads=2", "--capacity=9",
-	               "--log-level=warn", "--redis=redis://[::1]:6379", "--api-key=a=b");
+	int rc = parse("--listen=localhost:8123", "--threads=2", "--capacity=9", "--log-level=warn",
+	    "--redis=redis://[::1]:6379", "--api-key=a=b");
 	cr_assert_eq(rc, 0, "%s", ERR);
 	cr_assert_eq(S.cfg.n_listen, 2);
 	cr_assert_str_eq(S.cfg.listen[0].host, "127.0.0.1");
@@ -197,18 +196,11 @@ Test(options, layer_memory_explicit)
 
 Test(options, environment_variables_with_comma_lists)
 {
-	char *env[] = {"PATH=/usr/bin",
-	               "HERALD_LISTEN=127.0.0.1:7001, [::1]:7002",
-	               "HERALD_THREADS=5",
-	               "HERALD_REDIS=redis://a:1,redis://b:2",
-	               "HERALD_CHANNEL_CAPACITY=x*=3,y*=4",
-	               "HERALD_GROUP_EXPIRY=10",
-	               "HERALD_MAX_CONNECTIONS=9",
-	               "HERALD_ALLOWED_ORIGINS=*",
-	               "HERALD_JWT_SECRET=sec",
-	               "HERALD_BUILD_DIR=/ignored/unknown/herald/var",
-	               "HERALD_API_KEY=",
-	               NULL};
+	char *env[] = { "PATH=/usr/bin", "HERALD_LISTEN=127.0.0.1:7001, [::1]:7002",
+		"HERALD_THREADS=5", "HERALD_REDIS=redis://a:1,redis://b:2",
+		"HERALD_CHANNEL_CAPACITY=x*=3,y*=4", "HERALD_GROUP_EXPIRY=10",
+		"HERALD_MAX_CONNECTIONS=9", "HERALD_ALLOWED_ORIGINS=*", "HERALD_JWT_SECRET=sec",
+		"HERALD_BUILD_DIR=/ignored/unknown/herald/var", "HERALD_API_KEY=", NULL };
 	cr_assert_eq(parse_env(env, (char *)NULL), 0, "%s", ERR);
 	hr_config *c = &S.cfg;
 	cr_assert_eq(c->n_listen, 2);
@@ -231,17 +223,18 @@ Test(options, environment_variables_with_comma_lists)
 
 Test(options, config_file_every_form)
 {
-	write_file(FILE_, "# herald config\n"
-	                  "; another comment\n"
-	                  "listen = 127.0.0.1:6001\n"
-	                  "listen = [::1]:6002, 127.0.0.1:6003\n"
-	                  "threads = 4\n"
-	                  "log_level = error ; trailing comment\n"
-	                  "jwt-secret = \"quoted secret\"\n"
-	                  "\n"
-	                  "[herald]\n"
-	                  "channel_capacity = a*=1\n"
-	                  "rate-limit: 7\n");
+	write_file(FILE_,
+	    "# herald config\n"
+	    "; another comment\n"
+	    "listen = 127.0.0.1:6001\n"
+	    "listen = [::1]:6002, 127.0.0.1:6003\n"
+	    "threads = 4\n"
+	    "log_level = error ; trailing comment\n"
+	    "jwt-secret = \"quoted secret\"\n"
+	    "\n"
+	    "[herald]\n"
+	    "channel_capacity = a*=1\n"
+	    "rate-limit: 7\n");
 	cr_assert_eq(parse("--config", FILE_), 0, "%s", ERR);
 	hr_config *c = &S.cfg;
 	cr_assert_eq(c->n_listen, 3);
@@ -261,17 +254,18 @@ Test(options, config_file_from_environment)
 	write_file(FILE_, "threads = 6\n");
 	char env[200];
 	snprintf(env, sizeof(env), "HERALD_CONFIG=%s", FILE_);
-	char *envp[] = {env, NULL};
+	char *envp[] = { env, NULL };
 	cr_assert_eq(parse_env(envp, (char *)NULL), 0, "%s", ERR);
 	cr_assert_eq(S.cfg.threads, 6);
 }
 
 Test(options, flags_beat_environment_beat_file)
 {
-	write_file(FILE_, "threads = 2\ncapacity = 11\nexpiry = 5\n"
-	                  "listen = 127.0.0.1:5001\nlisten = 127.0.0.1:5002\n");
-	char *envp[] = {"HERALD_THREADS=3", "HERALD_CAPACITY=12", "HERALD_LISTEN=127.0.0.1:5003",
-	                NULL};
+	write_file(FILE_,
+	    "threads = 2\ncapacity = 11\nexpiry = 5\n"
+	    "listen = 127.0.0.1:5001\nlisten = 127.0.0.1:5002\n");
+	char *envp[]
+	    = { "HERALD_THREADS=3", "HERALD_CAPACITY=12", "HERALD_LISTEN=127.0.0.1:5003", NULL };
 	int rc = parse_env(envp, "--config", FILE_, "--threads", "4", (char *)NULL);
 	cr_assert_eq(rc, 0, "%s", ERR);
 	cr_assert_eq(S.cfg.threads, 4, "flag wins");
@@ -291,7 +285,7 @@ Test(options, flags_beat_environment_beat_file)
 
 Test(options, overridden_bad_value_is_not_judged)
 {
-	char *envp[] = {"HERALD_THREADS=zero", NULL};
+	char *envp[] = { "HERALD_THREADS=zero", NULL };
 	cr_assert_eq(parse_env(envp, "--threads", "2", (char *)NULL), 0, "%s", ERR);
 	cr_assert_eq(S.cfg.threads, 2);
 }
@@ -336,20 +330,16 @@ Test(options, refuses_hostname_other_than_localhost)
 {
 	expect_error(parse("--listen", "example.com:80"), "must be localhost, an IPv4 address");
 }
-Test(options, refuses_empty_host)
-{
-	expect_error(parse("--listen", ":80"), "has no host");
-}
+Test(options, refuses_empty_host) { expect_error(parse("--listen", ":80"), "has no host"); }
 Test(options, refuses_duplicate_listen)
 {
-	expect_error(parse("--listen", "localhost:80", "--listen", "127.0.0.1:80"),
-	             "listed twice");
+	expect_error(parse("--listen", "localhost:80", "--listen", "127.0.0.1:80"), "listed twice");
 }
 Test(options, refuses_too_many_listeners)
 {
 	expect_error(parse("--listen", "localhost:1", "--listen", "localhost:2", "--listen",
-	                   "localhost:3", "--listen", "localhost:4", "--listen", "localhost:5"),
-	             "at most 8 listen addresses");
+	                 "localhost:3", "--listen", "localhost:4", "--listen", "localhost:5"),
+	    "at most 8 listen addresses");
 }
 Test(options, refuses_threads_zero)
 {
@@ -378,11 +368,12 @@ Test(options, refuses_unknown_layer)
 Test(options, refuses_memory_layer_with_redis)
 {
 	expect_error(parse("--layer", "memory", "--redis", "redis://h:1"),
-	             "--layer: memory conflicts with --redis");
+	    "--layer: memory conflicts with --redis");
 }
 Test(options, refuses_redis_without_scheme)
 {
-	expect_error(parse("--redis", "localhost:6379"), "--redis: 'localhost:6379' must look like");
+	expect_error(
+	    parse("--redis", "localhost:6379"), "--redis: 'localhost:6379' must look like");
 }
 Test(options, refuses_redis_without_port)
 {
@@ -408,17 +399,15 @@ Test(options, refuses_duplicate_redis)
 {
 	expect_error(parse("--redis", "redis://h:1", "--redis", "redis://h:1"), "listed twice");
 }
-Test(options, refuses_bad_prefix)
-{
-	expect_error(parse("--prefix", "has space"), "--prefix:");
-}
+Test(options, refuses_bad_prefix) { expect_error(parse("--prefix", "has space"), "--prefix:"); }
 Test(options, refuses_capacity_zero)
 {
 	expect_error(parse("--capacity", "0"), "--capacity: 0 is out of range");
 }
 Test(options, refuses_channel_capacity_without_equals)
 {
-	expect_error(parse("--channel-capacity", "abc"), "--channel-capacity: 'abc' must be GLOB=N");
+	expect_error(
+	    parse("--channel-capacity", "abc"), "--channel-capacity: 'abc' must be GLOB=N");
 }
 Test(options, refuses_channel_capacity_empty_glob)
 {
@@ -436,10 +425,7 @@ Test(options, refuses_expiry_text)
 {
 	expect_error(parse("--expiry", "1e3"), "--expiry: '1e3' is not a number");
 }
-Test(options, refuses_expiry_nan)
-{
-	expect_error(parse("--expiry", "nan"), "is not a number");
-}
+Test(options, refuses_expiry_nan) { expect_error(parse("--expiry", "nan"), "is not a number"); }
 Test(options, refuses_group_expiry_huge)
 {
 	expect_error(parse("--group-expiry", "999999999999"), "--group-expiry:");
@@ -448,10 +434,7 @@ Test(options, refuses_empty_jwt_secret)
 {
 	expect_error(parse("--jwt-secret="), "--jwt-secret: the secret is empty");
 }
-Test(options, refuses_api_key_with_space)
-{
-	expect_error(parse("--api-key", "a b"), "--api-key:");
-}
+Test(options, refuses_api_key_with_space) { expect_error(parse("--api-key", "a b"), "--api-key:"); }
 Test(options, refuses_empty_origin)
 {
 	expect_error(parse("--allowed-origins", "https://a.com,,https://b.com"), "empty origin");
@@ -501,7 +484,7 @@ Test(options, refuses_tls_key_alone)
 Test(options, refuses_unreadable_tls_file)
 {
 	expect_error(parse("--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/etc/hostname"),
-	             "--tls-cert: cannot read '/nonexistent/cert.pem'");
+	    "--tls-cert: cannot read '/nonexistent/cert.pem'");
 }
 Test(options, refuses_directory_as_tls_file)
 {
@@ -536,13 +519,13 @@ Test(options, refuses_overlong_value)
 }
 Test(options, env_error_names_the_variable)
 {
-	char *envp[] = {"HERALD_MAX_MESSAGE=lots", NULL};
+	char *envp[] = { "HERALD_MAX_MESSAGE=lots", NULL };
 	expect_error(parse_env(envp, (char *)NULL), "HERALD_MAX_MESSAGE: 'lots'");
 }
 Test(options, missing_config_file)
 {
 	expect_error(parse("--config", "/nonexistent/herald.ini"),
-	             "--config: cannot read '/nonexistent/herald.ini'");
+	    "--config: cannot read '/nonexistent/herald.ini'");
 }
 Test(options, config_file_unknown_key)
 {
@@ -610,11 +593,10 @@ Test(options, usage_lists_every_option)
 	cr_assert_not_null(f);
 	hr_cli__serve_usage(f);
 	fclose(f);
-	const char *names[] = {"--listen", "--threads", "--layer", "--redis", "--prefix",
-	                       "--capacity", "--channel-capacity", "--expiry", "--group-expiry",
-	                       "--jwt-secret", "--api-key", "--allowed-origins", "--max-message",
-	                       "--rate-limit", "--max-connections", "--tls-cert", "--tls-key",
-	                       "--log-level", "--config"};
+	const char *names[] = { "--listen", "--threads", "--layer", "--redis", "--prefix",
+		"--capacity", "--channel-capacity", "--expiry", "--group-expiry", "--jwt-secret",
+		"--api-key", "--allowed-origins", "--max-message", "--rate-limit",
+		"--max-connections", "--tls-cert", "--tls-key", "--log-level", "--config" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		cr_assert_not_null(strstr(buf, names[i]), "%s missing", names[i]);
 	free(buf);

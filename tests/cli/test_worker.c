@@ -17,7 +17,7 @@
 #include "actors/actor.h"
 #include "actors/worker_int.h"
 
-#define CONN_ALL 1u  /* member of `notifications` */
+#define CONN_ALL 1u /* member of `notifications` */
 #define CONN_USER 2u /* member of `user_42` */
 #define MAX_EVENTS 4096
 
@@ -76,7 +76,7 @@ drop(void *arg, hr_mail *mail)
 		hr_fanout_free(mail->p1);
 }
 
-static const hr_actor_fn consumer_handlers[] = {record};
+static const hr_actor_fn consumer_handlers[] = { record };
 
 static void
 start(size_t max_kept)
@@ -87,16 +87,16 @@ start(size_t max_kept)
 	hr_layer_opts o;
 	hr_layer_opts_default(&o);
 	cr_assert_eq(hr_layer_create(&LAYER, &hr_layer_memory_ops, &o), 0);
-	hr_actor_spec spec = {.name = "recorder",
-	                      .mailbox_capacity = 1024,
-	                      .state = &REC,
-	                      .handlers = consumer_handlers,
-	                      .n_handlers = 1,
-	                      .drop = drop};
+	hr_actor_spec spec = { .name = "recorder",
+		.mailbox_capacity = 1024,
+		.state = &REC,
+		.handlers = consumer_handlers,
+		.n_handlers = 1,
+		.drop = drop };
 	cr_assert_eq(hr_actor_spawn(&CONSUMER, &spec), 0);
 	cr_assert_eq(hr_router_create(&ROUTER, LAYER, &CONSUMER, 1, 1024), 0);
-	hr_member all = {.thread = 0, .consumer = 0, .conn = CONN_ALL};
-	hr_member user = {.thread = 0, .consumer = 0, .conn = CONN_USER};
+	hr_member all = { .thread = 0, .consumer = 0, .conn = CONN_ALL };
+	hr_member user = { .thread = 0, .consumer = 0, .conn = CONN_USER };
 	cr_assert_eq(hr_router_group_add(ROUTER, "notifications", all, 1000), 0);
 	cr_assert_eq(hr_router_group_add(ROUTER, "user_42", user, 1000), 0);
 	cr_assert_eq(hr_worker_create(&W, ROUTER, max_kept), 0);
@@ -174,9 +174,9 @@ assert_iso(const char *ts)
 	char tail[16];
 	cr_assert_not_null(ts);
 	cr_assert_eq(strlen(ts), 32, "timestamp '%s'", ts);
-	cr_assert_eq(sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%6d%15s", &y, &mo, &d, &h, &mi, &s, &us,
-	                    tail),
-	             8, "timestamp '%s'", ts);
+	cr_assert_eq(
+	    sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%6d%15s", &y, &mo, &d, &h, &mi, &s, &us, tail), 8,
+	    "timestamp '%s'", ts);
 	cr_assert_str_eq(tail, "+00:00");
 	cr_assert(y >= 2024 && mo >= 1 && mo <= 12);
 }
@@ -203,7 +203,7 @@ wait_status(const char *id, const char *want)
 	for (int i = 0; i < 500; i++) {
 		if (hr_worker_get(W, id, &info) == 0 && strcmp(info.status, want) == 0)
 			return;
-		struct timespec ts = {0, 10 * 1000 * 1000};
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
 	cr_assert_fail("%s never became %s", id, want);
@@ -220,7 +220,7 @@ Test(worker, three_status_mails_in_order, .init = setup_default, .fini = stop)
 	cr_assert_eq(id[14], '4', "uuid version 4: %s", id);
 	cr_assert(strchr("89ab", id[19]) != NULL, "uuid variant: %s", id);
 	cr_assert_eq(wait_events(CONN_ALL, 3), 3);
-	const char *want[] = {"queued", "processing", "sent"};
+	const char *want[] = { "queued", "processing", "sent" };
 	for (size_t k = 0; k < 3; k++) {
 		json_t *ev = event_for(CONN_ALL, k);
 		assert_status_event(ev, id, want[k]);
@@ -231,7 +231,7 @@ Test(worker, three_status_mails_in_order, .init = setup_default, .fini = stop)
 	cr_assert_eq(json_object_size(n), 5);
 	cr_assert_str_eq(json_string_value(json_object_get(n, "id")), id);
 	cr_assert_str_eq(json_string_value(json_object_get(n, "title")), "hello");
-	const char *keys[] = {"body", "data", "user_id"};
+	const char *keys[] = { "body", "data", "user_id" };
 	for (size_t i = 0; i < 3; i++) {
 		json_t *v = json_object_get(n, keys[i]);
 		cr_assert_not_null(v, "%s missing", keys[i]);
@@ -263,7 +263,7 @@ Test(worker, user_id_also_reaches_the_user_group, .init = setup_default, .fini =
 	cr_assert_eq(hr_worker_submit(W, body, strlen(body), id, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(wait_events(CONN_USER, 3), 3);
 	cr_assert_eq(wait_events(CONN_ALL, 3), 3);
-	const char *want[] = {"queued", "processing", "sent"};
+	const char *want[] = { "queued", "processing", "sent" };
 	for (size_t k = 0; k < 3; k++) {
 		json_t *ev = event_for(CONN_USER, k);
 		assert_status_event(ev, id, want[k]);
@@ -286,15 +286,15 @@ Test(worker, consecutive_notifications_stay_in_order, .init = setup_default, .fi
 		char body[64];
 		snprintf(body, sizeof(body), "{\"title\":\"n%d\"}", i);
 		cr_assert_eq(hr_worker_submit(W, body, strlen(body), ids[i], err, sizeof(err)), 0,
-		             "%s", err);
+		    "%s", err);
 	}
 	cr_assert_eq(wait_events(CONN_ALL, 60), 60);
 	for (int i = 0; i < 20; i++) {
 		for (int k = 0; k < 3; k++) {
 			json_t *ev = event_for(CONN_ALL, (size_t)(i * 3 + k));
 			json_t *m = json_object_get(ev, "message");
-			cr_assert_str_eq(json_string_value(json_object_get(m, "notification_id")),
-			                 ids[i]);
+			cr_assert_str_eq(
+			    json_string_value(json_object_get(m, "notification_id")), ids[i]);
 			json_decref(ev);
 		}
 	}
@@ -306,29 +306,30 @@ Test(worker, bad_bodies_are_refused_with_a_reason, .init = setup_default, .fini 
 		const char *body;
 		const char *reason;
 	} bad[] = {
-	        {"not json", "not JSON"},
-	        {"[1,2]", "must be a JSON object"},
-	        {"{}", "title must be a string"},
-	        {"{\"title\":5}", "title must be a string"},
-	        {"{\"title\":\"t\",\"body\":1}", "body must be a string"},
-	        {"{\"title\":\"t\",\"user_id\":42}", "user_id"},
-	        {"{\"title\":\"t\",\"user_id\":\"a b\"}", "user_id"},
-	        {"{\"title\":\"t\",\"user_id\":\"\"}", "user_id"},
-	        {"{\"title\":\"t\",\"data\":[1]}", "data must be an object"},
-	        {"{\"title\":\"t\",\"data\":\"x\"}", "data must be an object"},
-	        {"{\"title\":\"a\",\"title\":\"b\"}", "not JSON"},
+		{ "not json", "not JSON" },
+		{ "[1,2]", "must be a JSON object" },
+		{ "{}", "title must be a string" },
+		{ "{\"title\":5}", "title must be a string" },
+		{ "{\"title\":\"t\",\"body\":1}", "body must be a string" },
+		{ "{\"title\":\"t\",\"user_id\":42}", "user_id" },
+		{ "{\"title\":\"t\",\"user_id\":\"a b\"}", "user_id" },
+		{ "{\"title\":\"t\",\"user_id\":\"\"}", "user_id" },
+		{ "{\"title\":\"t\",\"data\":[1]}", "data must be an object" },
+		{ "{\"title\":\"t\",\"data\":\"x\"}", "data must be an object" },
+		{ "{\"title\":\"a\",\"title\":\"b\"}", "not JSON" },
 	};
 	char id[37], err[128];
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		int rc = hr_worker_submit(W, bad[i].body, strlen(bad[i].body), id, err, sizeof(err));
+		int rc
+		    = hr_worker_submit(W, bad[i].body, strlen(bad[i].body), id, err, sizeof(err));
 		cr_assert_eq(rc, HR_EINVAL, "%s -> %d", bad[i].body, rc);
 		cr_assert_not_null(strstr(err, bad[i].reason), "%s: '%s'", bad[i].body, err);
 	}
 	char long_user[200];
 	snprintf(long_user, sizeof(long_user), "{\"title\":\"t\",\"user_id\":\"%065d\"}", 0);
-	cr_assert_eq(hr_worker_submit(W, long_user, strlen(long_user), id, err, sizeof(err)),
-	             HR_EINVAL);
+	cr_assert_eq(
+	    hr_worker_submit(W, long_user, strlen(long_user), id, err, sizeof(err)), HR_EINVAL);
 	/* Deeper than the codec allows. */
 	char deep[512] = "{\"title\":\"t\",\"data\":";
 	size_t n = strlen(deep);
@@ -372,7 +373,7 @@ Test(worker, table_forgets_the_oldest_finished_past_max_kept, .init = setup_thre
 	const char body[] = "{\"title\":\"t\"}";
 	for (int i = 0; i < 5; i++) {
 		cr_assert_eq(hr_worker_submit(W, body, strlen(body), ids[i], err, sizeof(err)), 0,
-		             "%s", err);
+		    "%s", err);
 		wait_status(ids[i], "sent");
 	}
 	hr_notification_info info;
@@ -407,7 +408,7 @@ Test(worker, full_table_of_unfinished_refuses_with_eagain, .init = setup_three, 
 	for (int i = 0; i < 3; i++)
 		wait_status(ids[i], "sent");
 	cr_assert_eq(hr_worker_submit(W, body, strlen(body), id, err, sizeof(err)), 0,
-	             "room again once finished");
+	    "room again once finished");
 	hr_worker__gate_fini(&g);
 }
 
