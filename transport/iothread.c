@@ -699,7 +699,7 @@ mail_drop(void *arg, hr_mail *m)
 int
 hr_iothread__mailbox(hr_iothread *t)
 {
-	return hr_mailbox_create(&t->mbox, 16384, mail_drop, t);
+	return hr_mailbox_create(&t->mbox, 8192, mail_drop, t);
 }
 
 static void *

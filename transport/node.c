@@ -132,7 +132,7 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		goto fail;
 	}
 	if ((rv = hr_router_create(&n->router, n->layer, hr_consumers_actors(n->consumers),
-	                           HR_N_CONSUMERS, 65536)) != 0) {
+	                           HR_N_CONSUMERS, 8192)) != 0) {
 		snprintf(err, errlen, "router: %s", hr_strerror(rv));
 		goto fail;
 	}
