@@ -470,12 +470,29 @@ make_channel(hr_iothread *t, hr_conn *c)
 	         t->index, (unsigned long long)c->id);
 }
 
+/*
+ * Refuse a WebSocket handshake with an HTTP status. lws_return_http_status
+ * answers "HTTP/1.0" at this stage, which WebSocket clients reject as not a
+ * valid response, so the answer is written as raw bytes and the connection
+ * closed (return -1; lws flushes what it buffered before closing).
+ */
 static int
 refuse(struct lws *wsi, unsigned code)
 {
-	if (lws_return_http_status(wsi, code, NULL))
-		return -1;
-	return 1;
+	unsigned char buf[LWS_PRE + 256];
+	const char *text = code == 404 ? "Not Found" : code == 403 ? "Forbidden"
+	                   : code == 400 ? "Bad Request" : "Service Unavailable";
+	const char *err = code == 404 ? "not found" : code == 403 ? "forbidden"
+	                  : code == 400 ? "bad request" : "unavailable";
+	char body[64];
+	int bl = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", err);
+	int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+	                 "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\n"
+	                 "content-length: %d\r\nconnection: close\r\n\r\n%s",
+	                 code, text, bl, body);
+	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
+		(void)lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_RAW);
+	return -1;
 }
 
 static int
