@@ -50,6 +50,11 @@ async def test_broadcast_200_clients_in_order_exactly_once():
         await asyncio.gather(*(ws.close() for ws in clients))
 
 
+def sanitized(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return any("libasan" in line or "libtsan" in line for line in f)
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -107,7 +112,9 @@ async def test_slow_consumer_bounded_others_get_everything():
         assert dropped > 0, dropped
         # 10,000 x ~450 B = 4.5 MB if nothing were bounded per connection
         # beyond the kernel's buffers; the queue caps hold it well below.
-        assert rss1 - rss0 < 64 * 1024, (rss0, rss1)
+        # (ASan keeps freed memory in quarantine: RSS says nothing there.)
+        if not sanitized(h.proc.pid):
+            assert rss1 - rss0 < 64 * 1024, (rss0, rss1)
         await good.close()
         lag.close()
 
