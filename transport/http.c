@@ -157,6 +157,69 @@ write_response(struct lws *wsi, hr_conn *c)
 	return rv;
 }
 
+/* ---------------------------------------------------------------- notifications */
+
+/*
+ * The worker's API is synchronous and cheap (validate, copy, post; a table
+ * lookup), so it runs right here on the I/O thread. It is compiled in when
+ * actor.h declares the worker (HR_WORKER_MAX_KEPT).
+ */
+static int
+on_notification_post(hr_node *n, hr_conn *c)
+{
+#ifdef HR_WORKER_MAX_KEPT
+	char id[37], err[160] = "bad notification";
+	char body[96];
+	int rv;
+
+	if (n->worker == NULL)
+		return respond_error(c, 503, "worker not running");
+	rv = hr_worker_submit(n->worker, c->body ? c->body : "", c->body_len, id, err,
+	                      sizeof(err));
+	switch (rv) {
+	case 0: {
+		int len = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"queued\"}", id);
+		return respond(c, 202, "application/json", body, (size_t)len);
+	}
+	case HR_EINVAL:
+		return respond_error(c, 400, err);
+	case HR_EMSGSIZE:
+		return respond_error(c, 413, "body over 1 MiB");
+	case HR_EAGAIN:
+		return respond_error(c, 429, "worker busy, retry later");
+	default:
+		return respond_error(c, 503, hr_strerror(rv));
+	}
+#else
+	(void)n;
+	return respond_error(c, 503, "notifications are not available on this node");
+#endif
+}
+
+static int
+on_notification_get(hr_node *n, hr_conn *c)
+{
+#ifdef HR_WORKER_MAX_KEPT
+	hr_notification_info info;
+	char body[256];
+
+	if (n->worker == NULL)
+		return respond_error(c, 503, "worker not running");
+	if (hr_worker_get(n->worker, c->target, &info) != 0)
+		return respond_error(c, 404, "no such notification");
+	int len = snprintf(body, sizeof(body),
+	                   "{\"id\":\"%s\",\"status\":\"%s\",\"created_at\":\"%s\","
+	                   "\"updated_at\":\"%s\"}",
+	                   info.id, info.status, info.created_at, info.updated_at);
+	if (len < 0 || (size_t)len >= sizeof(body))
+		return respond_error(c, 503, "record too long");
+	return respond(c, 200, "application/json", body, (size_t)len);
+#else
+	(void)n;
+	return respond_error(c, 503, "notifications are not available on this node");
+#endif
+}
+
 /* ---------------------------------------------------------------- routing */
 
 #define MAX_SEGS 6
@@ -328,7 +391,7 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 			return on_healthz(n, c);
 		if (c->api == API_METRICS)
 			return on_metrics(n, c);
-		return respond_error(c, 503, "notifications are not available on this node");
+		return on_notification_get(n, c);
 	}
 
 	/* POST: the body decides, unless Content-Length already does */
@@ -464,7 +527,7 @@ on_body_complete(hr_iothread *t, hr_conn *c)
 	case API_CHANNEL_SEND:
 		return on_send(t, c);
 	default:
-		return respond_error(c, 503, "notifications are not available on this node");
+		return on_notification_post(t->node, c);
 	}
 }
 

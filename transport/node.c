@@ -136,6 +136,12 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "router: %s", hr_strerror(rv));
 		goto fail;
 	}
+#ifdef HR_WORKER_MAX_KEPT
+	if ((rv = hr_worker_create(&n->worker, n->router, 0)) != 0) {
+		snprintf(err, errlen, "worker: %s", hr_strerror(rv));
+		goto fail;
+	}
+#endif
 	for (unsigned i = 0; i < n->n_threads; i++) {
 		if ((rv = hr_iothread__start(&n->threads[i])) != 0) {
 			snprintf(err, errlen, "I/O thread %u: %s", i, hr_strerror(rv));
@@ -205,6 +211,9 @@ hr_node_destroy(hr_node *n)
 	for (unsigned i = 0; i < n->n_threads; i++)
 		if (n->threads[i].mbox != NULL)
 			hr_mailbox_close(n->threads[i].mbox);
+#ifdef HR_WORKER_MAX_KEPT
+	hr_worker_destroy(n->worker); /* its last group_sends still reach the router */
+#endif
 	hr_router_destroy(n->router);
 	hr_consumers_destroy(n->consumers);
 	for (unsigned i = 0; i < n->n_threads; i++)

@@ -155,7 +155,7 @@ struct hr_node {
 	hr_layer *layer;
 	hr_consumers *consumers;
 	hr_router *router;
-	void *worker; /* hr_worker *, when the worker actor is available */
+	struct hr_worker *worker; /* the notification pipeline (NULL: not built in) */
 	hr_iothread threads[HR_MAX_THREADS];
 	unsigned n_threads;
 	uint16_t ports[HR_MAX_LISTEN]; /* bound ports (port 0 resolved) */
