@@ -237,6 +237,29 @@ async def test_rate_limit_refills():
                 assert (await recv_json(ws))["type"] == "pong"
 
 
+async def test_notification_pipeline_reaches_general_and_user_routes():
+    h = node()
+    async with websockets.connect(h.url("/ws/notifications/"), open_timeout=5) as g, \
+            websockets.connect(h.url("/ws/notifications/dave/"), open_timeout=5) as u, \
+            websockets.connect(h.url("/ws/notifications/erin/"), open_timeout=5) as other:
+        st, resp, _ = h.http("POST", "/api/notifications",
+                             {"title": "T", "body": "B", "user_id": "dave", "data": {"k": 1}})
+        assert st == 202, (st, resp)
+        nid = resp["id"]
+        for ws in (g, u):
+            seen = []
+            while not seen or seen[-1]["status"] not in ("sent", "failed"):
+                m = await recv_json(ws, timeout=10)
+                assert m["notification_id"] == nid, m
+                seen.append(m)
+            assert [m["status"] for m in seen] == ["queued", "processing", "sent"], seen
+            assert seen[-1]["notification"] == {"id": nid, "title": "T", "body": "B",
+                                                "data": {"k": 1}, "user_id": "dave"}, seen[-1]
+        await expect_silence(other)
+        st, info, _ = h.http("GET", "/api/notifications/%s" % nid)
+        assert st == 200 and info["status"] == "sent", (st, info)
+
+
 if __name__ == "__main__":
     try:
         run_tests(globals())
