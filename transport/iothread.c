@@ -242,6 +242,7 @@ ws_writeable(hr_iothread *t, hr_conn *c)
 	if (w < (int)used)
 		return -1;
 	HR_METRIC_ADD(frames_sent, n);
+	HR_METRIC_ADD(ws_writes, 1);
 	if (c->qlen > 0)
 		want_write(c);
 	return 0;

@@ -72,6 +72,11 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 	                   "# TYPE herald_ws_frames_sent_total counter\n"
 	                   "herald_ws_frames_sent_total %" PRIu64 "\n",
 	              LOAD(m->frames_sent));
+	rv |= appendf(out, "# HELP herald_ws_writes_total Socket writes carrying outbound frames "
+	                   "(frames_sent / writes = frames per system call).\n"
+	                   "# TYPE herald_ws_writes_total counter\n"
+	                   "herald_ws_writes_total %" PRIu64 "\n",
+	              LOAD(m->ws_writes));
 	rv |= appendf(out, "# HELP herald_ws_frames_received_total WebSocket messages received.\n"
 	                   "# TYPE herald_ws_frames_received_total counter\n"
 	                   "herald_ws_frames_received_total %" PRIu64 "\n",

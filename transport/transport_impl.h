@@ -49,6 +49,7 @@ enum {
 typedef struct hr_metrics {
 	atomic_long connections[HR_N_ROUTES];
 	atomic_uint_fast64_t frames_sent;
+	atomic_uint_fast64_t ws_writes; /* lws_write calls carrying frames */
 	atomic_uint_fast64_t frames_received;
 	atomic_uint_fast64_t group_sends;
 	atomic_uint_fast64_t dropped[HR_N_DROP];

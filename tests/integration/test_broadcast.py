@@ -119,5 +119,78 @@ async def test_slow_consumer_bounded_others_get_everything():
         lag.close()
 
 
+def read_frames(sock, n, timeout=30):
+    """Read n unmasked server text frames from a raw socket; return payloads."""
+    sock.settimeout(timeout)
+    buf = b""
+    out = []
+
+    def need(k):
+        nonlocal buf
+        while len(buf) < k:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError("closed after %d frames" % len(out))
+            buf += chunk
+
+    while len(out) < n:
+        need(2)
+        assert buf[0] == 0x81, buf[:4]
+        ln, off = buf[1] & 0x7F, 2
+        if ln == 126:
+            need(4)
+            ln, off = int.from_bytes(buf[2:4], "big"), 4
+        elif ln == 127:
+            need(10)
+            ln, off = int.from_bytes(buf[2:10], "big"), 10
+        need(off + ln)
+        out.append(buf[off:off + ln])
+        buf = buf[off + ln:]
+    return out
+
+
+def raw_ws(port, path, rcvbuf=None):
+    s = socket.create_connection(("127.0.0.1", port))
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+               % path).encode())
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        resp += s.recv(1)
+    assert b" 101 " in resp.split(b"\r\n")[0], resp
+    return s
+
+
+def test_backlog_leaves_in_coalesced_writes():
+    # A reader that falls behind builds a queue; when it reads again the
+    # queued frames must leave many per system call, in order, complete.
+    n = 600
+    with Herald("--threads", "1") as h:
+        s = raw_ws(h.port, "/ws/notifications/", rcvbuf=4096)
+        f0 = h.metric("herald_ws_frames_sent_total")
+        w0 = h.metric("herald_ws_writes_total")
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=10)
+        for i in range(n):
+            c.request("POST", "/api/groups/notifications/send",
+                      body=json.dumps({"type": "notification_message",
+                                       "message": {"seq": i, "pad": "q" * 300}}),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            assert r.status == 202, r.status
+        c.close()
+        frames = read_frames(s, n)
+        assert [json.loads(f)["seq"] for f in frames] == list(range(n))
+        df = h.metric("herald_ws_frames_sent_total") - f0
+        dw = h.metric("herald_ws_writes_total") - w0
+        print("backlog: %d frames in %d writes" % (df, dw))
+        assert df == n, df
+        assert dw * 4 < df, (df, dw)
+        s.close()
+
+
 if __name__ == "__main__":
     run_tests(globals())
