@@ -1,0 +1,952 @@
+/*
+ * test_codec.c: the msgpack reader, map lookups, msgpack → JSON, JSON →
+ * msgpack and the hr_mp_* writers. Fixtures come from the real thing:
+ * Python's msgpack (use_bin_type=True) run through /usr/bin/python3, and
+ * Python's json checks what we print.
+ */
+#define _POSIX_C_SOURCE 200809L /* popen, setenv */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "layer/buf_int.h"
+#include "layer/layer.h"
+
+TestSuite(codec, .timeout = 60);
+
+#define PY "/usr/bin/python3"
+
+/* Run a Python script (passed through the environment, so no quoting) with
+ * `in` on stdin when non-NULL, else capturing stdout into out. Returns the
+ * exit status. */
+static int
+py_run(const char *script, const void *in, size_t inlen, hr_buf *out)
+{
+	cr_assert_eq(setenv("HR_PY", script, 1), 0);
+	FILE *f = popen(PY " -c 'import os; exec(os.environ[\"HR_PY\"])'", in ? "w" : "r");
+	cr_assert_not_null(f);
+	if (in != NULL) {
+		cr_assert_eq(fwrite(in, 1, inlen, f), inlen);
+	} else {
+		char tmp[4096];
+		size_t n;
+		while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+			cr_assert_eq(hr_buf_append(out, tmp, n), 0);
+	}
+	int st = pclose(f);
+	cr_assert(WIFEXITED(st), "python did not exit");
+	return WEXITSTATUS(st);
+}
+
+/* msgpack.packb(expr, use_bin_type=True) appended to out. */
+static void
+py_pack(const char *expr, hr_buf *out)
+{
+	char script[8192];
+	snprintf(script, sizeof(script),
+	    "import msgpack, sys\n"
+	    "sys.stdout.buffer.write(msgpack.packb(%s, use_bin_type=True))\n",
+	    expr);
+	cr_assert_eq(py_run(script, NULL, 0, out), 0, "packing %s", expr);
+}
+
+/* Python's json.loads(text) == expr? */
+static bool
+py_json_equals(const unsigned char *text, size_t n, const char *expr)
+{
+	char script[8192];
+	snprintf(script, sizeof(script),
+	    "import json, sys, math\n"
+	    "got = json.loads(sys.stdin.buffer.read().decode('utf-8'))\n"
+	    "want = %s\n"
+	    "if got != want:\n"
+	    "    print('got', repr(got)[:300], 'want', repr(want)[:300], file=sys.stderr)\n"
+	    "    sys.exit(1)\n",
+	    expr);
+	return py_run(script, text, n, NULL) == 0;
+}
+
+/* msgpack.unpackb(mp) == json.loads(json)? */
+static bool
+py_unpack_equals(const unsigned char *mp, size_t n, const char *expr)
+{
+	char script[8192];
+	snprintf(script, sizeof(script),
+	    "import msgpack, sys, json\n"
+	    "got = msgpack.unpackb(sys.stdin.buffer.read(), raw=False, strict_map_key=False)\n"
+	    "want = %s\n"
+	    "if got != want or repr(got) != repr(want):\n"
+	    "    print('got', repr(got)[:300], 'want', repr(want)[:300], file=sys.stderr)\n"
+	    "    sys.exit(1)\n",
+	    expr);
+	return py_run(script, mp, n, NULL) == 0;
+}
+
+#define assert_buf_eq(b, s, n)                                                                     \
+	do {                                                                                       \
+		cr_assert_eq(hr_buf_len(b), (n), "len %zu != %zu: %.*s", hr_buf_len(b),            \
+		    (size_t)(n), (int)hr_buf_len(b), hr_buf_data(b));                              \
+		cr_assert_eq(memcmp(hr_buf_data(b), (s), (n)), 0, "got %.*s", (int)hr_buf_len(b),  \
+		    hr_buf_data(b));                                                               \
+	} while (0)
+#define assert_buf_str(b, s) assert_buf_eq(b, s, strlen(s))
+
+/* msgpack bytes → JSON text; asserts the return code. */
+static void
+to_json(const void *mp, size_t n, int want_rc, hr_buf *out)
+{
+	int rc = hr_codec_msgpack_to_json(mp, n, out);
+	cr_assert_eq(rc, want_rc, "rc %d (%s), want %d", rc, hr_strerror(rc), want_rc);
+}
+
+static void
+check_json(const void *mp, size_t n, const char *want)
+{
+	hr_buf j;
+	hr_buf_init(&j, 0);
+	to_json(mp, n, 0, &j);
+	assert_buf_str(&j, want);
+	hr_buf_fini(&j);
+}
+
+#define MP(lit) (const unsigned char *)(lit), sizeof(lit) - 1
+
+/* ---------------------------------------------------------------- round trips */
+
+Test(codec, json_round_trip_of_every_type)
+{
+	static const char *docs[] = {
+		"null",
+		"true",
+		"false",
+		"0",
+		"-1",
+		"127",
+		"128",
+		"255",
+		"256",
+		"65535",
+		"65536",
+		"4294967295",
+		"4294967296",
+		"-32",
+		"-33",
+		"-128",
+		"-129",
+		"-32768",
+		"-32769",
+		"-2147483648",
+		"-2147483649",
+		"9223372036854775807",
+		"-9223372036854775808",
+		"0.1",
+		"1.5",
+		"-2.25",
+		"1e+300",
+		"-0.0",
+		"1.0",
+		"2.5e-08",
+		"\"\"",
+		"\"abc\"",
+		"[]",
+		"{}",
+		"[1,[2,[3,[]]]]",
+		"{\"a\":[1,{\"b\":null}],\"c\":\"d\",\"e\":{}}",
+		("{\"type\":\"notification.message\",\"message\":{\"id\":7,\"ok\":true,"
+		 "\"tags\":[\"x\",\"y\"],\"score\":0.5}}"),
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		hr_buf mp, j;
+		char err[128] = "";
+		hr_buf_init(&mp, 0);
+		hr_buf_init(&j, 0);
+		int rc = hr_codec_json_to_msgpack(
+		    docs[i], strlen(docs[i]), false, &mp, err, sizeof(err));
+		cr_assert_eq(rc, 0, "%s: %d %s", docs[i], rc, err);
+		cr_assert_eq(hr_codec_validate(hr_buf_data(&mp), hr_buf_len(&mp)), 0);
+		to_json(hr_buf_data(&mp), hr_buf_len(&mp), 0, &j);
+		assert_buf_str(&j, docs[i]);
+		hr_buf_fini(&mp);
+		hr_buf_fini(&j);
+	}
+}
+
+Test(codec, long_strings_arrays_and_maps_round_trip)
+{
+	/* Sizes that cross fixstr/str8/str16/str32 and fix/16/32 containers. */
+	static const size_t sizes[] = { 0, 15, 16, 31, 32, 255, 256, 65535, 65536, 70000 };
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		size_t n = sizes[s];
+		hr_buf json, mp, back;
+		hr_buf_init(&json, 0);
+		hr_buf_init(&mp, 0);
+		hr_buf_init(&back, 0);
+		/* {"s":"aaaa…","a":[0,1,…],"m":{"k0":0,…}} */
+		cr_assert_eq(hr_buf_append(&json, "{\"s\":\"", 6), 0);
+		for (size_t i = 0; i < n; i++)
+			cr_assert_eq(hr_buf_putc(&json, 'a'), 0);
+		cr_assert_eq(hr_buf_append(&json, "\",\"a\":[", 7), 0);
+		for (size_t i = 0; i < n; i++) {
+			char t[32];
+			int l = snprintf(t, sizeof(t), "%s%zu", i ? "," : "", i % 100);
+			cr_assert_eq(hr_buf_append(&json, t, (size_t)l), 0);
+		}
+		cr_assert_eq(hr_buf_append(&json, "],\"m\":{", 7), 0);
+		for (size_t i = 0; i < n && i < 20000; i++) {
+			char t[48];
+			int l = snprintf(t, sizeof(t), "%s\"k%zu\":%zu", i ? "," : "", i, i);
+			cr_assert_eq(hr_buf_append(&json, t, (size_t)l), 0);
+		}
+		cr_assert_eq(hr_buf_append(&json, "}}", 2), 0);
+		cr_assert_eq(hr_codec_json_to_msgpack((const char *)hr_buf_data(&json),
+		                 hr_buf_len(&json), true, &mp, NULL, 0),
+		    0);
+		to_json(hr_buf_data(&mp), hr_buf_len(&mp), 0, &back);
+		assert_buf_eq(&back, hr_buf_data(&json), hr_buf_len(&json));
+		hr_buf_fini(&json);
+		hr_buf_fini(&mp);
+		hr_buf_fini(&back);
+	}
+}
+
+/* ---------------------------------------------------------------- Python's msgpack */
+
+static void
+check_python_doc(const char *pyexpr, const char *json_expr)
+{
+	hr_buf mp, j;
+	hr_buf_init(&mp, 0);
+	hr_buf_init(&j, 0);
+	py_pack(pyexpr, &mp);
+	cr_assert_eq(hr_codec_validate(hr_buf_data(&mp), hr_buf_len(&mp)), 0, "%s", pyexpr);
+	to_json(hr_buf_data(&mp), hr_buf_len(&mp), 0, &j);
+	cr_assert(py_json_equals(hr_buf_data(&j), hr_buf_len(&j), json_expr), "%s -> %.*s", pyexpr,
+	    (int)hr_buf_len(&j), hr_buf_data(&j));
+	hr_buf_fini(&mp);
+	hr_buf_fini(&j);
+}
+
+Test(codec, reads_python_msgpack)
+{
+	check_python_doc("{'type': 'chat.message', 'text': 'hi', 'n': 3, 'f': 0.25, 'x': None,"
+	                 " 't': True, 'u': False, 'l': [1, -1, 'two', [3.5]], 'd': {'e': {}}}",
+	    "{'type': 'chat.message', 'text': 'hi', 'n': 3, 'f': 0.25, 'x': None,"
+	    " 't': True, 'u': False, 'l': [1, -1, 'two', [3.5]], 'd': {'e': {}}}");
+	check_python_doc("{'s8': 'a' * 40, 's16': 'b' * 300, 's32': 'c' * 70000}",
+	    "{'s8': 'a' * 40, 's16': 'b' * 300, 's32': 'c' * 70000}");
+	check_python_doc("[list(range(20)), list(range(70000)), {str(i): i for i in range(20)},"
+	                 " {str(i): i for i in range(70000)}]",
+	    "[list(range(20)), list(range(70000)), {str(i): i for i in range(20)},"
+	    " {str(i): i for i in range(70000)}]");
+	check_python_doc("[2**64 - 1, 2**63, -2**63, 2**32, -2**31 - 1, -129, -33, -1]",
+	    "[2**64 - 1, 2**63, -2**63, 2**32, -2**31 - 1, -129, -33, -1]");
+	check_python_doc("{'uni': 'caf\\u00e9 \\u2603 \\U0001F600', 'ctl': '\\x00\\x1f\\n\"\\\\'}",
+	    "{'uni': 'caf\\u00e9 \\u2603 \\U0001F600', 'ctl': '\\x00\\x1f\\n\"\\\\'}");
+	check_python_doc("[0.1, 1e300, -0.0, 5e-324, 1.7976931348623157e308, 1/3]",
+	    "[0.1, 1e300, -0.0, 5e-324, 1.7976931348623157e308, 1/3]");
+	check_python_doc("{'b': b'\\x00\\x01\\xff', 'e': b'', 'big': bytes(range(256)) * 300}",
+	    "{'b': 'AAH/', 'e': '', 'big': __import__('base64').b64encode("
+	    "bytes(range(256)) * 300).decode()}");
+	check_python_doc("[msgpack.ExtType(5, b'abc'), msgpack.ExtType(127, b'x' * 300)]",
+	    "[{'ext': 5, 'data': 'YWJj'}, {'ext': 127, 'data': "
+	    "__import__('base64').b64encode(b'x' * 300).decode()}]");
+}
+
+Test(codec, negative_ints_of_every_width_match_python)
+{
+	static const int64_t v[] = { -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN,
+		(int64_t)INT32_MIN - 1, INT64_MIN, 0, 127, 128, 255, 256, 65535, 65536, UINT32_MAX,
+		(int64_t)UINT32_MAX + 1, INT64_MAX };
+	size_t nv = sizeof(v) / sizeof(v[0]);
+	char expr[1024] = "[", txt[1024] = "[";
+	hr_buf ours, theirs, j;
+	hr_buf_init(&ours, 0);
+	hr_buf_init(&theirs, 0);
+	hr_buf_init(&j, 0);
+	cr_assert_eq(hr_mp_array(&ours, (uint32_t)nv), 0);
+	for (size_t i = 0; i < nv; i++) {
+		cr_assert_eq(hr_mp_int(&ours, v[i]), 0);
+		snprintf(expr + strlen(expr), sizeof(expr) - strlen(expr), "%s%lld", i ? ", " : "",
+		    (long long)v[i]);
+		snprintf(txt + strlen(txt), sizeof(txt) - strlen(txt), "%s%lld", i ? "," : "",
+		    (long long)v[i]);
+	}
+	strcat(expr, "]");
+	strcat(txt, "]");
+	/* One Python run packs them all: same bytes, same text back. */
+	py_pack(expr, &theirs);
+	assert_buf_eq(&ours, hr_buf_data(&theirs), hr_buf_len(&theirs));
+	to_json(hr_buf_data(&theirs), hr_buf_len(&theirs), 0, &j);
+	assert_buf_str(&j, txt);
+	hr_buf_fini(&ours);
+	hr_buf_fini(&theirs);
+	hr_buf_fini(&j);
+}
+
+Test(codec, signed_encodings_of_small_values_are_read)
+{
+	/* Other packers may use int8..int64 for non-negative values. */
+	check_json(MP("\xd0\x05"), "5");
+	check_json(MP("\xd0\x80"), "-128");
+	check_json(MP("\xd1\x7f\xff"), "32767");
+	check_json(MP("\xd1\x80\x00"), "-32768");
+	check_json(MP("\xd2\xff\xff\xff\xfe"), "-2");
+	check_json(MP("\xd3\x80\x00\x00\x00\x00\x00\x00\x00"), "-9223372036854775808");
+	check_json(MP("\xd3\x00\x00\x00\x00\x00\x00\x00\x01"), "1");
+	check_json(MP("\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), "18446744073709551615");
+	check_json(MP("\xcf\x80\x00\x00\x00\x00\x00\x00\x00"), "9223372036854775808");
+}
+
+/* ---------------------------------------------------------------- writers */
+
+Test(codec, writers_use_smallest_encoding_as_python)
+{
+	hr_buf ours, theirs;
+	hr_buf_init(&ours, 0);
+	hr_buf_init(&theirs, 0);
+	char *s300 = malloc(70001);
+	cr_assert_not_null(s300);
+	memset(s300, 's', 70000);
+	s300[70000] = 0;
+	cr_assert_eq(hr_mp_array(&ours, 11), 0);
+	cr_assert_eq(hr_mp_map(&ours, 0), 0);
+	cr_assert_eq(hr_mp_array(&ours, 0), 0);
+	cr_assert_eq(hr_mp_cstr(&ours, ""), 0);
+	cr_assert_eq(hr_mp_str(&ours, s300, 31), 0);
+	cr_assert_eq(hr_mp_str(&ours, s300, 32), 0);
+	cr_assert_eq(hr_mp_str(&ours, s300, 256), 0);
+	cr_assert_eq(hr_mp_str(&ours, s300, 70000), 0);
+	cr_assert_eq(hr_mp_double(&ours, 0.1), 0);
+	cr_assert_eq(hr_mp_bool(&ours, true), 0);
+	cr_assert_eq(hr_mp_bool(&ours, false), 0);
+	cr_assert_eq(hr_mp_nil(&ours), 0);
+	py_pack("[{}, [], '', 's' * 31, 's' * 32, 's' * 256, 's' * 70000, 0.1, True, False, None]",
+	    &theirs);
+	assert_buf_eq(&ours, hr_buf_data(&theirs), hr_buf_len(&theirs));
+	hr_buf_reset(&ours);
+	hr_buf_reset(&theirs);
+
+	/* Container headers at 15/16/65535/65536 elements. */
+	static const uint32_t counts[] = { 15, 16, 65535, 65536 };
+	for (size_t i = 0; i < 4; i++) {
+		char expr[96];
+		cr_assert_eq(hr_mp_array(&ours, counts[i]), 0);
+		for (uint32_t k = 0; k < counts[i]; k++)
+			cr_assert_eq(hr_mp_nil(&ours), 0);
+		cr_assert_eq(hr_mp_map(&ours, counts[i]), 0);
+		for (uint32_t k = 0; k < counts[i]; k++) {
+			cr_assert_eq(hr_mp_int(&ours, k), 0);
+			cr_assert_eq(hr_mp_nil(&ours), 0);
+		}
+		snprintf(expr, sizeof(expr), "[None] * %u, {i: None for i in range(%u)}", counts[i],
+		    counts[i]);
+		/* Two objects back to back: pack a tuple and drop its header. */
+		hr_buf tmp;
+		hr_buf_init(&tmp, 0);
+		char e2[128];
+		snprintf(e2, sizeof(e2), "(%s)", expr);
+		py_pack(e2, &tmp);
+		cr_assert_eq(hr_buf_data(&tmp)[0], 0x92);
+		cr_assert_eq(
+		    hr_buf_append(&theirs, hr_buf_data(&tmp) + 1, hr_buf_len(&tmp) - 1), 0);
+		hr_buf_fini(&tmp);
+	}
+	assert_buf_eq(&ours, hr_buf_data(&theirs), hr_buf_len(&theirs));
+	cr_assert_eq(hr_mp_raw(&ours, "\xc0", 1), 0);
+	cr_assert_eq(hr_buf_data(&ours)[hr_buf_len(&ours) - 1], 0xc0);
+	free(s300);
+	hr_buf_fini(&ours);
+	hr_buf_fini(&theirs);
+}
+
+/* ---------------------------------------------------------------- JSON output */
+
+Test(codec, json_escaping)
+{
+	check_json(MP("\xa2\"\\"), "\"\\\"\\\\\"");
+	check_json(MP("\xa5\x00\x01\n\x1f\x7f"), "\"\\u0000\\u0001\\u000a\\u001f\x7f\"");
+	check_json(MP("\xa3/\t\r"), "\"/\\u0009\\u000d\"");
+	/* U+2028, U+2029 escaped; other non-ASCII passes through as UTF-8. */
+	check_json(
+	    MP("\xa9\xe2\x80\xa8\xe2\x80\xa9\xe2\x80\xaa"), "\"\\u2028\\u2029\xe2\x80\xaa\"");
+	check_json(MP("\xa4\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\"");
+	check_json(MP("\xa2\xc3\xa9"), "\"\xc3\xa9\"");
+	/* Keys are escaped the same way. */
+	check_json(MP("\x81\xa2\"\n\xa0"), "{\"\\\"\\u000a\":\"\"}");
+	/* And Python reads all of it back. */
+	hr_buf j;
+	hr_buf_init(&j, 0);
+	to_json(MP("\xad\"\\\x01\xe2\x80\xa8\xf0\x9f\x98\x80\xc3\xa9\x7f"), 0, &j);
+	cr_assert(py_json_equals(
+	    hr_buf_data(&j), hr_buf_len(&j), "'\"\\\\\\x01\\u2028\\U0001F600\\u00e9\\x7f'"));
+	hr_buf_fini(&j);
+}
+
+Test(codec, invalid_utf8_is_refused)
+{
+	static const char *bad[] = {
+		"\x80",
+		"\xbf",
+		"\xc0\x80",
+		"\xc1\xbf",
+		"\xc2",
+		"\xc2\x41",
+		"\xe0\x80\x80",
+		"\xe0\x9f\xbf",
+		"\xed\xa0\x80",
+		"\xed\xbf\xbf",
+		"\xe2\x82",
+		"\xf0\x8f\xbf\xbf",
+		"\xf4\x90\x80\x80",
+		"\xf5\x80\x80\x80",
+		"\xf8\x88\x80\x80\x80",
+		"\xff",
+		"\xfe",
+		"ok\xe2\x28\xa1",
+		"\xf0\x9f\x98",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unsigned char mp[16];
+		size_t n = strlen(bad[i]);
+		mp[0] = (unsigned char)(0xa0 | n);
+		memcpy(mp + 1, bad[i], n);
+		hr_buf j;
+		hr_buf_init(&j, 0);
+		cr_assert_eq(hr_buf_append(&j, "keep", 4), 0);
+		cr_assert_eq(hr_codec_validate(mp, n + 1), HR_EUTF8, "case %zu", i);
+		to_json(mp, n + 1, HR_EUTF8, &j);
+		assert_buf_str(&j, "keep");
+		/* As a map key as well. */
+		unsigned char mk[20] = { 0x81 };
+		memcpy(mk + 1, mp, n + 1);
+		mk[n + 2] = 0xc0;
+		to_json(mk, n + 3, HR_EUTF8, &j);
+		assert_buf_str(&j, "keep");
+		hr_buf_fini(&j);
+	}
+	static const char *good[] = { "\xed\x9f\xbf", "\xee\x80\x80", "\xf4\x8f\xbf\xbf",
+		"\xf0\x90\x80\x80", "\xe0\xa0\x80", "\xc2\x80", "\x7f" };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		unsigned char mp[8];
+		size_t n = strlen(good[i]);
+		mp[0] = (unsigned char)(0xa0 | n);
+		memcpy(mp + 1, good[i], n);
+		cr_assert_eq(hr_codec_validate(mp, n + 1), 0, "good %zu", i);
+	}
+}
+
+Test(codec, bin_is_base64)
+{
+	check_json(MP("\xc4\x00"), "\"\"");
+	check_json(MP("\xc4\x01\x00"), "\"AA==\"");
+	check_json(MP("\xc4\x02\x00\x01"), "\"AAE=\"");
+	check_json(MP("\xc4\x03\x00\x01\xff"), "\"AAH/\"");
+	check_json(MP("\xc4\x04\xfb\xff\xbf\x00"), "\"+/+/AA==\"");
+	check_json(MP("\xc5\x00\x03xyz"), "\"eHl6\"");
+	check_json(MP("\xc6\x00\x00\x00\x01z"), "\"eg==\"");
+}
+
+Test(codec, ext_is_an_object)
+{
+	check_json(MP("\xd4\x01\x41"), "{\"ext\":1,\"data\":\"QQ==\"}");
+	check_json(MP("\xd4\xff\x00"), "{\"ext\":-1,\"data\":\"AA==\"}");
+	check_json(MP("\xd5\x02\x41\x42"), "{\"ext\":2,\"data\":\"QUI=\"}");
+	check_json(MP("\xd6\x03"
+	              "abcd"),
+	    "{\"ext\":3,\"data\":\"YWJjZA==\"}");
+	check_json(MP("\xd7\x04"
+	              "abcdefgh"),
+	    "{\"ext\":4,\"data\":\"YWJjZGVmZ2g=\"}");
+	check_json(MP("\xd8\x80"
+	              "abcdefghijklmnop"),
+	    "{\"ext\":-128,\"data\":\"YWJjZGVmZ2hpamtsbW5vcA==\"}");
+	check_json(MP("\xc7\x00\x05"), "{\"ext\":5,\"data\":\"\"}");
+	check_json(MP("\xc8\x00\x01\x06z"), "{\"ext\":6,\"data\":\"eg==\"}");
+	check_json(MP("\xc9\x00\x00\x00\x02\x07zz"), "{\"ext\":7,\"data\":\"eno=\"}");
+}
+
+Test(codec, floats)
+{
+	check_json(MP("\xcb\x3f\xb9\x99\x99\x99\x99\x99\x9a"), "0.1");
+	check_json(MP("\xcb\x7e\x37\xe4\x3c\x88\x00\x75\x9c"), "1e+300");
+	check_json(MP("\xcb\x80\x00\x00\x00\x00\x00\x00\x00"), "-0.0");
+	check_json(MP("\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00"), "1.0");
+	check_json(MP("\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"), "null"); /* NaN */
+	check_json(MP("\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00"), "null"); /* +Inf */
+	check_json(MP("\xcb\xff\xf0\x00\x00\x00\x00\x00\x00"), "null"); /* -Inf */
+	check_json(MP("\xca\x3f\x00\x00\x00"), "0.5"); /* float32 */
+	check_json(MP("\xca\x3d\xcc\xcc\xcd"), "0.10000000149011612"); /* as Python */
+	check_json(MP("\xca\x7f\x80\x00\x00"), "null");
+
+	/* Short decimals (the fast path) and the edges of its range. */
+	static const struct {
+		double d;
+		const char *s;
+	} dec[] = {
+		{ 0.75, "0.75" },
+		{ -2.5, "-2.5" },
+		{ 100.0, "100.0" },
+		{ 1700000000.123, "1700000000.123" },
+		{ 0.0001, "0.0001" },
+		{ 0.00001, "1e-05" },
+		{ 12345678.12345678, "12345678.12345678" },
+		{ 999999999999999.0, "999999999999999.0" },
+		{ 1e15, "1e+15" },
+		{ 0.1 + 0.2, "0.30000000000000004" },
+		{ 1.0 / 3.0, "0.3333333333333333" },
+	};
+	for (size_t i = 0; i < sizeof(dec) / sizeof(dec[0]); i++) {
+		hr_buf mp;
+		hr_buf_init(&mp, 0);
+		cr_assert_eq(hr_mp_double(&mp, dec[i].d), 0);
+		check_json(hr_buf_data(&mp), hr_buf_len(&mp), dec[i].s);
+		hr_buf_fini(&mp);
+	}
+
+	/* Every double survives msgpack → JSON → strtod bit for bit: random
+	 * bit patterns, and decimals with few digits. */
+	for (int i = -300000; i < 300000; i += 7) {
+		double ds[] = { i / 1000.0, i / 7.0, i * 1e-8, i * 0.01 + 0.005 };
+		for (size_t k = 0; k < 4; k++) {
+			hr_buf mp, j;
+			hr_buf_init(&mp, 0);
+			hr_buf_init(&j, 0);
+			cr_assert_eq(hr_mp_double(&mp, ds[k]), 0);
+			to_json(hr_buf_data(&mp), hr_buf_len(&mp), 0, &j);
+			cr_assert_eq(hr_buf_putc(&j, 0), 0);
+			double back = strtod((const char *)hr_buf_data(&j), NULL);
+			cr_assert_eq(memcmp(&back, &ds[k], 8), 0, "%a printed as %s", ds[k],
+			    hr_buf_data(&j));
+			hr_buf_fini(&mp);
+			hr_buf_fini(&j);
+		}
+	}
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		double d;
+		memcpy(&d, &x, 8);
+		if (!isfinite(d))
+			continue;
+		hr_buf mp, j;
+		hr_buf_init(&mp, 0);
+		hr_buf_init(&j, 0);
+		cr_assert_eq(hr_mp_double(&mp, d), 0);
+		to_json(hr_buf_data(&mp), hr_buf_len(&mp), 0, &j);
+		cr_assert_eq(hr_buf_putc(&j, 0), 0);
+		double back = strtod((const char *)hr_buf_data(&j), NULL);
+		cr_assert_eq(memcmp(&back, &d, 8), 0, "%a printed as %s", d, hr_buf_data(&j));
+		hr_buf_fini(&mp);
+		hr_buf_fini(&j);
+	}
+}
+
+Test(codec, non_str_keys_are_refused_for_json)
+{
+	hr_buf mp, j;
+	hr_buf_init(&mp, 0);
+	hr_buf_init(&j, 0);
+	py_pack("{1: 2}", &mp);
+	cr_assert_eq(hr_codec_validate(hr_buf_data(&mp), hr_buf_len(&mp)), 0);
+	to_json(hr_buf_data(&mp), hr_buf_len(&mp), HR_ETYPE, &j);
+	cr_assert_eq(hr_buf_len(&j), 0);
+	hr_buf_reset(&mp);
+	py_pack("{'a': {None: 1}}", &mp);
+	to_json(hr_buf_data(&mp), hr_buf_len(&mp), HR_ETYPE, &j);
+	hr_buf_reset(&mp);
+	py_pack("{b'k': 1}", &mp);
+	to_json(hr_buf_data(&mp), hr_buf_len(&mp), HR_ETYPE, &j);
+	cr_assert_eq(hr_buf_len(&j), 0);
+	hr_buf_fini(&mp);
+	hr_buf_fini(&j);
+}
+
+/* ---------------------------------------------------------------- malformed input */
+
+Test(codec, every_truncation_is_ebadmsg)
+{
+	hr_buf mp, j;
+	hr_buf_init(&mp, 0);
+	hr_buf_init(&j, 0);
+	py_pack("{'type': 'x.y', 'a': [1, -200, 70000, -70000, 2**40, -2**40, 2**64 - 1, 0.5,"
+	        " None, True, False], 's': 'z' * 40, 'm': 'w' * 300, 'b': b'\\x01' * 20,"
+	        " 'bb': b'\\x02' * 300, 'e': msgpack.ExtType(1, b'q'),"
+	        " 'e8': msgpack.ExtType(2, b'r' * 3), 'n': {'d': {'e': [{}]}},"
+	        " 'big': list(range(20)), 'u': '\\u00e9\\U0001F600'}",
+	    &mp);
+	/* Add one more pair holding the encodings Python does not produce. */
+	cr_assert_eq(hr_buf_data(&mp)[0], 0x80 | 11);
+	static const unsigned char extra[] = { 0xa1, 'f', 0x9b, 0xca, 0x3f, 0x00, 0x00, 0x00, 0xd0,
+		0x05, 0xd1, 0x00, 0x05, 0xd2, 0, 0, 0, 5, 0xd3, 0, 0, 0, 0, 0, 0, 0, 5, 0xdb, 0, 0,
+		0, 1, 'x', 0xc6, 0, 0, 0, 1, 0, 0xc9, 0, 0, 0, 1, 9, 0, 0xdd, 0, 0, 0, 1, 0xc0,
+		0xdf, 0, 0, 0, 1, 0xa0, 0xc0, 0xde, 0, 1, 0xa0, 0xc0 };
+	cr_assert_eq(hr_buf_append(&mp, extra, sizeof(extra)), 0);
+	unsigned char *d = (unsigned char *)hr_buf_data(&mp);
+	d[0] = 0x80 | 12;
+	cr_assert_eq(hr_codec_validate(d, hr_buf_len(&mp)), 0);
+	to_json(d, hr_buf_len(&mp), 0, &j);
+	for (size_t n = 0; n < hr_buf_len(&mp); n++) {
+		hr_buf_reset(&j);
+		cr_assert_eq(hr_buf_append(&j, "keep", 4), 0);
+		cr_assert_eq(hr_codec_validate(d, n), HR_EBADMSG, "prefix %zu", n);
+		to_json(d, n, HR_EBADMSG, &j);
+		assert_buf_str(&j, "keep");
+		cr_assert_eq(hr_codec_map_remove(d, n, "type", &j), HR_EBADMSG);
+		assert_buf_str(&j, "keep");
+	}
+	/* Each prefix is also refused when copied to its own allocation, so
+	 * ASan catches any read past the end. */
+	for (size_t n = 0; n < hr_buf_len(&mp); n += 7) {
+		unsigned char *c = malloc(n ? n : 1);
+		cr_assert_not_null(c);
+		memcpy(c, d, n);
+		cr_assert_eq(hr_codec_validate(c, n), HR_EBADMSG);
+		hr_buf_reset(&j);
+		to_json(c, n, HR_EBADMSG, &j);
+		free(c);
+	}
+	hr_buf_fini(&mp);
+	hr_buf_fini(&j);
+}
+
+Test(codec, lengths_beyond_the_input_are_ebadmsg)
+{
+	static const struct {
+		const char *mp;
+		size_t n;
+	} cases[] = {
+		{ "\xdb\xff\xff\xff\xff"
+		  "abc",
+		    8 }, /* str32 */
+		{ "\xda\x01\x00"
+		  "abc",
+		    6 }, /* str16 */
+		{ "\xd9\x0a"
+		  "abcde",
+		    7 }, /* str8 */
+		{ "\xa5"
+		  "abc",
+		    4 }, /* fixstr */
+		{ "\xc6\xff\xff\xff\xff"
+		  "a",
+		    6 }, /* bin32 */
+		{ "\xc4\x02"
+		  "a",
+		    3 }, /* bin8 */
+		{ "\xc9\xff\xff\xff\xff\x01"
+		  "a",
+		    7 }, /* ext32 */
+		{ "\xd8\x01"
+		  "abc",
+		    5 }, /* fixext16 */
+		{ "\xdd\xff\xff\xff\xff\xc0", 6 }, /* array32 */
+		{ "\xdc\x00\x03\xc0\xc0", 5 }, /* array16 */
+		{ "\x93\xc0\xc0", 3 }, /* fixarray */
+		{ "\xdf\xff\xff\xff\xff\xa0\xc0", 7 }, /* map32 */
+		{ "\xde\x00\x02\xa0\xc0\xa0", 6 }, /* map16 */
+		{ "\x82\xa0\xc0", 3 }, /* fixmap */
+		{ "\xcf\x00", 2 }, /* uint64 */
+		{ "\xcb\x00\x00", 3 }, /* float64 */
+		{ "\xc1", 1 }, /* never used */
+		{ "\xc0\xc0", 2 }, /* two objects */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		hr_buf j;
+		hr_buf_init(&j, 0);
+		cr_assert_eq(hr_codec_validate(cases[i].mp, cases[i].n), HR_EBADMSG, "case %zu", i);
+		to_json(cases[i].mp, cases[i].n, HR_EBADMSG, &j);
+		cr_assert_eq(hr_buf_len(&j), 0);
+		hr_buf_fini(&j);
+	}
+	const unsigned char *v;
+	size_t vl;
+	cr_assert_eq(
+	    hr_codec_map_get(MP("\xdf\xff\xff\xff\xff\xa0\xc0"), "x", &v, &vl), HR_EBADMSG);
+	cr_assert_eq(
+	    hr_codec_map_get(MP("\x81\xa1x\xdb\xff\xff\xff\xff"), "x", &v, &vl), HR_EBADMSG);
+	cr_assert_eq(hr_codec_map_get(MP(""), "x", &v, &vl), HR_EBADMSG);
+}
+
+static void
+nested(hr_buf *mp, int depth, bool maps)
+{
+	for (int i = 1; i < depth; i++) {
+		if (maps) {
+			cr_assert_eq(hr_mp_map(mp, 1), 0);
+			cr_assert_eq(hr_mp_cstr(mp, "k"), 0);
+		} else {
+			cr_assert_eq(hr_mp_array(mp, 1), 0);
+		}
+	}
+	cr_assert_eq(maps ? hr_mp_map(mp, 0) : hr_mp_array(mp, 0), 0);
+}
+
+Test(codec, depth_32_is_accepted_33_refused)
+{
+	for (int maps = 0; maps < 2; maps++) {
+		hr_buf mp, j;
+		hr_buf_init(&mp, 0);
+		hr_buf_init(&j, 0);
+		nested(&mp, 32, maps);
+		cr_assert_eq(hr_codec_validate(hr_buf_data(&mp), hr_buf_len(&mp)), 0);
+		to_json(hr_buf_data(&mp), hr_buf_len(&mp), 0, &j);
+		/* and back */
+		hr_buf mp2;
+		hr_buf_init(&mp2, 0);
+		cr_assert_eq(hr_codec_json_to_msgpack((const char *)hr_buf_data(&j), hr_buf_len(&j),
+		                 false, &mp2, NULL, 0),
+		    0);
+		assert_buf_eq(&mp2, hr_buf_data(&mp), hr_buf_len(&mp));
+
+		hr_buf_reset(&mp);
+		hr_buf_reset(&j);
+		nested(&mp, 33, maps);
+		cr_assert_eq(hr_codec_validate(hr_buf_data(&mp), hr_buf_len(&mp)), HR_EDEPTH);
+		to_json(hr_buf_data(&mp), hr_buf_len(&mp), HR_EDEPTH, &j);
+		cr_assert_eq(hr_buf_len(&j), 0);
+		if (maps) {
+			const unsigned char *v;
+			size_t vl;
+			cr_assert_eq(
+			    hr_codec_map_get(hr_buf_data(&mp), hr_buf_len(&mp), "k", &v, &vl),
+			    HR_EDEPTH);
+		}
+		hr_buf_fini(&mp);
+		hr_buf_fini(&mp2);
+		hr_buf_fini(&j);
+	}
+	/* JSON side. */
+	char deep[80], err[64];
+	for (int d = 32; d <= 33; d++) {
+		hr_buf mp;
+		hr_buf_init(&mp, 0);
+		memset(deep, '[', (size_t)d);
+		memset(deep + d, ']', (size_t)d);
+		int rc
+		    = hr_codec_json_to_msgpack(deep, (size_t)(2 * d), false, &mp, err, sizeof(err));
+		cr_assert_eq(rc, d == 32 ? 0 : HR_EDEPTH);
+		if (d == 33) {
+			cr_assert_str_eq(err, "nesting too deep");
+			cr_assert_eq(hr_buf_len(&mp), 0);
+		}
+		hr_buf_fini(&mp);
+	}
+	/* A long lie of nesting that jansson itself refuses. */
+	char *huge = malloc(20000);
+	cr_assert_not_null(huge);
+	memset(huge, '[', 20000);
+	hr_buf mp;
+	hr_buf_init(&mp, 0);
+	cr_assert_eq(
+	    hr_codec_json_to_msgpack(huge, 20000, false, &mp, err, sizeof(err)), HR_EDEPTH);
+	cr_assert_str_eq(err, "nesting too deep");
+	free(huge);
+	hr_buf_fini(&mp);
+}
+
+/* ---------------------------------------------------------------- maps */
+
+Test(codec, map_get_finds_value_span)
+{
+	hr_buf mp;
+	hr_buf_init(&mp, 0);
+	py_pack(
+	    "{1: [1, 2], (3, 4): {'x': 1}, 'type': 'chat.message', 'message': {'a': [1]}}", &mp);
+	const unsigned char *v = NULL;
+	size_t vl = 0;
+	cr_assert_eq(hr_codec_map_get(hr_buf_data(&mp), hr_buf_len(&mp), "message", &v, &vl), 0);
+	cr_assert_eq(vl, 5);
+	cr_assert_eq(memcmp(v,
+	                 "\x81\xa1"
+	                 "a\x91\x01",
+	                 5),
+	    0);
+	const char *t;
+	size_t tl;
+	cr_assert_eq(hr_codec_get_type(hr_buf_data(&mp), hr_buf_len(&mp), &t, &tl), 0);
+	cr_assert_eq(tl, 12);
+	cr_assert_eq(memcmp(t, "chat.message", 12), 0);
+	cr_assert_eq(
+	    hr_codec_map_get(hr_buf_data(&mp), hr_buf_len(&mp), "missing", &v, &vl), HR_ENOENT);
+	cr_assert_eq(
+	    hr_codec_map_get(hr_buf_data(&mp), hr_buf_len(&mp), "typ", &v, &vl), HR_ENOENT);
+	hr_buf_fini(&mp);
+}
+
+Test(codec, map_get_does_not_decode_other_values)
+{
+	/* The value before "type" holds invalid UTF-8 and a non-str key: a
+	 * lookup steps over it, only validation and JSON care. */
+	static const unsigned char m[]
+	    = { 0x82, 0xa1, 'x', 0x81, 0x01, 0xa1, 0xff, 0xa4, 't', 'y', 'p', 'e', 0xa1, 'y' };
+	const char *t;
+	size_t tl;
+	cr_assert_eq(hr_codec_get_type(m, sizeof(m), &t, &tl), 0);
+	cr_assert_eq(tl, 1);
+	cr_assert_eq(*t, 'y');
+	cr_assert_eq(hr_codec_validate(m, sizeof(m)), HR_EUTF8);
+}
+
+Test(codec, map_get_and_get_type_on_non_maps)
+{
+	const unsigned char *v;
+	size_t vl;
+	const char *t;
+	size_t tl;
+	cr_assert_eq(hr_codec_map_get(MP("\x91\xc0"), "type", &v, &vl), HR_ETYPE);
+	cr_assert_eq(hr_codec_map_get(MP("\xa4type"), "type", &v, &vl), HR_ETYPE);
+	cr_assert_eq(hr_codec_map_get(MP("\x05"), "type", &v, &vl), HR_ETYPE);
+	cr_assert_eq(hr_codec_get_type(MP("\xc0"), &t, &tl), HR_ETYPE);
+	cr_assert_eq(hr_codec_get_type(MP("\x80"), &t, &tl), HR_ENOENT);
+	cr_assert_eq(hr_codec_get_type(MP("\x81\xa4type\x05"), &t, &tl), HR_ETYPE);
+	cr_assert_eq(hr_codec_get_type(MP("\x81\xa4type\xc4\x01x"), &t, &tl), HR_ETYPE);
+	cr_assert_eq(hr_codec_get_type(MP("\x81\xa4type\xa1\xff"), &t, &tl), HR_EUTF8);
+	cr_assert_eq(hr_codec_get_type(MP("\x81\xa4type\xa0"), &t, &tl), 0);
+	cr_assert_eq(tl, 0);
+	cr_assert_eq(hr_codec_get_type(MP("\x81\xa4type"), &t, &tl), HR_EBADMSG);
+}
+
+Test(codec, map_remove_strips_the_key)
+{
+	hr_buf mp, out;
+	hr_buf_init(&mp, 0);
+	hr_buf_init(&out, 0);
+	py_pack("{'type': 't', '__asgi_channel__': 'specific.abc!def', 'm': [1, {'x': 2}]}", &mp);
+	cr_assert_eq(
+	    hr_codec_map_remove(hr_buf_data(&mp), hr_buf_len(&mp), "__asgi_channel__", &out), 0);
+	cr_assert(py_unpack_equals(
+	    hr_buf_data(&out), hr_buf_len(&out), "{'type': 't', 'm': [1, {'x': 2}]}"));
+	/* Absent key: an identical copy. */
+	hr_buf_reset(&out);
+	cr_assert_eq(hr_codec_map_remove(hr_buf_data(&mp), hr_buf_len(&mp), "nope", &out), 0);
+	assert_buf_eq(&out, hr_buf_data(&mp), hr_buf_len(&mp));
+	/* First, last and only key. */
+	hr_buf_reset(&out);
+	cr_assert_eq(hr_codec_map_remove(hr_buf_data(&mp), hr_buf_len(&mp), "type", &out), 0);
+	cr_assert(py_unpack_equals(hr_buf_data(&out), hr_buf_len(&out),
+	    "{'__asgi_channel__': 'specific.abc!def', 'm': [1, {'x': 2}]}"));
+	hr_buf_reset(&out);
+	cr_assert_eq(hr_codec_map_remove(hr_buf_data(&mp), hr_buf_len(&mp), "m", &out), 0);
+	cr_assert(py_unpack_equals(hr_buf_data(&out), hr_buf_len(&out),
+	    "{'type': 't', '__asgi_channel__': 'specific.abc!def'}"));
+	hr_buf_reset(&out);
+	cr_assert_eq(hr_codec_map_remove(MP("\x81\xa1k\xc0"), "k", &out), 0);
+	assert_buf_eq(&out, "\x80", 1);
+	/* map16 with 16 pairs shrinks to a fixmap of 15. */
+	hr_buf_reset(&mp);
+	hr_buf_reset(&out);
+	py_pack("{str(i): i for i in range(16)}", &mp);
+	cr_assert_eq(hr_buf_data(&mp)[0], 0xde);
+	cr_assert_eq(hr_codec_map_remove(hr_buf_data(&mp), hr_buf_len(&mp), "7", &out), 0);
+	cr_assert_eq(hr_buf_data(&out)[0], 0x8f);
+	cr_assert(py_unpack_equals(
+	    hr_buf_data(&out), hr_buf_len(&out), "{str(i): i for i in range(16) if i != 7}"));
+	hr_buf_fini(&mp);
+	hr_buf_fini(&out);
+}
+
+Test(codec, map_remove_refuses_bad_input_and_keeps_out)
+{
+	hr_buf out;
+	hr_buf_init(&out, 0);
+	cr_assert_eq(hr_buf_append(&out, "keep", 4), 0);
+	cr_assert_eq(hr_codec_map_remove(MP("\x91\xc0"), "k", &out), HR_ETYPE);
+	cr_assert_eq(hr_codec_map_remove(MP("\x81\xa1k\xc0\xc0"), "k", &out), HR_EBADMSG);
+	cr_assert_eq(hr_codec_map_remove(MP("\x82\xa1k\xc0"), "k", &out), HR_EBADMSG);
+	assert_buf_str(&out, "keep");
+	/* Every copy of a repeated key goes. */
+	cr_assert_eq(hr_codec_map_remove(MP("\x83\xa1k\x01\xa1j\x02\xa1k\x03"), "k", &out), 0);
+	assert_buf_eq(&out, "keep\x81\xa1j\x02", 8);
+	hr_buf_fini(&out);
+}
+
+/* ---------------------------------------------------------------- JSON input */
+
+Test(codec, json_to_msgpack_matches_python)
+{
+	static const char *docs[] = {
+		("{\"type\":\"chat.message\",\"text\":\"h\\u00e9\\ud83d\\ude00\\u0000\",\"n\":-"
+		 "70000,"
+		 "\"f\":0.1,\"z\":null,\"t\":true,\"l\":[1,2.5,\"x\",[],{}],\"big\":"
+		 "9223372036854775807}"),
+		"[1e300, -0.0, 1E2, 0.5e-3, -9223372036854775808]",
+		"\"just a string\"",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		hr_buf mp;
+		hr_buf_init(&mp, 0);
+		cr_assert_eq(
+		    hr_codec_json_to_msgpack(docs[i], strlen(docs[i]), false, &mp, NULL, 0), 0);
+		/* Python: msgpack.unpackb(ours) == json.loads(doc), types included. */
+		char expr[1024];
+		snprintf(expr, sizeof(expr), "json.loads(r'''%s''')", docs[i]);
+		cr_assert(py_unpack_equals(hr_buf_data(&mp), hr_buf_len(&mp), expr), "%s", docs[i]);
+		/* And byte for byte what packb(json.loads(doc)) gives. */
+		hr_buf theirs;
+		hr_buf_init(&theirs, 0);
+		char pexpr[1024];
+		snprintf(pexpr, sizeof(pexpr), "__import__('json').loads(r'''%s''')", docs[i]);
+		py_pack(pexpr, &theirs);
+		assert_buf_eq(&mp, hr_buf_data(&theirs), hr_buf_len(&theirs));
+		hr_buf_fini(&theirs);
+		hr_buf_fini(&mp);
+	}
+}
+
+Test(codec, json_errors)
+{
+	hr_buf out;
+	char err[96];
+	hr_buf_init(&out, 0);
+	cr_assert_eq(hr_buf_append(&out, "keep", 4), 0);
+	cr_assert_eq(
+	    hr_codec_json_to_msgpack("{\"a\":}", 6, false, &out, err, sizeof(err)), HR_EBADMSG);
+	cr_assert_str_eq(err, "invalid JSON at line 1 column 6");
+	cr_assert_eq(
+	    hr_codec_json_to_msgpack("{\"a\":1}\n[", 9, false, &out, err, sizeof(err)), HR_EBADMSG);
+	cr_assert_str_eq(err, "invalid JSON at line 2 column 1");
+	cr_assert_eq(hr_codec_json_to_msgpack("", 0, false, &out, err, sizeof(err)), HR_EBADMSG);
+	cr_assert_eq(hr_codec_json_to_msgpack("NaN", 3, false, &out, err, sizeof(err)), HR_EBADMSG);
+	cr_assert_eq(
+	    hr_codec_json_to_msgpack("1e400", 5, false, &out, err, sizeof(err)), HR_EBADMSG);
+	cr_assert_eq(
+	    hr_codec_json_to_msgpack("\"\xff\"", 3, false, &out, err, sizeof(err)), HR_EUTF8);
+	cr_assert_eq(strncmp(err, "invalid UTF-8 at line 1", 23), 0, "%s", err);
+	cr_assert_eq(
+	    hr_codec_json_to_msgpack("\"\\ud800\"", 8, false, &out, err, sizeof(err)), HR_EBADMSG);
+	cr_assert_eq(hr_codec_json_to_msgpack("[1]", 3, true, &out, err, sizeof(err)), HR_ETYPE);
+	cr_assert_str_eq(err, "not a JSON object");
+	cr_assert_eq(hr_codec_json_to_msgpack("\"s\"", 3, true, &out, NULL, 0), HR_ETYPE);
+	cr_assert_eq(hr_codec_json_to_msgpack("{}", 2, true, &out, NULL, 0), 0);
+	assert_buf_str(&out, "keep\x80");
+	hr_buf_fini(&out);
+}
+
+Test(codec, json_duplicate_keys_last_wins)
+{
+	hr_buf out, j;
+	hr_buf_init(&out, 0);
+	hr_buf_init(&j, 0);
+	const char *doc = "{\"a\":1,\"b\":2,\"a\":3}";
+	cr_assert_eq(hr_codec_json_to_msgpack(doc, strlen(doc), true, &out, NULL, 0), 0);
+	to_json(hr_buf_data(&out), hr_buf_len(&out), 0, &j);
+	assert_buf_str(&j, "{\"a\":3,\"b\":2}"); /* as Python's json.loads */
+	hr_buf_fini(&out);
+	hr_buf_fini(&j);
+}
+
+Test(codec, json_integers_beyond_int64_become_floats)
+{
+	hr_buf out, j;
+	hr_buf_init(&out, 0);
+	hr_buf_init(&j, 0);
+	const char *doc = "[18446744073709551615, 7, -99999999999999999999]";
+	cr_assert_eq(hr_codec_json_to_msgpack(doc, strlen(doc), false, &out, NULL, 0), 0);
+	to_json(hr_buf_data(&out), hr_buf_len(&out), 0, &j);
+	assert_buf_str(&j, "[1.8446744073709552e+19,7,-1e+20]");
+	hr_buf_fini(&out);
+	hr_buf_fini(&j);
+}
