@@ -512,6 +512,29 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 		return refuse(wsi, 404);
 	if (t->stopping)
 		return refuse(wsi, 503);
+	if (n->cfg.allowed_origins != NULL) {
+		char origin[256];
+		if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0 ||
+		    !hr_auth__origin_allowed(n->cfg.allowed_origins, origin)) {
+			HR_METRIC_ADD(auth_failures[HR_AUTH_ORIGIN], 1);
+			return refuse(wsi, 403);
+		}
+	}
+	if (n->cfg.jwt_secret != NULL && route != HR_ROUTE_HEALTH) {
+		char tok[4200];
+		const char *tp = NULL;
+		int tl = lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
+		if (tl > 7 && strncasecmp(tok, "Bearer ", 7) == 0)
+			tp = tok + 7;
+		else
+			tp = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof(tok));
+		if (tp == NULL ||
+		    hr_auth__jwt_check(tp, n->cfg.jwt_secret,
+		                       route == HR_ROUTE_USER ? user : NULL) != 0) {
+			HR_METRIC_ADD(auth_failures[HR_AUTH_JWT], 1);
+			return refuse(wsi, 403);
+		}
+	}
 	if (n->cfg.max_connections > 0 && hr_metrics__ws_total() >= n->cfg.max_connections)
 		return refuse(wsi, 503);
 	if (c == NULL && hr_iothread__conn_new(t, wsi, &c) != 0)

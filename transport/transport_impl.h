@@ -183,6 +183,12 @@ int hr_http__callback(hr_iothread *t, struct lws *wsi, enum lws_callback_reasons
 void hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status);
 void hr_http__conn_fini(hr_conn *c);
 
+/* auth.c: 0 if token is a valid HS256 JWT for secret (and, when user is not
+ * NULL, its user_id or sub claim equals user); -1 otherwise. */
+int hr_auth__jwt_check(const char *token, const char *secret, const char *user);
+/* True when origin matches an entry of the comma list (allowed_origins). */
+bool hr_auth__origin_allowed(const char *list, const char *origin);
+
 /* metrics.c */
 int hr_metrics__render(hr_node *n, hr_buf *out);
 size_t hr_metrics__ws_total(void);
