@@ -95,7 +95,7 @@ typedef struct handler_entry {
 
 static const handler_entry handler_table[] = {
 	{ "notification_message", handle_notification_message,
-	  (1u << HR_CONSUMER_NOTIFICATIONS) | (1u << HR_CONSUMER_USER) },
+	    (1u << HR_CONSUMER_NOTIFICATIONS) | (1u << HR_CONSUMER_USER) },
 };
 
 static event_handler
@@ -109,8 +109,8 @@ find_handler(const consumer *c, const char *type, size_t tlen)
 		name[i] = type[i] == '.' ? '_' : type[i];
 	name[tlen] = '\0';
 	for (size_t i = 0; i < sizeof(handler_table) / sizeof(handler_table[0]); i++) {
-		if ((handler_table[i].consumers & (1u << c->type)) &&
-		    strcmp(handler_table[i].type, name) == 0)
+		if ((handler_table[i].consumers & (1u << c->type))
+		    && strcmp(handler_table[i].type, name) == 0)
 			return handler_table[i].fn;
 	}
 	return NULL;

@@ -73,15 +73,16 @@ hr_auth__jwt_check(const char *token, const char *secret, const char *user)
 
 	if (tlen == 0 || tlen > JWT_MAX)
 		return -1;
-	if ((d1 = strchr(token, '.')) == NULL || (d2 = strchr(d1 + 1, '.')) == NULL ||
-	    strchr(d2 + 1, '.') != NULL)
+	if ((d1 = strchr(token, '.')) == NULL || (d2 = strchr(d1 + 1, '.')) == NULL
+	    || strchr(d2 + 1, '.') != NULL)
 		return -1;
 	long sl = b64url_decode(d2 + 1, strlen(d2 + 1), sig, sizeof(sig));
 	if (sl != 32)
 		return -1;
 	if (HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)token,
-	         (size_t)(d2 - token), mac, &maclen) == NULL ||
-	    maclen != 32 || CRYPTO_memcmp(mac, sig, 32) != 0)
+	        (size_t)(d2 - token), mac, &maclen)
+	        == NULL
+	    || maclen != 32 || CRYPTO_memcmp(mac, sig, 32) != 0)
 		return -1;
 	long hl = b64url_decode(token, (size_t)(d1 - token), hdr, sizeof(hdr));
 	long pl = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), payload, sizeof(payload));
@@ -166,9 +167,9 @@ hr_auth__origin_allowed(const char *list, const char *origin)
 			if (psep == NULL) {
 				if (host_match(list, n, ohost, ohl))
 					return true;
-			} else if (osep != NULL && (size_t)(psep - list) == oscheme &&
-			           strncasecmp(list, origin, oscheme) == 0 &&
-			           host_match(psep + 3, n - (size_t)(psep + 3 - list), ohost, ohl)) {
+			} else if (osep != NULL && (size_t)(psep - list) == oscheme
+			    && strncasecmp(list, origin, oscheme) == 0
+			    && host_match(psep + 3, n - (size_t)(psep + 3 - list), ohost, ohl)) {
 				return true;
 			}
 		}

@@ -93,8 +93,8 @@ respond_error(hr_conn *c, int status, const char *reason)
 	int rv;
 
 	hr_buf_init(&b, 0);
-	if (hr_buf_append(&b, "{\"error\":", 9) != 0 ||
-	    hr_json__append_str(&b, reason, strlen(reason)) != 0 || hr_buf_putc(&b, '}') != 0) {
+	if (hr_buf_append(&b, "{\"error\":", 9) != 0
+	    || hr_json__append_str(&b, reason, strlen(reason)) != 0 || hr_buf_putc(&b, '}') != 0) {
 		hr_buf_fini(&b);
 		return -1;
 	}
@@ -111,9 +111,9 @@ respond_kv(hr_conn *c, int status, const char *key, const char *val)
 	int rv;
 
 	hr_buf_init(&b, 0);
-	if (hr_buf_putc(&b, '{') != 0 || hr_json__append_str(&b, key, strlen(key)) != 0 ||
-	    hr_buf_putc(&b, ':') != 0 || hr_json__append_str(&b, val, strlen(val)) != 0 ||
-	    hr_buf_putc(&b, '}') != 0) {
+	if (hr_buf_putc(&b, '{') != 0 || hr_json__append_str(&b, key, strlen(key)) != 0
+	    || hr_buf_putc(&b, ':') != 0 || hr_json__append_str(&b, val, strlen(val)) != 0
+	    || hr_buf_putc(&b, '}') != 0) {
 		hr_buf_fini(&b);
 		return -1;
 	}
@@ -135,12 +135,12 @@ write_response(struct lws *wsi, hr_conn *c)
 		return -1;
 	start = p = buf + LWS_PRE;
 	end = buf + cap - 1;
-	if (lws_add_http_common_headers(wsi, (unsigned)c->resp_status, c->resp_type,
-	                                c->resp_len, &p, end) ||
-	    (c->close_after && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
-	                                                    (const unsigned char *)"close", 5,
-	                                                    &p, end)) ||
-	    lws_finalize_http_header(wsi, &p, end)) {
+	if (lws_add_http_common_headers(
+	        wsi, (unsigned)c->resp_status, c->resp_type, c->resp_len, &p, end)
+	    || (c->close_after
+	        && lws_add_http_header_by_token(
+	            wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
+	    || lws_finalize_http_header(wsi, &p, end)) {
 		free(buf);
 		return -1;
 	}
@@ -174,8 +174,7 @@ on_notification_post(hr_node *n, hr_conn *c)
 
 	if (n->worker == NULL)
 		return respond_error(c, 503, "worker not running");
-	rv = hr_worker_submit(n->worker, c->body ? c->body : "", c->body_len, id, err,
-	                      sizeof(err));
+	rv = hr_worker_submit(n->worker, c->body ? c->body : "", c->body_len, id, err, sizeof(err));
 	switch (rv) {
 	case 0: {
 		int len = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"queued\"}", id);
@@ -208,9 +207,9 @@ on_notification_get(hr_node *n, hr_conn *c)
 	if (hr_worker_get(n->worker, c->target, &info) != 0)
 		return respond_error(c, 404, "no such notification");
 	int len = snprintf(body, sizeof(body),
-	                   "{\"id\":\"%s\",\"status\":\"%s\",\"created_at\":\"%s\","
-	                   "\"updated_at\":\"%s\"}",
-	                   info.id, info.status, info.created_at, info.updated_at);
+	    "{\"id\":\"%s\",\"status\":\"%s\",\"created_at\":\"%s\","
+	    "\"updated_at\":\"%s\"}",
+	    info.id, info.status, info.created_at, info.updated_at);
 	if (len < 0 || (size_t)len >= sizeof(body))
 		return respond_error(c, 503, "record too long");
 	return respond(c, 200, "application/json", body, (size_t)len);
@@ -290,9 +289,9 @@ on_healthz(hr_node *n, hr_conn *c)
 {
 	char body[160];
 	int len = snprintf(body, sizeof(body),
-	                   "{\"status\":\"ok\",\"layer\":\"%s\",\"redis\":\"%s\",\"connections\":%zu}",
-	                   n->cfg.layer_redis ? "redis" : "memory",
-	                   n->cfg.layer_redis ? "down" : "n/a", hr_metrics__ws_total());
+	    "{\"status\":\"ok\",\"layer\":\"%s\",\"redis\":\"%s\",\"connections\":%zu}",
+	    n->cfg.layer_redis ? "redis" : "memory", n->cfg.layer_redis ? "down" : "n/a",
+	    hr_metrics__ws_total());
 	return respond(c, 200, "application/json", body, (size_t)len);
 }
 
@@ -307,8 +306,8 @@ on_metrics(hr_node *n, hr_conn *c)
 		hr_buf_fini(&b);
 		return respond_error(c, 503, "out of memory");
 	}
-	rv = respond(c, 200, "text/plain; version=0.0.4", (const char *)hr_buf_data(&b),
-	             hr_buf_len(&b));
+	rv = respond(
+	    c, 200, "text/plain; version=0.0.4", (const char *)hr_buf_data(&b), hr_buf_len(&b));
 	hr_buf_fini(&b);
 	return rv;
 }
@@ -343,8 +342,8 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 	} else if (ns == 1 && strcmp(segs[0], "metrics") == 0) {
 		c->api = API_METRICS;
 		want = LWSHUMETH_GET;
-	} else if (ns >= 2 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "notifications") == 0 &&
-	           ns <= 3) {
+	} else if (ns >= 2 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "notifications") == 0
+	    && ns <= 3) {
 		if (ns == 2) {
 			c->api = API_NOTIF_POST;
 			want = LWSHUMETH_POST;
@@ -353,9 +352,9 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 			want = LWSHUMETH_GET;
 			snprintf(c->target, sizeof(c->target), "%s", segs[2]);
 		}
-	} else if (ns == 4 && strcmp(segs[0], "api") == 0 && strcmp(segs[3], "send") == 0 &&
-	           (strcmp(segs[1], "groups") == 0 || strcmp(segs[1], "channels") == 0) &&
-	           segs[2][0] != '\0') {
+	} else if (ns == 4 && strcmp(segs[0], "api") == 0 && strcmp(segs[3], "send") == 0
+	    && (strcmp(segs[1], "groups") == 0 || strcmp(segs[1], "channels") == 0)
+	    && segs[2][0] != '\0') {
 		c->api = segs[1][0] == 'g' ? API_GROUP_SEND : API_CHANNEL_SEND;
 		want = LWSHUMETH_POST;
 		if (strlen(segs[2]) >= sizeof(c->target)) {
@@ -374,8 +373,8 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 	} else if (c->method != want) {
 		status = 405;
 		err = "method not allowed";
-	} else if (c->api >= API_NOTIF_POST && n->cfg.api_key != NULL &&
-	           !api_key_ok(wsi, n->cfg.api_key)) {
+	} else if (c->api >= API_NOTIF_POST && n->cfg.api_key != NULL
+	    && !api_key_ok(wsi, n->cfg.api_key)) {
 		HR_METRIC_ADD(auth_failures[HR_AUTH_API_KEY], 1);
 		status = 401;
 		err = "missing or bad API key";
@@ -477,11 +476,12 @@ on_send(hr_iothread *t, hr_conn *c)
 
 	bool group = c->api == API_GROUP_SEND;
 	size_t nl = strlen(c->target);
-	if ((group ? hr_name_check_group(c->target, nl) : hr_name_check_channel(c->target, nl)) != 0)
+	if ((group ? hr_name_check_group(c->target, nl) : hr_name_check_channel(c->target, nl))
+	    != 0)
 		return respond_error(c, 400, group ? "invalid group name" : "invalid channel name");
 	hr_buf_init(&b, 0);
-	rv = hr_codec_json_to_msgpack(c->body ? c->body : "", c->body_len, true, &b, err,
-	                              sizeof(err));
+	rv = hr_codec_json_to_msgpack(
+	    c->body ? c->body : "", c->body_len, true, &b, err, sizeof(err));
 	if (rv != 0) {
 		hr_buf_fini(&b);
 		return respond_error(c, 400, rv == HR_ETYPE ? "body must be a JSON object" : err);
@@ -532,8 +532,8 @@ on_body_complete(hr_iothread *t, hr_conn *c)
 }
 
 int
-hr_http__callback(hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in,
-                  size_t len)
+hr_http__callback(
+    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len)
 {
 	hr_conn *c = lws_get_opaque_user_data(wsi);
 

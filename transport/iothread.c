@@ -41,10 +41,10 @@
 #define MAIL_DRAIN_CAP 256
 #define STOP_GRACE_US (2 * LWS_USEC_PER_SEC)
 
-static int acceptor_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                       size_t len);
-static int mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                   size_t len);
+static int acceptor_cb(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+static int mbox_cb(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
 /*
  * protocols[0] serves plain HTTP and, because browsers and most clients send
@@ -52,12 +52,10 @@ static int mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
  * default protocol, which is index 0, too (server-ws.c). One callback thus
  * sees both; tx_packet_size lets one send() carry a whole scratch buffer.
  */
-static const struct lws_protocols protocols[] = {
-	{ "http", hr_transport__callback, 0, 16384, 0, NULL, HR_SCRATCH },
-	{ "herald-acceptor", acceptor_cb, 0, 0, 0, NULL, 0 },
-	{ "herald-mailbox", mbox_cb, 0, 0, 0, NULL, 0 },
-	{ NULL, NULL, 0, 0, 0, NULL, 0 }
-};
+static const struct lws_protocols protocols[]
+    = { { "http", hr_transport__callback, 0, 16384, 0, NULL, HR_SCRATCH },
+	      { "herald-acceptor", acceptor_cb, 0, 0, 0, NULL, 0 },
+	      { "herald-mailbox", mbox_cb, 0, 0, 0, NULL, 0 }, { NULL, NULL, 0, 0, 0, NULL, 0 } };
 
 static hr_iothread *
 thread_of(struct lws *wsi)
@@ -213,8 +211,8 @@ ws_writeable(hr_iothread *t, hr_conn *c)
 
 	if (c->close_code) {
 		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-		                 (unsigned char *)c->close_reason,
-		                 c->close_reason ? strlen(c->close_reason) : 0);
+		    (unsigned char *)c->close_reason,
+		    c->close_reason ? strlen(c->close_reason) : 0);
 		return -1;
 	}
 	if (c->qlen == 0)
@@ -265,8 +263,8 @@ send_error(hr_conn *c, const char *reason)
 {
 	hr_buf b;
 	hr_buf_init(&b, HR_FRAME_HEADROOM);
-	if (hr_buf_append(&b, "{\"type\":\"error\",\"error\":", 24) == 0 &&
-	    hr_json__append_str(&b, reason, strlen(reason)) == 0 && hr_buf_putc(&b, '}') == 0)
+	if (hr_buf_append(&b, "{\"type\":\"error\",\"error\":", 24) == 0
+	    && hr_json__append_str(&b, reason, strlen(reason)) == 0 && hr_buf_putc(&b, '}') == 0)
 		(void)queue_json(c, &b);
 	hr_buf_fini(&b);
 }
@@ -291,9 +289,9 @@ send_whoami(hr_conn *c)
 {
 	hr_buf b;
 	hr_buf_init(&b, HR_FRAME_HEADROOM);
-	if (hr_buf_append(&b, "{\"type\":\"whoami\",\"channel\":", 27) == 0 &&
-	    hr_json__append_str(&b, c->channel, strlen(c->channel)) == 0 &&
-	    hr_buf_putc(&b, '}') == 0)
+	if (hr_buf_append(&b, "{\"type\":\"whoami\",\"channel\":", 27) == 0
+	    && hr_json__append_str(&b, c->channel, strlen(c->channel)) == 0
+	    && hr_buf_putc(&b, '}') == 0)
 		(void)queue_json(c, &b);
 	hr_buf_fini(&b);
 }
@@ -307,11 +305,10 @@ send_status(hr_conn *c)
 	int len;
 
 	len = snprintf(out, sizeof(out),
-	               "{\"type\":\"status\",\"status\":\"ok\",\"connections\":%zu,"
-	               "\"layer\":\"%s\",\"redis\":\"%s\",\"uptime_s\":%lld}",
-	               hr_metrics__ws_total(), n->cfg.layer_redis ? "redis" : "memory",
-	               n->cfg.layer_redis ? "down" : "n/a",
-	               (long long)(hr_node__now() - n->started_at));
+	    "{\"type\":\"status\",\"status\":\"ok\",\"connections\":%zu,"
+	    "\"layer\":\"%s\",\"redis\":\"%s\",\"uptime_s\":%lld}",
+	    hr_metrics__ws_total(), n->cfg.layer_redis ? "redis" : "memory",
+	    n->cfg.layer_redis ? "down" : "n/a", (long long)(hr_node__now() - n->started_at));
 	hr_buf_init(&b, HR_FRAME_HEADROOM);
 	if (len > 0 && (size_t)len < sizeof(out) && hr_buf_append(&b, out, (size_t)len) == 0)
 		(void)queue_json(c, &b);
@@ -351,7 +348,7 @@ handle_message(hr_conn *c)
 			c->refusals++;
 			if ((double)c->refusals >= ceil(2 * cfg->rate_limit)) {
 				lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-				                 (unsigned char *)"rate limit", 10);
+				    (unsigned char *)"rate limit", 10);
 				return -1;
 			}
 			if (c->refusals == 1)
@@ -404,7 +401,7 @@ ws_receive(hr_conn *c, const void *in, size_t len)
 	}
 	if (c->rxlen + len > max) {
 		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-		                 (unsigned char *)"message too big", 15);
+		    (unsigned char *)"message too big", 15);
 		return -1;
 	}
 	if (c->rxlen + len > c->rxcap) {
@@ -446,8 +443,8 @@ match_route(const char *path, char *user, size_t userlen)
 	size_t n = 0;
 	/* \w+ (ASCII: Channels' re_path on a str path with re.ASCII not set would
 	 * accept Unicode word characters; ids here are ASCII) */
-	while (u[n] == '_' || (u[n] >= '0' && u[n] <= '9') || (u[n] >= 'a' && u[n] <= 'z') ||
-	       (u[n] >= 'A' && u[n] <= 'Z'))
+	while (u[n] == '_' || (u[n] >= '0' && u[n] <= '9') || (u[n] >= 'a' && u[n] <= 'z')
+	    || (u[n] >= 'A' && u[n] <= 'Z'))
 		n++;
 	if (n == 0 || n > 64 || n >= userlen || strcmp(u + n, "/") != 0)
 		return -1;
@@ -468,7 +465,7 @@ make_channel(hr_iothread *t, hr_conn *c)
 	}
 	rnd[12] = '\0';
 	snprintf(c->channel, sizeof(c->channel), "specific.%s!%s%x.%llx", t->node->node_prefix, rnd,
-	         t->index, (unsigned long long)c->id);
+	    t->index, (unsigned long long)c->id);
 }
 
 /*
@@ -481,16 +478,20 @@ static int
 refuse(struct lws *wsi, unsigned code)
 {
 	unsigned char buf[LWS_PRE + 256];
-	const char *text = code == 404 ? "Not Found" : code == 403 ? "Forbidden"
-	                   : code == 400 ? "Bad Request" : "Service Unavailable";
-	const char *err = code == 404 ? "not found" : code == 403 ? "forbidden"
-	                  : code == 400 ? "bad request" : "unavailable";
+	const char *text = code == 404 ? "Not Found"
+	    : code == 403              ? "Forbidden"
+	    : code == 400              ? "Bad Request"
+	                               : "Service Unavailable";
+	const char *err = code == 404 ? "not found"
+	    : code == 403             ? "forbidden"
+	    : code == 400             ? "bad request"
+	                              : "unavailable";
 	char body[64];
 	int bl = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", err);
 	int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
-	                 "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\n"
-	                 "content-length: %d\r\nconnection: close\r\n\r\n%s",
-	                 code, text, bl, body);
+	    "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\n"
+	    "content-length: %d\r\nconnection: close\r\n\r\n%s",
+	    code, text, bl, body);
 	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
 		(void)lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_RAW);
 	return -1;
@@ -514,8 +515,8 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 		return refuse(wsi, 503);
 	if (n->cfg.allowed_origins != NULL) {
 		char origin[256];
-		if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0 ||
-		    !hr_auth__origin_allowed(n->cfg.allowed_origins, origin)) {
+		if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0
+		    || !hr_auth__origin_allowed(n->cfg.allowed_origins, origin)) {
 			HR_METRIC_ADD(auth_failures[HR_AUTH_ORIGIN], 1);
 			return refuse(wsi, 403);
 		}
@@ -528,9 +529,10 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 			tp = tok + 7;
 		else
 			tp = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof(tok));
-		if (tp == NULL ||
-		    hr_auth__jwt_check(tp, n->cfg.jwt_secret,
-		                       route == HR_ROUTE_USER ? user : NULL) != 0) {
+		if (tp == NULL
+		    || hr_auth__jwt_check(
+		           tp, n->cfg.jwt_secret, route == HR_ROUTE_USER ? user : NULL)
+		        != 0) {
 			HR_METRIC_ADD(auth_failures[HR_AUTH_JWT], 1);
 			return refuse(wsi, 403);
 		}
@@ -571,12 +573,13 @@ conn_destroy(hr_iothread *t, hr_conn *c)
 		t->n_ws--;
 	}
 	if (c->registered) {
-		hr_member m = { .thread = (uint16_t)t->index,
-			        .consumer = (uint16_t)c->route,
-			        .conn = c->id };
+		hr_member m = {
+			.thread = (uint16_t)t->index, .consumer = (uint16_t)c->route, .conn = c->id
+		};
 		int rv = hr_router_conn_close(t->node->router, c->channel, m, 1000);
 		if (rv != 0)
-			hr_log(HR_LOG_WARN, "router conn_close %s: %s", c->channel, hr_strerror(rv));
+			hr_log(
+			    HR_LOG_WARN, "router conn_close %s: %s", c->channel, hr_strerror(rv));
 	}
 	lws_set_opaque_user_data(c->wsi, NULL);
 	conn_free(c);
@@ -587,8 +590,8 @@ conn_destroy(hr_iothread *t, hr_conn *c)
 }
 
 int
-hr_transport__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                       size_t len)
+hr_transport__callback(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	hr_iothread *t = thread_of(wsi);
 	hr_conn *c = lws_get_opaque_user_data(wsi);
@@ -669,7 +672,8 @@ begin_stop(hr_iothread *t)
 	t->stopping = true;
 	for (size_t i = 0; i < t->n_listen; i++)
 		if (t->acceptors[i] != NULL)
-			lws_set_timeout(t->acceptors[i], PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+			lws_set_timeout(
+			    t->acceptors[i], PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	for (uint32_t s = 0; s < t->nslots; s++) {
 		hr_conn *c = t->slots[s].c;
 		if (c != NULL && c->is_ws && c->counted) {
@@ -783,15 +787,15 @@ hr_iothread__start(hr_iothread *t)
 	if (hr_mailbox_fd(t->mbox, &mfd) != 0 || (dfd = dup(mfd)) < 0)
 		return HR_EIO;
 	lws_sock_file_fd_type fd = { .filefd = dfd };
-	if (lws_adopt_descriptor_vhost(t->vh, LWS_ADOPT_RAW_FILE_DESC, fd, "herald-mailbox",
-	                               NULL) == NULL) {
+	if (lws_adopt_descriptor_vhost(t->vh, LWS_ADOPT_RAW_FILE_DESC, fd, "herald-mailbox", NULL)
+	    == NULL) {
 		hr_sys__close(dfd);
 		return HR_EIO;
 	}
 	for (size_t i = 0; i < t->n_listen; i++) {
 		lws_sock_file_fd_type lfd = { .filefd = t->listen_fd[i] };
-		t->acceptors[i] = lws_adopt_descriptor_vhost(t->vh, LWS_ADOPT_RAW_FILE_DESC, lfd,
-		                                             "herald-acceptor", NULL);
+		t->acceptors[i] = lws_adopt_descriptor_vhost(
+		    t->vh, LWS_ADOPT_RAW_FILE_DESC, lfd, "herald-acceptor", NULL);
 		if (t->acceptors[i] == NULL)
 			return HR_EIO;
 		t->listen_fd[i] = -1; /* lws owns it now */

@@ -31,7 +31,7 @@ hr_node__iso8601(char out[64])
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
 }
 
 static void
@@ -99,8 +99,8 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		for (unsigned i = 0; i < n->n_threads; i++) {
 			hr_iothread *t = &n->threads[i];
 			uint16_t bound;
-			rv = hr_sys__listen(cfg->listen[j].host, port, &t->listen_fd[j], &bound, err,
-			                    errlen);
+			rv = hr_sys__listen(
+			    cfg->listen[j].host, port, &t->listen_fd[j], &bound, err, errlen);
 			if (rv != 0)
 				goto fail;
 			port = bound;
@@ -131,8 +131,9 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "consumers: %s", hr_strerror(rv));
 		goto fail;
 	}
-	if ((rv = hr_router_create(&n->router, n->layer, hr_consumers_actors(n->consumers),
-	                           HR_N_CONSUMERS, 8192)) != 0) {
+	if ((rv = hr_router_create(
+	         &n->router, n->layer, hr_consumers_actors(n->consumers), HR_N_CONSUMERS, 8192))
+	    != 0) {
 		snprintf(err, errlen, "router: %s", hr_strerror(rv));
 		goto fail;
 	}
@@ -166,7 +167,7 @@ hr_node_run(hr_node *n)
 	for (size_t j = 0; j < n->cfg.n_listen; j++) {
 		fmt_listen(&n->cfg.listen[j], n->ports[j], where, sizeof(where));
 		printf("herald %s listening on http://%s (threads=%u, layer=%s)\n", HERALD_VERSION,
-		       where, n->n_threads, n->cfg.layer_redis ? "redis" : "memory");
+		    where, n->n_threads, n->cfg.layer_redis ? "redis" : "memory");
 	}
 	fflush(stdout);
 	hr_log(HR_LOG_INFO, "node %s ready", n->node_prefix);

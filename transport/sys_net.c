@@ -20,8 +20,8 @@
 #include "transport/transport_impl.h"
 
 int
-hr_sys__listen(const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err,
-               size_t errlen)
+hr_sys__listen(
+    const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -49,10 +49,10 @@ hr_sys__listen(const char *host, uint16_t port, int *fd_out, uint16_t *bound, ch
 		snprintf(err, errlen, "--listen %s:%u: socket: %s", host, port, strerror(e));
 		return -e;
 	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-	    (ss.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0))
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
+	    || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0
+	    || (ss.ss_family == AF_INET6
+	        && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0))
 		goto syserr;
 	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0)
 		goto syserr;
@@ -66,7 +66,7 @@ hr_sys__listen(const char *host, uint16_t port, int *fd_out, uint16_t *bound, ch
 syserr:
 	e = errno;
 	snprintf(err, errlen, "--listen %s%s%s:%u: %s", strchr(host, ':') ? "[" : "", host,
-	         strchr(host, ':') ? "]" : "", port, strerror(e));
+	    strchr(host, ':') ? "]" : "", port, strerror(e));
 	close(fd);
 	return -e;
 badhost:

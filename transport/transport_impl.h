@@ -58,7 +58,8 @@ typedef struct hr_metrics {
 } hr_metrics;
 
 extern hr_metrics hr_transport__metrics;
-#define HR_METRIC_ADD(field, n) atomic_fetch_add_explicit(&hr_transport__metrics.field, (n), memory_order_relaxed)
+#define HR_METRIC_ADD(field, n)                                                                    \
+	atomic_fetch_add_explicit(&hr_transport__metrics.field, (n), memory_order_relaxed)
 
 /* Mail kinds of an I/O thread's mailbox (HR_MAIL_IO_FRAME is in consumer.h). */
 #define HR_MAIL_IO_HTTP_REPLY (HR_MAIL_USER + 2) /* u64 = conn id, u32 = (uint32_t)status */
@@ -82,10 +83,10 @@ typedef struct hr_conn hr_conn;
 struct hr_conn {
 	struct lws *wsi;
 	hr_iothread *t;
-	uint64_t id;      /* generation << 32 | slot */
+	uint64_t id; /* generation << 32 | slot */
 	bool is_ws;
-	bool registered;  /* the router knows its channel */
-	int route;        /* HR_ROUTE_* (ws) */
+	bool registered; /* the router knows its channel */
+	int route; /* HR_ROUTE_* (ws) */
 	char channel[128];
 	char group[96];
 
@@ -93,21 +94,21 @@ struct hr_conn {
 	hr_msg **q;
 	uint32_t qcap, qhead, qlen;
 	size_t qbytes;
-	int close_code;   /* != 0: close with this code at the next writeable */
+	int close_code; /* != 0: close with this code at the next writeable */
 	const char *close_reason;
 
 	/* inbound */
 	unsigned char *rx;
 	size_t rxlen, rxcap;
 	bool rx_binary, rx_in_msg;
-	bool counted;     /* ESTABLISHED seen: in the gauges and n_ws */
+	bool counted; /* ESTABLISHED seen: in the gauges and n_ws */
 	double tokens;
 	uint64_t last_refill_ns;
 	uint32_t refusals;
 
 	/* http */
 	int method;
-	int api;          /* which API endpoint (http.c) */
+	int api; /* which API endpoint (http.c) */
 	int pending_status; /* error decided at header time, answered at completion */
 	const char *pending_error;
 	char target[128]; /* decoded group / channel / id */
@@ -117,7 +118,7 @@ struct hr_conn {
 	bool resp_ready;
 	bool close_after;
 	int resp_status;
-	char *resp;       /* malloc'd JSON or text */
+	char *resp; /* malloc'd JSON or text */
 	size_t resp_len;
 	const char *resp_type;
 };
@@ -174,12 +175,12 @@ void hr_iothread__fini(hr_iothread *t);
 hr_conn *hr_iothread__conn_get(hr_iothread *t, uint64_t id);
 int hr_iothread__conn_new(hr_iothread *t, struct lws *wsi, hr_conn **out);
 void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
-int hr_transport__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len);
+int hr_transport__callback(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
 /* http.c: plain HTTP requests on the http protocol */
-int hr_http__callback(hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason,
-                      void *in, size_t len);
+int hr_http__callback(
+    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len);
 void hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status);
 void hr_http__conn_fini(hr_conn *c);
 
@@ -195,8 +196,8 @@ size_t hr_metrics__ws_total(void);
 
 /* sys_net.c: the OS calls (STYLE 4) */
 #include <sys/types.h>
-int hr_sys__listen(const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err,
-                   size_t errlen);
+int hr_sys__listen(
+    const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen);
 int hr_sys__accept(int lfd); /* fd, or -errno (-EAGAIN when none left) */
 int hr_sys__pipe(int fds[2]);
 void hr_sys__random(void *buf, size_t len);
