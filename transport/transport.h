@@ -42,25 +42,25 @@ typedef struct hr_listen_addr {
 typedef struct hr_config {
 	hr_listen_addr listen[HR_MAX_LISTEN];
 	size_t n_listen;
-	unsigned threads; /* >= 1 */
-	bool layer_redis; /* --layer redis (or --redis given) */
+	unsigned threads;            /* >= 1 */
+	bool layer_redis;            /* --layer redis (or --redis given) */
 	const char *redis[HR_MAX_REDIS];
 	size_t n_redis;
-	const char *prefix; /* "asgi" */
-	size_t capacity; /* 100 */
+	const char *prefix;          /* "asgi" */
+	size_t capacity;             /* 100 */
 	hr_capacity_rule channel_capacity[HR_MAX_CAPACITY_RULES];
 	size_t n_channel_capacity;
-	double expiry; /* 60 */
-	double group_expiry; /* 86400 */
-	const char *jwt_secret; /* NULL: no WebSocket auth */
-	const char *api_key; /* NULL: no API auth */
+	double expiry;               /* 60 */
+	double group_expiry;         /* 86400 */
+	const char *jwt_secret;      /* NULL: no WebSocket auth */
+	const char *api_key;         /* NULL: no API auth */
 	const char *allowed_origins; /* NULL: no origin check; else comma list */
-	size_t max_message; /* 65536 */
-	double rate_limit; /* 20 messages/s per connection, burst 2x */
-	size_t max_connections; /* 0 = unlimited */
+	size_t max_message;          /* 65536 */
+	double rate_limit;           /* 20 messages/s per connection, burst 2x */
+	size_t max_connections;      /* 0 = unlimited */
 	const char *tls_cert;
 	const char *tls_key;
-	hr_log_level log_level; /* info */
+	hr_log_level log_level;      /* info */
 } hr_config;
 
 /* Fill c with CONTRACT.md's defaults (listen localhost:8000 expanded to
