@@ -260,6 +260,25 @@ async def test_notification_pipeline_reaches_general_and_user_routes():
         assert st == 200 and info["status"] == "sent", (st, info)
 
 
+async def test_max_connections():
+    with Herald("--max-connections", "2", threads=2) as h:
+        a = await websockets.connect(h.url("/ws/notifications/"), open_timeout=5)
+        b = await websockets.connect(h.url("/ws/health/"), open_timeout=5)
+        assert await refused(h.url("/ws/notifications/")) == 503
+        await a.close()
+        for _ in range(50):  # the close is seen by the server shortly after
+            await asyncio.sleep(0.02)
+            try:
+                c = await websockets.connect(h.url("/ws/notifications/"), open_timeout=5)
+                break
+            except websockets.exceptions.InvalidStatusCode:
+                continue
+        else:
+            raise AssertionError("slot not freed after a close")
+        await c.close()
+        await b.close()
+
+
 if __name__ == "__main__":
     try:
         run_tests(globals())
