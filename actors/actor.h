@@ -160,13 +160,20 @@ typedef struct hr_router hr_router;
  * indexed by hr_member.consumer. */
 int hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers,
                      size_t n_consumers, size_t mailbox_capacity);
-/* Stops (handled mail first, pending replies fire), joins, frees. NULL ok. */
+/* Stops, joins, frees. NULL ok. Mail already queued is still handled in order,
+ * except that send and group_send requests are answered with HR_ECANCELED
+ * instead of being delivered: every accepted request's reply fires once. */
 void hr_router_destroy(hr_router *r);
 
 /* All of these post to the router and return at once: 0 once the request is
  * queued (then it is handled in order with every other request), HR_EAGAIN if
  * the router's mailbox is full and timeout_ms ran out (backpressure), HR_ENOMEM,
  * HR_ECLOSED. Strings are copied. */
+
+/* The calls without a reply also check their arguments before queueing:
+ * HR_EBADNAME for an invalid group or channel name, HR_EINVAL for a member
+ * whose consumer or thread is out of range. send and group_send report a bad
+ * name through the reply (HR_EBADNAME). */
 
 /* Register a local connection's channel name so that sends to it reach it. */
 int hr_router_conn_open(hr_router *r, const char *channel, hr_member m, int timeout_ms);
@@ -188,6 +195,8 @@ typedef struct hr_router_stats {
 	uint64_t fanouts;      /* consumer mails posted */
 	uint64_t groups;       /* groups with at least one local member now */
 	uint64_t members;      /* local memberships now */
+	uint64_t dropped;      /* fan-outs not delivered: consumer mailbox still full
+	                        * after a short wait, or out of memory */
 } hr_router_stats;
 /* A snapshot (read with atomics; fine from any thread). */
 void hr_router_get_stats(hr_router *r, hr_router_stats *out);

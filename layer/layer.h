@@ -236,7 +236,10 @@ typedef struct hr_group_send_result {
 /* Create a layer with the given backend. opts is copied (its strings and rules
  * are borrowed for the layer's lifetime). HR_ENOMEM, HR_EINVAL. */
 int hr_layer_create(hr_layer **out, const hr_layer_ops *ops, const hr_layer_opts *opts);
-/* Destroy; NULL is fine. Wakes blocked receivers with HR_ECLOSED first. */
+/* Destroy; NULL is fine. Wakes receivers blocked in hr_layer_receive (they
+ * return HR_ECLOSED) and waits until they have left the layer before freeing
+ * it. No call may *start* on l once destroy has begun: stop or join every
+ * other thread that uses l first (a receiver already blocked is fine). */
 void hr_layer_destroy(hr_layer *l);
 
 /* The capacity that applies to channel (first matching channel_capacity glob,
@@ -244,7 +247,9 @@ void hr_layer_destroy(hr_layer *l);
 size_t hr_layer_capacity(const hr_layer *l, const char *channel);
 
 /* Send msg (a msgpack map) to channel. Borrows msg; the layer takes its own
- * reference when it stores it. HR_EBADNAME, HR_EFULL (channel at capacity). */
+ * reference when it stores it. HR_EBADNAME, HR_EFULL (channel at capacity),
+ * HR_ETYPE (msg is not a msgpack map: only its first byte is checked),
+ * HR_EINVAL (NULL or empty msg). */
 int hr_layer_send(hr_layer *l, const char *channel, hr_msg *msg);
 
 /* Receive the oldest unexpired message of channel. timeout_ms: 0 = do not wait
@@ -252,16 +257,25 @@ int hr_layer_send(hr_layer *l, const char *channel, hr_msg *msg);
  * (HR_ETIMEDOUT). On success *out holds one reference, the caller's. */
 int hr_layer_receive(hr_layer *l, const char *channel, int timeout_ms, hr_msg **out);
 
-/* Make a new unique specific channel name "<prefix><random>!<random>" as
- * Channels does for new_channel(prefix="specific."); written NUL-terminated
- * into out (HR_EMSGSIZE if outlen is too small). */
+/* Make a new unique specific channel name as the backend's Channels
+ * counterpart does: memory "<prefix>.inmemory!<12 random ASCII letters>"
+ * (InMemoryChannelLayer; the default prefix "specific." gives
+ * "specific..inmemory!AbCd..."). prefix NULL means "specific.". Written
+ * NUL-terminated into out: HR_EMSGSIZE if outlen is too small, HR_EBADNAME if
+ * the result would not be a valid channel name (Channels would return it). */
 int hr_layer_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen);
 
+/* Add channel to group (again: refresh its join time). Discarding a channel
+ * that is not a member, or from an unknown group, is not an error. Both check
+ * both names (HR_EBADNAME). */
 int hr_layer_group_add(hr_layer *l, const char *group, const char *channel);
 int hr_layer_group_discard(hr_layer *l, const char *group, const char *channel);
 
 /* Send msg to every unexpired member of group; full channels are skipped and
- * counted in res (which may be NULL). Borrows msg. */
+ * counted in res (which may be NULL). Borrows msg. An unknown group is not an
+ * error (0, nothing delivered). HR_ENOMEM if storing failed for some member
+ * (the others still got it). Memory backend: a member channel that just lost
+ * an expired message has left all its groups first, as in Channels. */
 int hr_layer_group_send(hr_layer *l, const char *group, hr_msg *msg, hr_group_send_result *res);
 
 /* Drop every channel, message and group. */

@@ -1,0 +1,32 @@
+/*
+ * actor_impl.h: private declarations of the actors module (never included
+ * from outside actors/ and tests/actors/).
+ *
+ * The thread primitives live in sys_thread.c, the one file of this module
+ * that talks to pthreads directly (STYLE.md rule 4).
+ */
+#ifndef HERALD_ACTOR_IMPL_H
+#define HERALD_ACTOR_IMPL_H
+
+#include "actors/actor.h"
+
+/* A joinable thread. */
+typedef struct hr_sys_thread {
+	unsigned long _id; /* pthread_t, stored opaquely */
+	bool _started;
+} hr_sys_thread;
+
+/* Start fn(arg) on a new thread named `name` (truncated to the 15 bytes Linux
+ * allows). HR_EIO when the thread cannot be created. */
+int hr_sys__thread_start(hr_sys_thread *t, const char *name, void *(*fn)(void *), void *arg);
+/* Wait for a started thread. No-op for one that never started. */
+void hr_sys__thread_join(hr_sys_thread *t);
+/* True on the thread itself. */
+bool hr_sys__thread_is_self(const hr_sys_thread *t);
+
+/* The largest capacity hr_mailbox_create accepts (nng's push0 SENDBUF limit). */
+#define HR_MAILBOX_MAX_CAPACITY 8192u
+/* Mail that can sit inside a mailbox beyond its capacity (see mailbox.c). */
+#define HR_MAILBOX_SLACK 2u
+
+#endif /* HERALD_ACTOR_IMPL_H */

@@ -1,0 +1,894 @@
+/*
+ * router.c: the router actor (actor.h): local group membership and fan-out.
+ * The hr_router_* calls run on any thread and only post mail; everything
+ * below `router state` is touched ONLY by the router's actor thread.
+ *
+ * Design
+ * ------
+ * What the router knows. Local members are WebSocket connections, each owned
+ * by one I/O thread and served by one consumer actor. A group maps to its
+ * local members split into buckets, one per (consumer, I/O thread) that has
+ * members there; a bucket is a dense array of connection ids plus an index
+ * (id -> position) so that add and discard are O(1) (swap-remove). Each
+ * connection has a record (keyed by hr_member) listing the groups it joined
+ * and its channel name, so conn_close discards them all without scanning
+ * groups; channel names map to those records for send.
+ *
+ * group_send(G, event) posts ONE mail per consumer type with local members in
+ * G (HR_MAIL_CONSUMER_EVENT, p1 = hr_fanout): the event (one reference) and,
+ * per I/O thread, the hr_idlist of that consumer's members on that thread.
+ * An idlist is an immutable snapshot cached in its bucket: it is rebuilt only
+ * when the bucket changed since the last send (the bucket is marked dirty by
+ * add/discard), otherwise the same list gets one more reference. A steady
+ * broadcast to 10,000 members therefore costs the router O(buckets) = O(I/O
+ * threads x consumer types), not O(members); the per-member work happens once
+ * per event on the I/O threads. Snapshots are never mutated after they are
+ * handed out, so consumers and I/O threads read them without locks.
+ *
+ * Members that are not local (channels living in the layer: another
+ * process's or the memory layer's) are reached with hr_layer_group_send,
+ * after the local fan-out; its error, if any, is the reply. A group with no
+ * members at all is still a success (Channels: group_send never fails for
+ * that). send(channel) goes to a registered local connection as a one-id
+ * fan-out, else to hr_layer_send (0, HR_EFULL, HR_EBADNAME); with no layer,
+ * an unknown channel is HR_ENOENT.
+ *
+ * Backpressure and drops. Callers feel backpressure from the router's own
+ * bounded mailbox: an hr_router_* call gets HR_EAGAIN once timeout_ms ran out.
+ * The router itself must not stall behind one slow consumer, so it posts a
+ * fan-out with a short timeout (ROUTER_CONSUMER_TIMEOUT_MS); if the consumer
+ * is still full the fan-out is freed and counted in stats.dropped (a send to
+ * one channel then replies HR_EFULL, as a full channel would).
+ *
+ * Replies fire exactly once per accepted request, on the router thread. At
+ * destroy, send and group_send requests still queued are answered with
+ * HR_ECANCELED without being delivered; membership requests are still
+ * applied (they are cheap and keep the state consistent until it is freed).
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/actor_impl.h"
+
+#define ROUTER_CONSUMER_TIMEOUT_MS 5
+#define ROUTER_DEFAULT_CAPACITY 4096
+
+enum {
+	R_CONN_OPEN = HR_MAIL_USER,
+	R_CONN_CLOSE,
+	R_GROUP_ADD,
+	R_GROUP_DISCARD,
+	R_GROUP_SEND,
+	R_SEND,
+};
+
+/* A request as it travels in a mail's p1 (owned by the mail). */
+typedef struct req {
+	hr_member m;
+	hr_msg *event;
+	hr_reply_fn reply;
+	void *reply_arg;
+	bool badname; /* name too long to copy: refused on the router thread */
+	char name[];
+} req;
+
+/* ---------------------------------------------------------------- maps */
+
+/* Open addressing with linear probing and backward-shift deletion, keyed by
+ * two 64-bit words. */
+typedef struct kmap_ent {
+	uint64_t k1, k2;
+	uint64_t val;
+	bool used;
+} kmap_ent;
+
+typedef struct kmap {
+	kmap_ent *e;
+	size_t cap; /* power of two or 0 */
+	size_t n;
+} kmap;
+
+static uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+static size_t
+kmap_slot(const kmap *m, uint64_t k1, uint64_t k2)
+{
+	return (size_t)mix64(k1 ^ mix64(k2 + 0x9e3779b97f4a7c15ULL)) & (m->cap - 1);
+}
+
+static kmap_ent *
+kmap_find(const kmap *m, uint64_t k1, uint64_t k2)
+{
+	if (m->cap == 0)
+		return NULL;
+	for (size_t i = kmap_slot(m, k1, k2);; i = (i + 1) & (m->cap - 1)) {
+		kmap_ent *e = &m->e[i];
+		if (!e->used)
+			return NULL;
+		if (e->k1 == k1 && e->k2 == k2)
+			return e;
+	}
+}
+
+static int
+kmap_grow(kmap *m)
+{
+	size_t ncap = m->cap ? m->cap * 2 : 8;
+	kmap_ent *ne = calloc(ncap, sizeof(*ne)), *old = m->e;
+	size_t ocap = m->cap;
+	if (ne == NULL)
+		return HR_ENOMEM;
+	m->e = ne;
+	m->cap = ncap;
+	for (size_t i = 0; i < ocap; i++) {
+		if (!old[i].used)
+			continue;
+		size_t j = kmap_slot(m, old[i].k1, old[i].k2);
+		while (ne[j].used)
+			j = (j + 1) & (ncap - 1);
+		ne[j] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+/* Insert or overwrite. */
+static int
+kmap_put(kmap *m, uint64_t k1, uint64_t k2, uint64_t val)
+{
+	kmap_ent *e = kmap_find(m, k1, k2);
+	if (e != NULL) {
+		e->val = val;
+		return 0;
+	}
+	if ((m->n + 1) * 4 > m->cap * 3 && kmap_grow(m) != 0)
+		return HR_ENOMEM;
+	size_t i = kmap_slot(m, k1, k2);
+	while (m->e[i].used)
+		i = (i + 1) & (m->cap - 1);
+	m->e[i] = (kmap_ent) { k1, k2, val, true };
+	m->n++;
+	return 0;
+}
+
+static void
+kmap_del(kmap *m, kmap_ent *e)
+{
+	size_t i = (size_t)(e - m->e), mask = m->cap - 1;
+	m->e[i].used = false;
+	m->n--;
+	/* Backward shift: pull later entries of the run into the hole. */
+	for (size_t j = (i + 1) & mask; m->e[j].used; j = (j + 1) & mask) {
+		size_t home = kmap_slot(m, m->e[j].k1, m->e[j].k2);
+		/* Movable if its home is not cyclically in (i, j]. */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->e[i] = m->e[j];
+			m->e[j].used = false;
+			i = j;
+		}
+	}
+}
+
+static void
+kmap_fini(kmap *m)
+{
+	free(m->e);
+	*m = (kmap) { 0 };
+}
+
+static uint64_t
+str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/* String map, chained; keys are copied into the node. */
+typedef struct snode {
+	struct snode *next;
+	uint64_t hash;
+	void *val;
+	char key[];
+} snode;
+
+typedef struct smap {
+	snode **b;
+	size_t cap, n;
+} smap;
+
+static snode **
+smap_slot(const smap *m, const char *key, uint64_t h)
+{
+	if (m->cap == 0)
+		return NULL;
+	snode **p = &m->b[h & (m->cap - 1)];
+	while (*p != NULL && ((*p)->hash != h || strcmp((*p)->key, key) != 0))
+		p = &(*p)->next;
+	return p;
+}
+
+static void *
+smap_get(const smap *m, const char *key)
+{
+	snode **p = smap_slot(m, key, str_hash(key));
+	return p != NULL && *p != NULL ? (*p)->val : NULL;
+}
+
+/* Insert or overwrite; returns the node's stable key copy through *keyp. */
+static int
+smap_put(smap *m, const char *key, void *val, const char **keyp)
+{
+	uint64_t h = str_hash(key);
+	snode **p;
+
+	if (m->n + 1 > m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 16;
+		snode **nb = calloc(ncap, sizeof(*nb));
+		if (nb == NULL)
+			return HR_ENOMEM;
+		for (size_t i = 0; i < m->cap; i++) {
+			for (snode *x = m->b[i], *next; x != NULL; x = next) {
+				next = x->next;
+				x->next = nb[x->hash & (ncap - 1)];
+				nb[x->hash & (ncap - 1)] = x;
+			}
+		}
+		free(m->b);
+		m->b = nb;
+		m->cap = ncap;
+	}
+	p = smap_slot(m, key, h);
+	if (*p == NULL) {
+		size_t len = strlen(key);
+		snode *x = malloc(sizeof(*x) + len + 1);
+		if (x == NULL)
+			return HR_ENOMEM;
+		x->next = NULL;
+		x->hash = h;
+		memcpy(x->key, key, len + 1);
+		*p = x;
+		m->n++;
+	}
+	(*p)->val = val;
+	if (keyp != NULL)
+		*keyp = (*p)->key;
+	return 0;
+}
+
+static void
+smap_del(smap *m, const char *key)
+{
+	snode **p = smap_slot(m, key, str_hash(key));
+	if (p != NULL && *p != NULL) {
+		snode *x = *p;
+		*p = x->next;
+		free(x);
+		m->n--;
+	}
+}
+
+static void
+smap_fini(smap *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		for (snode *x = m->b[i], *next; x != NULL; x = next) {
+			next = x->next;
+			free(x);
+		}
+	}
+	free(m->b);
+	*m = (smap) { 0 };
+}
+
+/* ---------------------------------------------------------------- router state */
+
+/* One group's members served by one consumer on one I/O thread. */
+typedef struct bucket {
+	uint16_t consumer, thread;
+	uint32_t n, cap;
+	uint64_t *ids;
+	kmap pos; /* conn id -> index in ids */
+	hr_idlist *snap; /* the cached snapshot; valid unless dirty */
+	bool dirty;
+} bucket;
+
+typedef struct group {
+	const char *name; /* the groups map's key */
+	bucket *b;
+	uint32_t nb, capb;
+} group;
+
+/* A local connection known to the router. */
+typedef struct conn {
+	hr_member m;
+	const char *channel; /* the channels map's key, or NULL */
+	group **groups;
+	uint32_t n, cap;
+} conn;
+
+struct hr_router {
+	hr_actor *actor;
+	hr_layer *layer;
+	hr_actor *consumers[HR_MAX_CONSUMERS];
+	size_t n_consumers;
+	atomic_bool cancelling; /* destroy: answer sends with HR_ECANCELED */
+	/* Router state: ONLY touched from the router thread. */
+	smap groups; /* name -> group */
+	smap channels; /* name -> conn */
+	kmap conns; /* hr_member -> conn */
+	/* Stats: written by the router thread, read by anyone. */
+	atomic_uint_fast64_t st_group_sends, st_sends, st_fanouts, st_groups, st_members,
+	    st_dropped;
+};
+
+static uint64_t
+member_k2(hr_member m)
+{
+	return ((uint64_t)m.thread << 16) | m.consumer;
+}
+
+static void
+reply(req *q, int status)
+{
+	if (q->reply != NULL)
+		q->reply(q->reply_arg, status);
+	q->reply = NULL;
+}
+
+static void
+req_free(req *q)
+{
+	hr_msg_unref(q->event);
+	free(q);
+}
+
+static conn *
+conn_get(hr_router *r, hr_member m, bool create)
+{
+	kmap_ent *e = kmap_find(&r->conns, m.conn, member_k2(m));
+	conn *c;
+	if (e != NULL)
+		return (conn *)(uintptr_t)e->val;
+	if (!create || (c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->m = m;
+	if (kmap_put(&r->conns, m.conn, member_k2(m), (uint64_t)(uintptr_t)c) != 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void
+conn_maybe_free(hr_router *r, conn *c)
+{
+	if (c->n > 0 || c->channel != NULL)
+		return;
+	kmap_ent *e = kmap_find(&r->conns, c->m.conn, member_k2(c->m));
+	if (e != NULL)
+		kmap_del(&r->conns, e);
+	free(c->groups);
+	free(c);
+}
+
+static bucket *
+bucket_get(group *g, uint16_t consumer, uint16_t thread, bool create)
+{
+	for (uint32_t i = 0; i < g->nb; i++)
+		if (g->b[i].consumer == consumer && g->b[i].thread == thread)
+			return &g->b[i];
+	if (!create)
+		return NULL;
+	if (g->nb == g->capb) {
+		uint32_t ncap = g->capb ? g->capb * 2 : 2;
+		bucket *nb = realloc(g->b, ncap * sizeof(*nb));
+		if (nb == NULL)
+			return NULL;
+		g->b = nb;
+		g->capb = ncap;
+	}
+	bucket *b = &g->b[g->nb++];
+	*b = (bucket) { .consumer = consumer, .thread = thread, .dirty = true };
+	return b;
+}
+
+static void
+group_free(group *g)
+{
+	for (uint32_t i = 0; i < g->nb; i++) {
+		free(g->b[i].ids);
+		kmap_fini(&g->b[i].pos);
+		hr_idlist_unref(g->b[i].snap);
+	}
+	free(g->b);
+	free(g);
+}
+
+/* Membership of c in g: add. 0, or HR_ENOMEM with nothing changed. */
+static int
+member_add(hr_router *r, group *g, conn *c)
+{
+	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, true);
+	if (b == NULL)
+		return HR_ENOMEM;
+	if (kmap_find(&b->pos, c->m.conn, 0) != NULL)
+		return 0; /* already a member */
+	if (b->n == b->cap) {
+		uint32_t ncap = b->cap ? b->cap * 2 : 4;
+		uint64_t *ni = realloc(b->ids, ncap * sizeof(*ni));
+		if (ni == NULL)
+			return HR_ENOMEM;
+		b->ids = ni;
+		b->cap = ncap;
+	}
+	if (c->n == c->cap) {
+		uint32_t ncap = c->cap ? c->cap * 2 : 2;
+		group **ng = realloc(c->groups, ncap * sizeof(*ng));
+		if (ng == NULL)
+			return HR_ENOMEM;
+		c->groups = ng;
+		c->cap = ncap;
+	}
+	if (kmap_put(&b->pos, c->m.conn, 0, b->n) != 0)
+		return HR_ENOMEM;
+	b->ids[b->n++] = c->m.conn;
+	b->dirty = true;
+	c->groups[c->n++] = g;
+	atomic_fetch_add(&r->st_members, 1);
+	return 0;
+}
+
+/* Remove c from g (and g from c's list when `unlink_conn`); frees an emptied
+ * group. */
+static void
+member_del(hr_router *r, group *g, conn *c, bool unlink_conn)
+{
+	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, false);
+	kmap_ent *e;
+	bool empty = true;
+
+	if (b == NULL || (e = kmap_find(&b->pos, c->m.conn, 0)) == NULL)
+		return;
+	uint32_t at = (uint32_t)e->val;
+	kmap_del(&b->pos, e);
+	if (at != b->n - 1) {
+		b->ids[at] = b->ids[b->n - 1];
+		kmap_put(&b->pos, b->ids[at], 0, at); /* existing key: no allocation */
+	}
+	b->n--;
+	b->dirty = true;
+	atomic_fetch_sub(&r->st_members, 1);
+	if (unlink_conn) {
+		for (uint32_t i = 0; i < c->n; i++) {
+			if (c->groups[i] == g) {
+				c->groups[i] = c->groups[--c->n];
+				break;
+			}
+		}
+	}
+	for (uint32_t i = 0; i < g->nb; i++)
+		if (g->b[i].n > 0)
+			empty = false;
+	if (empty) {
+		smap_del(&r->groups, g->name);
+		group_free(g);
+		atomic_fetch_sub(&r->st_groups, 1);
+	}
+}
+
+/* The bucket's snapshot, rebuilt if its membership changed; one new ref. */
+static hr_idlist *
+bucket_snapshot(bucket *b)
+{
+	if (b->dirty || b->snap == NULL) {
+		hr_idlist *l;
+		if (hr_idlist_alloc(b->n, &l) != 0)
+			return NULL;
+		memcpy(l->ids, b->ids, (size_t)b->n * sizeof(l->ids[0]));
+		hr_idlist_unref(b->snap);
+		b->snap = l;
+		b->dirty = false;
+	}
+	return hr_idlist_ref(b->snap);
+}
+
+/* Hand f to consumer c; frees it and counts a drop on failure. */
+static int
+post_fanout(hr_router *r, uint16_t c, hr_fanout *f)
+{
+	hr_mail mail = { .kind = HR_MAIL_CONSUMER_EVENT, .p1 = f };
+	int rv = hr_actor_send(r->consumers[c], &mail, ROUTER_CONSUMER_TIMEOUT_MS);
+	if (rv != 0) {
+		hr_fanout_free(f);
+		atomic_fetch_add(&r->st_dropped, 1);
+		return rv;
+	}
+	atomic_fetch_add(&r->st_fanouts, 1);
+	return 0;
+}
+
+static size_t
+name_len(const char *s)
+{
+	size_t n = 0;
+	while (n <= HR_NAME_MAX && s[n] != '\0')
+		n++;
+	return n;
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+static void
+on_conn_open(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	req *q = mail->p1;
+	conn *c = conn_get(r, q->m, true), *old;
+	const char *key;
+
+	if (c != NULL) {
+		if ((old = smap_get(&r->channels, q->name)) != NULL && old != c) {
+			old->channel = NULL; /* the name moved to a new connection */
+			smap_del(&r->channels, q->name);
+			conn_maybe_free(r, old);
+		}
+		if (c->channel != NULL && strcmp(c->channel, q->name) != 0) {
+			smap_del(&r->channels, c->channel);
+			c->channel = NULL;
+		}
+		if (smap_put(&r->channels, q->name, c, &key) == 0)
+			c->channel = key;
+		conn_maybe_free(r, c);
+	}
+	req_free(q);
+}
+
+static void
+on_conn_close(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	req *q = mail->p1;
+	conn *c = conn_get(r, q->m, false);
+
+	if (c != NULL) {
+		while (c->n > 0) {
+			group *g = c->groups[--c->n];
+			member_del(r, g, c, false);
+		}
+		if (c->channel != NULL) {
+			smap_del(&r->channels, c->channel);
+			c->channel = NULL;
+		}
+		conn_maybe_free(r, c);
+	}
+	req_free(q);
+}
+
+static void
+on_group_add(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	req *q = mail->p1;
+	group *g = smap_get(&r->groups, q->name);
+	conn *c;
+
+	if (g == NULL) {
+		if ((g = calloc(1, sizeof(*g))) == NULL)
+			goto out;
+		if (smap_put(&r->groups, q->name, g, &g->name) != 0) {
+			free(g);
+			goto out;
+		}
+		atomic_fetch_add(&r->st_groups, 1);
+	}
+	if ((c = conn_get(r, q->m, true)) != NULL) {
+		(void)member_add(r, g, c);
+		conn_maybe_free(r, c);
+	}
+	/* A group left empty by a failed allocation must not linger. */
+	bool empty = true;
+	for (uint32_t i = 0; i < g->nb; i++)
+		if (g->b[i].n > 0)
+			empty = false;
+	if (empty) {
+		smap_del(&r->groups, g->name);
+		group_free(g);
+		atomic_fetch_sub(&r->st_groups, 1);
+	}
+out:
+	req_free(q);
+}
+
+static void
+on_group_discard(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	req *q = mail->p1;
+	group *g = smap_get(&r->groups, q->name);
+	conn *c = conn_get(r, q->m, false);
+
+	if (g != NULL && c != NULL) {
+		member_del(r, g, c, true);
+		conn_maybe_free(r, c);
+	}
+	req_free(q);
+}
+
+static void
+on_group_send(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	req *q = mail->p1;
+	int status = 0;
+
+	atomic_fetch_add(&r->st_group_sends, 1);
+	if (atomic_load(&r->cancelling)) {
+		status = HR_ECANCELED;
+		goto out;
+	}
+	if (q->badname || hr_name_check_group(q->name, strlen(q->name)) != 0) {
+		status = HR_EBADNAME;
+		goto out;
+	}
+	group *g = smap_get(&r->groups, q->name);
+	for (uint16_t c = 0; g != NULL && c < r->n_consumers; c++) {
+		hr_fanout *f = NULL;
+		for (uint32_t i = 0; i < g->nb; i++) {
+			bucket *b = &g->b[i];
+			if (b->consumer != c || b->n == 0)
+				continue;
+			if (f == NULL) {
+				if ((f = calloc(1, sizeof(*f))) == NULL)
+					break;
+				f->event = hr_msg_ref(q->event);
+			}
+			if (f->n_threads < (uint32_t)b->thread + 1)
+				f->n_threads = (uint32_t)b->thread + 1;
+			if ((f->ids[b->thread] = bucket_snapshot(b)) == NULL) {
+				/* Out of memory: this consumer misses the event. */
+				hr_fanout_free(f);
+				f = NULL;
+				atomic_fetch_add(&r->st_dropped, 1);
+				break;
+			}
+		}
+		if (f != NULL)
+			(void)post_fanout(r, c, f);
+	}
+	if (r->layer != NULL) {
+		int rv = hr_layer_group_send(r->layer, q->name, q->event, NULL);
+		if (rv < 0)
+			status = rv;
+	}
+out:
+	reply(q, status);
+	req_free(q);
+}
+
+static void
+on_send(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	req *q = mail->p1;
+	int status;
+	conn *c;
+
+	atomic_fetch_add(&r->st_sends, 1);
+	if (atomic_load(&r->cancelling)) {
+		status = HR_ECANCELED;
+	} else if (q->badname || hr_name_check_channel(q->name, strlen(q->name)) != 0) {
+		status = HR_EBADNAME;
+	} else if ((c = smap_get(&r->channels, q->name)) != NULL) {
+		hr_fanout *f = calloc(1, sizeof(*f));
+		hr_idlist *l = NULL;
+		if (f == NULL || hr_idlist_alloc(1, &l) != 0) {
+			free(f);
+			status = HR_ENOMEM;
+		} else {
+			l->ids[0] = c->m.conn;
+			f->event = hr_msg_ref(q->event);
+			f->ids[c->m.thread] = l;
+			f->n_threads = (uint32_t)c->m.thread + 1;
+			status = post_fanout(r, c->m.consumer, f) == 0 ? 0 : HR_EFULL;
+		}
+	} else if (r->layer != NULL) {
+		status = hr_layer_send(r->layer, q->name, q->event);
+	} else {
+		status = HR_ENOENT;
+	}
+	reply(q, status);
+	req_free(q);
+}
+
+/* Mail never handled (the actor was gone): answer and free. */
+static void
+router_drop(void *arg, hr_mail *mail)
+{
+	req *q = mail->p1;
+	if (q == NULL)
+		return;
+	reply(q, HR_ECANCELED);
+	req_free(q);
+}
+
+static const hr_actor_fn router_handlers[] = {
+	[R_CONN_OPEN - HR_MAIL_USER] = on_conn_open,
+	[R_CONN_CLOSE - HR_MAIL_USER] = on_conn_close,
+	[R_GROUP_ADD - HR_MAIL_USER] = on_group_add,
+	[R_GROUP_DISCARD - HR_MAIL_USER] = on_group_discard,
+	[R_GROUP_SEND - HR_MAIL_USER] = on_group_send,
+	[R_SEND - HR_MAIL_USER] = on_send,
+};
+
+/* ---------------------------------------------------------------- public */
+
+int
+hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, size_t n_consumers,
+    size_t mailbox_capacity)
+{
+	hr_router *r;
+	int rv;
+
+	if (out == NULL || n_consumers > HR_MAX_CONSUMERS || (n_consumers > 0 && consumers == NULL))
+		return HR_EINVAL;
+	for (size_t i = 0; i < n_consumers; i++)
+		if (consumers[i] == NULL)
+			return HR_EINVAL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return HR_ENOMEM;
+	r->layer = layer;
+	r->n_consumers = n_consumers;
+	for (size_t i = 0; i < n_consumers; i++)
+		r->consumers[i] = consumers[i];
+	atomic_init(&r->cancelling, false);
+	atomic_init(&r->st_group_sends, 0);
+	atomic_init(&r->st_sends, 0);
+	atomic_init(&r->st_fanouts, 0);
+	atomic_init(&r->st_groups, 0);
+	atomic_init(&r->st_members, 0);
+	atomic_init(&r->st_dropped, 0);
+	hr_actor_spec spec = {
+		.name = "herald-router",
+		.mailbox_capacity = mailbox_capacity ? mailbox_capacity : ROUTER_DEFAULT_CAPACITY,
+		.state = r,
+		.handlers = router_handlers,
+		.n_handlers = sizeof(router_handlers) / sizeof(router_handlers[0]),
+		.drop = router_drop,
+	};
+	if ((rv = hr_actor_spawn(&r->actor, &spec)) != 0) {
+		free(r);
+		return rv;
+	}
+	*out = r;
+	return 0;
+}
+
+void
+hr_router_destroy(hr_router *r)
+{
+	if (r == NULL)
+		return;
+	atomic_store(&r->cancelling, true);
+	hr_actor_join(r->actor); /* answers what is queued, then exits */
+	for (size_t i = 0; i < r->groups.cap; i++)
+		for (snode *x = r->groups.b[i]; x != NULL; x = x->next)
+			group_free(x->val);
+	for (size_t i = 0; i < r->conns.cap; i++) {
+		if (r->conns.e[i].used) {
+			conn *c = (conn *)(uintptr_t)r->conns.e[i].val;
+			free(c->groups);
+			free(c);
+		}
+	}
+	smap_fini(&r->groups);
+	smap_fini(&r->channels);
+	kmap_fini(&r->conns);
+	free(r);
+}
+
+static int
+post_req(hr_router *r, uint32_t kind, const char *name, hr_member m, hr_msg *event, hr_reply_fn fn,
+    void *arg, int timeout_ms)
+{
+	size_t len;
+	req *q;
+	int rv;
+
+	if (r == NULL || name == NULL)
+		return HR_EINVAL;
+	if (kind != R_SEND && kind != R_GROUP_SEND
+	    && (m.consumer >= r->n_consumers || m.thread >= HR_MAX_THREADS))
+		return HR_EINVAL;
+	if ((kind == R_SEND || kind == R_GROUP_SEND) && event == NULL)
+		return HR_EINVAL;
+	len = name_len(name);
+	if (kind == R_GROUP_ADD || kind == R_GROUP_DISCARD) {
+		/* No reply to carry the error: refuse here. */
+		if (len > HR_NAME_MAX || hr_name_check_group(name, len) != 0)
+			return HR_EBADNAME;
+	} else if (kind == R_CONN_OPEN || kind == R_CONN_CLOSE) {
+		if (len > HR_NAME_MAX || hr_name_check_channel(name, len) != 0)
+			return HR_EBADNAME;
+	}
+	bool bad = len > HR_NAME_MAX;
+	if (bad)
+		len = 0;
+	if ((q = malloc(sizeof(*q) + len + 1)) == NULL)
+		return HR_ENOMEM;
+	q->m = m;
+	q->event = event != NULL ? hr_msg_ref(event) : NULL;
+	q->reply = fn;
+	q->reply_arg = arg;
+	q->badname = bad;
+	memcpy(q->name, name, len);
+	q->name[len] = '\0';
+	hr_mail mail = { .kind = kind, .p1 = q };
+	if ((rv = hr_actor_send(r->actor, &mail, timeout_ms)) != 0) {
+		req_free(q); /* an error: the reply never fires */
+		return rv == HR_ETIMEDOUT ? HR_EAGAIN : rv;
+	}
+	return 0;
+}
+
+int
+hr_router_conn_open(hr_router *r, const char *channel, hr_member m, int timeout_ms)
+{
+	return post_req(r, R_CONN_OPEN, channel, m, NULL, NULL, NULL, timeout_ms);
+}
+
+int
+hr_router_conn_close(hr_router *r, const char *channel, hr_member m, int timeout_ms)
+{
+	return post_req(r, R_CONN_CLOSE, channel, m, NULL, NULL, NULL, timeout_ms);
+}
+
+int
+hr_router_group_add(hr_router *r, const char *gname, hr_member m, int timeout_ms)
+{
+	return post_req(r, R_GROUP_ADD, gname, m, NULL, NULL, NULL, timeout_ms);
+}
+
+int
+hr_router_group_discard(hr_router *r, const char *gname, hr_member m, int timeout_ms)
+{
+	return post_req(r, R_GROUP_DISCARD, gname, m, NULL, NULL, NULL, timeout_ms);
+}
+
+int
+hr_router_group_send(hr_router *r, const char *gname, hr_msg *event, hr_reply_fn reply_fn,
+    void *reply_arg, int timeout_ms)
+{
+	hr_member none = { 0 };
+	return post_req(r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms);
+}
+
+int
+hr_router_send(hr_router *r, const char *channel, hr_msg *event, hr_reply_fn reply_fn,
+    void *reply_arg, int timeout_ms)
+{
+	hr_member none = { 0 };
+	return post_req(r, R_SEND, channel, none, event, reply_fn, reply_arg, timeout_ms);
+}
+
+void
+hr_router_get_stats(hr_router *r, hr_router_stats *out)
+{
+	out->group_sends = atomic_load(&r->st_group_sends);
+	out->sends = atomic_load(&r->st_sends);
+	out->fanouts = atomic_load(&r->st_fanouts);
+	out->groups = atomic_load(&r->st_groups);
+	out->members = atomic_load(&r->st_members);
+	out->dropped = atomic_load(&r->st_dropped);
+}

@@ -1,0 +1,295 @@
+/*
+ * layer.c: the public channel-layer calls (layer.h). Each one checks its
+ * arguments and Channels' name rules, then dispatches to the backend's ops
+ * table (layer_impl.h); an optional operation a backend lacks answers
+ * HR_ENOTSUP. Also: defaults, channel_capacity lookup, statistics.
+ * Any thread; the backends do their own locking.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "layer/layer_impl.h"
+
+void
+hr_layer_opts_default(hr_layer_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->prefix = "asgi";
+	o->capacity = 100;
+	o->expiry = 60;
+	o->group_expiry = 86400;
+}
+
+static double
+realtime_now(void)
+{
+	struct timespec ts;
+	if (timespec_get(&ts, TIME_UTC) != TIME_UTC)
+		return 0;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double
+hr_layer__now(const hr_layer *l)
+{
+	if (l->_opts.clock != NULL)
+		return l->_opts.clock(l->_opts.clock_arg);
+	return realtime_now();
+}
+
+void
+hr_layer__count_expired(hr_layer *l, uint64_t n)
+{
+	atomic_fetch_add_explicit(&l->_expired, n, memory_order_relaxed);
+}
+
+void
+hr_layer__count_full(hr_layer *l, uint64_t n)
+{
+	atomic_fetch_add_explicit(&l->_full, n, memory_order_relaxed);
+}
+
+void
+hr_layer__count_group_expired(hr_layer *l, uint64_t n)
+{
+	atomic_fetch_add_explicit(&l->_group_expired, n, memory_order_relaxed);
+}
+
+void
+hr_layer_get_stats(hr_layer *l, hr_layer_stats *out)
+{
+	if (out == NULL)
+		return;
+	if (l == NULL) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	out->expired = atomic_load_explicit(&l->_expired, memory_order_relaxed);
+	out->full = atomic_load_explicit(&l->_full, memory_order_relaxed);
+	out->group_expired = atomic_load_explicit(&l->_group_expired, memory_order_relaxed);
+}
+
+int
+hr_layer__random_letters(char *out, size_t n)
+{
+	static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+	unsigned char rnd[64];
+	size_t have = 0, used = sizeof(rnd);
+	while (have < n) {
+		if (used == sizeof(rnd)) {
+			if (RAND_bytes(rnd, (int)sizeof(rnd)) != 1)
+				return HR_EIO;
+			used = 0;
+		}
+		unsigned char b = rnd[used++];
+		if (b >= 208) /* 208 = 4 * 52: reject to keep the letters uniform */
+			continue;
+		out[have++] = letters[b % 52];
+	}
+	return 0;
+}
+
+size_t
+hr_layer__capacity(const hr_layer *l, const char *channel, size_t len)
+{
+	const hr_layer_opts *o = &l->_opts;
+	for (size_t i = 0; i < o->n_channel_capacity; i++)
+		if (hr_glob_match(o->channel_capacity[i].glob, channel, len))
+			return o->channel_capacity[i].capacity;
+	return o->capacity;
+}
+
+size_t
+hr_layer_capacity(const hr_layer *l, const char *channel)
+{
+	if (l == NULL)
+		return 0;
+	if (channel == NULL)
+		return l->_opts.capacity;
+	return hr_layer__capacity(l, channel, strlen(channel));
+}
+
+int
+hr_layer_create(hr_layer **out, const hr_layer_ops *ops, const hr_layer_opts *opts)
+{
+	if (out == NULL)
+		return HR_EINVAL;
+	*out = NULL;
+	if (ops == NULL || ops->create == NULL || ops->destroy == NULL || ops->send == NULL)
+		return HR_EINVAL;
+	hr_layer_opts o;
+	if (opts != NULL)
+		o = *opts;
+	else
+		hr_layer_opts_default(&o);
+	if (o.prefix == NULL)
+		o.prefix = "asgi";
+	if (o.n_channel_capacity > 0 && o.channel_capacity == NULL)
+		return HR_EINVAL;
+	for (size_t i = 0; i < o.n_channel_capacity; i++)
+		if (o.channel_capacity[i].glob == NULL)
+			return HR_EINVAL;
+	/* !(x >= 0) also refuses NaN */
+	if (!(o.expiry >= 0) || !(o.group_expiry >= 0) || isinf(o.expiry) || isinf(o.group_expiry))
+		return HR_EINVAL;
+
+	hr_layer *l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return HR_ENOMEM;
+	l->_ops = ops;
+	l->_opts = o;
+	atomic_init(&l->_expired, 0);
+	atomic_init(&l->_full, 0);
+	atomic_init(&l->_group_expired, 0);
+	int rv = ops->create(l);
+	if (rv != 0) {
+		ops->destroy(l);
+		free(l);
+		return rv;
+	}
+	*out = l;
+	return 0;
+}
+
+void
+hr_layer_destroy(hr_layer *l)
+{
+	if (l == NULL)
+		return;
+	l->_ops->destroy(l);
+	free(l);
+}
+
+/* A message must be a msgpack map (Channels messages are dicts). Only the
+ * header byte is checked here; the layer stores the bytes as they are. */
+static int
+check_msg(hr_msg *msg)
+{
+	if (msg == NULL || hr_msg_len(msg) == 0)
+		return HR_EINVAL;
+	unsigned char b = hr_msg_data(msg)[0];
+	if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf)
+		return 0;
+	return HR_ETYPE;
+}
+
+int
+hr_layer_send(hr_layer *l, const char *channel, hr_msg *msg)
+{
+	if (l == NULL || channel == NULL)
+		return HR_EINVAL;
+	size_t clen = strlen(channel);
+	int rv = hr_name_check_channel(channel, clen);
+	if (rv != 0)
+		return rv;
+	if ((rv = check_msg(msg)) != 0)
+		return rv;
+	return l->_ops->send(l, channel, clen, msg);
+}
+
+int
+hr_layer_receive(hr_layer *l, const char *channel, int timeout_ms, hr_msg **out)
+{
+	if (out != NULL)
+		*out = NULL;
+	if (l == NULL || channel == NULL || out == NULL)
+		return HR_EINVAL;
+	size_t clen = strlen(channel);
+	int rv = hr_name_check_channel(channel, clen);
+	if (rv != 0)
+		return rv;
+	if (l->_ops->receive == NULL)
+		return HR_ENOTSUP;
+	/* Nothing may touch l after this returns: destroy may be freeing it. */
+	return l->_ops->receive(l, channel, clen, timeout_ms, out);
+}
+
+int
+hr_layer_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
+{
+	if (l == NULL || out == NULL || outlen == 0)
+		return HR_EINVAL;
+	out[0] = '\0';
+	if (prefix == NULL)
+		prefix = "specific.";
+	if (l->_ops->new_channel == NULL)
+		return HR_ENOTSUP;
+	int rv = l->_ops->new_channel(l, prefix, out, outlen);
+	if (rv != 0) {
+		out[0] = '\0';
+		return rv;
+	}
+	/* Channels would hand back whatever the prefix makes; herald refuses a
+	 * name that no other call would accept. */
+	if ((rv = hr_name_check_channel(out, strlen(out))) != 0) {
+		out[0] = '\0';
+		return rv;
+	}
+	return 0;
+}
+
+int
+hr_layer_group_add(hr_layer *l, const char *group, const char *channel)
+{
+	if (l == NULL || group == NULL || channel == NULL)
+		return HR_EINVAL;
+	size_t glen = strlen(group), clen = strlen(channel);
+	int rv = hr_name_check_group(group, glen);
+	if (rv == 0)
+		rv = hr_name_check_channel(channel, clen);
+	if (rv != 0)
+		return rv;
+	if (l->_ops->group_add == NULL)
+		return HR_ENOTSUP;
+	return l->_ops->group_add(l, group, glen, channel, clen);
+}
+
+int
+hr_layer_group_discard(hr_layer *l, const char *group, const char *channel)
+{
+	if (l == NULL || group == NULL || channel == NULL)
+		return HR_EINVAL;
+	size_t glen = strlen(group), clen = strlen(channel);
+	int rv = hr_name_check_group(group, glen);
+	if (rv == 0)
+		rv = hr_name_check_channel(channel, clen);
+	if (rv != 0)
+		return rv;
+	if (l->_ops->group_discard == NULL)
+		return HR_ENOTSUP;
+	return l->_ops->group_discard(l, group, glen, channel, clen);
+}
+
+int
+hr_layer_group_send(hr_layer *l, const char *group, hr_msg *msg, hr_group_send_result *res)
+{
+	if (res != NULL)
+		memset(res, 0, sizeof(*res));
+	if (l == NULL || group == NULL)
+		return HR_EINVAL;
+	size_t glen = strlen(group);
+	int rv = hr_name_check_group(group, glen);
+	if (rv != 0)
+		return rv;
+	if ((rv = check_msg(msg)) != 0)
+		return rv;
+	if (l->_ops->group_send == NULL)
+		return HR_ENOTSUP;
+	hr_group_send_result local;
+	memset(&local, 0, sizeof(local));
+	return l->_ops->group_send(l, group, glen, msg, res != NULL ? res : &local);
+}
+
+int
+hr_layer_flush(hr_layer *l)
+{
+	if (l == NULL)
+		return HR_EINVAL;
+	if (l->_ops->flush == NULL)
+		return HR_ENOTSUP;
+	return l->_ops->flush(l);
+}

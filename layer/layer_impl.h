@@ -1,0 +1,67 @@
+/*
+ * layer_impl.h: private to the `layer` module. The layer object that the
+ * public wrappers in layer.c hand to a backend, and the ops table every
+ * backend (layer_memory.c, later layer_redis.c) exports.
+ *
+ * The wrappers validate arguments and names before dispatch, so a backend
+ * only ever sees non-NULL arguments and valid names (with their lengths).
+ * Threads: backends must be safe to call from several threads at once.
+ */
+#ifndef HERALD_LAYER_IMPL_H
+#define HERALD_LAYER_IMPL_H
+
+#include <stdatomic.h>
+
+#include "layer/layer.h"
+
+struct hr_layer_ops {
+	const char *name; /* "memory", "redis" */
+	/* Build the backend's state into l->_be. l->_opts is filled in. On
+	 * failure, destroy is still called on l (it must accept _be == NULL). */
+	int (*create)(hr_layer *l);
+	/* Wake blocked receivers (HR_ECLOSED), wait until they have left, free. */
+	void (*destroy)(hr_layer *l);
+	/* Required. */
+	int (*send)(hr_layer *l, const char *channel, size_t clen, hr_msg *msg);
+	/* Optional operations: NULL makes the public call return HR_ENOTSUP. */
+	int (*receive)(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out);
+	int (*new_channel)(hr_layer *l, const char *prefix, char *out, size_t outlen);
+	int (*group_add)(
+	    hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen);
+	int (*group_discard)(
+	    hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen);
+	int (*group_send)(
+	    hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_group_send_result *res);
+	int (*flush)(hr_layer *l);
+};
+
+struct hr_layer {
+	const hr_layer_ops *_ops;
+	hr_layer_opts _opts; /* copied at create; strings and rules borrowed */
+	void *_be; /* the backend's state */
+	/* hr_layer_stats, bumped by backends through hr_layer__count_*() */
+	atomic_uint_least64_t _expired;
+	atomic_uint_least64_t _full;
+	atomic_uint_least64_t _group_expired;
+};
+
+/* Seconds on the layer's clock (opts.clock, else CLOCK_REALTIME). */
+double hr_layer__now(const hr_layer *l);
+
+/* Statistics; any thread. */
+void hr_layer__count_expired(hr_layer *l, uint64_t n);
+void hr_layer__count_full(hr_layer *l, uint64_t n);
+void hr_layer__count_group_expired(hr_layer *l, uint64_t n);
+
+/* Capacity for a channel name of len bytes (first matching glob wins). */
+size_t hr_layer__capacity(const hr_layer *l, const char *channel, size_t len);
+
+/* Fill out[0, n) with random ASCII letters (a-zA-Z), as Channels' new_channel
+ * does with random.choice(string.ascii_letters). HR_EIO if the system's
+ * random source fails. */
+int hr_layer__random_letters(char *out, size_t n);
+
+/* Memory backend: receivers currently blocked inside l (for tests). */
+unsigned hr_layer__memory_waiters(hr_layer *l);
+
+#endif /* HERALD_LAYER_IMPL_H */

@@ -1,0 +1,851 @@
+/*
+ * layer_memory.c: the embedded in-memory channel layer (hr_layer_memory_ops),
+ * behaving as Channels' InMemoryChannelLayer, for one process.
+ *
+ * State: a table of channels (each a FIFO ring of hr_msg references with
+ * their expiry time) and a table of groups (each a table of memberships
+ * keyed by channel, plus a list in join order). A membership also sits on
+ * its channel's list, so a channel can leave every group in O(its groups).
+ * Tables are open-addressing with linear probing and backward-shift delete,
+ * keyed by a seeded hash; lookups never allocate. group_send to N members is
+ * O(N). A channel entry lives while it holds messages, memberships or
+ * blocked receivers; a group while it has members.
+ *
+ * Expiry, as Channels does it: a message is expired once its send time plus
+ * `expiry` is before now; a channel that loses an expired message leaves
+ * every group (Channels' _clean_expired treats it as abandoned); a
+ * membership whose join time is older than `group_expiry` (whole seconds,
+ * as Channels compares int(time)) is dropped at the next group_send.
+ * Stricter than Channels: expired messages are dropped whenever a channel is
+ * read or its capacity checked (send, group_send, receive), never only on
+ * receive, so they are never delivered and never count against capacity.
+ *
+ * Threads: every call takes the one mutex `mu`. A blocking receive waits on
+ * its channel's condition variable (CLOCK_MONOTONIC); destroy wakes such
+ * receivers (HR_ECLOSED) and waits until they have left the layer.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "layer/layer_impl.h"
+
+/* ------------------------------------------------------------ hash table */
+
+/* Slots hold object pointers (NULL = empty) and their hashes. cap is 0 or a
+ * power of two; load stays under 3/4. */
+typedef struct htab {
+	void **obj;
+	uint64_t *h;
+	size_t cap;
+	size_t n;
+} htab;
+
+#define HTAB_NONE SIZE_MAX
+
+static uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t
+hash_bytes(uint64_t seed, const char *s, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return mix64(h ^ len);
+}
+
+static uint64_t
+hash_ptr(uint64_t seed, const void *p)
+{
+	return mix64((uint64_t)(uintptr_t)p ^ seed);
+}
+
+static void
+htab_fini(htab *t)
+{
+	free(t->obj);
+	free(t->h);
+	memset(t, 0, sizeof(*t));
+}
+
+static void
+htab_place(htab *t, uint64_t h, void *o)
+{
+	size_t mask = t->cap - 1;
+	size_t i = (size_t)h & mask;
+	while (t->obj[i] != NULL)
+		i = (i + 1) & mask;
+	t->obj[i] = o;
+	t->h[i] = h;
+	t->n++;
+}
+
+/* Make room for one more entry. HR_ENOMEM leaves the table as it was. */
+static int
+htab_reserve(htab *t)
+{
+	if ((t->n + 1) * 4 <= t->cap * 3)
+		return 0;
+	size_t ncap = t->cap ? t->cap * 2 : 8;
+	htab nt = { calloc(ncap, sizeof(void *)), calloc(ncap, sizeof(uint64_t)), ncap, 0 };
+	if (nt.obj == NULL || nt.h == NULL) {
+		htab_fini(&nt);
+		return HR_ENOMEM;
+	}
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->obj[i] != NULL)
+			htab_place(&nt, t->h[i], t->obj[i]);
+	htab_fini(t);
+	*t = nt;
+	return 0;
+}
+
+typedef bool (*htab_eq)(const void *obj, const void *key, size_t klen);
+
+static size_t
+htab_find(const htab *t, uint64_t h, htab_eq eq, const void *key, size_t klen)
+{
+	if (t->cap == 0)
+		return HTAB_NONE;
+	size_t mask = t->cap - 1;
+	for (size_t i = (size_t)h & mask; t->obj[i] != NULL; i = (i + 1) & mask)
+		if (t->h[i] == h && eq(t->obj[i], key, klen))
+			return i;
+	return HTAB_NONE;
+}
+
+static bool
+eq_ptr(const void *obj, const void *key, size_t klen)
+{
+	return obj == key;
+}
+
+/* Remove slot i; later entries of its probe run shift back into the hole. */
+static void
+htab_del(htab *t, size_t i)
+{
+	size_t mask = t->cap - 1;
+	size_t j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (t->obj[j] == NULL)
+			break;
+		size_t k = (size_t)t->h[j] & mask;
+		bool stays = (i < j) ? (i < k && k <= j) : (k > i || k <= j);
+		if (!stays) {
+			t->obj[i] = t->obj[j];
+			t->h[i] = t->h[j];
+			i = j;
+		}
+	}
+	t->obj[i] = NULL;
+	t->n--;
+}
+
+/* ------------------------------------------------------------ state */
+
+typedef struct mitem {
+	hr_msg *m; /* the layer's reference */
+	double exp; /* send time + expiry, layer clock */
+} mitem;
+
+typedef struct mmember mmember;
+
+typedef struct mchan {
+	uint64_t hash;
+	mitem *q; /* ring: q[head .. head+qlen) mod qcap */
+	size_t qcap, qhead, qlen;
+	mmember *members; /* via c_next/c_prev */
+	unsigned waiters; /* receivers blocked on cond */
+	bool cond_ready;
+	pthread_cond_t cond;
+	size_t len;
+	char name[];
+} mchan;
+
+typedef struct mgroup {
+	uint64_t hash;
+	htab by_chan; /* mmember* keyed by channel pointer */
+	mmember *head; /* join order, via g_next/g_prev */
+	mmember *tail;
+	unsigned pins; /* a group_send is walking it: do not free */
+	size_t len;
+	char name[];
+} mgroup;
+
+struct mmember {
+	mgroup *g;
+	mchan *c;
+	double joined;
+	mmember *g_next, *g_prev, *c_next, *c_prev;
+};
+
+typedef struct mem {
+	pthread_mutex_t mu;
+	pthread_cond_t drained; /* signalled when waiters drops to 0 while closed */
+	bool mu_ready, drained_ready;
+	bool closed; /* {mu} */
+	unsigned waiters; /* {mu} receivers blocked anywhere */
+	uint64_t seed;
+	htab chans; /* {mu} mchan* by name */
+	htab groups; /* {mu} mgroup* by name */
+} mem;
+
+static bool
+eq_chan(const void *obj, const void *key, size_t klen)
+{
+	const mchan *c = obj;
+	return c->len == klen && memcmp(c->name, key, klen) == 0;
+}
+
+static bool
+eq_group(const void *obj, const void *key, size_t klen)
+{
+	const mgroup *g = obj;
+	return g->len == klen && memcmp(g->name, key, klen) == 0;
+}
+
+/* ------------------------------------------------------------ channels */
+
+static mchan *
+chan_find(mem *m, const char *name, size_t len)
+{
+	size_t i = htab_find(&m->chans, hash_bytes(m->seed, name, len), eq_chan, name, len);
+	return i == HTAB_NONE ? NULL : m->chans.obj[i];
+}
+
+static int
+chan_get(mem *m, const char *name, size_t len, mchan **out)
+{
+	uint64_t h = hash_bytes(m->seed, name, len);
+	size_t i = htab_find(&m->chans, h, eq_chan, name, len);
+	if (i != HTAB_NONE) {
+		*out = m->chans.obj[i];
+		return 0;
+	}
+	if (htab_reserve(&m->chans) != 0)
+		return HR_ENOMEM;
+	mchan *c = calloc(1, sizeof(*c) + len + 1);
+	if (c == NULL)
+		return HR_ENOMEM;
+	c->hash = h;
+	c->len = len;
+	memcpy(c->name, name, len);
+	htab_place(&m->chans, h, c);
+	*out = c;
+	return 0;
+}
+
+static void
+chan_free(mchan *c)
+{
+	for (size_t i = 0; i < c->qlen; i++)
+		hr_msg_unref(c->q[(c->qhead + i) % c->qcap].m);
+	free(c->q);
+	if (c->cond_ready)
+		pthread_cond_destroy(&c->cond);
+	free(c);
+}
+
+/* Free c if nothing keeps it: no messages, memberships or waiters. */
+static void
+chan_release(mem *m, mchan *c)
+{
+	if (c->qlen > 0 || c->members != NULL || c->waiters > 0)
+		return;
+	size_t i = htab_find(&m->chans, c->hash, eq_ptr, c, 0);
+	HR_ASSERT(i != HTAB_NONE);
+	if (i != HTAB_NONE)
+		htab_del(&m->chans, i);
+	chan_free(c);
+}
+
+static int
+chan_push(mchan *c, hr_msg *msg, double exp)
+{
+	if (c->qlen == c->qcap) {
+		size_t ncap = c->qcap ? c->qcap * 2 : 4;
+		mitem *nq = malloc(ncap * sizeof(*nq));
+		if (nq == NULL)
+			return HR_ENOMEM;
+		for (size_t i = 0; i < c->qlen; i++)
+			nq[i] = c->q[(c->qhead + i) % c->qcap];
+		free(c->q);
+		c->q = nq;
+		c->qcap = ncap;
+		c->qhead = 0;
+	}
+	c->q[(c->qhead + c->qlen) % c->qcap] = (mitem) { hr_msg_ref(msg), exp };
+	c->qlen++;
+	if (c->waiters > 0)
+		pthread_cond_signal(&c->cond);
+	return 0;
+}
+
+/* Take the oldest message; the layer's reference passes to the caller. */
+static hr_msg *
+chan_pop(mchan *c)
+{
+	HR_ASSERT(c->qlen > 0);
+	hr_msg *msg = c->q[c->qhead].m;
+	c->qhead = (c->qhead + 1) % c->qcap;
+	c->qlen--;
+	if (c->qlen == 0 && c->qcap > 64) {
+		/* a drained burst: give the ring back */
+		free(c->q);
+		c->q = NULL;
+		c->qcap = 0;
+		c->qhead = 0;
+	}
+	return msg;
+}
+
+/* ------------------------------------------------------------ groups */
+
+static int
+group_get(mem *m, const char *name, size_t len, bool create, mgroup **out)
+{
+	*out = NULL;
+	uint64_t h = hash_bytes(m->seed, name, len);
+	size_t i = htab_find(&m->groups, h, eq_group, name, len);
+	if (i != HTAB_NONE) {
+		*out = m->groups.obj[i];
+		return 0;
+	}
+	if (!create)
+		return 0;
+	if (htab_reserve(&m->groups) != 0)
+		return HR_ENOMEM;
+	mgroup *g = calloc(1, sizeof(*g) + len + 1);
+	if (g == NULL)
+		return HR_ENOMEM;
+	g->hash = h;
+	g->len = len;
+	memcpy(g->name, name, len);
+	htab_place(&m->groups, h, g);
+	*out = g;
+	return 0;
+}
+
+/* Free g if it has no members and nobody is walking it. */
+static void
+group_release(mem *m, mgroup *g)
+{
+	if (g->by_chan.n > 0 || g->pins > 0)
+		return;
+	size_t i = htab_find(&m->groups, g->hash, eq_ptr, g, 0);
+	HR_ASSERT(i != HTAB_NONE);
+	if (i != HTAB_NONE)
+		htab_del(&m->groups, i);
+	htab_fini(&g->by_chan);
+	free(g);
+}
+
+static mmember *
+member_find(mem *m, mgroup *g, mchan *c)
+{
+	/* The table stores memberships, hashed by their channel pointer. */
+	if (g->by_chan.cap == 0)
+		return NULL;
+	uint64_t h = hash_ptr(m->seed, c);
+	size_t mask = g->by_chan.cap - 1;
+	for (size_t j = (size_t)h & mask; g->by_chan.obj[j] != NULL; j = (j + 1) & mask) {
+		mmember *mb = g->by_chan.obj[j];
+		if (g->by_chan.h[j] == h && mb->c == c)
+			return mb;
+	}
+	return NULL;
+}
+
+/* Unlink and free a membership; the group and channel are not released. */
+static void
+member_remove(mem *m, mmember *mb)
+{
+	mgroup *g = mb->g;
+	mchan *c = mb->c;
+	size_t i = htab_find(&g->by_chan, hash_ptr(m->seed, c), eq_ptr, mb, 0);
+	HR_ASSERT(i != HTAB_NONE);
+	if (i != HTAB_NONE)
+		htab_del(&g->by_chan, i);
+	if (mb->g_prev)
+		mb->g_prev->g_next = mb->g_next;
+	else
+		g->head = mb->g_next;
+	if (mb->g_next)
+		mb->g_next->g_prev = mb->g_prev;
+	else
+		g->tail = mb->g_prev;
+	if (mb->c_prev)
+		mb->c_prev->c_next = mb->c_next;
+	else
+		c->members = mb->c_next;
+	if (mb->c_next)
+		mb->c_next->c_prev = mb->c_prev;
+	free(mb);
+}
+
+/* The channel leaves every group (groups left empty are released). */
+static void
+chan_ungroup(mem *m, mchan *c)
+{
+	while (c->members != NULL) {
+		mgroup *g = c->members->g;
+		member_remove(m, c->members);
+		group_release(m, g);
+	}
+}
+
+/* Drop c's expired messages; if any, c leaves all its groups, as Channels'
+ * _clean_expired does. Returns how many were dropped. c is not released. */
+static size_t
+chan_expire(hr_layer *l, mem *m, mchan *c, double now)
+{
+	size_t n = 0;
+	while (c->qlen > 0 && c->q[c->qhead].exp < now) {
+		hr_msg_unref(chan_pop(c));
+		n++;
+	}
+	if (n > 0) {
+		hr_layer__count_expired(l, n);
+		chan_ungroup(m, c);
+	}
+	return n;
+}
+
+/* Channels: int(joined) < int(now) - group_expiry. */
+static bool
+member_expired(const hr_layer *l, const mmember *mb, double now)
+{
+	return floor(mb->joined) < floor(now) - l->_opts.group_expiry;
+}
+
+/* ------------------------------------------------------------ ops */
+
+static int
+mem_create(hr_layer *l)
+{
+	mem *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return HR_ENOMEM;
+	l->_be = m;
+	if (pthread_mutex_init(&m->mu, NULL) != 0)
+		return HR_ENOMEM;
+	m->mu_ready = true;
+	if (pthread_cond_init(&m->drained, NULL) != 0)
+		return HR_ENOMEM;
+	m->drained_ready = true;
+	if (RAND_bytes((unsigned char *)&m->seed, (int)sizeof(m->seed)) != 1)
+		return HR_EIO;
+	return 0;
+}
+
+static void
+mem_destroy(hr_layer *l)
+{
+	mem *m = l->_be;
+	if (m == NULL)
+		return;
+	if (m->mu_ready && m->drained_ready) {
+		pthread_mutex_lock(&m->mu);
+		m->closed = true;
+		for (size_t i = 0; i < m->chans.cap; i++) {
+			mchan *c = m->chans.obj[i];
+			if (c != NULL && c->waiters > 0)
+				pthread_cond_broadcast(&c->cond);
+		}
+		while (m->waiters > 0)
+			pthread_cond_wait(&m->drained, &m->mu);
+		pthread_mutex_unlock(&m->mu);
+	}
+	for (size_t i = 0; i < m->groups.cap; i++) {
+		mgroup *g = m->groups.obj[i];
+		if (g == NULL)
+			continue;
+		for (mmember *mb = g->head, *next; mb != NULL; mb = next) {
+			next = mb->g_next;
+			free(mb);
+		}
+		htab_fini(&g->by_chan);
+		free(g);
+	}
+	htab_fini(&m->groups);
+	for (size_t i = 0; i < m->chans.cap; i++)
+		if (m->chans.obj[i] != NULL)
+			chan_free(m->chans.obj[i]);
+	htab_fini(&m->chans);
+	if (m->drained_ready)
+		pthread_cond_destroy(&m->drained);
+	if (m->mu_ready)
+		pthread_mutex_destroy(&m->mu);
+	free(m);
+	l->_be = NULL;
+}
+
+static int
+mem_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
+{
+	mem *m = l->_be;
+	mchan *c;
+	int rv;
+	pthread_mutex_lock(&m->mu);
+	if (m->closed) {
+		rv = HR_ECLOSED;
+		goto out;
+	}
+	if ((rv = chan_get(m, channel, clen, &c)) != 0)
+		goto out;
+	double now = hr_layer__now(l);
+	chan_expire(l, m, c, now);
+	if (c->qlen >= hr_layer__capacity(l, channel, clen)) {
+		hr_layer__count_full(l, 1);
+		rv = HR_EFULL;
+	} else {
+		rv = chan_push(c, msg, now + l->_opts.expiry);
+	}
+	chan_release(m, c);
+out:
+	pthread_mutex_unlock(&m->mu);
+	return rv;
+}
+
+static int
+deadline_after(int timeout_ms, struct timespec *ts)
+{
+	if (clock_gettime(CLOCK_MONOTONIC, ts) != 0)
+		return HR_EIO;
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+	return 0;
+}
+
+static int
+cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t attr;
+	if (pthread_condattr_init(&attr) != 0)
+		return HR_ENOMEM;
+	int rv = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 ? 0 : HR_EIO;
+	if (rv == 0 && pthread_cond_init(cv, &attr) != 0)
+		rv = HR_ENOMEM;
+	pthread_condattr_destroy(&attr);
+	return rv;
+}
+
+static int
+mem_receive(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out)
+{
+	mem *m = l->_be;
+	mchan *c;
+	struct timespec deadline;
+	int rv;
+	if (timeout_ms > 0 && (rv = deadline_after(timeout_ms, &deadline)) != 0)
+		return rv;
+	pthread_mutex_lock(&m->mu);
+	if (m->closed) {
+		rv = HR_ECLOSED;
+		goto out;
+	}
+	if ((rv = chan_get(m, channel, clen, &c)) != 0)
+		goto out;
+	for (;;) {
+		chan_expire(l, m, c, hr_layer__now(l));
+		if (c->qlen > 0) {
+			*out = chan_pop(c);
+			rv = 0;
+			break;
+		}
+		if (m->closed) {
+			rv = HR_ECLOSED;
+			break;
+		}
+		if (timeout_ms == 0) {
+			rv = HR_EAGAIN;
+			break;
+		}
+		if (!c->cond_ready) {
+			if ((rv = cond_init_monotonic(&c->cond)) != 0)
+				break;
+			c->cond_ready = true;
+		}
+		c->waiters++;
+		m->waiters++;
+		int err = timeout_ms < 0 ? pthread_cond_wait(&c->cond, &m->mu)
+		                         : pthread_cond_timedwait(&c->cond, &m->mu, &deadline);
+		c->waiters--;
+		m->waiters--;
+		if (m->closed) {
+			if (m->waiters == 0)
+				pthread_cond_signal(&m->drained);
+			rv = HR_ECLOSED;
+			break;
+		}
+		if (err == ETIMEDOUT) {
+			/* a message that raced the timeout still counts */
+			chan_expire(l, m, c, hr_layer__now(l));
+			if (c->qlen > 0) {
+				*out = chan_pop(c);
+				rv = 0;
+			} else {
+				rv = HR_ETIMEDOUT;
+			}
+			break;
+		}
+	}
+	chan_release(m, c);
+out:
+	pthread_mutex_unlock(&m->mu);
+	return rv;
+}
+
+static int
+mem_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
+{
+	/* InMemoryChannelLayer: "%s.inmemory!%s" % (prefix, 12 ascii letters) */
+	static const char mid[] = ".inmemory!";
+	enum { NRAND = 12 };
+	mem *m = l->_be;
+	size_t plen = strlen(prefix);
+	size_t len = plen + sizeof(mid) - 1 + NRAND;
+	if (len >= HR_NAME_MAX)
+		return HR_EBADNAME;
+	if (len + 1 > outlen)
+		return HR_EMSGSIZE;
+	memcpy(out, prefix, plen);
+	memcpy(out + plen, mid, sizeof(mid) - 1);
+	out[len] = '\0';
+	/* 52^12 names: a clash with a live channel is astronomically unlikely,
+	 * but cheap to rule out. */
+	for (int tries = 0; tries < 16; tries++) {
+		int rv = hr_layer__random_letters(out + len - NRAND, NRAND);
+		if (rv != 0)
+			return rv;
+		pthread_mutex_lock(&m->mu);
+		bool taken = chan_find(m, out, len) != NULL;
+		pthread_mutex_unlock(&m->mu);
+		if (!taken)
+			return 0;
+	}
+	return HR_EIO;
+}
+
+static int
+mem_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen)
+{
+	mem *m = l->_be;
+	mgroup *g = NULL;
+	mchan *c = NULL;
+	int rv;
+	pthread_mutex_lock(&m->mu);
+	if (m->closed) {
+		rv = HR_ECLOSED;
+		goto out;
+	}
+	if ((rv = group_get(m, group, glen, true, &g)) != 0)
+		goto out;
+	if ((rv = chan_get(m, channel, clen, &c)) != 0)
+		goto out;
+	double now = hr_layer__now(l);
+	mmember *mb = member_find(m, g, c);
+	if (mb != NULL) {
+		mb->joined = now; /* Channels re-stamps the join time */
+		goto out;
+	}
+	if ((rv = htab_reserve(&g->by_chan)) != 0)
+		goto out;
+	if ((mb = calloc(1, sizeof(*mb))) == NULL) {
+		rv = HR_ENOMEM;
+		goto out;
+	}
+	mb->g = g;
+	mb->c = c;
+	mb->joined = now;
+	htab_place(&g->by_chan, hash_ptr(m->seed, c), mb);
+	mb->g_prev = g->tail;
+	if (g->tail)
+		g->tail->g_next = mb;
+	else
+		g->head = mb;
+	g->tail = mb;
+	mb->c_next = c->members;
+	if (c->members)
+		c->members->c_prev = mb;
+	c->members = mb;
+out:
+	if (c != NULL)
+		chan_release(m, c);
+	if (g != NULL)
+		group_release(m, g);
+	pthread_mutex_unlock(&m->mu);
+	return rv;
+}
+
+static int
+mem_group_discard(hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen)
+{
+	mem *m = l->_be;
+	mgroup *g;
+	int rv = 0;
+	pthread_mutex_lock(&m->mu);
+	if (m->closed) {
+		rv = HR_ECLOSED;
+		goto out;
+	}
+	group_get(m, group, glen, false, &g);
+	mchan *c = chan_find(m, channel, clen);
+	if (g == NULL || c == NULL)
+		goto out; /* discarding a non-member is not an error in Channels */
+	mmember *mb = member_find(m, g, c);
+	if (mb != NULL) {
+		member_remove(m, mb);
+		chan_release(m, c);
+		group_release(m, g);
+	}
+out:
+	pthread_mutex_unlock(&m->mu);
+	return rv;
+}
+
+static int
+mem_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_group_send_result *res)
+{
+	mem *m = l->_be;
+	mgroup *g;
+	int rv = 0;
+	pthread_mutex_lock(&m->mu);
+	if (m->closed) {
+		rv = HR_ECLOSED;
+		goto out;
+	}
+	group_get(m, group, glen, false, &g);
+	if (g == NULL)
+		goto out;
+	double now = hr_layer__now(l);
+	double exp = now + l->_opts.expiry;
+	uint64_t group_expired = 0;
+	g->pins++;
+	/* Walking g's list is safe although members leave it on the way: only
+	 * the current membership can go (a channel is in g at most once). */
+	for (mmember *mb = g->head, *next; mb != NULL; mb = next) {
+		next = mb->g_next;
+		mchan *c = mb->c;
+		if (chan_expire(l, m, c, now) > 0) {
+			/* c left every group, this one included */
+			chan_release(m, c);
+			continue;
+		}
+		if (member_expired(l, mb, now)) {
+			member_remove(m, mb);
+			chan_release(m, c);
+			group_expired++;
+			continue;
+		}
+		if (c->qlen >= hr_layer__capacity(l, c->name, c->len)) {
+			res->full++;
+			continue;
+		}
+		if (chan_push(c, msg, exp) != 0) {
+			rv = HR_ENOMEM; /* the others still get it */
+			continue;
+		}
+		res->delivered++;
+	}
+	g->pins--;
+	group_release(m, g);
+	if (group_expired > 0)
+		hr_layer__count_group_expired(l, group_expired);
+	if (res->full > 0)
+		hr_layer__count_full(l, res->full);
+out:
+	pthread_mutex_unlock(&m->mu);
+	return rv;
+}
+
+static int
+mem_flush(hr_layer *l)
+{
+	mem *m = l->_be;
+	pthread_mutex_lock(&m->mu);
+	if (m->closed) {
+		pthread_mutex_unlock(&m->mu);
+		return HR_ECLOSED;
+	}
+	for (size_t i = 0; i < m->groups.cap; i++) {
+		mgroup *g = m->groups.obj[i];
+		if (g == NULL)
+			continue;
+		for (mmember *mb = g->head, *next; mb != NULL; mb = next) {
+			next = mb->g_next;
+			free(mb);
+		}
+		htab_fini(&g->by_chan);
+		free(g);
+	}
+	htab_fini(&m->groups);
+	/* Channels with blocked receivers stay (empty) so that the receivers
+	 * still hear of later sends; every other channel goes. A delete shifts
+	 * later entries back into slot i, so look at slot i again. */
+	for (size_t i = 0; i < m->chans.cap;) {
+		mchan *c = m->chans.obj[i];
+		if (c == NULL) {
+			i++;
+			continue;
+		}
+		c->members = NULL;
+		while (c->qlen > 0)
+			hr_msg_unref(chan_pop(c));
+		if (c->waiters > 0) {
+			i++;
+			continue;
+		}
+		htab_del(&m->chans, i);
+		chan_free(c);
+	}
+	pthread_mutex_unlock(&m->mu);
+	return 0;
+}
+
+unsigned
+hr_layer__memory_waiters(hr_layer *l)
+{
+	HR_ASSERT(l->_ops == &hr_layer_memory_ops);
+	mem *m = l->_be;
+	pthread_mutex_lock(&m->mu);
+	unsigned n = m->waiters;
+	pthread_mutex_unlock(&m->mu);
+	return n;
+}
+
+const hr_layer_ops hr_layer_memory_ops = {
+	.name = "memory",
+	.create = mem_create,
+	.destroy = mem_destroy,
+	.send = mem_send,
+	.receive = mem_receive,
+	.new_channel = mem_new_channel,
+	.group_add = mem_group_add,
+	.group_discard = mem_group_discard,
+	.group_send = mem_group_send,
+	.flush = mem_flush,
+};

@@ -1,0 +1,348 @@
+/*
+ * test_mailbox.c: hr_mailbox_* (actors/mailbox.c): FIFO, capacity, timeouts,
+ * close and destroy semantics, the pollable fd, and cross-thread ordering.
+ */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "actors/actor_impl.h"
+
+static atomic_int drops;
+static uint64_t drop_sum;
+
+static void
+count_drop(void *arg, hr_mail *m)
+{
+	cr_assert_eq(arg, &drops);
+	atomic_fetch_add(&drops, 1);
+	drop_sum += m->u64;
+}
+
+static hr_mail
+mail_n(uint64_t n)
+{
+	hr_mail m = { .kind = HR_MAIL_USER, .u32 = (uint32_t)n, .u64 = n, .p1 = NULL, .p2 = NULL };
+	return m;
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static bool
+fd_readable(int fd, int wait_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int rv = poll(&p, 1, wait_ms);
+	cr_assert(rv >= 0);
+	return rv == 1 && (p.revents & POLLIN);
+}
+
+TestSuite(mailbox, .timeout = 20);
+
+Test(mailbox, fifo_order_and_values_are_kept)
+{
+	hr_mailbox *mb;
+	hr_mail m;
+	cr_assert_eq(hr_mailbox_create(&mb, 64, NULL, NULL), 0);
+	for (uint64_t i = 0; i < 50; i++) {
+		m = mail_n(i);
+		m.p1 = (void *)(uintptr_t)(i + 1);
+		cr_assert_eq(hr_mailbox_post(mb, &m, 0), 0);
+	}
+	for (uint64_t i = 0; i < 50; i++) {
+		cr_assert_eq(hr_mailbox_recv(mb, &m, 0), 0);
+		cr_assert_eq(m.u64, i);
+		cr_assert_eq(m.u32, (uint32_t)i);
+		cr_assert_eq(m.kind, HR_MAIL_USER);
+		cr_assert_eq(m.p1, (void *)(uintptr_t)(i + 1));
+	}
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 0), HR_EAGAIN);
+	hr_mailbox_destroy(mb);
+}
+
+Test(mailbox, bad_arguments_are_refused)
+{
+	hr_mailbox *mb = NULL;
+	cr_assert_eq(hr_mailbox_create(&mb, 0, NULL, NULL), HR_EINVAL);
+	cr_assert_eq(hr_mailbox_create(&mb, HR_MAILBOX_MAX_CAPACITY + 1, NULL, NULL), HR_EINVAL);
+	cr_assert_null(mb);
+	hr_mailbox_destroy(NULL);
+}
+
+Test(mailbox, full_mailbox_refuses_within_documented_bound)
+{
+	const size_t caps[] = { 1, 8, 100, 1000 };
+	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+		hr_mailbox *mb;
+		hr_mail m = mail_n(0);
+		size_t n = 0;
+		int rv = 0;
+		cr_assert_eq(hr_mailbox_create(&mb, caps[c], NULL, NULL), 0);
+		while (n < caps[c] + 100 && (rv = hr_mailbox_post(mb, &m, 0)) == 0)
+			n++;
+		cr_assert_eq(rv, HR_EAGAIN);
+		cr_assert(n >= caps[c] + 1 && n <= caps[c] + HR_MAILBOX_SLACK,
+		    "capacity %zu accepted %zu", caps[c], n);
+		/* Everything accepted comes out, in order, and then room again. */
+		for (size_t i = 0; i < n; i++)
+			cr_assert_eq(hr_mailbox_recv(mb, &m, 1000), 0);
+		cr_assert_eq(hr_mailbox_recv(mb, &m, 0), HR_EAGAIN);
+		cr_assert_eq(hr_mailbox_post(mb, &m, 1000), 0);
+		hr_mailbox_destroy(mb);
+	}
+}
+
+Test(mailbox, timed_post_on_full_mailbox_times_out)
+{
+	hr_mailbox *mb;
+	hr_mail m = mail_n(7);
+	int rv, n = 0;
+	cr_assert_eq(hr_mailbox_create(&mb, 4, count_drop, &drops), 0);
+	while (n < 100 && (rv = hr_mailbox_post(mb, &m, 0)) == 0)
+		n++;
+	cr_assert_eq(rv, HR_EAGAIN);
+	while (n < 100 && (rv = hr_mailbox_post(mb, &m, 30)) == 0)
+		n++;
+	cr_assert_eq(rv, HR_ETIMEDOUT);
+	cr_assert(n >= 5 && n <= 4 + (int)HR_MAILBOX_SLACK, "accepted %d", n);
+	double t0 = now_ms();
+	cr_assert_eq(hr_mailbox_post(mb, &m, 100), HR_ETIMEDOUT);
+	double dt = now_ms() - t0;
+	cr_assert(dt >= 90 && dt < 2000, "waited %.1f ms", dt);
+	/* The failed posts did not leak into the mailbox. */
+	hr_mailbox_destroy(mb);
+	cr_assert_eq(atomic_load(&drops), n);
+}
+
+static void *
+late_consumer(void *arg)
+{
+	hr_mailbox *mb = arg;
+	hr_mail m;
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 1000), 0);
+	return NULL;
+}
+
+Test(mailbox, timed_post_succeeds_when_room_appears)
+{
+	hr_mailbox *mb;
+	hr_mail m = mail_n(1);
+	pthread_t t;
+	int n = 0;
+	cr_assert_eq(hr_mailbox_create(&mb, 2, NULL, NULL), 0);
+	while (n < 100 && hr_mailbox_post(mb, &m, 0) == 0)
+		n++;
+	cr_assert_eq(pthread_create(&t, NULL, late_consumer, mb), 0);
+	cr_assert_eq(hr_mailbox_post(mb, &m, 5000), 0);
+	pthread_join(t, NULL);
+	hr_mailbox_destroy(mb);
+}
+
+Test(mailbox, recv_timeout_on_empty)
+{
+	hr_mailbox *mb;
+	hr_mail m;
+	cr_assert_eq(hr_mailbox_create(&mb, 4, NULL, NULL), 0);
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 0), HR_EAGAIN);
+	double t0 = now_ms();
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 50), HR_ETIMEDOUT);
+	cr_assert(now_ms() - t0 >= 45);
+	hr_mailbox_destroy(mb);
+}
+
+Test(mailbox, close_refuses_posts_and_drains_then_closed)
+{
+	hr_mailbox *mb;
+	hr_mail m;
+	cr_assert_eq(hr_mailbox_create(&mb, 16, count_drop, &drops), 0);
+	for (uint64_t i = 0; i < 5; i++) {
+		m = mail_n(i);
+		cr_assert_eq(hr_mailbox_post(mb, &m, 0), 0);
+	}
+	hr_mailbox_close(mb);
+	hr_mailbox_close(mb); /* idempotent */
+	m = mail_n(99);
+	cr_assert_eq(hr_mailbox_post(mb, &m, 0), HR_ECLOSED);
+	cr_assert_eq(hr_mailbox_post(mb, &m, 100), HR_ECLOSED);
+	cr_assert_eq(hr_mailbox_post(mb, &m, -1), HR_ECLOSED);
+	for (uint64_t i = 0; i < 5; i++) {
+		cr_assert_eq(hr_mailbox_recv(mb, &m, 0), 0);
+		cr_assert_eq(m.u64, i);
+	}
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 0), HR_ECLOSED);
+	cr_assert_eq(hr_mailbox_recv(mb, &m, -1), HR_ECLOSED);
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 100), HR_ECLOSED);
+	hr_mailbox_destroy(mb);
+	cr_assert_eq(atomic_load(&drops), 0);
+}
+
+Test(mailbox, close_on_full_mailbox_does_not_block)
+{
+	hr_mailbox *mb;
+	hr_mail m = mail_n(3);
+	int n = 0;
+	cr_assert_eq(hr_mailbox_create(&mb, 2, count_drop, &drops), 0);
+	while (n < 100 && hr_mailbox_post(mb, &m, 0) == 0)
+		n++;
+	hr_mailbox_close(mb);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(hr_mailbox_recv(mb, &m, 1000), 0);
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 1000), HR_ECLOSED);
+	hr_mailbox_destroy(mb);
+	cr_assert_eq(atomic_load(&drops), 0);
+}
+
+Test(mailbox, destroy_drops_every_queued_mail)
+{
+	hr_mailbox *mb;
+	hr_mail m;
+	uint64_t want = 0;
+	cr_assert_eq(hr_mailbox_create(&mb, 64, count_drop, &drops), 0);
+	for (uint64_t i = 1; i <= 40; i++) {
+		m = mail_n(i);
+		want += i;
+		cr_assert_eq(hr_mailbox_post(mb, &m, 0), 0);
+	}
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 0), 0);
+	want -= m.u64;
+	hr_mailbox_destroy(mb);
+	cr_assert_eq(atomic_load(&drops), 39);
+	cr_assert_eq(drop_sum, want);
+}
+
+Test(mailbox, fd_is_readable_exactly_while_mail_waits)
+{
+	hr_mailbox *mb;
+	hr_mail m = mail_n(1);
+	int fd;
+	cr_assert_eq(hr_mailbox_create(&mb, 16, NULL, NULL), 0);
+	cr_assert_eq(hr_mailbox_fd(mb, &fd), 0);
+	cr_assert(fd >= 0);
+	cr_assert_not(fd_readable(fd, 0));
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(hr_mailbox_post(mb, &m, 0), 0);
+	/* Mail lands on nng's task thread: readable within a bounded wait,
+	 * and then it stays readable (level) while mail waits. */
+	cr_assert(fd_readable(fd, 2000));
+	cr_assert(fd_readable(fd, 0));
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 0), 0);
+	cr_assert(fd_readable(fd, 2000));
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 0), 0);
+	cr_assert(fd_readable(fd, 2000));
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 0), 0);
+	/* All posted mail received: not readable, at once. */
+	cr_assert_not(fd_readable(fd, 0));
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 0), HR_EAGAIN);
+	cr_assert_not(fd_readable(fd, 20));
+	hr_mailbox_destroy(mb);
+}
+
+/* Thread A posts, then signals B, which posts: A's mail must come first. */
+#define ORDER_ROUNDS 2000
+typedef struct order_ctx {
+	hr_mailbox *mb;
+	atomic_int turn; /* round number B may post in */
+} order_ctx;
+
+static void *
+order_a(void *arg)
+{
+	order_ctx *c = arg;
+	for (int r = 0; r < ORDER_ROUNDS; r++) {
+		hr_mail m = mail_n((uint64_t)r * 2);
+		cr_assert_eq(hr_mailbox_post(c->mb, &m, -1), 0);
+		atomic_store(&c->turn, r + 1);
+		/* Wait (bounded) until B posted this round. */
+		for (long spin = 0; atomic_load(&c->turn) != -(r + 1); spin++)
+			cr_assert(spin < 2000000000L);
+	}
+	return NULL;
+}
+
+static void *
+order_b(void *arg)
+{
+	order_ctx *c = arg;
+	for (int r = 0; r < ORDER_ROUNDS; r++) {
+		for (long spin = 0; atomic_load(&c->turn) != r + 1; spin++)
+			cr_assert(spin < 2000000000L);
+		hr_mail m = mail_n((uint64_t)r * 2 + 1);
+		cr_assert_eq(hr_mailbox_post(c->mb, &m, -1), 0);
+		atomic_store(&c->turn, -(r + 1));
+	}
+	return NULL;
+}
+
+Test(mailbox, mail_is_received_in_the_order_posts_completed)
+{
+	order_ctx c;
+	pthread_t a, b;
+	hr_mail m;
+	atomic_init(&c.turn, 0);
+	cr_assert_eq(hr_mailbox_create(&c.mb, 8, NULL, NULL), 0);
+	cr_assert_eq(pthread_create(&a, NULL, order_a, &c), 0);
+	cr_assert_eq(pthread_create(&b, NULL, order_b, &c), 0);
+	for (uint64_t i = 0; i < 2 * ORDER_ROUNDS; i++) {
+		cr_assert_eq(hr_mailbox_recv(c.mb, &m, 5000), 0);
+		cr_assert_eq(m.u64, i, "got %llu, expected %llu", (unsigned long long)m.u64,
+		    (unsigned long long)i);
+	}
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	cr_assert_eq(hr_mailbox_recv(c.mb, &m, 0), HR_EAGAIN);
+	hr_mailbox_destroy(c.mb);
+}
+
+/* Many producers: each one's mail arrives in its own order, none lost. */
+#define PRODUCERS 4
+#define PER_PRODUCER 5000
+typedef struct prod_ctx {
+	hr_mailbox *mb;
+	uint32_t id;
+} prod_ctx;
+
+static void *
+producer(void *arg)
+{
+	prod_ctx *p = arg;
+	for (uint64_t i = 0; i < PER_PRODUCER; i++) {
+		hr_mail m = { .kind = HR_MAIL_USER, .u32 = p->id, .u64 = i };
+		cr_assert_eq(hr_mailbox_post(p->mb, &m, 5000), 0);
+	}
+	return NULL;
+}
+
+Test(mailbox, many_producers_keep_per_sender_order)
+{
+	hr_mailbox *mb;
+	pthread_t t[PRODUCERS];
+	prod_ctx p[PRODUCERS];
+	uint64_t next[PRODUCERS] = { 0 };
+	hr_mail m;
+	cr_assert_eq(hr_mailbox_create(&mb, 32, NULL, NULL), 0);
+	for (uint32_t i = 0; i < PRODUCERS; i++) {
+		p[i] = (prod_ctx) { mb, i };
+		cr_assert_eq(pthread_create(&t[i], NULL, producer, &p[i]), 0);
+	}
+	for (int i = 0; i < PRODUCERS * PER_PRODUCER; i++) {
+		cr_assert_eq(hr_mailbox_recv(mb, &m, 5000), 0);
+		cr_assert(m.u32 < PRODUCERS);
+		cr_assert_eq(m.u64, next[m.u32]);
+		next[m.u32]++;
+	}
+	for (int i = 0; i < PRODUCERS; i++)
+		pthread_join(t[i], NULL);
+	hr_mailbox_close(mb);
+	cr_assert_eq(hr_mailbox_recv(mb, &m, 1000), HR_ECLOSED);
+	hr_mailbox_destroy(mb);
+}
