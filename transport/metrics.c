@@ -107,7 +107,7 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 		else if (i == HR_DROP_UNKNOWN_TYPE)
 			v += cs.unknown_type + cs.bad_event;
 		else if (i == HR_DROP_SLOW_CONSUMER)
-			v += cs.io_full;
+			v += cs.io_full + rs.dropped;
 		rv |= appendf(
 		    out, "herald_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drop_names[i], v);
 	}
