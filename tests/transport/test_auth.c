@@ -14,8 +14,8 @@
 static void
 b64url(const unsigned char *in, size_t n, char *out)
 {
-	static const char tbl[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char tbl[]
+	    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t o = 0;
 	for (size_t i = 0; i < n; i += 3) {
 		unsigned v = (unsigned)in[i] << 16;
@@ -45,7 +45,7 @@ make_token(const char *payload, const char *secret, const char *alg, char *out)
 	b64url((const unsigned char *)payload, strlen(payload), p);
 	snprintf(input, sizeof(input), "%s.%s", h, p);
 	HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)input, strlen(input), mac,
-	     &ml);
+	    &ml);
 	b64url(mac, ml, s);
 	sprintf(out, "%s.%s", input, s);
 }
@@ -55,8 +55,8 @@ TestSuite(jwt);
 Test(jwt, accepts_a_valid_token_with_and_without_exp, .timeout = 10)
 {
 	char t[2048], pl[128];
-	snprintf(pl, sizeof(pl), "{\"user_id\":\"alice\",\"exp\":%lld}",
-	         (long long)time(NULL) + 60);
+	snprintf(
+	    pl, sizeof(pl), "{\"user_id\":\"alice\",\"exp\":%lld}", (long long)time(NULL) + 60);
 	make_token(pl, "k", "HS256", t);
 	cr_assert_eq(hr_auth__jwt_check(t, "k", NULL), 0);
 	cr_assert_eq(hr_auth__jwt_check(t, "k", "alice"), 0);
