@@ -266,8 +266,8 @@ async def test_max_connections():
         b = await websockets.connect(h.url("/ws/health/"), open_timeout=5)
         assert await refused(h.url("/ws/notifications/")) == 503
         await a.close()
-        for _ in range(50):  # the close is seen by the server shortly after
-            await asyncio.sleep(0.02)
+        for _ in range(200):  # the close is seen by the server shortly after
+            await asyncio.sleep(0.025)
             try:
                 c = await websockets.connect(h.url("/ws/notifications/"), open_timeout=5)
                 break
