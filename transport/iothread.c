@@ -23,6 +23,15 @@
  * status, error) goes back to the same socket, so a trip through a consumer
  * actor would add two mailbox hops and a lookup for nothing.
  *
+ * Measured (2-core VM shared with other jobs, herald-bench, 10,000
+ * connections on 2 threads, 200-byte broadcasts): a stalled reader's backlog
+ * leaves 32 frames per send() (tests/integration/test_broadcast.py); in a
+ * steady broadcast each connection has one frame per wake-up, so the cost is
+ * one send() per delivery plus poll()'s O(fds) scan (perf: ~15% in
+ * sock_poll/tcp_poll/fdget, the rest mostly send()), 30-50k deliveries/s under
+ * that load. poll() stays the default; the libuv/libev plugins (epoll) were
+ * not measured.
+ *
  * Threads: everything here runs on the I/O thread except start/post_stop/
  * join/fini (main thread).
  */
