@@ -406,6 +406,13 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 		c->pending_status = status;
 		c->pending_error = err;
 	}
+	if (clen < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+		/* lws 4.1 hands no chunked request body to the protocol: refuse
+		 * clearly and close rather than parse the chunks as a request */
+		c->close_after = true;
+		return respond_error(
+		    c, status ? status : 400, status ? err : "send the body with a Content-Length");
+	}
 	if (clen <= 0) /* no body is coming: answer now */
 		return hr_http__callback(t, wsi, LWS_CALLBACK_HTTP_BODY_COMPLETION, NULL, 0);
 	return 0;
