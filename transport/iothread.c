@@ -788,6 +788,16 @@ hr_iothread__start(hr_iothread *t)
 	info.pt_serv_buf_size = 16384;
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
+	if (t->node->cfg.tls_cert != NULL) {
+		/* With CONTEXT_PORT_NO_LISTEN lws 4.1.6 never turns TLS on for the
+		 * vhost (tls-server.c); NO_LISTEN_SERVER is its "server that adopts
+		 * its sockets" mode, which does. Adopted sockets then start TLS
+		 * (lws_adopt_socket_vhost passes LWS_ADOPT_ALLOW_SSL). */
+		info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = t->node->cfg.tls_cert;
+		info.ssl_private_key_filepath = t->node->cfg.tls_key;
+	}
 	if ((t->ctx = lws_create_context(&info)) == NULL)
 		return HR_EIO;
 	if ((t->vh = lws_get_vhost_by_name(t->ctx, "default")) == NULL)

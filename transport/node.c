@@ -62,9 +62,9 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "--layer redis: not available in this build");
 		return HR_ENOTSUP;
 	}
-	if (cfg->tls_cert != NULL || cfg->tls_key != NULL) {
-		snprintf(err, errlen, "--tls-cert/--tls-key: TLS is not available in this build");
-		return HR_ENOTSUP;
+	if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL)) {
+		snprintf(err, errlen, "--tls-cert and --tls-key go together");
+		return HR_EINVAL;
 	}
 	if ((n = calloc(1, sizeof(*n))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -145,7 +145,11 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 #endif
 	for (unsigned i = 0; i < n->n_threads; i++) {
 		if ((rv = hr_iothread__start(&n->threads[i])) != 0) {
-			snprintf(err, errlen, "I/O thread %u: %s", i, hr_strerror(rv));
+			if (cfg->tls_cert != NULL)
+				snprintf(err, errlen, "--tls-cert %s / --tls-key %s: cannot load",
+				    cfg->tls_cert, cfg->tls_key);
+			else
+				snprintf(err, errlen, "I/O thread %u: %s", i, hr_strerror(rv));
 			goto fail;
 		}
 	}
@@ -166,8 +170,9 @@ hr_node_run(hr_node *n)
 
 	for (size_t j = 0; j < n->cfg.n_listen; j++) {
 		fmt_listen(&n->cfg.listen[j], n->ports[j], where, sizeof(where));
-		printf("herald %s listening on http://%s (threads=%u, layer=%s)\n", HERALD_VERSION,
-		    where, n->n_threads, n->cfg.layer_redis ? "redis" : "memory");
+		printf("herald %s listening on %s://%s (threads=%u, layer=%s)\n", HERALD_VERSION,
+		    n->cfg.tls_cert ? "https" : "http", where, n->n_threads,
+		    n->cfg.layer_redis ? "redis" : "memory");
 	}
 	fflush(stdout);
 	hr_log(HR_LOG_INFO, "node %s ready", n->node_prefix);
