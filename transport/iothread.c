@@ -578,6 +578,7 @@ static void
 conn_destroy(hr_iothread *t, hr_conn *c)
 {
 	if (c->counted) {
+		hr_log(HR_LOG_DEBUG, "ws close %s", c->channel);
 		atomic_fetch_sub(&hr_transport__metrics.connections[c->route], 1);
 		t->n_ws--;
 	}
@@ -616,6 +617,7 @@ hr_transport__callback(
 		atomic_fetch_add(&hr_transport__metrics.connections[c->route], 1);
 		c->tokens = 2 * t->node->cfg.rate_limit;
 		c->last_refill_ns = now_ns();
+		hr_log(HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->channel, c->route, t->index);
 		if (t->stopping) {
 			c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
 			want_write(c);

@@ -1,5 +1,6 @@
 """The HTTP API of a running node: every endpoint and error code."""
 import json
+import sys
 import socket
 
 from herald_testlib import Herald, run_tests
@@ -179,9 +180,46 @@ def test_keepalive_many_requests_one_connection():
     c.close()
 
 
+def test_client_gone_before_reply():
+    # the router's reply arrives for a connection that closed meanwhile: it
+    # must be dropped by id, never written to a reused slot
+    h = node()
+    body = b'{"type":"notification_message","message":{"gone":1}}'
+    for i in range(100):
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        s.sendall(b"POST /api/groups/gone/send HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(body), body))
+        s.close()
+    for i in range(20):
+        st, resp, _ = h.http("POST", "/api/groups/after/send", {"type": "t", "i": i})
+        assert st == 202 and resp == {"group": "after"}, (st, resp)
+    st, resp, _ = h.http("GET", "/healthz")
+    assert st == 200, st
+
+
+def test_garbage_requests_do_not_hurt():
+    h = node()
+    for junk in [b"\x00\x01\x02\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"POST /api/groups/g/send HTTP/1.1\r\n"
+                 b"Content-Length: -5\r\n\r\n", b"GET " + b"/a" * 5000 + b" HTTP/1.1\r\n\r\n",
+                 b"GET /healthz HTTP/1.1\r\n" + b"X-Junk: " + b"y" * 9000 + b"\r\n\r\n"]:
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=5)
+        try:
+            s.sendall(junk)
+            s.recv(4096)
+        except OSError:
+            pass
+        s.close()
+    st, resp, _ = h.http("GET", "/healthz")
+    assert st == 200, st
+
+
 if __name__ == "__main__":
     try:
         run_tests(globals())
     finally:
         if H is not None:
-            H.stop()
+            rc, took = H.stop()
+            if rc != 0 or took > 5:
+                print("FAIL shared node: exit %r after %.1fs\n%s" % (rc, took, H.stderr()))
+                sys.exit(1)

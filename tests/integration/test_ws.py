@@ -284,4 +284,7 @@ if __name__ == "__main__":
         run_tests(globals())
     finally:
         if H is not None:
-            H.stop()
+            rc, took = H.stop()
+            if rc != 0 or took > 5:
+                print("FAIL shared node: exit %r after %.1fs\n%s" % (rc, took, H.stderr()))
+                sys.exit(1)
