@@ -60,6 +60,12 @@ hr_layer__count_group_expired(hr_layer *l, uint64_t n)
 }
 
 void
+hr_layer__count_bad(hr_layer *l, uint64_t n)
+{
+	atomic_fetch_add_explicit(&l->_bad, n, memory_order_relaxed);
+}
+
+void
 hr_layer_get_stats(hr_layer *l, hr_layer_stats *out)
 {
 	if (out == NULL)
@@ -71,6 +77,7 @@ hr_layer_get_stats(hr_layer *l, hr_layer_stats *out)
 	out->expired = atomic_load_explicit(&l->_expired, memory_order_relaxed);
 	out->full = atomic_load_explicit(&l->_full, memory_order_relaxed);
 	out->group_expired = atomic_load_explicit(&l->_group_expired, memory_order_relaxed);
+	out->bad = atomic_load_explicit(&l->_bad, memory_order_relaxed);
 }
 
 int
@@ -145,6 +152,7 @@ hr_layer_create(hr_layer **out, const hr_layer_ops *ops, const hr_layer_opts *op
 	atomic_init(&l->_expired, 0);
 	atomic_init(&l->_full, 0);
 	atomic_init(&l->_group_expired, 0);
+	atomic_init(&l->_bad, 0);
 	int rv = ops->create(l);
 	if (rv != 0) {
 		ops->destroy(l);
@@ -215,7 +223,8 @@ hr_layer_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
 		return HR_EINVAL;
 	out[0] = '\0';
 	if (prefix == NULL)
-		prefix = "specific.";
+		prefix = l->_ops->new_channel_prefix != NULL ? l->_ops->new_channel_prefix
+		                                             : "specific.";
 	if (l->_ops->new_channel == NULL)
 		return HR_ENOTSUP;
 	int rv = l->_ops->new_channel(l, prefix, out, outlen);
@@ -292,4 +301,78 @@ hr_layer_flush(hr_layer *l)
 	if (l->_ops->flush == NULL)
 		return HR_ENOTSUP;
 	return l->_ops->flush(l);
+}
+
+void
+hr_layer_targets_init(hr_layer_targets *t)
+{
+	memset(t, 0, sizeof(*t));
+}
+
+void
+hr_layer_targets_fini(hr_layer_targets *t)
+{
+	if (t == NULL)
+		return;
+	free(t->names);
+	free(t->_store);
+	memset(t, 0, sizeof(*t));
+}
+
+int
+hr_layer_receive_targets(
+    hr_layer *l, const char *channel, int timeout_ms, hr_msg **out, hr_layer_targets *targets)
+{
+	if (out != NULL)
+		*out = NULL;
+	if (targets != NULL)
+		hr_layer_targets_fini(targets);
+	if (l == NULL || channel == NULL || out == NULL || targets == NULL)
+		return HR_EINVAL;
+	size_t clen = strlen(channel);
+	int rv = hr_name_check_channel(channel, clen);
+	if (rv != 0)
+		return rv;
+	if (l->_ops->receive_targets == NULL)
+		return HR_ENOTSUP;
+	return l->_ops->receive_targets(l, channel, clen, timeout_ms, out, targets);
+}
+
+int
+hr_layer_client_prefix(hr_layer *l, char *out, size_t outlen)
+{
+	if (l == NULL || out == NULL || outlen == 0)
+		return HR_EINVAL;
+	out[0] = '\0';
+	if (l->_ops->client_prefix == NULL)
+		return HR_ENOTSUP;
+	return l->_ops->client_prefix(l, out, outlen);
+}
+
+int
+hr_layer_receive_batch(
+    hr_layer *l, const char *channel, int timeout_ms, hr_layer_item *items, size_t max, size_t *n)
+{
+	if (n != NULL)
+		*n = 0;
+	if (l == NULL || channel == NULL || items == NULL || max == 0 || n == NULL)
+		return HR_EINVAL;
+	size_t clen = strlen(channel);
+	int rv = hr_name_check_channel(channel, clen);
+	if (rv != 0)
+		return rv;
+	if (l->_ops->receive_batch == NULL)
+		return HR_ENOTSUP;
+	memset(items, 0, max * sizeof(*items));
+	return l->_ops->receive_batch(l, channel, clen, timeout_ms, items, max, n);
+}
+
+void
+hr_layer_items_release(hr_layer_item *items, size_t n)
+{
+	for (size_t i = 0; items != NULL && i < n; i++) {
+		hr_msg_unref(items[i].msg);
+		items[i].msg = NULL;
+		hr_layer_targets_fini(&items[i].targets);
+	}
 }

@@ -228,6 +228,13 @@ void hr_layer_opts_default(hr_layer_opts *o);
  * checked). */
 extern const hr_layer_ops hr_layer_memory_ops;
 
+/* The Redis backend, wire-compatible with channels_redis 4.0's
+ * RedisChannelLayer (WIRE.md): opts.hosts are "redis://[:password@]host[:port][/db]"
+ * URLs in ring order (none: redis://localhost:6379). Uses hiredis' blocking
+ * API: call it from worker threads only, never from an I/O loop. A Redis
+ * that is down makes a call return HR_EIO; the next call reconnects. */
+extern const hr_layer_ops hr_layer_redis_ops;
+
 typedef struct hr_group_send_result {
 	size_t delivered; /* channels that got the message */
 	size_t full;      /* channels skipped because they were full */
@@ -260,10 +267,65 @@ int hr_layer_receive(hr_layer *l, const char *channel, int timeout_ms, hr_msg **
 /* Make a new unique specific channel name as the backend's Channels
  * counterpart does: memory "<prefix>.inmemory!<12 random ASCII letters>"
  * (InMemoryChannelLayer; the default prefix "specific." gives
- * "specific..inmemory!AbCd..."). prefix NULL means "specific.". Written
+ * "specific..inmemory!AbCd..."); Redis "<prefix>.<client_prefix>!<32 hex>"
+ * (RedisChannelLayer; default prefix "specific"). prefix NULL means the
+ * backend's Channels default. Written
  * NUL-terminated into out: HR_EMSGSIZE if outlen is too small, HR_EBADNAME if
  * the result would not be a valid channel name (Channels would return it). */
 int hr_layer_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen);
+
+/*
+ * The channels a received message was addressed to. Channels' Redis layer
+ * stores every message for the specific channels of one process in one
+ * "process key" ("specific.<client_prefix>!") and names the target(s) in the
+ * message's "__asgi_channel__" entry: a string (send) or a list (group_send).
+ * Embedded by the caller: zero it (or hr_layer_targets_init) before the first
+ * use; each successful receive replaces its contents; hr_layer_targets_fini
+ * frees them.
+ */
+typedef struct hr_layer_targets {
+	size_t n;           /* number of names */
+	const char **names; /* n valid channel names, NUL-terminated, owned */
+	char *_store;
+} hr_layer_targets;
+
+void hr_layer_targets_init(hr_layer_targets *t);
+void hr_layer_targets_fini(hr_layer_targets *t);
+
+/* Receive as hr_layer_receive, and also report the targets. channel may be a
+ * normal channel or a process key, i.e. a non-local name ending in '!' (the
+ * Redis backend drains it on every shard). The message comes back with
+ * "__asgi_channel__" removed; *targets lists its channels, or just `channel`
+ * if it named none. Messages read from outside that are malformed (bad
+ * msgpack, not a map, bad or foreign __asgi_channel__ names, over the size
+ * limit) are dropped and counted in hr_layer_stats.bad, never returned.
+ * Memory backend: HR_ENOTSUP. On error *targets is emptied. */
+int hr_layer_receive_targets(hr_layer *l, const char *channel, int timeout_ms, hr_msg **out,
+                             hr_layer_targets *targets);
+
+/* One message of a batch, with its targets. */
+typedef struct hr_layer_item {
+	hr_msg *msg; /* one reference, the caller's */
+	hr_layer_targets targets;
+} hr_layer_item;
+
+/* Receive up to max messages of channel (normal or process key, as
+ * hr_layer_receive_targets) in few round trips: the Redis backend pops up to
+ * max members per shard with one script that also backs them up in
+ * "<key>$inflight" (restoring an older backup first, as channels_redis does)
+ * and drops the backup once they are decoded. When nothing is waiting it
+ * blocks as hr_layer_receive_targets (then at most one message comes back).
+ * *n is set to the number filled (items[0..*n)); release them with
+ * hr_layer_items_release. 0 with *n >= 1, HR_EAGAIN/HR_ETIMEDOUT with *n == 0,
+ * HR_EIO, HR_ECLOSED, HR_ENOTSUP (memory). */
+int hr_layer_receive_batch(hr_layer *l, const char *channel, int timeout_ms,
+                           hr_layer_item *items, size_t max, size_t *n);
+/* Unref each message and free each target list of items[0..n). */
+void hr_layer_items_release(hr_layer_item *items, size_t n);
+
+/* Write this layer's client_prefix (Redis: 32 lowercase hex chars, fixed per
+ * layer) NUL-terminated into out. HR_EMSGSIZE, HR_ENOTSUP (memory). */
+int hr_layer_client_prefix(hr_layer *l, char *out, size_t outlen);
 
 /* Add channel to group (again: refresh its join time). Discarding a channel
  * that is not a member, or from an unknown group, is not an error. Both check
@@ -286,6 +348,7 @@ typedef struct hr_layer_stats {
 	uint64_t expired;       /* messages dropped because they expired */
 	uint64_t full;          /* sends refused or group-send targets skipped: full */
 	uint64_t group_expired; /* memberships dropped by group_expiry */
+	uint64_t bad;           /* malformed messages or names read from outside, dropped */
 } hr_layer_stats;
 void hr_layer_get_stats(hr_layer *l, hr_layer_stats *out);
 

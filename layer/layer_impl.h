@@ -33,6 +33,13 @@ struct hr_layer_ops {
 	int (*group_send)(
 	    hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_group_send_result *res);
 	int (*flush)(hr_layer *l);
+	/* new_channel's prefix when the caller gives NULL; NULL means "specific.". */
+	const char *new_channel_prefix;
+	int (*receive_targets)(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
+	                       hr_msg **out, hr_layer_targets *targets);
+	int (*client_prefix)(hr_layer *l, char *out, size_t outlen);
+	int (*receive_batch)(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
+	                     hr_layer_item *items, size_t max, size_t *n);
 };
 
 struct hr_layer {
@@ -43,6 +50,7 @@ struct hr_layer {
 	atomic_uint_least64_t _expired;
 	atomic_uint_least64_t _full;
 	atomic_uint_least64_t _group_expired;
+	atomic_uint_least64_t _bad;
 };
 
 /* Seconds on the layer's clock (opts.clock, else CLOCK_REALTIME). */
@@ -52,6 +60,7 @@ double hr_layer__now(const hr_layer *l);
 void hr_layer__count_expired(hr_layer *l, uint64_t n);
 void hr_layer__count_full(hr_layer *l, uint64_t n);
 void hr_layer__count_group_expired(hr_layer *l, uint64_t n);
+void hr_layer__count_bad(hr_layer *l, uint64_t n);
 
 /* Capacity for a channel name of len bytes (first matching glob wins). */
 size_t hr_layer__capacity(const hr_layer *l, const char *channel, size_t len);
@@ -60,6 +69,14 @@ size_t hr_layer__capacity(const hr_layer *l, const char *channel, size_t len);
  * does with random.choice(string.ascii_letters). HR_EIO if the system's
  * random source fails. */
 int hr_layer__random_letters(char *out, size_t n);
+
+/* Redis backend: parse "redis://[:password@]host[:port][/db]". host is a name
+ * or dotted address (letters, digits, '.', '-', '_') or "[v6]"; port 1..65535
+ * (default 6379); db a decimal (default 0); the password is %-decoded. Anything
+ * else (user names, queries, other schemes, trailing bytes) is HR_EINVAL. On
+ * success the caller frees *host and *password (NULL when absent). */
+int hr_layer__redis_parse_url(const char *url, char **host, int *port, char **password,
+                              long *db);
 
 /* Memory backend: receivers currently blocked inside l (for tests). */
 unsigned hr_layer__memory_waiters(hr_layer *l);

@@ -1,0 +1,652 @@
+/*
+ * test_redis.c: the Redis channel layer against a real redis-server (one per
+ * test, started by helper_redis.c), checking both the layer's answers and
+ * the exact keys, members, scores and TTLs it leaves in Redis (WIRE.md).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helper_redis.h"
+#include "layer/layer.h"
+#include "layer/layer_impl.h"
+
+static hr_test_redis srv, srv2;
+static hr_layer *L;
+static double now_s = 1700000000.25;
+
+static double
+fake_clock(void *arg)
+{
+	(void)arg;
+	return now_s;
+}
+
+static void
+setup(void)
+{
+	cr_assert_eq(hr_test_redis_start(&srv), 0, "redis-server did not start");
+	now_s = 1700000000.25;
+}
+
+static void
+teardown(void)
+{
+	hr_layer_destroy(L);
+	L = NULL;
+	hr_test_redis_stop(&srv);
+	hr_test_redis_stop(&srv2);
+}
+
+static void
+make_layer(size_t capacity, const hr_capacity_rule *rules, size_t nrules, bool fake)
+{
+	static const char *hosts[2];
+	hosts[0] = srv.url;
+	hr_layer_opts o;
+	hr_layer_opts_default(&o);
+	o.hosts = hosts;
+	o.n_hosts = 1;
+	if (srv2.pid > 0) {
+		hosts[1] = srv2.url;
+		o.n_hosts = 2;
+	}
+	o.capacity = capacity;
+	o.channel_capacity = rules;
+	o.n_channel_capacity = nrules;
+	if (fake)
+		o.clock = fake_clock;
+	cr_assert_eq(hr_layer_create(&L, &hr_layer_redis_ops, &o), 0);
+}
+
+static hr_msg *
+json(const char *j)
+{
+	hr_buf b;
+	hr_buf_init(&b, 0);
+	cr_assert_eq(hr_codec_json_to_msgpack(j, strlen(j), true, &b, NULL, 0), 0);
+	hr_msg *m;
+	cr_assert_eq(hr_buf_finish(&b, &m), 0);
+	hr_buf_fini(&b);
+	return m;
+}
+
+static char *
+as_json(hr_msg *m)
+{
+	hr_buf b;
+	hr_buf_init(&b, 0);
+	cr_assert_eq(hr_codec_msgpack_to_json(hr_msg_data(m), hr_msg_len(m), &b), 0);
+	char *s = strndup((const char *)hr_buf_data(&b), hr_buf_len(&b));
+	hr_buf_fini(&b);
+	return s;
+}
+
+static void
+send_json(const char *ch, const char *j, int expect)
+{
+	hr_msg *m = json(j);
+	cr_assert_eq(hr_layer_send(L, ch, m), expect, "send %s", ch);
+	hr_msg_unref(m);
+}
+
+static void
+expect_receive(const char *ch, const char *j)
+{
+	hr_msg *m = NULL;
+	cr_assert_eq(hr_layer_receive(L, ch, 0, &m), 0, "receive %s", ch);
+	char *s = as_json(m);
+	cr_assert_str_eq(s, j);
+	free(s);
+	hr_msg_unref(m);
+}
+
+static redisReply *
+raw(redisContext *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	cr_assert_not_null(r);
+	return r;
+}
+
+static long long
+raw_int(redisContext *c, const char *fmt, const char *arg)
+{
+	redisReply *r = raw(c, fmt, arg);
+	cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "%s %s", fmt, arg);
+	long long v = r->integer;
+	freeReplyObject(r);
+	return v;
+}
+
+TestSuite(redis_layer, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(redis_layer, parses_host_urls_strictly)
+{
+	char *h, *pw;
+	int port;
+	long db;
+	cr_assert_eq(hr_layer__redis_parse_url("redis://127.0.0.1:6380/3", &h, &port, &pw, &db), 0);
+	cr_assert_str_eq(h, "127.0.0.1");
+	cr_assert_eq(port, 6380);
+	cr_assert_eq(db, 3);
+	cr_assert_null(pw);
+	free(h);
+	cr_assert_eq(
+	    hr_layer__redis_parse_url("redis://:s%40cret@localhost", &h, &port, &pw, &db), 0);
+	cr_assert_str_eq(h, "localhost");
+	cr_assert_str_eq(pw, "s@cret");
+	cr_assert_eq(port, 6379);
+	free(h);
+	free(pw);
+	cr_assert_eq(hr_layer__redis_parse_url("redis://[::1]:7000", &h, &port, &pw, &db), 0);
+	cr_assert_str_eq(h, "::1");
+	free(h);
+	static const char *bad[] = {
+		"",
+		"redis://",
+		"rediss://h:1",
+		"http://h:1",
+		"redis://h:0",
+		"redis://h:65536",
+		"redis://h:12x",
+		"redis://user:pw@h:1",
+		"redis://:@h:1",
+		"redis://h:1/x",
+		"redis://h:1?db=1",
+		"redis://h h:1",
+		"redis://:p%4@h",
+		"redis://[::1:1",
+		"redis://h:1/1/2",
+		"redis://:%00@h",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(hr_layer__redis_parse_url(bad[i], &h, &port, &pw, &db), HR_EINVAL,
+		    "%s", bad[i]);
+	hr_layer_opts o;
+	hr_layer_opts_default(&o);
+	const char *hosts[] = { "redis://h:1", "tcp://h:1" };
+	o.hosts = hosts;
+	o.n_hosts = 2;
+	cr_assert_eq(hr_layer_create(&L, &hr_layer_redis_ops, &o), HR_EINVAL);
+	cr_assert_null(L);
+}
+
+Test(redis_layer, send_writes_the_channels_redis_layout)
+{
+	make_layer(100, NULL, 0, true);
+	send_json("chat", "{\"type\":\"a\",\"n\":1}", 0);
+	redisReply *r = raw(srv.c, "ZRANGE asgichat 0 -1 WITHSCORES");
+	cr_assert_eq(r->type, REDIS_REPLY_ARRAY);
+	cr_assert_eq(r->elements, 2);
+	hr_msg *m = json("{\"type\":\"a\",\"n\":1}");
+	cr_assert_eq(r->element[0]->len, 12 + hr_msg_len(m));
+	cr_assert_eq(memcmp(r->element[0]->str + 12, hr_msg_data(m), hr_msg_len(m)), 0);
+	cr_assert_float_eq(strtod(r->element[1]->str, NULL), now_s, 1e-6);
+	freeReplyObject(r);
+	hr_msg_unref(m);
+	long long ttl = raw_int(srv.c, "TTL %s", "asgichat");
+	cr_assert(ttl > 55 && ttl <= 60, "ttl %lld", ttl);
+	expect_receive("chat", "{\"type\":\"a\",\"n\":1}");
+	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgichat"), 0);
+	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgichat$inflight"), 0);
+	hr_msg *out = NULL;
+	cr_assert_eq(hr_layer_receive(L, "chat", 0, &out), HR_EAGAIN);
+	cr_assert_null(out);
+}
+
+Test(redis_layer, receives_in_order_and_times_out)
+{
+	make_layer(100, NULL, 0, false);
+	send_json("q", "{\"type\":\"1\"}", 0);
+	send_json("q", "{\"type\":\"2\"}", 0);
+	expect_receive("q", "{\"type\":\"1\"}");
+	expect_receive("q", "{\"type\":\"2\"}");
+	hr_msg *out = NULL;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	cr_assert_eq(hr_layer_receive(L, "q", 300, &out), HR_ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double el = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	cr_assert(el >= 0.29 && el < 2.0, "waited %f", el);
+}
+
+static void *
+late_sender(void *arg)
+{
+	nanosleep(&(struct timespec) { 0, 200000000 }, NULL);
+	send_json("late", "{\"type\":\"x\"}", 0);
+	return NULL;
+}
+
+Test(redis_layer, blocking_receive_gets_a_later_send)
+{
+	make_layer(100, NULL, 0, false);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, late_sender, NULL), 0);
+	hr_msg *out = NULL;
+	cr_assert_eq(hr_layer_receive(L, "late", 5000, &out), 0);
+	pthread_join(t, NULL);
+	char *s = as_json(out);
+	cr_assert_str_eq(s, "{\"type\":\"x\"}");
+	free(s);
+	hr_msg_unref(out);
+}
+
+Test(redis_layer, capacity_and_channel_capacity)
+{
+	static const hr_capacity_rule rules[] = { { "big*", 3 } };
+	make_layer(1, rules, 1, true);
+	send_json("small", "{\"type\":\"a\"}", 0);
+	send_json("small", "{\"type\":\"a\"}", HR_EFULL);
+	for (int i = 0; i < 3; i++)
+		send_json("bigone", "{\"type\":\"a\"}", 0);
+	send_json("bigone", "{\"type\":\"a\"}", HR_EFULL);
+	hr_layer_stats st;
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.full, 2);
+	cr_assert_eq(raw_int(srv.c, "ZCARD %s", "asgibigone"), 3);
+	/* reserved key */
+	send_json("x", "{\"type\":\"a\",\"__asgi_channel__\":\"x\"}", HR_EINVAL);
+}
+
+Test(redis_layer, expired_messages_are_dropped_before_counting)
+{
+	make_layer(1, NULL, 0, true);
+	send_json("e", "{\"type\":\"old\"}", 0);
+	now_s += 59; /* int(now) - 60 is still below the score */
+	send_json("e", "{\"type\":\"new\"}", HR_EFULL);
+	now_s += 2;
+	send_json("e", "{\"type\":\"new\"}", 0);
+	hr_layer_stats st;
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.expired, 1);
+	expect_receive("e", "{\"type\":\"new\"}");
+}
+
+Test(redis_layer, groups_bucket_members_by_process_key)
+{
+	make_layer(100, NULL, 0, true);
+	const char *pa = "specific.00000000000000000000000000000001!a";
+	const char *pb = "specific.00000000000000000000000000000001!b";
+	cr_assert_eq(hr_layer_group_add(L, "g", "plain"), 0);
+	cr_assert_eq(hr_layer_group_add(L, "g", pa), 0);
+	cr_assert_eq(hr_layer_group_add(L, "g", pb), 0);
+	cr_assert_eq(raw_int(srv.c, "ZCARD %s", "asgi:group:g"), 3);
+	long long ttl = raw_int(srv.c, "TTL %s", "asgi:group:g");
+	cr_assert(ttl > 86000 && ttl <= 86400);
+	hr_msg *m = json("{\"type\":\"hello\",\"text\":\"hi\"}");
+	hr_group_send_result res;
+	cr_assert_eq(hr_layer_group_send(L, "g", m, &res), 0);
+	cr_assert_eq(res.delivered, 3);
+	cr_assert_eq(res.full, 0);
+	cr_assert_eq(
+	    raw_int(srv.c, "ZCARD %s", "asgispecific.00000000000000000000000000000001!"), 1);
+	expect_receive("plain", "{\"type\":\"hello\",\"text\":\"hi\"}");
+	hr_layer_targets t;
+	hr_layer_targets_init(&t);
+	hr_msg *out = NULL;
+	cr_assert_eq(
+	    hr_layer_receive_targets(L, "specific.00000000000000000000000000000001!", 0, &out, &t),
+	    0);
+	cr_assert_eq(t.n, 2);
+	cr_assert_str_eq(t.names[0], pa);
+	cr_assert_str_eq(t.names[1], pb);
+	cr_assert_eq(hr_msg_len(out), hr_msg_len(m));
+	cr_assert_eq(memcmp(hr_msg_data(out), hr_msg_data(m), hr_msg_len(m)), 0);
+	hr_msg_unref(out);
+	/* a specific channel itself cannot be received alone */
+	cr_assert_eq(hr_layer_receive(L, pa, 0, &out), HR_ENOTSUP);
+	cr_assert_eq(hr_layer_group_discard(L, "g", pa), 0);
+	cr_assert_eq(hr_layer_group_discard(L, "g", "notamember"), 0);
+	cr_assert_eq(hr_layer_group_discard(L, "nogroup", "x"), 0);
+	cr_assert_eq(hr_layer_group_send(L, "g", m, &res), 0);
+	cr_assert_eq(res.delivered, 2);
+	cr_assert_eq(
+	    hr_layer_receive_targets(L, "specific.00000000000000000000000000000001!", 0, &out, &t),
+	    0);
+	cr_assert_eq(t.n, 1);
+	cr_assert_str_eq(t.names[0], pb);
+	hr_msg_unref(out);
+	hr_layer_targets_fini(&t);
+	cr_assert_eq(hr_layer_group_send(L, "empty", m, &res), 0);
+	cr_assert_eq(res.delivered, 0);
+	hr_msg_unref(m);
+}
+
+Test(redis_layer, send_to_specific_channel_names_it)
+{
+	make_layer(100, NULL, 0, true);
+	char cp[40], ch[HR_NAME_MAX + 1], pk[HR_NAME_MAX + 1];
+	cr_assert_eq(hr_layer_client_prefix(L, cp, sizeof(cp)), 0);
+	cr_assert_eq(strlen(cp), 32);
+	cr_assert_eq(strspn(cp, "0123456789abcdef"), 32);
+	cr_assert_eq(cp[12], '4'); /* uuid4().hex */
+	cr_assert_eq(hr_layer_new_channel(L, NULL, ch, sizeof(ch)), 0);
+	snprintf(pk, sizeof(pk), "specific.%s!", cp);
+	cr_assert_eq(strncmp(ch, pk, strlen(pk)), 0, "%s", ch);
+	cr_assert_eq(strlen(ch), strlen(pk) + 32);
+	cr_assert_eq(hr_layer_new_channel(L, "x", ch, 10), HR_EMSGSIZE);
+	cr_assert_eq(hr_layer_new_channel(L, NULL, ch, sizeof(ch)), 0);
+	send_json(ch, "{\"type\":\"direct\"}", 0);
+	hr_layer_targets t = { 0 };
+	hr_msg *out = NULL;
+	cr_assert_eq(hr_layer_receive_targets(L, pk, 0, &out, &t), 0);
+	cr_assert_eq(t.n, 1);
+	cr_assert_str_eq(t.names[0], ch);
+	char *s = as_json(out);
+	cr_assert_str_eq(s, "{\"type\":\"direct\"}");
+	free(s);
+	hr_msg_unref(out);
+	hr_layer_targets_fini(&t);
+}
+
+Test(redis_layer, group_expiry_drops_old_members)
+{
+	make_layer(100, NULL, 0, true);
+	cr_assert_eq(hr_layer_group_add(L, "g", "old"), 0);
+	now_s += 86400 - 10;
+	cr_assert_eq(hr_layer_group_add(L, "g", "young"), 0);
+	now_s += 11;
+	hr_msg *m = json("{\"type\":\"t\"}");
+	hr_group_send_result res;
+	cr_assert_eq(hr_layer_group_send(L, "g", m, &res), 0);
+	hr_msg_unref(m);
+	cr_assert_eq(res.delivered, 1);
+	hr_layer_stats st;
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.group_expired, 1);
+	cr_assert_eq(raw_int(srv.c, "ZCARD %s", "asgi:group:g"), 1);
+	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgiold"), 0);
+	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgiyoung"), 1);
+}
+
+Test(redis_layer, group_send_skips_full_channels)
+{
+	static const hr_capacity_rule rules[] = { { "specific.*", 1 } };
+	make_layer(2, rules, 1, true);
+	cr_assert_eq(hr_layer_group_add(L, "g", "a"), 0);
+	cr_assert_eq(hr_layer_group_add(L, "g", "specific.00000000000000000000000000000001!x"), 0);
+	cr_assert_eq(hr_layer_group_add(L, "g", "specific.00000000000000000000000000000001!y"), 0);
+	hr_msg *m = json("{\"type\":\"t\"}");
+	hr_group_send_result res;
+	cr_assert_eq(hr_layer_group_send(L, "g", m, &res), 0);
+	cr_assert_eq(res.delivered, 3);
+	cr_assert_eq(hr_layer_group_send(L, "g", m, &res), 0);
+	cr_assert_eq(res.delivered, 1);
+	cr_assert_eq(res.full, 2);
+	cr_assert_eq(hr_layer_group_send(L, "g", m, &res), 0);
+	cr_assert_eq(res.delivered, 0);
+	cr_assert_eq(res.full, 3);
+	hr_msg_unref(m);
+	cr_assert_eq(raw_int(srv.c, "ZCARD %s", "asgia"), 2);
+	long long ttl = raw_int(srv.c, "TTL %s", "asgia");
+	cr_assert(ttl > 55 && ttl <= 60);
+}
+
+Test(redis_layer, inflight_backup_is_restored)
+{
+	make_layer(100, NULL, 0, false);
+	hr_msg *m = json("{\"type\":\"saved\"}");
+	char member[256];
+	memset(member, 'R', 12);
+	memcpy(member + 12, hr_msg_data(m), hr_msg_len(m));
+	redisReply *r = raw(srv.c, "ZADD asgiq$inflight 5 %b", member, 12 + hr_msg_len(m));
+	freeReplyObject(r);
+	hr_msg_unref(m);
+	send_json("q", "{\"type\":\"later\"}", 0);
+	expect_receive("q", "{\"type\":\"saved\"}");
+	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgiq$inflight"), 0);
+	expect_receive("q", "{\"type\":\"later\"}");
+}
+
+Test(redis_layer, malformed_members_are_dropped_and_counted)
+{
+	make_layer(100, NULL, 0, false);
+	const char *k = "asgiq";
+	/* too short; bad msgpack; not a map; trailing bytes; bad target type;
+	 * bad target name */
+	freeReplyObject(raw(srv.c, "ZADD %s 1 %b", k, "short", (size_t)5));
+	freeReplyObject(raw(srv.c, "ZADD %s 2 %b", k, "RRRRRRRRRRRR\xc1", (size_t)13));
+	freeReplyObject(raw(srv.c, "ZADD %s 3 %b", k, "RRRRRRRRRRRR\x93\x01\x02\x03", (size_t)16));
+	freeReplyObject(raw(srv.c, "ZADD %s 4 %b", k, "RRRRRRRRRRRR\x80\x80", (size_t)14));
+	hr_buf b;
+	hr_buf_init(&b, 0);
+	hr_buf_append(&b, "RRRRRRRRRRRR", 12);
+	hr_mp_map(&b, 1);
+	hr_mp_cstr(&b, "__asgi_channel__");
+	hr_mp_int(&b, 7);
+	freeReplyObject(raw(srv.c, "ZADD %s 5 %b", k, hr_buf_data(&b), hr_buf_len(&b)));
+	hr_buf_reset(&b);
+	hr_buf_append(&b, "RRRRRRRRRRRR", 12);
+	hr_mp_map(&b, 1);
+	hr_mp_cstr(&b, "__asgi_channel__");
+	hr_mp_array(&b, 1);
+	hr_mp_cstr(&b, "bad name");
+	freeReplyObject(raw(srv.c, "ZADD %s 6 %b", k, hr_buf_data(&b), hr_buf_len(&b)));
+	hr_buf_fini(&b);
+	freeReplyObject(
+	    raw(srv.c, "ZADD %s 7000000000 %b", k, "RRRRRRRRRRRR\x81\xa4type\xa2ok", (size_t)21));
+	expect_receive("q", "{\"type\":\"ok\"}");
+	hr_layer_stats st;
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.bad, 6);
+	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgiq"), 0);
+	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgiq$inflight"), 0);
+	/* a process key's member must name channels of that process */
+	freeReplyObject(raw(srv.c, "ZADD %s 1 %b", "asgispecific.p!",
+	    "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xa9other!abc", (size_t)40));
+	hr_layer_targets t = { 0 };
+	hr_msg *out = NULL;
+	cr_assert_eq(hr_layer_receive_targets(L, "specific.p!", 0, &out, &t), HR_EAGAIN);
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.bad, 7);
+	/* group members that are not channel names are skipped */
+	freeReplyObject(raw(srv.c, "ZADD asgi:group:g 9999999999 %s", "bad name"));
+	freeReplyObject(raw(srv.c, "ZADD asgi:group:g 9999999999 %s", "good"));
+	hr_msg *m = json("{\"type\":\"t\"}");
+	hr_group_send_result res;
+	cr_assert_eq(hr_layer_group_send(L, "g", m, &res), 0);
+	hr_msg_unref(m);
+	cr_assert_eq(res.delivered, 1);
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.bad, 8);
+}
+
+Test(redis_layer, flush_deletes_only_the_prefix)
+{
+	make_layer(100, NULL, 0, false);
+	send_json("a", "{\"type\":\"t\"}", 0);
+	cr_assert_eq(hr_layer_group_add(L, "g", "a"), 0);
+	freeReplyObject(raw(srv.c, "SET other 1"));
+	cr_assert_eq(hr_layer_flush(L), 0);
+	redisReply *r = raw(srv.c, "KEYS *");
+	cr_assert_eq(r->elements, 1);
+	cr_assert_str_eq(r->element[0]->str, "other");
+	freeReplyObject(r);
+}
+
+Test(redis_layer, two_shards_follow_consistent_hash)
+{
+	cr_assert_eq(hr_test_redis_start(&srv2), 0);
+	make_layer(100, NULL, 0, false);
+	/* crc32 & 0xfff / 2048: "beta" -> 0, "alpha" -> 1 (channels_redis) */
+	cr_assert_eq(hr_layer_group_add(L, "beta", "c"), 0);
+	cr_assert_eq(hr_layer_group_add(L, "alpha", "c"), 0);
+	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgi:group:beta"), 1);
+	cr_assert_eq(raw_int(srv2.c, "EXISTS %s", "asgi:group:alpha"), 1);
+	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgi:group:alpha"), 0);
+	/* specific channels by their non-local name: ...08! -> 1, ...00! -> 0 */
+	const char *s1 = "specific.00000000000000000000000000000008!abc";
+	const char *s0 = "specific.00000000000000000000000000000000!abc";
+	send_json(s1, "{\"type\":\"one\"}", 0);
+	send_json(s0, "{\"type\":\"zero\"}", 0);
+	cr_assert_eq(
+	    raw_int(srv2.c, "ZCARD %s", "asgispecific.00000000000000000000000000000008!"), 1);
+	cr_assert_eq(
+	    raw_int(srv.c, "ZCARD %s", "asgispecific.00000000000000000000000000000000!"), 1);
+	/* normal channels round-robin; receive finds them on either shard */
+	send_json("rr", "{\"type\":\"1\"}", 0);
+	send_json("rr", "{\"type\":\"2\"}", 0);
+	cr_assert_eq(raw_int(srv.c, "ZCARD %s", "asgirr"), 1);
+	cr_assert_eq(raw_int(srv2.c, "ZCARD %s", "asgirr"), 1);
+	hr_msg *out;
+	cr_assert_eq(hr_layer_receive(L, "rr", 0, &out), 0);
+	hr_msg_unref(out);
+	cr_assert_eq(hr_layer_receive(L, "rr", 0, &out), 0);
+	hr_msg_unref(out);
+	cr_assert_eq(hr_layer_receive(L, "rr", 0, &out), HR_EAGAIN);
+	/* group_send: one member per process key, each on its own shard */
+	cr_assert_eq(hr_layer_group_add(L, "alpha", s1), 0);
+	cr_assert_eq(hr_layer_group_add(L, "alpha", s0), 0);
+	hr_msg *m = json("{\"type\":\"g\"}");
+	hr_group_send_result res;
+	cr_assert_eq(hr_layer_group_send(L, "alpha", m, &res), 0);
+	hr_msg_unref(m);
+	cr_assert_eq(res.delivered, 3);
+	cr_assert_eq(
+	    raw_int(srv2.c, "ZCARD %s", "asgispecific.00000000000000000000000000000008!"), 2);
+	cr_assert_eq(
+	    raw_int(srv.c, "ZCARD %s", "asgispecific.00000000000000000000000000000000!"), 2);
+	/* "c" hashes to shard 1 for group_send (core.py hashes the name) */
+	cr_assert_eq(raw_int(srv2.c, "ZCARD %s", "asgic"), 1);
+	/* a process key drains on every shard (Python's send hashes the
+	 * full name, so its messages may sit on another shard) */
+	freeReplyObject(
+	    raw(srv2.c, "ZADD %s 1 %b", "asgispecific.00000000000000000000000000000000!",
+	        "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xd9\x2d"
+	        "specific.00000000000000000000000000000000!abc",
+	        (size_t)(12 + 1 + 17 + 2 + 45)));
+	hr_layer_targets t = { 0 };
+	int got = 0;
+	for (int i = 0; i < 4; i++) {
+		int rv = hr_layer_receive_targets(
+		    L, "specific.00000000000000000000000000000000!", 0, &out, &t);
+		if (rv == HR_EAGAIN)
+			break;
+		cr_assert_eq(rv, 0);
+		cr_assert_str_eq(t.names[0], s0);
+		hr_msg_unref(out);
+		got++;
+	}
+	cr_assert_eq(got, 3);
+	hr_layer_targets_fini(&t);
+	cr_assert_eq(hr_layer_flush(L), 0);
+	cr_assert_eq(raw_int(srv.c, "DBSIZE%s", ""), 0);
+	cr_assert_eq(raw_int(srv2.c, "DBSIZE%s", ""), 0);
+}
+
+Test(redis_layer, redis_down_is_eio_and_recovers)
+{
+	make_layer(100, NULL, 0, false);
+	send_json("a", "{\"type\":\"t\"}", 0);
+	int port = srv.port;
+	hr_test_redis_stop(&srv);
+	send_json("a", "{\"type\":\"t\"}", HR_EIO);
+	hr_msg *out = NULL;
+	cr_assert_eq(hr_layer_receive(L, "a", 0, &out), HR_EIO);
+	cr_assert_eq(hr_layer_group_add(L, "g", "a"), HR_EIO);
+	cr_assert_eq(hr_layer_flush(L), HR_EIO);
+	cr_assert_eq(hr_test_redis_start_on(&srv, port), 0);
+	send_json("a", "{\"type\":\"back\"}", 0);
+	expect_receive("a", "{\"type\":\"back\"}");
+}
+
+static void *
+blocked_receiver(void *arg)
+{
+	hr_msg *out = NULL;
+	*(int *)arg = hr_layer_receive(L, "never", -1, &out);
+	return NULL;
+}
+
+Test(redis_layer, destroy_stops_a_blocked_receiver)
+{
+	make_layer(100, NULL, 0, false);
+	int rv = 1;
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, blocked_receiver, &rv), 0);
+	nanosleep(&(struct timespec) { 0, 300000000 }, NULL);
+	hr_layer_destroy(L);
+	L = NULL;
+	pthread_join(t, NULL);
+	cr_assert_eq(rv, HR_ECLOSED);
+}
+
+Test(redis_layer, batch_receive_drains_a_process_key, .timeout = 60)
+{
+	make_layer(100000, NULL, 0, false);
+	const char *pk = "specific.00000000000000000000000000000001!";
+	char ch[HR_NAME_MAX + 1];
+	snprintf(ch, sizeof(ch), "%sg.room", pk);
+	cr_assert_eq(hr_layer_group_add(L, "room", ch), 0);
+	hr_msg *m = json("{\"type\":\"chat\",\"text\":\"hello\"}");
+	enum { N = 20000 };
+	for (int i = 0; i < N; i++) {
+		hr_group_send_result res;
+		cr_assert_eq(hr_layer_group_send(L, "room", m, &res), 0);
+		cr_assert_eq(res.delivered, 1);
+		if (i == 100) /* garbage in the middle: dropped, counted */
+			freeReplyObject(raw(srv.c, "ZADD %s 9999999999 %s",
+			    "asgi"
+			    "specific.00000000000000000000000000000001!",
+			    "junk-member-xx"));
+	}
+	/* a member left in the backup by a reader that died comes back first */
+	freeReplyObject(
+	    raw(srv.c, "ZADD %s 1 %b", "asgispecific.00000000000000000000000000000001!$inflight",
+	        "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xd9\x30specific."
+	        "00000000000000000000000000000001!g.room",
+	        (size_t)(12 + 1 + 17 + 2 + 48)));
+	static hr_layer_item items[100];
+	size_t n, total = 0;
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int round = 0; round < 1000 && total < N + 1; round++) {
+		int rv = hr_layer_receive_batch(L, pk, 0, items, 100, &n);
+		cr_assert_eq(rv, 0, "round %d: %s total %zu", round, hr_strerror(rv), total);
+		cr_assert(n >= 1 && n <= 100);
+		for (size_t i = 0; i < n; i++) {
+			cr_assert_eq(items[i].targets.n, 1);
+			cr_assert_str_eq(items[i].targets.names[0], ch);
+			if (total + i > 0)
+				cr_assert_eq(memcmp(hr_msg_data(items[i].msg), hr_msg_data(m),
+				                 hr_msg_len(m)),
+				    0);
+		}
+		total += n;
+		hr_layer_items_release(items, n);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double el = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	cr_log_info("drained %zu messages in %.3f s (%.0f/s)", total, el, (double)total / el);
+	fprintf(stderr, "batch drain: %zu messages in %.3f s (%.0f/s)\n", total, el,
+	    (double)total / el);
+	cr_assert_eq(total, N + 1);
+	cr_assert_eq(hr_layer_receive_batch(L, pk, 0, items, 100, &n), HR_EAGAIN);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(hr_layer_receive_batch(L, pk, 200, items, 100, &n), HR_ETIMEDOUT);
+	hr_layer_stats st;
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.bad, 1);
+	cr_assert_eq(
+	    raw_int(srv.c, "EXISTS %s", "asgispecific.00000000000000000000000000000001!$inflight"),
+	    0);
+	hr_msg_unref(m);
+	/* memory backend: not offered */
+	hr_layer *mem;
+	cr_assert_eq(hr_layer_create(&mem, &hr_layer_memory_ops, NULL), 0);
+	cr_assert_eq(hr_layer_receive_batch(mem, pk, 0, items, 100, &n), HR_ENOTSUP);
+	hr_layer_targets t = { 0 };
+	hr_msg *out;
+	cr_assert_eq(hr_layer_receive_targets(mem, pk, 0, &out, &t), HR_ENOTSUP);
+	hr_layer_destroy(mem);
+}
