@@ -245,23 +245,16 @@ split(char *path, char **segs)
 static bool
 api_key_ok(struct lws *wsi, const char *key)
 {
-	char got[512];
-	size_t klen = strlen(key);
+	char got[1024];
+	const char *tok;
+	size_t tl;
 	int n;
 
 	n = lws_hdr_copy(wsi, got, sizeof(got), WSI_TOKEN_HTTP_AUTHORIZATION);
-	if (n > 7 && strncasecmp(got, "Bearer ", 7) == 0) {
-		memmove(got, got + 7, (size_t)n - 6);
-		n -= 7;
-	} else {
-		n = lws_hdr_custom_copy(wsi, got, sizeof(got), "x-api-key:", 10);
-	}
-	if (n < 0 || (size_t)n != klen)
-		return false;
-	unsigned char diff = 0;
-	for (size_t i = 0; i < klen; i++)
-		diff |= (unsigned char)(got[i] ^ key[i]);
-	return diff == 0;
+	if (n > 0 && hr_auth_bearer(got, (size_t)n, &tok, &tl) == 0)
+		return hr_api_key_check(tok, tl, key);
+	n = lws_hdr_custom_copy(wsi, got, sizeof(got), "x-api-key:", 10);
+	return n > 0 && hr_api_key_check(got, (size_t)n, key);
 }
 
 /* Content-Type: application/json (parameters allowed) or absent. */

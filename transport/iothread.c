@@ -324,47 +324,29 @@ send_status(hr_conn *c)
 	hr_buf_fini(&b);
 }
 
-/* Token bucket: 2R burst, R per second. True when the message may proceed. */
-static bool
-take_token(hr_conn *c, double rate)
-{
-	uint64_t now = now_ns();
-	double burst = 2 * rate;
-
-	c->tokens += rate * (double)(now - c->last_refill_ns) / 1e9;
-	if (c->tokens > burst)
-		c->tokens = burst;
-	c->last_refill_ns = now;
-	if (c->tokens >= 1.0) {
-		c->tokens -= 1.0;
-		return true;
-	}
-	return false;
-}
-
 /* Returns -1 to close the connection (close reason already set). */
 static int
 handle_message(hr_conn *c)
 {
-	const hr_config *cfg = &c->t->node->cfg;
 	json_error_t jerr;
 	json_t *root, *type;
 
 	HR_METRIC_ADD(frames_received, 1);
-	if (cfg->rate_limit > 0) {
-		if (!take_token(c, cfg->rate_limit)) {
-			HR_METRIC_ADD(dropped[HR_DROP_RATE_LIMIT], 1);
-			c->refusals++;
-			if ((double)c->refusals >= ceil(2 * cfg->rate_limit)) {
-				lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-				    (unsigned char *)"rate limit", 10);
-				return -1;
-			}
-			if (c->refusals == 1)
-				send_error(c, "rate limit");
-			return 0;
-		}
-		c->refusals = 0;
+	switch (hr_bucket_take(&c->rate, now_ns())) {
+	case HR_BUCKET_ALLOW:
+		break;
+	case HR_BUCKET_REFUSE_ERROR:
+		HR_METRIC_ADD(dropped[HR_DROP_RATE_LIMIT], 1);
+		send_error(c, "rate limit");
+		return 0;
+	case HR_BUCKET_REFUSE:
+		HR_METRIC_ADD(dropped[HR_DROP_RATE_LIMIT], 1);
+		return 0;
+	case HR_BUCKET_CLOSE:
+		HR_METRIC_ADD(dropped[HR_DROP_RATE_LIMIT], 1);
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+		    (unsigned char *)"rate limit", 10);
+		return -1;
 	}
 	if (c->rx_binary) {
 		send_error(c, "binary frames are not supported");
@@ -506,6 +488,43 @@ refuse(struct lws *wsi, unsigned code)
 	return -1;
 }
 
+/* ?token= or Authorization: Bearer, verified with the shared checks of
+ * security.c; a refusal is counted by its reason. */
+static int
+check_jwt(hr_node *n, struct lws *wsi, const char *user)
+{
+	static char tok[HR_JWT_MAX + 16]; /* I/O thread only; too big for the stack */
+	const char *tp = NULL, *reason = hr_auth_missing;
+	size_t tl = 0;
+	int n_auth = lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
+
+	if (n_auth <= 0 || hr_auth_bearer(tok, (size_t)n_auth, &tp, &tl) != 0) {
+		tp = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof(tok));
+		tl = tp ? strlen(tp) : 0;
+	}
+	if (tp != NULL && tl > 0) {
+		if (hr_jwt_verify(tp, tl, n->cfg.jwt_secret, strlen(n->cfg.jwt_secret),
+		        (int64_t)time(NULL), HR_JWT_LEEWAY_S, user, NULL, &reason)
+		    == 0)
+			return 0;
+	}
+	int m = HR_AUTH_MALFORMED;
+	if (reason == hr_auth_missing)
+		m = HR_AUTH_MISSING;
+	else if (reason == hr_auth_bad_signature)
+		m = HR_AUTH_BAD_SIGNATURE;
+	else if (reason == hr_auth_alg)
+		m = HR_AUTH_ALG;
+	else if (reason == hr_auth_expired)
+		m = HR_AUTH_EXPIRED;
+	else if (reason == hr_auth_not_yet_valid)
+		m = HR_AUTH_NOT_YET_VALID;
+	else if (reason == hr_auth_wrong_user)
+		m = HR_AUTH_WRONG_USER;
+	HR_METRIC_ADD(auth_failures[m], 1);
+	return -1;
+}
+
 static int
 confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 {
@@ -523,29 +542,16 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 	if (t->stopping)
 		return refuse(wsi, 503);
 	if (n->cfg.allowed_origins != NULL) {
-		char origin[256];
-		if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0
-		    || !hr_auth__origin_allowed(n->cfg.allowed_origins, origin)) {
+		char origin[512];
+		int ol = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+		if (!hr_origins_allowed(&n->origins, ol > 0 ? origin : NULL, ol > 0 ? (size_t)ol : 0)) {
 			HR_METRIC_ADD(auth_failures[HR_AUTH_ORIGIN], 1);
 			return refuse(wsi, 403);
 		}
 	}
-	if (n->cfg.jwt_secret != NULL && route != HR_ROUTE_HEALTH) {
-		char tok[4200];
-		const char *tp = NULL;
-		int tl = lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
-		if (tl > 7 && strncasecmp(tok, "Bearer ", 7) == 0)
-			tp = tok + 7;
-		else
-			tp = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof(tok));
-		if (tp == NULL
-		    || hr_auth__jwt_check(
-		           tp, n->cfg.jwt_secret, route == HR_ROUTE_USER ? user : NULL)
-		        != 0) {
-			HR_METRIC_ADD(auth_failures[HR_AUTH_JWT], 1);
-			return refuse(wsi, 403);
-		}
-	}
+	if (n->cfg.jwt_secret != NULL && route != HR_ROUTE_HEALTH
+	    && check_jwt(n, wsi, route == HR_ROUTE_USER ? user : NULL) != 0)
+		return refuse(wsi, 403);
 	if (n->cfg.max_connections > 0 && hr_metrics__ws_total() >= n->cfg.max_connections)
 		return refuse(wsi, 503);
 	if (c == NULL && hr_iothread__conn_new(t, wsi, &c) != 0)
@@ -615,8 +621,7 @@ hr_transport__callback(
 		c->counted = true;
 		t->n_ws++;
 		atomic_fetch_add(&hr_transport__metrics.connections[c->route], 1);
-		c->tokens = 2 * t->node->cfg.rate_limit;
-		c->last_refill_ns = now_ns();
+		hr_bucket_init(&c->rate, t->node->cfg.rate_limit, now_ns());
 		hr_log(HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->channel, c->route, t->index);
 		if (t->stopping) {
 			c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;

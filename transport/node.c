@@ -70,6 +70,11 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return HR_ENOMEM;
 	}
+	if (cfg->allowed_origins != NULL
+	    && (rv = hr_origins_parse(cfg->allowed_origins, &n->origins, err, errlen)) != 0) {
+		free(n);
+		return rv;
+	}
 	n->cfg = *cfg;
 	n->stop_pipe[0] = n->stop_pipe[1] = -1;
 	atomic_init(&n->stop_requested, false);

@@ -17,6 +17,7 @@
 
 #include "actors/actor.h"
 #include "actors/consumer.h"
+#include "transport/security_int.h"
 #include "transport/transport.h"
 
 /* Routes: equal to the consumer types (hr_member.consumer). */
@@ -37,11 +38,18 @@ enum {
 	HR_N_DROP,
 };
 
-/* herald_auth_failures_total{reason} */
+/* herald_auth_failures_total{reason}: api_key, origin, and the JWT refusal
+ * reasons of security_int.h */
 enum {
 	HR_AUTH_API_KEY = 0,
-	HR_AUTH_JWT,
 	HR_AUTH_ORIGIN,
+	HR_AUTH_MISSING,
+	HR_AUTH_MALFORMED,
+	HR_AUTH_BAD_SIGNATURE,
+	HR_AUTH_ALG,
+	HR_AUTH_EXPIRED,
+	HR_AUTH_NOT_YET_VALID,
+	HR_AUTH_WRONG_USER,
 	HR_N_AUTH,
 };
 
@@ -102,9 +110,7 @@ struct hr_conn {
 	size_t rxlen, rxcap;
 	bool rx_binary, rx_in_msg;
 	bool counted; /* ESTABLISHED seen: in the gauges and n_ws */
-	double tokens;
-	uint64_t last_refill_ns;
-	uint32_t refusals;
+	hr_bucket rate; /* inbound token bucket */
 
 	/* http */
 	int method;
@@ -161,6 +167,7 @@ struct hr_node {
 	hr_iothread threads[HR_MAX_THREADS];
 	unsigned n_threads;
 	uint16_t ports[HR_MAX_LISTEN]; /* bound ports (port 0 resolved) */
+	hr_origin_policy origins; /* parsed --allowed-origins */
 	int stop_pipe[2];
 	atomic_bool stop_requested;
 	double started_at;
@@ -183,12 +190,6 @@ int hr_http__callback(
     hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len);
 void hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status);
 void hr_http__conn_fini(hr_conn *c);
-
-/* auth.c: 0 if token is a valid HS256 JWT for secret (and, when user is not
- * NULL, its user_id or sub claim equals user); -1 otherwise. */
-int hr_auth__jwt_check(const char *token, const char *secret, const char *user);
-/* True when origin matches an entry of the comma list (allowed_origins). */
-bool hr_auth__origin_allowed(const char *list, const char *origin);
 
 /* metrics.c */
 int hr_metrics__render(hr_node *n, hr_buf *out);

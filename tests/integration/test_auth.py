@@ -44,7 +44,7 @@ async def test_jwt():
             (g + "?token=garbage", {}, 403),
             (g + "?token=" + token({"user_id": "a", "exp": now + 60}), {}, 101),
             (g + "?token=" + token({"user_id": "a"}), {}, 101),  # no exp: accepted
-            (g + "?token=" + token({"user_id": "a", "exp": now - 10}), {}, 403),
+            (g + "?token=" + token({"user_id": "a", "exp": now - 100}), {}, 403),
             (g + "?token=" + token({"user_id": "a", "nbf": now + 600}), {}, 403),
             (g + "?token=" + token({"user_id": "a"}, secret="wrong"), {}, 403),
             (g, {"extra_headers": {"Authorization": "Bearer " + token({"sub": "x"})}}, 101),
@@ -57,7 +57,13 @@ async def test_jwt():
         for url, kw, want in cases:
             got = await status(url, **kw)
             assert got == want, (url, kw, got, want)
-        assert h.metric('herald_auth_failures_total{reason="jwt"}') == 7
+        jwt = sum(h.metric('herald_auth_failures_total{reason="%s"}' % r)
+                  for r in ["missing", "malformed", "bad_signature", "alg", "expired",
+                            "not_yet_valid", "wrong_user"])
+        assert jwt == 7, jwt
+        assert h.metric('herald_auth_failures_total{reason="missing"}') == 1
+        assert h.metric('herald_auth_failures_total{reason="expired"}') == 1
+        assert h.metric('herald_auth_failures_total{reason="wrong_user"}') == 2
 
 
 async def test_origins():
@@ -78,6 +84,16 @@ async def test_origins():
             kw = {"origin": origin} if origin else {}
             got = await status(u, **kw)
             assert got == want, (origin, got, want)
+
+
+def test_bad_origin_list_exits_2():
+    import subprocess
+    from herald_testlib import HERALD, free_port
+    p = subprocess.run([HERALD, "serve", "--listen", "127.0.0.1:%d" % free_port(), "--threads", "1",
+                        "--allowed-origins", "https://a.example.com/path"],
+                       capture_output=True, timeout=20)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert b"origin" in p.stderr.lower(), p.stderr
 
 
 async def test_origin_wildcard():
