@@ -344,8 +344,8 @@ handle_message(hr_conn *c)
 		return 0;
 	case HR_BUCKET_CLOSE:
 		HR_METRIC_ADD(dropped[HR_DROP_RATE_LIMIT], 1);
-		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-		    (unsigned char *)"rate limit", 10);
+		lws_close_reason(
+		    c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"rate limit", 10);
 		return -1;
 	}
 	if (c->rx_binary) {
@@ -544,7 +544,8 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 	if (n->cfg.allowed_origins != NULL) {
 		char origin[512];
 		int ol = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
-		if (!hr_origins_allowed(&n->origins, ol > 0 ? origin : NULL, ol > 0 ? (size_t)ol : 0)) {
+		if (!hr_origins_allowed(
+		        &n->origins, ol > 0 ? origin : NULL, ol > 0 ? (size_t)ol : 0)) {
 			HR_METRIC_ADD(auth_failures[HR_AUTH_ORIGIN], 1);
 			return refuse(wsi, 403);
 		}
@@ -622,7 +623,8 @@ hr_transport__callback(
 		t->n_ws++;
 		atomic_fetch_add(&hr_transport__metrics.connections[c->route], 1);
 		hr_bucket_init(&c->rate, t->node->cfg.rate_limit, now_ns());
-		hr_log(HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->channel, c->route, t->index);
+		hr_log(
+		    HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->channel, c->route, t->index);
 		if (t->stopping) {
 			c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
 			want_write(c);

@@ -15,8 +15,8 @@ static const char *const route_names[HR_N_ROUTES]
     = { "notifications", "user_notifications", "health" };
 static const char *const drop_names[HR_N_DROP]
     = { "capacity", "expired", "unknown_type", "slow_consumer", "rate_limit" };
-static const char *const auth_names[HR_N_AUTH] = { "api_key", "origin", "missing",
-	"malformed", "bad_signature", "alg", "expired", "not_yet_valid", "wrong_user" };
+static const char *const auth_names[HR_N_AUTH] = { "api_key", "origin", "missing", "malformed",
+	"bad_signature", "alg", "expired", "not_yet_valid", "wrong_user" };
 
 size_t
 hr_metrics__ws_total(void)
