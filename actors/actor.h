@@ -201,4 +201,80 @@ typedef struct hr_router_stats {
 /* A snapshot (read with atomics; fine from any thread). */
 void hr_router_get_stats(hr_router *r, hr_router_stats *out);
 
+/* ---------------------------------------------------------------- worker */
+
+/*
+ * The worker: the design note's Celery task as an actor (CONTRACT.md "The
+ * worker actor"). hr_worker_submit validates a notification, gives it a uuid4
+ * and a status record (queued), and posts it to the worker thread, which moves
+ * it queued -> processing -> sent (or failed), calling group_send on
+ * `notifications` (and `user_<user_id>` when set) at each step with
+ * {"type":"notification_message","message":{"notification_id","status",
+ * "timestamp"}}; the `sent` step's message also carries "notification":
+ * {"id","title","body","data","user_id"} (null where unset).
+ *
+ * The status table keeps at most max_kept records (HR_WORKER_MAX_KEPT when 0).
+ * Past that the oldest finished (sent or failed) record is forgotten; when
+ * every kept record is still unfinished, submit refuses with HR_EAGAIN.
+ * Memory: records are small and fixed-size; a notification's content lives
+ * only while it is in the worker's mailbox (HR_WORKER_MAILBOX slots, bodies
+ * of at most HR_WORKER_MAX_BODY bytes).
+ *
+ * Threads: submit and get may be called from any thread at once (the table
+ * is under a mutex, held only to copy a record in or out); create and destroy
+ * from the owning thread, with no submit or get running. The router must
+ * outlive the worker.
+ */
+#define HR_WORKER_MAX_KEPT 10000
+#define HR_WORKER_MAX_BODY (1024 * 1024)
+#define HR_WORKER_MAILBOX 256
+/* How long the worker waits for room in the router's mailbox per send. */
+#define HR_WORKER_SEND_TIMEOUT_MS 2000
+
+typedef struct hr_worker hr_worker;
+
+/* A copy of one status record, for GET /api/notifications/{id}. Timestamps
+ * are ISO-8601 UTC with microseconds, "2024-05-01T12:00:00.123456+00:00" (as
+ * Django's timezone.now().isoformat()). */
+typedef struct hr_notification_info {
+	char id[37];
+	char status[12];     /* "queued", "processing", "sent" or "failed" */
+	char created_at[40];
+	char updated_at[40];
+} hr_notification_info;
+
+/* Start the worker thread. router: borrowed, must outlive the worker.
+ * max_kept: status records kept (0 = HR_WORKER_MAX_KEPT; at most 10,000,000).
+ * HR_ENOMEM, HR_EINVAL, HR_EIO. */
+int hr_worker_create(hr_worker **out, hr_router *router, size_t max_kept);
+/* Finish every notification already submitted (their group_sends are made),
+ * stop and join the thread, free everything. NULL ok. */
+void hr_worker_destroy(hr_worker *w);
+/*
+ * Queue one notification. json/len: the body {"title": str, "body"?: str,
+ * "user_id"?: str matching \w+ (ASCII) of at most 64 chars, "data"?: object}
+ * (null counts as absent), borrowed for the call. On success writes the new id
+ * (36 chars + NUL) to id_out and returns 0; the `queued` group_send follows
+ * from the worker thread. Errors (nothing is queued, no id is kept):
+ * HR_EINVAL with a one-line reason in err (not JSON, not an object, no string
+ * title, bad body/user_id/data), HR_EMSGSIZE (over HR_WORKER_MAX_BODY),
+ * HR_EAGAIN (mailbox full, or the table holds max_kept unfinished records),
+ * HR_ECLOSED (stopping), HR_ENOMEM. err may be NULL when errlen is 0.
+ */
+int hr_worker_submit(hr_worker *w, const char *json, size_t len, char id_out[37], char *err,
+                     size_t errlen);
+/* Copy the record of id (NUL-terminated) into out. 0, or HR_ENOENT when the id
+ * is unknown (never submitted here, or forgotten past max_kept). */
+int hr_worker_get(hr_worker *w, const char *id, hr_notification_info *out);
+
+typedef struct hr_worker_stats {
+	uint64_t submitted;
+	uint64_t sent;
+	uint64_t failed;
+	uint64_t evicted;      /* finished records forgotten past max_kept */
+	uint64_t kept;         /* records in the table now */
+} hr_worker_stats;
+/* A snapshot (under the table's lock; any thread). */
+void hr_worker_get_stats(hr_worker *w, hr_worker_stats *out);
+
 #endif /* HERALD_ACTOR_H */

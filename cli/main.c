@@ -1,16 +1,102 @@
 /*
  * main.c: the `herald` command: serve, send, token, help, --version.
- * Runs on the main thread; the node's threads are started by `serve`.
+ * Runs on the main thread; the node's threads are started by `serve`, and
+ * SIGINT/SIGTERM reach the node through hr_node_stop (async-signal-safe).
+ *
+ * Exit status: 0 success, 1 runtime failure (or a refused `send`), 2 bad
+ * usage or a node that could not start (CONTRACT.md "Command line").
  */
+#define _POSIX_C_SOURCE 200809L
+
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli_impl.h"
 #include "transport/transport.h"
+
+extern char **environ;
+
+static hr_node *volatile g_node;
 
 static void
 usage(FILE *f)
 {
-	fputs("usage: herald serve [options] | send ... | token ... | help | --version\n", f);
+	fputs("usage: herald <command> [options]\n"
+	      "  serve [options]   run a node (herald serve --help lists the options)\n"
+	      "  send [--url URL] [--api-key K] [--type T] (--group G | --user U | --channel C) "
+	      "JSON\n"
+	      "                    publish through a node's HTTP API\n"
+	      "  token --secret S --user U [--ttl S]\n"
+	      "                    print a signed HS256 JWT for the WebSocket routes\n"
+	      "  help              this text\n"
+	      "  --version         print the version\n",
+	    f);
+}
+
+static void
+on_signal(int sig)
+{
+	hr_node *n = g_node;
+	if (n != NULL)
+		hr_node_stop(n);
+}
+
+static int
+serve_main(int argc, char **argv)
+{
+	hr_cli_serve s;
+	char err[512];
+	hr_cli__serve_init(&s);
+	int rc = hr_cli__parse_serve(&s, argc, argv, environ, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "herald: %s\n", err);
+		hr_cli__serve_fini(&s);
+		return 2;
+	}
+	if (s.help) {
+		hr_cli__serve_usage(stdout);
+		hr_cli__serve_fini(&s);
+		return 0;
+	}
+	hr_log_set_level(s.cfg.log_level);
+
+	/* A peer closing a socket must be an error return, not a dead process. */
+	signal(SIGPIPE, SIG_IGN);
+	hr_node *n = NULL;
+	rc = hr_node_create(&n, &s.cfg, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "herald: %s\n", err[0] ? err : hr_strerror(rc));
+		hr_cli__serve_fini(&s);
+		return 2;
+	}
+	g_node = n;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* A second signal takes the default action: a stuck shutdown can still
+	 * be interrupted from the terminal. */
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	rc = hr_node_run(n);
+
+	/* No signal may touch the node while it is destroyed. */
+	sigset_t block;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	g_node = NULL;
+	hr_node_destroy(n);
+	hr_cli__serve_fini(&s);
+	if (rc != 0) {
+		fprintf(stderr, "herald: %s\n", hr_strerror(rc));
+		return 1;
+	}
+	return 0;
 }
 
 int
@@ -20,14 +106,21 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
 		printf("herald %s\n", HERALD_VERSION);
 		return 0;
 	}
-	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
 		usage(stdout);
 		return 0;
 	}
-	fprintf(stderr, "herald: unknown command '%s'\n", argv[1]);
+	if (strcmp(cmd, "serve") == 0)
+		return serve_main(argc - 2, argv + 2);
+	if (strcmp(cmd, "send") == 0)
+		return hr_cli__send_main(argc - 2, argv + 2, environ);
+	if (strcmp(cmd, "token") == 0)
+		return hr_cli__token_main(argc - 2, argv + 2, environ);
+	fprintf(stderr, "herald: unknown command '%s' (try herald help)\n", cmd);
 	return 2;
 }

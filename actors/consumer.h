@@ -1,0 +1,56 @@
+/*
+ * consumer.h: the consumer actors (notifications, user_notifications,
+ * health), part of the `actors` module's public surface beside actor.h.
+ *
+ * One actor per consumer type. The router hands each one a fan-out
+ * (HR_MAIL_CONSUMER_EVENT): the consumer dispatches the event by its type
+ * ('.' -> '_', as Channels does), builds the outbound WebSocket frame ONCE
+ * and posts ONE mail per I/O thread carrying a reference to that frame and to
+ * the thread's id list. Unknown event types are dropped and counted.
+ *
+ * Threads: create/destroy from the node's main thread; the actors run on
+ * their own threads; the counters may be read from any thread.
+ */
+#ifndef HERALD_CONSUMER_H
+#define HERALD_CONSUMER_H
+
+#include "actors/actor.h"
+
+/* Consumer types, also the hr_member.consumer index given to the router. */
+enum {
+	HR_CONSUMER_NOTIFICATIONS = 0,
+	HR_CONSUMER_USER = 1,
+	HR_CONSUMER_HEALTH = 2,
+	HR_N_CONSUMERS = 3,
+};
+
+/* Mail posted to an I/O thread's mailbox: p1 = hr_msg * (a complete,
+ * immutable WebSocket frame, one reference), p2 = hr_idlist * (one reference):
+ * queue the frame on every listed connection. */
+#define HR_MAIL_IO_FRAME (HR_MAIL_USER + 1)
+
+typedef struct hr_consumers hr_consumers;
+
+typedef struct hr_consumer_stats {
+	uint64_t events; /* fan-outs handled */
+	uint64_t frames; /* frames built (one per handled event) */
+	uint64_t unknown_type; /* events dropped: no handler for their type */
+	uint64_t bad_event; /* events dropped: malformed (no type, bad message) */
+	uint64_t io_full; /* per-thread mails dropped: I/O mailbox full/closed */
+} hr_consumer_stats;
+
+/*
+ * Start the consumer actors. io: one mailbox per I/O thread (borrowed; must
+ * outlive the consumers), n_io <= HR_MAX_THREADS. HR_ENOMEM, HR_EIO,
+ * HR_EINVAL.
+ */
+int hr_consumers_create(hr_consumers **out, hr_mailbox *const *io, size_t n_io);
+/* The HR_N_CONSUMERS actors, indexed by HR_CONSUMER_*, for hr_router_create.
+ * Borrowed; valid until hr_consumers_destroy. */
+hr_actor *const *hr_consumers_actors(hr_consumers *c);
+/* Sum of the counters over all consumer actors (atomics; any thread). */
+void hr_consumers_get_stats(hr_consumers *c, hr_consumer_stats *out);
+/* Stop (mail already posted is handled first), join and free. NULL ok. */
+void hr_consumers_destroy(hr_consumers *c);
+
+#endif /* HERALD_CONSUMER_H */

@@ -1,0 +1,1004 @@
+/*
+ * options.c: `herald serve` options from flags, environment and config file
+ * into an hr_config (CONTRACT.md "Command line"). Main thread only.
+ *
+ * Parsing happens in two passes. The first collects raw values from the three
+ * sources (flags, HERALD_* environment variables, the --config file) without
+ * judging them; the second picks, for each option, the values of the source
+ * with the highest precedence (flags > env > file) and validates them into
+ * the config. A value that loses to a higher source is never validated, the
+ * way an overridden Django setting is never read.
+ *
+ * The config file is INI-style `key = value` (inih): keys are option names
+ * without the dashes ('_' may stand for '-'), before any section or in a
+ * [herald] section; '#' and ';' start comments (also after a value: a ';'
+ * preceded by whitespace ends the value); one pair of matching quotes around
+ * a value is removed; a repeatable option may repeat its line or take a comma
+ * list. Lines are limited to 199 characters and the file to 64 KiB (checked
+ * before inih sees the text, because inih would silently truncate longer
+ * lines: a cut secret is worse than a clear error).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli_impl.h"
+
+/* inih's compiled-in line buffer (INI_MAX_LINE, 200 bytes with the NUL). */
+#define INI_LINE_MAX 199
+#define MAX_ENTRIES 512
+
+#define MAX_THREADS_OPT 64
+#define MAX_COUNT 1000000ull
+#define MAX_MESSAGE_OPT (64ull * 1024 * 1024)
+#define MAX_SECONDS 315360000.0 /* ten years */
+#define MAX_RATE 1000000.0
+
+enum source { SRC_FILE = 1, SRC_ENV = 2, SRC_FLAG = 3 };
+
+struct parse;
+typedef int (*apply_fn)(struct parse *p, const char *label, const char *val);
+
+struct option {
+	const char *name; /* without the leading "--" */
+	bool repeatable; /* comma lists in env and file, values accumulate */
+	apply_fn apply;
+	const char *help;
+};
+
+struct entry {
+	int opt;
+	enum source src;
+	char *val;
+};
+
+struct parse {
+	hr_cli_serve *s;
+	char *err;
+	size_t errlen;
+	struct entry entries[MAX_ENTRIES];
+	size_t n_entries;
+	const char *config_path; /* borrowed from argv or envp */
+	enum source config_src;
+	const char *file_label; /* the config file's name, for messages */
+	int layer; /* -1 unset, 0 memory, 1 redis */
+	const char *layer_label;
+	const char *tls_cert_label;
+	const char *tls_key_label;
+	bool first_error_kept; /* inih callback: an error is already in err */
+};
+
+static int
+fail(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (p->errlen > 0)
+		vsnprintf(p->err, p->errlen, fmt, ap);
+	va_end(ap);
+	return HR_EINVAL;
+}
+
+/* Keep a copy of str alive as long as the config; NULL on failure (err set). */
+static const char *
+keep(struct parse *p, const char *label, const char *str)
+{
+	hr_cli_serve *s = p->s;
+	if (s->_n_strings >= HR_CLI_MAX_STRINGS) {
+		fail(p, "%s: too many option values (at most %d strings)", label,
+		    HR_CLI_MAX_STRINGS);
+		return NULL;
+	}
+	char *c = strdup(str);
+	if (c == NULL) {
+		fail(p, "%s: out of memory", label);
+		return NULL;
+	}
+	s->_strings[s->_n_strings++] = c;
+	return c;
+}
+
+/* ---------------------------------------------------------------- scalars */
+
+/* Plain decimal digits only: no sign, no spaces, no hex, no overflow. */
+static int
+parse_uint(struct parse *p, const char *label, const char *v, unsigned long long min,
+    unsigned long long max, unsigned long long *out)
+{
+	unsigned long long n = 0;
+	if (*v == '\0')
+		return fail(p, "%s: empty value, expected an integer", label);
+	for (const char *c = v; *c; c++) {
+		if (*c < '0' || *c > '9')
+			return fail(p, "%s: '%s' is not a whole number", label, v);
+		unsigned d = (unsigned)(*c - '0');
+		if (n > (max - d) / 10)
+			return fail(p, "%s: %s is out of range %llu..%llu", label, v, min, max);
+		n = n * 10 + d;
+	}
+	if (n < min || n > max)
+		return fail(p, "%s: %s is out of range %llu..%llu", label, v, min, max);
+	*out = n;
+	return 0;
+}
+
+/* A positive decimal number: digits with an optional fraction, > 0, <= max. */
+static int
+parse_positive(struct parse *p, const char *label, const char *v, double max, double *out)
+{
+	size_t i = 0, digits = 0;
+	while (isdigit((unsigned char)v[i])) {
+		i++;
+		digits++;
+	}
+	if (v[i] == '.') {
+		i++;
+		while (isdigit((unsigned char)v[i])) {
+			i++;
+			digits++;
+		}
+	}
+	if (digits == 0 || v[i] != '\0')
+		return fail(p, "%s: '%s' is not a number", label, v);
+	double d = strtod(v, NULL);
+	if (!isfinite(d) || d <= 0)
+		return fail(p, "%s: %s must be greater than 0", label, v);
+	if (d > max)
+		return fail(p, "%s: %s is larger than %.0f", label, v, max);
+	*out = d;
+	return 0;
+}
+
+static bool
+printable_token(const char *v)
+{
+	for (const char *c = v; *c; c++)
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+			return false;
+	return true;
+}
+
+/* ---------------------------------------------------------------- options */
+
+static int
+apply_listen(struct parse *p, const char *label, const char *v)
+{
+	hr_config *c = &p->s->cfg;
+	char host[64];
+	const char *port;
+	bool v6 = false;
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (close == NULL)
+			return fail(p, "%s: '%s' has no closing ']'", label, v);
+		size_t n = (size_t)(close - v - 1);
+		if (n == 0 || n >= sizeof(host))
+			return fail(p, "%s: bad IPv6 address in '%s'", label, v);
+		memcpy(host, v + 1, n);
+		host[n] = '\0';
+		if (close[1] != ':')
+			return fail(p, "%s: '%s' needs a port (HOST:PORT)", label, v);
+		port = close + 2;
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			return fail(p, "%s: '%s' is not an IPv6 address", label, host);
+		v6 = true;
+	} else {
+		const char *colon = strrchr(v, ':');
+		if (colon == NULL)
+			return fail(p, "%s: '%s' needs a port (HOST:PORT)", label, v);
+		size_t n = (size_t)(colon - v);
+		if (memchr(v, ':', n) != NULL)
+			return fail(p, "%s: IPv6 addresses go in brackets, as [%.*s]:PORT", label,
+			    (int)n, v);
+		if (n == 0)
+			return fail(p, "%s: '%s' has no host", label, v);
+		if (n >= sizeof(host))
+			return fail(p, "%s: host in '%s' is too long", label, v);
+		memcpy(host, v, n);
+		host[n] = '\0';
+		port = colon + 1;
+		struct in_addr a4;
+		if (strcmp(host, "localhost") != 0 && inet_pton(AF_INET, host, &a4) != 1)
+			return fail(p,
+			    "%s: host '%s' must be localhost, an IPv4 address or an IPv6 "
+			    "address in brackets",
+			    label, host);
+	}
+	unsigned long long pn;
+	int rc = parse_uint(p, label, port, 1, 65535, &pn);
+	if (rc != 0)
+		return fail(p, "%s: port '%s' in '%s' must be 1..65535", label, port, v);
+
+	const char *hosts[2] = { host, NULL };
+	bool is6[2] = { v6, false };
+	if (strcmp(host, "localhost") == 0) {
+		hosts[0] = "127.0.0.1";
+		hosts[1] = "::1";
+		is6[0] = false;
+		is6[1] = true;
+	}
+	for (size_t i = 0; i < 2 && hosts[i] != NULL; i++) {
+		for (size_t j = 0; j < c->n_listen; j++)
+			if (c->listen[j].port == pn && strcmp(c->listen[j].host, hosts[i]) == 0)
+				return fail(
+				    p, "%s: %s port %llu is listed twice", label, hosts[i], pn);
+		if (c->n_listen >= HR_MAX_LISTEN)
+			return fail(p,
+			    "%s: at most %d listen addresses ('localhost' counts as two)", label,
+			    HR_MAX_LISTEN);
+		hr_listen_addr *a = &c->listen[c->n_listen++];
+		memset(a, 0, sizeof(*a));
+		snprintf(a->host, sizeof(a->host), "%s", hosts[i]);
+		a->port = (uint16_t)pn;
+		snprintf(a->shown, sizeof(a->shown), is6[i] ? "[%s]:%u" : "%s:%u", hosts[i],
+		    (unsigned)pn);
+	}
+	return 0;
+}
+
+static int
+apply_threads(struct parse *p, const char *label, const char *v)
+{
+	unsigned long long n;
+	int rc = parse_uint(p, label, v, 1, MAX_THREADS_OPT, &n);
+	if (rc == 0)
+		p->s->cfg.threads = (unsigned)n;
+	return rc;
+}
+
+static int
+apply_layer(struct parse *p, const char *label, const char *v)
+{
+	if (strcmp(v, "memory") == 0)
+		p->layer = 0;
+	else if (strcmp(v, "redis") == 0)
+		p->layer = 1;
+	else
+		return fail(p, "%s: '%s' is not a layer (memory or redis)", label, v);
+	return 0;
+}
+
+static int
+check_host_port(struct parse *p, const char *label, const char *url, const char *hp, size_t n)
+{
+	char buf[300];
+	if (n == 0 || n >= sizeof(buf))
+		return fail(p, "%s: '%s' needs host:port", label, url);
+	memcpy(buf, hp, n);
+	buf[n] = '\0';
+	const char *port;
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+		if (close == NULL || close[1] != ':')
+			return fail(p, "%s: '%s' needs [IPv6]:port", label, url);
+		*close = '\0';
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, buf + 1, &a6) != 1)
+			return fail(p, "%s: '%s' is not an IPv6 address", label, buf + 1);
+		port = close + 2;
+	} else {
+		char *colon = strrchr(buf, ':');
+		if (colon == NULL)
+			return fail(p, "%s: '%s' needs host:port", label, url);
+		*colon = '\0';
+		if (buf[0] == '\0')
+			return fail(p, "%s: '%s' has no host", label, url);
+		for (const char *c = buf; *c; c++)
+			if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_')
+				return fail(p, "%s: bad host '%s' in '%s'", label, buf, url);
+		port = colon + 1;
+	}
+	unsigned long long pn;
+	if (parse_uint(p, label, port, 1, 65535, &pn) != 0)
+		return fail(p, "%s: port '%s' in '%s' must be 1..65535", label, port, url);
+	return 0;
+}
+
+static int
+apply_redis(struct parse *p, const char *label, const char *v)
+{
+	hr_config *c = &p->s->cfg;
+	static const char scheme[] = "redis://";
+	if (strncmp(v, scheme, sizeof(scheme) - 1) != 0)
+		return fail(
+		    p, "%s: '%s' must look like redis://[:password@]host:port[/db]", label, v);
+	const char *rest = v + sizeof(scheme) - 1;
+	const char *at = strrchr(rest, '@');
+	if (at != NULL) {
+		if (memchr(rest, ':', (size_t)(at - rest)) == NULL)
+			return fail(p, "%s: credentials in '%s' must be :password@", label, v);
+		rest = at + 1;
+	}
+	const char *slash = strchr(rest, '/');
+	size_t hp = slash ? (size_t)(slash - rest) : strlen(rest);
+	int rc = check_host_port(p, label, v, rest, hp);
+	if (rc != 0)
+		return rc;
+	if (slash != NULL && slash[1] != '\0') {
+		unsigned long long db;
+		if (parse_uint(p, label, slash + 1, 0, 1000000, &db) != 0)
+			return fail(
+			    p, "%s: database '%s' in '%s' must be a number", label, slash + 1, v);
+	}
+	for (size_t i = 0; i < c->n_redis; i++)
+		if (strcmp(c->redis[i], v) == 0)
+			return fail(p, "%s: '%s' is listed twice", label, v);
+	if (c->n_redis >= HR_MAX_REDIS)
+		return fail(p, "%s: at most %d Redis servers", label, HR_MAX_REDIS);
+	const char *k = keep(p, label, v);
+	if (k == NULL)
+		return HR_EINVAL;
+	c->redis[c->n_redis++] = k;
+	return 0;
+}
+
+static int
+apply_prefix(struct parse *p, const char *label, const char *v)
+{
+	if (*v == '\0' || strlen(v) > 64 || !printable_token(v))
+		return fail(
+		    p, "%s: '%s' must be 1..64 printable characters without spaces", label, v);
+	const char *k = keep(p, label, v);
+	if (k == NULL)
+		return HR_EINVAL;
+	p->s->cfg.prefix = k;
+	return 0;
+}
+
+static int
+apply_capacity(struct parse *p, const char *label, const char *v)
+{
+	unsigned long long n;
+	int rc = parse_uint(p, label, v, 1, MAX_COUNT, &n);
+	if (rc == 0)
+		p->s->cfg.capacity = (size_t)n;
+	return rc;
+}
+
+static int
+apply_channel_capacity(struct parse *p, const char *label, const char *v)
+{
+	hr_config *c = &p->s->cfg;
+	const char *eq = strrchr(v, '=');
+	if (eq == NULL || eq == v)
+		return fail(p, "%s: '%s' must be GLOB=N", label, v);
+	size_t gl = (size_t)(eq - v);
+	char glob[256];
+	if (gl >= sizeof(glob))
+		return fail(p, "%s: pattern in '%s' is too long", label, v);
+	memcpy(glob, v, gl);
+	glob[gl] = '\0';
+	if (!printable_token(glob))
+		return fail(p, "%s: pattern '%s' has spaces or control characters", label, glob);
+	unsigned long long n;
+	if (parse_uint(p, label, eq + 1, 1, MAX_COUNT, &n) != 0)
+		return fail(
+		    p, "%s: capacity '%s' in '%s' must be 1..%llu", label, eq + 1, v, MAX_COUNT);
+	if (c->n_channel_capacity >= HR_MAX_CAPACITY_RULES)
+		return fail(p, "%s: at most %d rules", label, HR_MAX_CAPACITY_RULES);
+	const char *k = keep(p, label, glob);
+	if (k == NULL)
+		return HR_EINVAL;
+	c->channel_capacity[c->n_channel_capacity].glob = k;
+	c->channel_capacity[c->n_channel_capacity].capacity = (size_t)n;
+	c->n_channel_capacity++;
+	return 0;
+}
+
+static int
+apply_expiry(struct parse *p, const char *label, const char *v)
+{
+	return parse_positive(p, label, v, MAX_SECONDS, &p->s->cfg.expiry);
+}
+
+static int
+apply_group_expiry(struct parse *p, const char *label, const char *v)
+{
+	return parse_positive(p, label, v, MAX_SECONDS, &p->s->cfg.group_expiry);
+}
+
+static int
+apply_jwt_secret(struct parse *p, const char *label, const char *v)
+{
+	if (*v == '\0')
+		return fail(p, "%s: the secret is empty", label);
+	const char *k = keep(p, label, v);
+	if (k == NULL)
+		return HR_EINVAL;
+	p->s->cfg.jwt_secret = k;
+	return 0;
+}
+
+static int
+apply_api_key(struct parse *p, const char *label, const char *v)
+{
+	if (*v == '\0' || !printable_token(v))
+		return fail(p, "%s: the key must be printable ASCII without spaces", label);
+	const char *k = keep(p, label, v);
+	if (k == NULL)
+		return HR_EINVAL;
+	p->s->cfg.api_key = k;
+	return 0;
+}
+
+/* Normalise "a, b ,c" to "a,b,c" and check each origin's shape: `*`, or
+ * scheme://host[:port] where host may start with "*." (any subdomain). */
+static int
+apply_allowed_origins(struct parse *p, const char *label, const char *v)
+{
+	char out[HR_CLI_MAX_VALUE + 1];
+	size_t on = 0, count = 0;
+	const char *c = v;
+	for (;;) {
+		while (*c == ' ' || *c == '\t')
+			c++;
+		const char *start = c;
+		while (*c != ',' && *c != '\0')
+			c++;
+		const char *end = c;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		size_t n = (size_t)(end - start);
+		if (n == 0)
+			return fail(p, "%s: empty origin in '%s'", label, v);
+		char one[HR_CLI_MAX_VALUE + 1];
+		if (n >= sizeof(one) || on + n + 1 >= sizeof(out))
+			return fail(p, "%s: list is too long", label);
+		memcpy(one, start, n);
+		one[n] = '\0';
+		if (!printable_token(one))
+			return fail(
+			    p, "%s: origin '%s' has spaces or control characters", label, one);
+		if (strcmp(one, "*") != 0) {
+			const char *sep = strstr(one, "://");
+			if (sep == NULL || sep == one || sep[3] == '\0')
+				return fail(p, "%s: origin '%s' must be * or scheme://host[:port]",
+				    label, one);
+			const char *host = sep + 3;
+			const char *star = strchr(one, '*');
+			if (star != NULL
+			    && (star != host || host[1] != '.' || host[2] == '\0'
+			        || strchr(star + 1, '*') != NULL))
+				return fail(p,
+				    "%s: origin '%s': '*' may only start the host, as "
+				    "https://*.example.com",
+				    label, one);
+		}
+		if (on > 0)
+			out[on++] = ',';
+		memcpy(out + on, one, n);
+		on += n;
+		out[on] = '\0';
+		count++;
+		if (*c == '\0')
+			break;
+		c++;
+	}
+	const char *k = keep(p, label, out);
+	if (k == NULL)
+		return HR_EINVAL;
+	p->s->cfg.allowed_origins = k;
+	return 0;
+}
+
+static int
+apply_max_message(struct parse *p, const char *label, const char *v)
+{
+	unsigned long long n;
+	int rc = parse_uint(p, label, v, 1, MAX_MESSAGE_OPT, &n);
+	if (rc == 0)
+		p->s->cfg.max_message = (size_t)n;
+	return rc;
+}
+
+static int
+apply_rate_limit(struct parse *p, const char *label, const char *v)
+{
+	return parse_positive(p, label, v, MAX_RATE, &p->s->cfg.rate_limit);
+}
+
+static int
+apply_max_connections(struct parse *p, const char *label, const char *v)
+{
+	unsigned long long n;
+	int rc = parse_uint(p, label, v, 0, MAX_COUNT, &n);
+	if (rc == 0)
+		p->s->cfg.max_connections = (size_t)n;
+	return rc;
+}
+
+static int
+check_readable(struct parse *p, const char *label, const char *path)
+{
+	if (*path == '\0')
+		return fail(p, "%s: empty file name", label);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(p, "%s: cannot read '%s': %s", label, path, strerror(errno));
+	struct stat st;
+	int rc = fstat(fd, &st);
+	int e = errno;
+	close(fd);
+	if (rc != 0)
+		return fail(p, "%s: cannot read '%s': %s", label, path, strerror(e));
+	if (!S_ISREG(st.st_mode))
+		return fail(p, "%s: '%s' is not a regular file", label, path);
+	return 0;
+}
+
+static int
+apply_tls_cert(struct parse *p, const char *label, const char *v)
+{
+	int rc = check_readable(p, label, v);
+	if (rc != 0)
+		return rc;
+	const char *k = keep(p, label, v);
+	if (k == NULL)
+		return HR_EINVAL;
+	p->s->cfg.tls_cert = k;
+	return 0;
+}
+
+static int
+apply_tls_key(struct parse *p, const char *label, const char *v)
+{
+	int rc = check_readable(p, label, v);
+	if (rc != 0)
+		return rc;
+	const char *k = keep(p, label, v);
+	if (k == NULL)
+		return HR_EINVAL;
+	p->s->cfg.tls_key = k;
+	return 0;
+}
+
+static int
+apply_log_level(struct parse *p, const char *label, const char *v)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+	for (int i = 0; i < 4; i++) {
+		if (strcmp(v, names[i]) == 0) {
+			p->s->cfg.log_level = (hr_log_level)i;
+			return 0;
+		}
+	}
+	return fail(p, "%s: '%s' is not a level (error, warn, info or debug)", label, v);
+}
+
+/* Indices into options[] below (same order). --config is collected, not
+ * applied: it names the file of pass one. */
+enum {
+	OPT_CONFIG,
+	OPT_LISTEN,
+	OPT_THREADS,
+	OPT_LAYER,
+	OPT_REDIS,
+	OPT_PREFIX,
+	OPT_CAPACITY,
+	OPT_CHANNEL_CAPACITY,
+	OPT_EXPIRY,
+	OPT_GROUP_EXPIRY,
+	OPT_JWT_SECRET,
+	OPT_API_KEY,
+	OPT_ALLOWED_ORIGINS,
+	OPT_MAX_MESSAGE,
+	OPT_RATE_LIMIT,
+	OPT_MAX_CONNECTIONS,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_LOG_LEVEL,
+};
+
+static const struct option options[] = {
+	{ "config", false, NULL, "FILE      INI file of key = value lines" },
+	{ "listen", true, apply_listen, "HOST:PORT listener (repeatable; localhost:8000)" },
+	{ "threads", false, apply_threads, "N         I/O threads (number of cores)" },
+	{ "layer", false, apply_layer, "memory|redis (memory; redis with --redis)" },
+	{ "redis", true, apply_redis, "URL       redis://[:password@]host:port[/db] (repeatable)" },
+	{ "prefix", false, apply_prefix, "S         key prefix (asgi)" },
+	{ "capacity", false, apply_capacity, "N         default channel capacity (100)" },
+	{ "channel-capacity", true, apply_channel_capacity, "GLOB=N (repeatable)" },
+	{ "expiry", false, apply_expiry, "S         message expiry seconds (60)" },
+	{ "group-expiry", false, apply_group_expiry, "S   group expiry seconds (86400)" },
+	{ "jwt-secret", false, apply_jwt_secret, "S     HS256 secret for WebSocket auth" },
+	{ "api-key", false, apply_api_key, "K        key for the publish API" },
+	{ "allowed-origins", false, apply_allowed_origins, "LIST comma list of origins" },
+	{ "max-message", false, apply_max_message, "BYTES largest inbound message (65536)" },
+	{ "rate-limit", false, apply_rate_limit, "MSGS/S inbound messages per connection (20)" },
+	{ "max-connections", false, apply_max_connections, "N per node (0 = unlimited)" },
+	{ "tls-cert", false, apply_tls_cert, "FILE    certificate (PEM), with --tls-key" },
+	{ "tls-key", false, apply_tls_key, "FILE     private key (PEM), with --tls-cert" },
+	{ "log-level", false, apply_log_level, "error|warn|info|debug (info)" },
+};
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+void
+hr_cli__serve_usage(FILE *f)
+{
+	fputs("usage: herald serve [options]\n"
+	      "Every option may also be set as HERALD_<OPTION> in the environment\n"
+	      "(comma lists for repeatable ones) or as `option = value` in --config FILE;\n"
+	      "flags beat environment beat file.\n",
+	    f);
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		fprintf(f, "  --%s %s\n", options[i].name, options[i].help);
+}
+
+/* Option index by name; '_' matches '-' so that file keys may use either. */
+static int
+find_option(const char *name, size_t n)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const char *o = options[i].name;
+		if (strlen(o) != n)
+			continue;
+		size_t k = 0;
+		while (k < n && (name[k] == o[k] || (name[k] == '_' && o[k] == '-')))
+			k++;
+		if (k == n)
+			return (int)i;
+	}
+	return -1;
+}
+
+static int
+add_entry(struct parse *p, int opt, enum source src, const char *val, size_t n)
+{
+	if (n > HR_CLI_MAX_VALUE)
+		return HR_EMSGSIZE;
+	if (p->n_entries >= MAX_ENTRIES)
+		return HR_ENOMEM;
+	char *c = malloc(n + 1);
+	if (c == NULL)
+		return HR_ENOMEM;
+	memcpy(c, val, n);
+	c[n] = '\0';
+	p->entries[p->n_entries].opt = opt;
+	p->entries[p->n_entries].src = src;
+	p->entries[p->n_entries].val = c;
+	p->n_entries++;
+	return 0;
+}
+
+/* Add a value from env or file: repeatable options split on commas, with the
+ * spaces around each item trimmed. */
+static int
+add_value(struct parse *p, int opt, enum source src, const char *val)
+{
+	if (!options[opt].repeatable)
+		return add_entry(p, opt, src, val, strlen(val));
+	const char *c = val;
+	for (;;) {
+		while (*c == ' ' || *c == '\t')
+			c++;
+		const char *start = c;
+		while (*c != ',' && *c != '\0')
+			c++;
+		const char *end = c;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		int rc = add_entry(p, opt, src, start, (size_t)(end - start));
+		if (rc != 0)
+			return rc;
+		if (*c == '\0')
+			return 0;
+		c++;
+	}
+}
+
+static const char *
+add_error(int rc)
+{
+	return rc == HR_EMSGSIZE ? "value too long" : rc == HR_ENOMEM ? "too many values" : "error";
+}
+
+/* ---------------------------------------------------------------- sources */
+
+static int
+collect_flags(struct parse *p, int argc, char *const *argv)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			p->s->help = true;
+			return 0;
+		}
+		if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+			return fail(p, "unexpected argument '%s' (options start with --)", a);
+		const char *name = a + 2;
+		const char *eq = strchr(name, '=');
+		size_t n = eq ? (size_t)(eq - name) : strlen(name);
+		int opt = -1;
+		/* Flags spell options with dashes only. */
+		if (memchr(name, '_', n) == NULL)
+			opt = find_option(name, n);
+		if (opt < 0)
+			return fail(
+			    p, "unknown option '--%.*s' (see herald serve --help)", (int)n, name);
+		const char *val;
+		if (eq != NULL) {
+			val = eq + 1;
+		} else {
+			if (i + 1 >= argc)
+				return fail(p, "--%s: missing value", options[opt].name);
+			val = argv[++i];
+		}
+		if (opt == OPT_CONFIG) {
+			p->config_path = val;
+			p->config_src = SRC_FLAG;
+			continue;
+		}
+		int rc = add_entry(p, opt, SRC_FLAG, val, strlen(val));
+		if (rc != 0)
+			return fail(p, "--%s: %s", options[opt].name, add_error(rc));
+	}
+	return 0;
+}
+
+const char *
+hr_cli__env_get(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
+		if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
+			return envp[i] + n + 1;
+	return NULL;
+}
+
+/* HERALD_<OPTION>; unknown HERALD_* names are other tools' business (the test
+ * runner sets HERALD_BUILD_DIR) and are ignored, as are empty values. */
+static int
+collect_env(struct parse *p, char *const *envp)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		char var[64] = "HERALD_";
+		size_t k = strlen(var);
+		for (const char *c = options[i].name; *c && k + 1 < sizeof(var); c++)
+			var[k++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+		var[k] = '\0';
+		const char *v = hr_cli__env_get(envp, var);
+		if (v == NULL || *v == '\0')
+			continue;
+		if (i == OPT_CONFIG) {
+			if (p->config_path == NULL) {
+				p->config_path = v;
+				p->config_src = SRC_ENV;
+			}
+			continue;
+		}
+		int rc = add_value(p, (int)i, SRC_ENV, v);
+		if (rc != 0)
+			return fail(p, "%s: %s", var, add_error(rc));
+	}
+	return 0;
+}
+
+static int
+ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *p = user;
+	if (p->first_error_kept)
+		return 1; /* inih goes on after an error; keep the first reason */
+	if (section[0] != '\0' && strcmp(section, "herald") != 0) {
+		fail(p, "section [%s] is not known (use none, or [herald])", section);
+		p->first_error_kept = true;
+		return 0;
+	}
+	int opt = find_option(name, strlen(name));
+	if (opt < 0 || opt == OPT_CONFIG) {
+		fail(p, "unknown option '%s'", name);
+		p->first_error_kept = true;
+		return 0;
+	}
+	/* One pair of matching quotes is decoration, not part of the value. */
+	size_t n = strlen(value);
+	char buf[INI_LINE_MAX + 1];
+	if (n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	memcpy(buf, value, n);
+	buf[n] = '\0';
+	if (n >= 2 && (buf[0] == '"' || buf[0] == '\'') && buf[n - 1] == buf[0]) {
+		memmove(buf, buf + 1, n - 2);
+		buf[n - 2] = '\0';
+	}
+	if (!options[opt].repeatable) {
+		for (size_t i = 0; i < p->n_entries; i++) {
+			if (p->entries[i].opt == opt && p->entries[i].src == SRC_FILE) {
+				fail(p, "%s is set twice", options[opt].name);
+				p->first_error_kept = true;
+				return 0;
+			}
+		}
+	}
+	int rc = add_value(p, opt, SRC_FILE, buf);
+	if (rc != 0) {
+		fail(p, "%s: %s", name, add_error(rc));
+		p->first_error_kept = true;
+		return 0;
+	}
+	return 1;
+}
+
+static int
+collect_file(struct parse *p)
+{
+	const char *path = p->config_path;
+	const char *label = p->config_src == SRC_FLAG ? "--config" : "HERALD_CONFIG";
+	p->file_label = path;
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return fail(p, "%s: cannot read '%s': %s", label, path, strerror(errno));
+	char *text = malloc(HR_CLI_MAX_FILE + 1);
+	if (text == NULL) {
+		fclose(f);
+		return fail(p, "%s: out of memory", label);
+	}
+	size_t n = fread(text, 1, HR_CLI_MAX_FILE + 1, f);
+	int read_err = ferror(f);
+	fclose(f);
+	if (read_err) {
+		free(text);
+		return fail(p, "%s: cannot read '%s'", label, path);
+	}
+	if (n > HR_CLI_MAX_FILE) {
+		free(text);
+		return fail(p, "%s: '%s' is larger than %d bytes", label, path, HR_CLI_MAX_FILE);
+	}
+	text[n] = '\0';
+	if (memchr(text, '\0', n) != NULL) {
+		free(text);
+		return fail(p, "%s: '%s' is not a text file", label, path);
+	}
+	size_t line = 1, col = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (text[i] == '\n') {
+			line++;
+			col = 0;
+		} else if (++col > INI_LINE_MAX) {
+			free(text);
+			return fail(
+			    p, "%s:%zu: line longer than %d characters", path, line, INI_LINE_MAX);
+		}
+	}
+	char first[256];
+	p->first_error_kept = false;
+	int rc = ini_parse_string(text, ini_cb, p);
+	free(text);
+	if (rc == 0)
+		return 0;
+	if (rc < 0)
+		return fail(p, "%s: cannot parse '%s'", label, path);
+	if (p->first_error_kept) {
+		snprintf(first, sizeof(first), "%s", p->err);
+		return fail(p, "%s:%d: %s", path, rc, first);
+	}
+	return fail(p, "%s:%d: expected `key = value`", path, rc);
+}
+
+/* ---------------------------------------------------------------- apply */
+
+static int
+apply_all(struct parse *p)
+{
+	hr_config *c = &p->s->cfg;
+	for (size_t o = OPT_LISTEN; o < N_OPTIONS; o++) {
+		enum source best = 0;
+		for (size_t i = 0; i < p->n_entries; i++)
+			if (p->entries[i].opt == (int)o && p->entries[i].src > best)
+				best = p->entries[i].src;
+		if (best == 0)
+			continue;
+		/* A repeatable option's winning list replaces the default. */
+		if (o == OPT_LISTEN)
+			c->n_listen = 0;
+		for (size_t i = 0; i < p->n_entries; i++) {
+			struct entry *e = &p->entries[i];
+			if (e->opt != (int)o || e->src != best)
+				continue;
+			char label[300];
+			if (best == SRC_FLAG) {
+				snprintf(label, sizeof(label), "--%s", options[o].name);
+			} else if (best == SRC_ENV) {
+				size_t k = (size_t)snprintf(label, sizeof(label), "HERALD_");
+				for (const char *ch = options[o].name; *ch && k + 1 < sizeof(label);
+				     ch++)
+					label[k++]
+					    = *ch == '-' ? '_' : (char)toupper((unsigned char)*ch);
+				label[k] = '\0';
+			} else {
+				snprintf(label, sizeof(label), "%.200s: %s", p->file_label,
+				    options[o].name);
+			}
+			int rc = options[o].apply(p, label, e->val);
+			if (rc != 0)
+				return rc;
+			if (o == OPT_LAYER || o == OPT_TLS_CERT || o == OPT_TLS_KEY) {
+				/* where it came from, for the cross-checks below */
+				const char *k = keep(p, label, label);
+				if (k == NULL)
+					return HR_EINVAL;
+				if (o == OPT_LAYER)
+					p->layer_label = k;
+				else if (o == OPT_TLS_CERT)
+					p->tls_cert_label = k;
+				else
+					p->tls_key_label = k;
+			}
+		}
+	}
+	if (p->layer == 0 && c->n_redis > 0)
+		return fail(
+		    p, "%s: memory conflicts with --redis (drop one of them)", p->layer_label);
+	if (p->layer == 1 && c->n_redis == 0) {
+		/* channels_redis' default hosts: [("localhost", 6379)] */
+		c->redis[c->n_redis++] = "redis://localhost:6379";
+	}
+	c->layer_redis = c->n_redis > 0;
+	if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+		if (c->tls_cert != NULL)
+			return fail(p, "%s: needs --tls-key as well", p->tls_cert_label);
+		return fail(p, "%s: needs --tls-cert as well", p->tls_key_label);
+	}
+	return 0;
+}
+
+void
+hr_cli__serve_init(hr_cli_serve *s)
+{
+	memset(s, 0, sizeof(*s));
+	hr_config_default(&s->cfg);
+}
+
+void
+hr_cli__serve_fini(hr_cli_serve *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->_n_strings; i++)
+		free(s->_strings[i]);
+	s->_n_strings = 0;
+}
+
+int
+hr_cli__parse_serve(
+    hr_cli_serve *s, int argc, char *const *argv, char *const *envp, char *err, size_t errlen)
+{
+	struct parse *p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return HR_ENOMEM;
+	}
+	p->s = s;
+	p->err = err;
+	p->errlen = errlen;
+	p->layer = -1;
+	if (errlen > 0)
+		err[0] = '\0';
+	int rc = collect_flags(p, argc, argv);
+	if (rc == 0 && s->help)
+		goto out;
+	if (rc == 0)
+		rc = collect_env(p, envp);
+	if (rc == 0 && p->config_path != NULL)
+		rc = collect_file(p);
+	if (rc == 0)
+		rc = apply_all(p);
+out:
+	for (size_t i = 0; i < p->n_entries; i++)
+		free(p->entries[i].val);
+	free(p);
+	return rc;
+}

@@ -1,0 +1,34 @@
+/*
+ * config.c: CONTRACT.md's defaults for hr_config. Main thread only.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "transport/transport.h"
+
+void
+hr_config_default(hr_config *c)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->listen[0].host, sizeof(c->listen[0].host), "127.0.0.1");
+	c->listen[0].port = 8000;
+	snprintf(c->listen[0].shown, sizeof(c->listen[0].shown), "localhost:8000");
+	snprintf(c->listen[1].host, sizeof(c->listen[1].host), "::1");
+	c->listen[1].port = 8000;
+	snprintf(c->listen[1].shown, sizeof(c->listen[1].shown), "localhost:8000");
+	c->n_listen = 2;
+	c->threads = cores > 0 ? (unsigned)(cores > 64 ? 64 : cores) : 1;
+	c->layer_redis = false;
+	c->prefix = "asgi";
+	c->capacity = 100;
+	c->expiry = 60;
+	c->group_expiry = 86400;
+	c->max_message = 65536;
+	c->rate_limit = 20;
+	c->max_connections = 0;
+	c->log_level = HR_LOG_INFO;
+}

@@ -1,0 +1,579 @@
+/*
+ * http.c: the HTTP API (CONTRACT.md "HTTP API") on the I/O threads.
+ *
+ * A request is routed when its headers are in (path split into segments;
+ * lws has already percent-decoded the path), refused early where the headers
+ * decide (404, 405, 401, 413 from Content-Length, 415), and otherwise answered
+ * when its body is complete. Sends go to the router; its reply arrives on the
+ * router thread, is posted to this I/O thread's mailbox and finishes the
+ * response here, looked up by connection id so that a connection closed
+ * meanwhile is simply skipped.
+ *
+ * Threads: everything on the owning I/O thread, except reply_cb (router
+ * thread), which only posts mail.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "transport/transport_impl.h"
+
+enum {
+	API_NONE = 0,
+	API_HEALTHZ,
+	API_METRICS,
+	API_NOTIF_POST,
+	API_NOTIF_GET,
+	API_GROUP_SEND,
+	API_CHANNEL_SEND,
+};
+
+#define ROUTER_TIMEOUT_MS 100
+
+int
+hr_json__append_str(hr_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	int rv = hr_buf_putc(b, '"');
+	for (size_t i = 0; rv == 0 && i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\') {
+			char e[2] = { '\\', (char)ch };
+			rv = hr_buf_append(b, e, 2);
+		} else if (ch < 0x20) {
+			char e[6] = { '\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15] };
+			rv = hr_buf_append(b, e, 6);
+		} else {
+			rv = hr_buf_putc(b, (char)ch);
+		}
+	}
+	return rv ? rv : hr_buf_putc(b, '"');
+}
+
+void
+hr_http__conn_fini(hr_conn *c)
+{
+	free(c->body);
+	c->body = NULL;
+	c->body_len = 0;
+	free(c->resp);
+	c->resp = NULL;
+	c->resp_len = 0;
+	c->resp_ready = false;
+}
+
+/* Queue a response; it is written at the next HTTP_WRITEABLE. body is
+ * copied. */
+static int
+respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
+{
+	free(c->resp);
+	c->resp = malloc(len + 1);
+	if (c->resp == NULL) {
+		c->resp_len = 0;
+		return -1;
+	}
+	memcpy(c->resp, body, len);
+	c->resp[len] = '\0';
+	c->resp_len = len;
+	c->resp_status = status;
+	c->resp_type = type;
+	c->resp_ready = true;
+	c->awaiting_reply = false;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static int
+respond_error(hr_conn *c, int status, const char *reason)
+{
+	hr_buf b;
+	int rv;
+
+	hr_buf_init(&b, 0);
+	if (hr_buf_append(&b, "{\"error\":", 9) != 0
+	    || hr_json__append_str(&b, reason, strlen(reason)) != 0 || hr_buf_putc(&b, '}') != 0) {
+		hr_buf_fini(&b);
+		return -1;
+	}
+	rv = respond(c, status, "application/json", (const char *)hr_buf_data(&b), hr_buf_len(&b));
+	hr_buf_fini(&b);
+	return rv;
+}
+
+/* {"<key>":"<value>"} */
+static int
+respond_kv(hr_conn *c, int status, const char *key, const char *val)
+{
+	hr_buf b;
+	int rv;
+
+	hr_buf_init(&b, 0);
+	if (hr_buf_putc(&b, '{') != 0 || hr_json__append_str(&b, key, strlen(key)) != 0
+	    || hr_buf_putc(&b, ':') != 0 || hr_json__append_str(&b, val, strlen(val)) != 0
+	    || hr_buf_putc(&b, '}') != 0) {
+		hr_buf_fini(&b);
+		return -1;
+	}
+	rv = respond(c, status, "application/json", (const char *)hr_buf_data(&b), hr_buf_len(&b));
+	hr_buf_fini(&b);
+	return rv;
+}
+
+static int
+write_response(struct lws *wsi, hr_conn *c)
+{
+	size_t cap = LWS_PRE + 1024 + c->resp_len;
+	unsigned char *buf, *start, *p, *end;
+	int rv = 0;
+
+	if (!c->resp_ready)
+		return 0;
+	if ((buf = malloc(cap)) == NULL)
+		return -1;
+	start = p = buf + LWS_PRE;
+	end = buf + cap - 1;
+	if (lws_add_http_common_headers(
+	        wsi, (unsigned)c->resp_status, c->resp_type, c->resp_len, &p, end)
+	    || (c->close_after
+	        && lws_add_http_header_by_token(
+	            wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
+	    || lws_finalize_http_header(wsi, &p, end)) {
+		free(buf);
+		return -1;
+	}
+	memcpy(p, c->resp, c->resp_len);
+	p += c->resp_len;
+	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) != (int)(p - start))
+		rv = -1;
+	free(buf);
+	hr_http__conn_fini(c);
+	if (rv == 0 && c->close_after)
+		rv = -1;
+	if (rv == 0 && lws_http_transaction_completed(wsi))
+		rv = -1;
+	return rv;
+}
+
+/* ---------------------------------------------------------------- notifications */
+
+/*
+ * The worker's API is synchronous and cheap (validate, copy, post; a table
+ * lookup), so it runs right here on the I/O thread. It is compiled in when
+ * actor.h declares the worker (HR_WORKER_MAX_KEPT).
+ */
+static int
+on_notification_post(hr_node *n, hr_conn *c)
+{
+#ifdef HR_WORKER_MAX_KEPT
+	char id[37], err[160] = "bad notification";
+	char body[96];
+	int rv;
+
+	if (n->worker == NULL)
+		return respond_error(c, 503, "worker not running");
+	rv = hr_worker_submit(n->worker, c->body ? c->body : "", c->body_len, id, err, sizeof(err));
+	switch (rv) {
+	case 0: {
+		int len = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"queued\"}", id);
+		return respond(c, 202, "application/json", body, (size_t)len);
+	}
+	case HR_EINVAL:
+		return respond_error(c, 400, err);
+	case HR_EMSGSIZE:
+		return respond_error(c, 413, "body over 1 MiB");
+	case HR_EAGAIN:
+		return respond_error(c, 429, "worker busy, retry later");
+	default:
+		return respond_error(c, 503, hr_strerror(rv));
+	}
+#else
+	(void)n;
+	return respond_error(c, 503, "notifications are not available on this node");
+#endif
+}
+
+static int
+on_notification_get(hr_node *n, hr_conn *c)
+{
+#ifdef HR_WORKER_MAX_KEPT
+	hr_notification_info info;
+	char body[256];
+
+	if (n->worker == NULL)
+		return respond_error(c, 503, "worker not running");
+	if (hr_worker_get(n->worker, c->target, &info) != 0)
+		return respond_error(c, 404, "no such notification");
+	int len = snprintf(body, sizeof(body),
+	    "{\"id\":\"%s\",\"status\":\"%s\",\"created_at\":\"%s\","
+	    "\"updated_at\":\"%s\"}",
+	    info.id, info.status, info.created_at, info.updated_at);
+	if (len < 0 || (size_t)len >= sizeof(body))
+		return respond_error(c, 503, "record too long");
+	return respond(c, 200, "application/json", body, (size_t)len);
+#else
+	(void)n;
+	return respond_error(c, 503, "notifications are not available on this node");
+#endif
+}
+
+/* ---------------------------------------------------------------- routing */
+
+#define MAX_SEGS 6
+
+static size_t
+split(char *path, char **segs)
+{
+	size_t n = 0;
+	char *p = path;
+
+	if (*p == '/')
+		p++;
+	while (n < MAX_SEGS) {
+		segs[n++] = p;
+		char *slash = strchr(p, '/');
+		if (slash == NULL)
+			return n;
+		*slash = '\0';
+		p = slash + 1;
+	}
+	return MAX_SEGS + 1; /* too many */
+}
+
+static bool
+api_key_ok(struct lws *wsi, const char *key)
+{
+	char got[1024];
+	const char *tok;
+	size_t tl;
+	int n;
+
+	n = lws_hdr_copy(wsi, got, sizeof(got), WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (n > 0 && hr_auth_bearer(got, (size_t)n, &tok, &tl) == 0)
+		return hr_api_key_check(tok, tl, key);
+	n = lws_hdr_custom_copy(wsi, got, sizeof(got), "x-api-key:", 10);
+	return n > 0 && hr_api_key_check(got, (size_t)n, key);
+}
+
+/* Content-Type: application/json (parameters allowed) or absent. */
+static bool
+content_type_ok(struct lws *wsi)
+{
+	char ct[256];
+	int n = lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE);
+	if (n <= 0)
+		return n == 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE) == 0;
+	char *semi = strchr(ct, ';');
+	if (semi)
+		*semi = '\0';
+	char *s = ct;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t l = strlen(s);
+	while (l > 0 && (s[l - 1] == ' ' || s[l - 1] == '\t'))
+		s[--l] = '\0';
+	return strcasecmp(s, "application/json") == 0;
+}
+
+static int
+on_healthz(hr_node *n, hr_conn *c)
+{
+	char body[160];
+	int len = snprintf(body, sizeof(body),
+	    "{\"status\":\"ok\",\"layer\":\"%s\",\"redis\":\"%s\",\"connections\":%zu}",
+	    n->cfg.layer_redis ? "redis" : "memory", n->cfg.layer_redis ? "down" : "n/a",
+	    hr_metrics__ws_total());
+	return respond(c, 200, "application/json", body, (size_t)len);
+}
+
+static int
+on_metrics(hr_node *n, hr_conn *c)
+{
+	hr_buf b;
+	int rv;
+
+	hr_buf_init(&b, 0);
+	if (hr_metrics__render(n, &b) != 0) {
+		hr_buf_fini(&b);
+		return respond_error(c, 503, "out of memory");
+	}
+	rv = respond(
+	    c, 200, "text/plain; version=0.0.4", (const char *)hr_buf_data(&b), hr_buf_len(&b));
+	hr_buf_fini(&b);
+	return rv;
+}
+
+static int
+on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
+{
+	hr_node *n = t->node;
+	char path[512], *segs[MAX_SEGS + 1];
+	char *ptr;
+	int ulen;
+	size_t ns;
+
+	c->method = lws_http_get_uri_and_method(wsi, &ptr, &ulen);
+	c->api = API_NONE;
+	c->pending_status = 0;
+	c->pending_error = NULL;
+	c->close_after = false;
+	c->awaiting_reply = false;
+	hr_http__conn_fini(c);
+	HR_METRIC_ADD(http_requests, 1);
+
+	if (strlen(uri) >= sizeof(path))
+		return respond_error(c, 404, "not found");
+	snprintf(path, sizeof(path), "%s", uri);
+	ns = split(path, segs);
+
+	int want = -1; /* LWSHUMETH_* the endpoint takes */
+	if (ns == 1 && strcmp(segs[0], "healthz") == 0) {
+		c->api = API_HEALTHZ;
+		want = LWSHUMETH_GET;
+	} else if (ns == 1 && strcmp(segs[0], "metrics") == 0) {
+		c->api = API_METRICS;
+		want = LWSHUMETH_GET;
+	} else if (ns >= 2 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "notifications") == 0
+	    && ns <= 3) {
+		if (ns == 2) {
+			c->api = API_NOTIF_POST;
+			want = LWSHUMETH_POST;
+		} else if (segs[2][0] != '\0') {
+			c->api = API_NOTIF_GET;
+			want = LWSHUMETH_GET;
+			snprintf(c->target, sizeof(c->target), "%s", segs[2]);
+		}
+	} else if (ns == 4 && strcmp(segs[0], "api") == 0 && strcmp(segs[3], "send") == 0
+	    && (strcmp(segs[1], "groups") == 0 || strcmp(segs[1], "channels") == 0)
+	    && segs[2][0] != '\0') {
+		c->api = segs[1][0] == 'g' ? API_GROUP_SEND : API_CHANNEL_SEND;
+		want = LWSHUMETH_POST;
+		if (strlen(segs[2]) >= sizeof(c->target)) {
+			c->pending_status = 400;
+			c->pending_error = "name too long";
+		} else {
+			snprintf(c->target, sizeof(c->target), "%s", segs[2]);
+		}
+	}
+
+	int status = 0;
+	const char *err = NULL;
+	if (c->api == API_NONE) {
+		status = 404;
+		err = "not found";
+	} else if (c->method != want) {
+		status = 405;
+		err = "method not allowed";
+	} else if (c->api >= API_NOTIF_POST && n->cfg.api_key != NULL
+	    && !api_key_ok(wsi, n->cfg.api_key)) {
+		HR_METRIC_ADD(auth_failures[HR_AUTH_API_KEY], 1);
+		status = 401;
+		err = "missing or bad API key";
+	} else if (want == LWSHUMETH_POST && !content_type_ok(wsi)) {
+		status = 415;
+		err = "Content-Type must be application/json";
+	}
+
+	if (c->method != LWSHUMETH_POST) {
+		if (status)
+			return respond_error(c, status, err);
+		if (c->api == API_HEALTHZ)
+			return on_healthz(n, c);
+		if (c->api == API_METRICS)
+			return on_metrics(n, c);
+		return on_notification_get(n, c);
+	}
+
+	/* POST: the body decides, unless Content-Length already does */
+	char cl[32];
+	long long clen = -1;
+	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+		clen = atoll(cl);
+	if (clen > (long long)HR_HTTP_BODY_MAX) {
+		c->close_after = true;
+		return respond_error(c, 413, "body over 1 MiB");
+	}
+	if (status) {
+		c->pending_status = status;
+		c->pending_error = err;
+	}
+	if (clen < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+		/* lws 4.1 hands no chunked request body to the protocol: refuse
+		 * clearly and close rather than parse the chunks as a request */
+		c->close_after = true;
+		return respond_error(
+		    c, status ? status : 400, status ? err : "send the body with a Content-Length");
+	}
+	if (clen <= 0) /* no body is coming: answer now */
+		return hr_http__callback(t, wsi, LWS_CALLBACK_HTTP_BODY_COMPLETION, NULL, 0);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- sends */
+
+typedef struct reply_ctx {
+	hr_iothread *t;
+	uint64_t conn;
+} reply_ctx;
+
+/* Router thread: hand the outcome to the connection's I/O thread. */
+static void
+reply_cb(void *arg, int status)
+{
+	reply_ctx *r = arg;
+	hr_mail m = { .kind = HR_MAIL_IO_HTTP_REPLY, .u64 = r->conn, .u32 = (uint32_t)status };
+	if (hr_mailbox_post(r->t->mbox, &m, 1000) != 0)
+		hr_log(HR_LOG_WARN, "http reply lost: I/O thread %u mailbox full", r->t->index);
+	free(r);
+}
+
+void
+hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
+{
+	hr_conn *c = hr_iothread__conn_get(t, conn_id);
+
+	if (c == NULL || !c->awaiting_reply)
+		return; /* closed meanwhile */
+	c->awaiting_reply = false;
+	bool group = c->api == API_GROUP_SEND;
+	switch (status) {
+	case 0:
+		if (group)
+			HR_METRIC_ADD(group_sends, 1);
+		respond_kv(c, 202, group ? "group" : "channel", c->target);
+		break;
+	case HR_EFULL:
+		respond_error(c, 503, "channel full");
+		break;
+	case HR_EBADNAME:
+		respond_error(c, 400, group ? "invalid group name" : "invalid channel name");
+		break;
+	case HR_ENOENT:
+		respond_error(c, 404, "no such channel");
+		break;
+	case HR_ECANCELED:
+	case HR_ECLOSED:
+		respond_error(c, 503, "shutting down");
+		break;
+	default:
+		respond_error(c, 503, hr_strerror(status));
+		break;
+	}
+}
+
+static int
+on_send(hr_iothread *t, hr_conn *c)
+{
+	hr_node *n = t->node;
+	char err[128] = "bad JSON";
+	const char *type;
+	size_t tlen;
+	hr_buf b;
+	hr_msg *msg = NULL;
+	int rv;
+
+	bool group = c->api == API_GROUP_SEND;
+	size_t nl = strlen(c->target);
+	if ((group ? hr_name_check_group(c->target, nl) : hr_name_check_channel(c->target, nl))
+	    != 0)
+		return respond_error(c, 400, group ? "invalid group name" : "invalid channel name");
+	hr_buf_init(&b, 0);
+	rv = hr_codec_json_to_msgpack(
+	    c->body ? c->body : "", c->body_len, true, &b, err, sizeof(err));
+	if (rv != 0) {
+		hr_buf_fini(&b);
+		return respond_error(c, 400, rv == HR_ETYPE ? "body must be a JSON object" : err);
+	}
+	if (hr_codec_get_type(hr_buf_data(&b), hr_buf_len(&b), &type, &tlen) != 0) {
+		hr_buf_fini(&b);
+		return respond_error(c, 400, "message needs a string \"type\"");
+	}
+	rv = hr_buf_finish(&b, &msg);
+	hr_buf_fini(&b);
+	if (rv != 0)
+		return respond_error(c, 503, "out of memory");
+
+	reply_ctx *r = malloc(sizeof(*r));
+	if (r == NULL) {
+		hr_msg_unref(msg);
+		return respond_error(c, 503, "out of memory");
+	}
+	r->t = t;
+	r->conn = c->id;
+	c->awaiting_reply = true;
+	rv = group ? hr_router_group_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS)
+	           : hr_router_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+	hr_msg_unref(msg);
+	if (rv != 0) {
+		/* an async call that fails never calls back (STYLE 9) */
+		free(r);
+		c->awaiting_reply = false;
+		if (rv == HR_EAGAIN || rv == HR_ETIMEDOUT)
+			return respond_error(c, 429, "server busy, retry later");
+		return respond_error(c, 503, hr_strerror(rv));
+	}
+	return 0;
+}
+
+static int
+on_body_complete(hr_iothread *t, hr_conn *c)
+{
+	if (c->pending_status)
+		return respond_error(c, c->pending_status, c->pending_error);
+	switch (c->api) {
+	case API_GROUP_SEND:
+	case API_CHANNEL_SEND:
+		return on_send(t, c);
+	default:
+		return on_notification_post(t->node, c);
+	}
+}
+
+int
+hr_http__callback(
+    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len)
+{
+	hr_conn *c = lws_get_opaque_user_data(wsi);
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		if (c == NULL && hr_iothread__conn_new(t, wsi, &c) != 0)
+			return -1;
+		return on_request(t, wsi, c, in ? (const char *)in : "/") < 0 ? -1 : 0;
+	case LWS_CALLBACK_HTTP_BODY:
+		if (c == NULL)
+			return -1;
+		if (c->resp_ready || c->awaiting_reply)
+			return 0;
+		if (c->body_len + len > HR_HTTP_BODY_MAX) {
+			/* stop reading: answer and close */
+			c->close_after = true;
+			lws_rx_flow_control(wsi, 0);
+			return respond_error(c, 413, "body over 1 MiB") < 0 ? -1 : 0;
+		}
+		if (c->pending_status == 0) {
+			char *nb = realloc(c->body, c->body_len + len + 1);
+			if (nb == NULL)
+				return -1;
+			memcpy(nb + c->body_len, in, len);
+			c->body = nb;
+			c->body_len += len;
+			c->body[c->body_len] = '\0';
+		}
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (c == NULL)
+			return -1;
+		if (c->resp_ready || c->awaiting_reply)
+			return 0;
+		return on_body_complete(t, c) < 0 ? -1 : 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (c == NULL)
+			return 0;
+		return write_response(wsi, c);
+	default:
+		return 0;
+	}
+}

@@ -1,0 +1,132 @@
+/*
+ * metrics.c: process-wide counters and their Prometheus text rendering for
+ * GET /metrics. Counters are relaxed atomics bumped from every thread; the
+ * rendering runs on the I/O thread that serves the request.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "transport/transport_impl.h"
+
+hr_metrics hr_transport__metrics;
+
+static const char *const route_names[HR_N_ROUTES]
+    = { "notifications", "user_notifications", "health" };
+static const char *const drop_names[HR_N_DROP]
+    = { "capacity", "expired", "unknown_type", "slow_consumer", "rate_limit" };
+static const char *const auth_names[HR_N_AUTH] = { "api_key", "origin", "missing", "malformed",
+	"bad_signature", "alg", "expired", "not_yet_valid", "wrong_user" };
+
+size_t
+hr_metrics__ws_total(void)
+{
+	long total = 0;
+	for (int i = 0; i < HR_N_ROUTES; i++)
+		total += atomic_load_explicit(
+		    &hr_transport__metrics.connections[i], memory_order_relaxed);
+	return total > 0 ? (size_t)total : 0;
+}
+
+static int appendf(hr_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#include <stdarg.h>
+static int
+appendf(hr_buf *out, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return HR_EINVAL;
+	return hr_buf_append(out, line, (size_t)n);
+}
+
+#define LOAD(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
+
+int
+hr_metrics__render(hr_node *n, hr_buf *out)
+{
+	hr_metrics *m = &hr_transport__metrics;
+	hr_consumer_stats cs;
+	hr_layer_stats ls = { 0 };
+	hr_router_stats rs = { 0 };
+	int rv = 0;
+
+	hr_consumers_get_stats(n->consumers, &cs);
+	if (n->layer != NULL)
+		hr_layer_get_stats(n->layer, &ls);
+	if (n->router != NULL)
+		hr_router_get_stats(n->router, &rs);
+
+	rv |= appendf(out,
+	    "# HELP herald_connections Open WebSocket connections by route.\n"
+	    "# TYPE herald_connections gauge\n");
+	for (int i = 0; i < HR_N_ROUTES; i++)
+		rv |= appendf(out, "herald_connections{route=\"%s\"} %ld\n", route_names[i],
+		    atomic_load(&m->connections[i]));
+	rv |= appendf(out,
+	    "# HELP herald_ws_frames_sent_total WebSocket frames written.\n"
+	    "# TYPE herald_ws_frames_sent_total counter\n"
+	    "herald_ws_frames_sent_total %" PRIu64 "\n",
+	    LOAD(m->frames_sent));
+	rv |= appendf(out,
+	    "# HELP herald_ws_writes_total Socket writes carrying outbound frames "
+	    "(frames_sent / writes = frames per system call).\n"
+	    "# TYPE herald_ws_writes_total counter\n"
+	    "herald_ws_writes_total %" PRIu64 "\n",
+	    LOAD(m->ws_writes));
+	rv |= appendf(out,
+	    "# HELP herald_ws_frames_received_total WebSocket messages received.\n"
+	    "# TYPE herald_ws_frames_received_total counter\n"
+	    "herald_ws_frames_received_total %" PRIu64 "\n",
+	    LOAD(m->frames_received));
+	rv |= appendf(out,
+	    "# HELP herald_group_sends_total group_send calls accepted.\n"
+	    "# TYPE herald_group_sends_total counter\n"
+	    "herald_group_sends_total %" PRIu64 "\n",
+	    LOAD(m->group_sends) > rs.group_sends ? LOAD(m->group_sends) : rs.group_sends);
+	rv |= appendf(out,
+	    "# HELP herald_layer_messages_total Channel-layer messages by direction.\n"
+	    "# TYPE herald_layer_messages_total counter\n"
+	    "herald_layer_messages_total{direction=\"in\"} %" PRIu64 "\n"
+	    "herald_layer_messages_total{direction=\"out\"} %" PRIu64 "\n",
+	    rs.sends + rs.group_sends, cs.frames);
+	rv |= appendf(out,
+	    "# HELP herald_dropped_total Messages dropped, by reason.\n"
+	    "# TYPE herald_dropped_total counter\n");
+	for (int i = 0; i < HR_N_DROP; i++) {
+		uint64_t v = LOAD(m->dropped[i]);
+		if (i == HR_DROP_CAPACITY)
+			v += ls.full;
+		else if (i == HR_DROP_EXPIRED)
+			v += ls.expired;
+		else if (i == HR_DROP_UNKNOWN_TYPE)
+			v += cs.unknown_type + cs.bad_event;
+		else if (i == HR_DROP_SLOW_CONSUMER)
+			v += cs.io_full + rs.dropped;
+		rv |= appendf(
+		    out, "herald_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drop_names[i], v);
+	}
+	rv |= appendf(out,
+	    "# HELP herald_redis_up 1 when the Redis layer is reachable.\n"
+	    "# TYPE herald_redis_up gauge\n"
+	    "herald_redis_up %d\n",
+	    0);
+	rv |= appendf(out,
+	    "# HELP herald_auth_failures_total Refused authentications, by reason.\n"
+	    "# TYPE herald_auth_failures_total counter\n");
+	for (int i = 0; i < HR_N_AUTH; i++)
+		rv |= appendf(out, "herald_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+		    auth_names[i], LOAD(m->auth_failures[i]));
+	rv |= appendf(out,
+	    "# HELP herald_http_requests_total HTTP API requests.\n"
+	    "# TYPE herald_http_requests_total counter\n"
+	    "herald_http_requests_total %" PRIu64 "\n",
+	    LOAD(m->http_requests));
+	return rv ? HR_ENOMEM : 0;
+}

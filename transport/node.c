@@ -1,0 +1,236 @@
+/*
+ * node.c: a running herald node: builds the layer, the consumer actors, the
+ * router and the I/O threads, prints the ready lines, waits for a stop
+ * request and tears everything down in reverse order (STYLE 23).
+ *
+ * Threads: create/run/destroy on the main thread. hr_node_stop may be called
+ * from anywhere, a signal handler included: it sets an atomic flag and
+ * write()s one byte to a pipe that hr_node_run polls, nothing else.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "transport/transport_impl.h"
+
+double
+hr_node__now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+hr_node__iso8601(char out[64])
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+}
+
+static void
+fmt_listen(const hr_listen_addr *a, uint16_t port, char *out, size_t outlen)
+{
+	bool v6 = strchr(a->host, ':') != NULL;
+	snprintf(out, outlen, "%s%s%s:%u", v6 ? "[" : "", a->host, v6 ? "]" : "", port);
+}
+
+int
+hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
+{
+	hr_node *n;
+	hr_layer_opts lo;
+	hr_mailbox *io[HR_MAX_THREADS];
+	unsigned char rnd[16];
+	int rv;
+
+	if (cfg->threads < 1 || cfg->threads > HR_MAX_THREADS) {
+		snprintf(err, errlen, "--threads must be between 1 and %d", HR_MAX_THREADS);
+		return HR_EINVAL;
+	}
+	if (cfg->n_listen < 1 || cfg->n_listen > HR_MAX_LISTEN) {
+		snprintf(err, errlen, "--listen: between 1 and %d addresses", HR_MAX_LISTEN);
+		return HR_EINVAL;
+	}
+	if (cfg->layer_redis) {
+		snprintf(err, errlen, "--layer redis: not available in this build");
+		return HR_ENOTSUP;
+	}
+	if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL)) {
+		snprintf(err, errlen, "--tls-cert and --tls-key go together");
+		return HR_EINVAL;
+	}
+	if ((n = calloc(1, sizeof(*n))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return HR_ENOMEM;
+	}
+	if (cfg->allowed_origins != NULL
+	    && (rv = hr_origins_parse(cfg->allowed_origins, &n->origins, err, errlen)) != 0) {
+		free(n);
+		return rv;
+	}
+	n->cfg = *cfg;
+	n->stop_pipe[0] = n->stop_pipe[1] = -1;
+	atomic_init(&n->stop_requested, false);
+	n->n_threads = cfg->threads;
+	n->started_at = hr_node__now();
+	hr_log_set_level(cfg->log_level);
+	lws_set_log_level(cfg->log_level >= HR_LOG_DEBUG ? (LLL_ERR | LLL_WARN) : LLL_ERR, NULL);
+
+	hr_sys__random(rnd, sizeof(rnd));
+	for (int i = 0; i < 16; i++)
+		snprintf(n->node_prefix + 2 * i, 3, "%02x", rnd[i]);
+	for (unsigned i = 0; i < n->n_threads; i++) {
+		n->threads[i].node = n;
+		n->threads[i].index = i;
+		for (size_t j = 0; j < HR_MAX_LISTEN; j++)
+			n->threads[i].listen_fd[j] = -1;
+	}
+	if ((rv = hr_sys__pipe(n->stop_pipe)) != 0) {
+		snprintf(err, errlen, "pipe: %s", hr_strerror(rv));
+		goto fail;
+	}
+
+	/* Every listener of every thread first, so that a bad --listen fails
+	 * before any thread exists. Port 0: the first bind picks, the rest share. */
+	for (size_t j = 0; j < cfg->n_listen; j++) {
+		uint16_t port = cfg->listen[j].port;
+		for (unsigned i = 0; i < n->n_threads; i++) {
+			hr_iothread *t = &n->threads[i];
+			uint16_t bound;
+			rv = hr_sys__listen(
+			    cfg->listen[j].host, port, &t->listen_fd[j], &bound, err, errlen);
+			if (rv != 0)
+				goto fail;
+			port = bound;
+			t->n_listen = j + 1;
+		}
+		n->ports[j] = port;
+	}
+
+	hr_layer_opts_default(&lo);
+	lo.prefix = cfg->prefix ? cfg->prefix : "asgi";
+	lo.capacity = cfg->capacity;
+	lo.channel_capacity = cfg->channel_capacity;
+	lo.n_channel_capacity = cfg->n_channel_capacity;
+	lo.expiry = cfg->expiry;
+	lo.group_expiry = cfg->group_expiry;
+	if ((rv = hr_layer_create(&n->layer, &hr_layer_memory_ops, &lo)) != 0) {
+		snprintf(err, errlen, "layer: %s", hr_strerror(rv));
+		goto fail;
+	}
+	for (unsigned i = 0; i < n->n_threads; i++) {
+		if ((rv = hr_iothread__mailbox(&n->threads[i])) != 0) {
+			snprintf(err, errlen, "mailbox: %s", hr_strerror(rv));
+			goto fail;
+		}
+		io[i] = n->threads[i].mbox;
+	}
+	if ((rv = hr_consumers_create(&n->consumers, io, n->n_threads)) != 0) {
+		snprintf(err, errlen, "consumers: %s", hr_strerror(rv));
+		goto fail;
+	}
+	if ((rv = hr_router_create(
+	         &n->router, n->layer, hr_consumers_actors(n->consumers), HR_N_CONSUMERS, 8192))
+	    != 0) {
+		snprintf(err, errlen, "router: %s", hr_strerror(rv));
+		goto fail;
+	}
+#ifdef HR_WORKER_MAX_KEPT
+	if ((rv = hr_worker_create(&n->worker, n->router, 0)) != 0) {
+		snprintf(err, errlen, "worker: %s", hr_strerror(rv));
+		goto fail;
+	}
+#endif
+	for (unsigned i = 0; i < n->n_threads; i++) {
+		if ((rv = hr_iothread__start(&n->threads[i])) != 0) {
+			if (cfg->tls_cert != NULL)
+				snprintf(err, errlen, "--tls-cert %s / --tls-key %s: cannot load",
+				    cfg->tls_cert, cfg->tls_key);
+			else
+				snprintf(err, errlen, "I/O thread %u: %s", i, hr_strerror(rv));
+			goto fail;
+		}
+	}
+	*out = n;
+	return 0;
+fail:
+	hr_node_stop(n);
+	for (unsigned i = 0; i < n->n_threads; i++)
+		hr_iothread__post_stop(&n->threads[i]);
+	hr_node_destroy(n);
+	return rv;
+}
+
+int
+hr_node_run(hr_node *n)
+{
+	char where[96];
+
+	for (size_t j = 0; j < n->cfg.n_listen; j++) {
+		fmt_listen(&n->cfg.listen[j], n->ports[j], where, sizeof(where));
+		printf("herald %s listening on %s://%s (threads=%u, layer=%s)\n", HERALD_VERSION,
+		    n->cfg.tls_cert ? "https" : "http", where, n->n_threads,
+		    n->cfg.layer_redis ? "redis" : "memory");
+	}
+	fflush(stdout);
+	hr_log(HR_LOG_INFO, "node %s ready", n->node_prefix);
+
+	while (!atomic_load(&n->stop_requested)) {
+		int rv = hr_sys__wait_readable(n->stop_pipe[0], 1000);
+		if (rv < 0 && rv != -EINTR)
+			break;
+	}
+	hr_log(HR_LOG_INFO, "stopping");
+	for (unsigned i = 0; i < n->n_threads; i++)
+		hr_iothread__post_stop(&n->threads[i]);
+	for (unsigned i = 0; i < n->n_threads; i++)
+		hr_iothread__join(&n->threads[i]);
+	hr_log(HR_LOG_INFO, "I/O threads stopped");
+	return 0;
+}
+
+void
+hr_node_stop(hr_node *n)
+{
+	if (n == NULL)
+		return;
+	atomic_store(&n->stop_requested, true);
+	if (n->stop_pipe[1] >= 0) {
+		char b = 's';
+		(void)!hr_sys__write(n->stop_pipe[1], &b, 1);
+	}
+}
+
+void
+hr_node_destroy(hr_node *n)
+{
+	if (n == NULL)
+		return;
+	/* Reverse creation order: I/O threads (stopped by hr_node_run or by
+	 * create's failure path), then the router (its pending replies fire and
+	 * post to the still-existing I/O mailboxes), then the consumers, whose
+	 * late posts fail fast once the I/O mailboxes are closed. */
+	for (unsigned i = 0; i < n->n_threads; i++)
+		hr_iothread__join(&n->threads[i]);
+	for (unsigned i = 0; i < n->n_threads; i++)
+		if (n->threads[i].mbox != NULL)
+			hr_mailbox_close(n->threads[i].mbox);
+#ifdef HR_WORKER_MAX_KEPT
+	hr_worker_destroy(n->worker); /* its last group_sends still reach the router */
+#endif
+	hr_router_destroy(n->router);
+	hr_consumers_destroy(n->consumers);
+	for (unsigned i = 0; i < n->n_threads; i++)
+		hr_iothread__fini(&n->threads[i]);
+	hr_layer_destroy(n->layer);
+	hr_sys__close(n->stop_pipe[0]);
+	hr_sys__close(n->stop_pipe[1]);
+	free(n);
+}

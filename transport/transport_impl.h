@@ -1,0 +1,217 @@
+/*
+ * transport_impl.h: private declarations of the `transport` module (I/O
+ * threads, HTTP API, metrics, node). Nothing outside transport/ includes it.
+ *
+ * Threads: an hr_iothread and everything reachable from it (connections,
+ * slot table, scratch buffer) is ONLY touched from that I/O thread, except
+ * its mailbox (any thread posts) and the fields marked atomic.
+ */
+#ifndef HERALD_TRANSPORT_IMPL_H
+#define HERALD_TRANSPORT_IMPL_H
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actors/actor.h"
+#include "actors/consumer.h"
+#include "transport/security_int.h"
+#include "transport/transport.h"
+
+/* Routes: equal to the consumer types (hr_member.consumer). */
+enum {
+	HR_ROUTE_NOTIFICATIONS = HR_CONSUMER_NOTIFICATIONS,
+	HR_ROUTE_USER = HR_CONSUMER_USER,
+	HR_ROUTE_HEALTH = HR_CONSUMER_HEALTH,
+	HR_N_ROUTES = HR_N_CONSUMERS,
+};
+
+/* herald_dropped_total{reason} */
+enum {
+	HR_DROP_CAPACITY = 0,
+	HR_DROP_EXPIRED,
+	HR_DROP_UNKNOWN_TYPE,
+	HR_DROP_SLOW_CONSUMER,
+	HR_DROP_RATE_LIMIT,
+	HR_N_DROP,
+};
+
+/* herald_auth_failures_total{reason}: api_key, origin, and the JWT refusal
+ * reasons of security_int.h */
+enum {
+	HR_AUTH_API_KEY = 0,
+	HR_AUTH_ORIGIN,
+	HR_AUTH_MISSING,
+	HR_AUTH_MALFORMED,
+	HR_AUTH_BAD_SIGNATURE,
+	HR_AUTH_ALG,
+	HR_AUTH_EXPIRED,
+	HR_AUTH_NOT_YET_VALID,
+	HR_AUTH_WRONG_USER,
+	HR_N_AUTH,
+};
+
+/* Process-wide counters (one node per process). Relaxed atomics. */
+typedef struct hr_metrics {
+	atomic_long connections[HR_N_ROUTES];
+	atomic_uint_fast64_t frames_sent;
+	atomic_uint_fast64_t ws_writes; /* lws_write calls carrying frames */
+	atomic_uint_fast64_t frames_received;
+	atomic_uint_fast64_t group_sends;
+	atomic_uint_fast64_t dropped[HR_N_DROP];
+	atomic_uint_fast64_t auth_failures[HR_N_AUTH];
+	atomic_uint_fast64_t http_requests;
+} hr_metrics;
+
+extern hr_metrics hr_transport__metrics;
+#define HR_METRIC_ADD(field, n)                                                                    \
+	atomic_fetch_add_explicit(&hr_transport__metrics.field, (n), memory_order_relaxed)
+
+/* Mail kinds of an I/O thread's mailbox (HR_MAIL_IO_FRAME is in consumer.h). */
+#define HR_MAIL_IO_HTTP_REPLY (HR_MAIL_USER + 2) /* u64 = conn id, u32 = (uint32_t)status */
+#define HR_MAIL_IO_STOP (HR_MAIL_USER + 3)
+
+/* Per-connection outbound queue bounds (STYLE 16): drop the oldest beyond. */
+#define HR_CONN_QMAX 1024u
+#define HR_CONN_QBYTES (4u << 20)
+/* Per-thread gather buffer: queued frames are copied here and leave in one
+ * write (DESIGN "the hot path"). Also the ws protocol's tx_packet_size so that
+ * lws sends it with one send(). */
+#define HR_SCRATCH (64u * 1024u)
+#define HR_HTTP_BODY_MAX (1u << 20)
+
+typedef struct hr_node hr_node;
+typedef struct hr_iothread hr_iothread;
+typedef struct hr_conn hr_conn;
+
+/* One connection (WebSocket, or HTTP while a request is being answered).
+ * ONLY touched from its I/O thread. */
+struct hr_conn {
+	struct lws *wsi;
+	hr_iothread *t;
+	uint64_t id; /* generation << 32 | slot */
+	bool is_ws;
+	bool registered; /* the router knows its channel */
+	int route; /* HR_ROUTE_* (ws) */
+	char channel[128];
+	char group[96];
+
+	/* outbound ring of frame references */
+	hr_msg **q;
+	uint32_t qcap, qhead, qlen;
+	size_t qbytes;
+	int close_code; /* != 0: close with this code at the next writeable */
+	const char *close_reason;
+
+	/* inbound */
+	unsigned char *rx;
+	size_t rxlen, rxcap;
+	bool rx_binary, rx_in_msg;
+	bool counted; /* ESTABLISHED seen: in the gauges and n_ws */
+	hr_bucket rate; /* inbound token bucket */
+
+	/* http */
+	int method;
+	int api; /* which API endpoint (http.c) */
+	int pending_status; /* error decided at header time, answered at completion */
+	const char *pending_error;
+	char target[128]; /* decoded group / channel / id */
+	char *body;
+	size_t body_len;
+	bool awaiting_reply; /* a router reply is on its way */
+	bool resp_ready;
+	bool close_after;
+	int resp_status;
+	char *resp; /* malloc'd JSON or text */
+	size_t resp_len;
+	const char *resp_type;
+};
+
+typedef struct hr_slot {
+	hr_conn *c;
+	uint32_t gen;
+	uint32_t next_free;
+} hr_slot;
+
+struct hr_iothread {
+	hr_node *node;
+	unsigned index;
+	pthread_t thread;
+	bool started;
+	hr_mailbox *mbox; /* any thread posts; this thread receives */
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	int listen_fd[HR_MAX_LISTEN]; /* owned until adopted, then lws owns them */
+	size_t n_listen;
+	struct lws *acceptors[HR_MAX_LISTEN];
+	hr_slot *slots;
+	uint32_t nslots, free_head;
+	size_t n_ws;
+	bool stopping;
+	atomic_bool exit;
+	lws_sorted_usec_list_t stop_sul;
+	uint64_t rng;
+	unsigned char *scratch; /* HR_SCRATCH bytes */
+};
+
+struct hr_node {
+	hr_config cfg;
+	char node_prefix[33];
+	char err[256];
+	hr_layer *layer;
+	hr_consumers *consumers;
+	hr_router *router;
+	struct hr_worker *worker; /* the notification pipeline (NULL: not built in) */
+	hr_iothread threads[HR_MAX_THREADS];
+	unsigned n_threads;
+	uint16_t ports[HR_MAX_LISTEN]; /* bound ports (port 0 resolved) */
+	hr_origin_policy origins; /* parsed --allowed-origins */
+	int stop_pipe[2];
+	atomic_bool stop_requested;
+	double started_at;
+};
+
+/* iothread.c */
+int hr_iothread__mailbox(hr_iothread *t);
+int hr_iothread__start(hr_iothread *t);
+void hr_iothread__post_stop(hr_iothread *t);
+void hr_iothread__join(hr_iothread *t);
+void hr_iothread__fini(hr_iothread *t);
+hr_conn *hr_iothread__conn_get(hr_iothread *t, uint64_t id);
+int hr_iothread__conn_new(hr_iothread *t, struct lws *wsi, hr_conn **out);
+void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
+int hr_transport__callback(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+
+/* http.c: plain HTTP requests on the http protocol */
+int hr_http__callback(
+    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len);
+void hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status);
+void hr_http__conn_fini(hr_conn *c);
+
+/* metrics.c */
+int hr_metrics__render(hr_node *n, hr_buf *out);
+size_t hr_metrics__ws_total(void);
+
+/* sys_net.c: the OS calls (STYLE 4) */
+#include <sys/types.h>
+int hr_sys__listen(
+    const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen);
+int hr_sys__accept(int lfd); /* fd, or -errno (-EAGAIN when none left) */
+int hr_sys__pipe(int fds[2]);
+void hr_sys__random(void *buf, size_t len);
+void hr_sys__close(int fd);
+ssize_t hr_sys__write(int fd, const void *p, size_t n);
+ssize_t hr_sys__read(int fd, void *p, size_t n);
+int hr_sys__wait_readable(int fd, int timeout_ms); /* 1 readable, 0 timeout, -errno */
+
+/* node.c */
+double hr_node__now(void);
+void hr_node__iso8601(char out[64]);
+
+/* Append a JSON string literal (quotes included) escaping per RFC 8259. */
+int hr_json__append_str(hr_buf *b, const char *s, size_t n);
+
+#endif /* HERALD_TRANSPORT_IMPL_H */
