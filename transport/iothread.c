@@ -35,7 +35,7 @@
  * Threads: everything here runs on the I/O thread except start/post_stop/
  * join/fini (main thread).
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -44,6 +44,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <errno.h>
 
 #include "transport/transport_impl.h"
 
@@ -64,7 +65,9 @@ static int mbox_cb(
 static const struct lws_protocols protocols[]
     = { { "http", hr_transport__callback, 0, 16384, 0, NULL, HR_SCRATCH },
 	      { "herald-acceptor", acceptor_cb, 0, 0, 0, NULL, 0 },
-	      { "herald-mailbox", mbox_cb, 0, 0, 0, NULL, 0 }, { NULL, NULL, 0, 0, 0, NULL, 0 } };
+	      { "herald-mailbox", mbox_cb, 0, 0, 0, NULL, 0 },
+	      { "herald-http1", hr_http1__callback, 0, 0, 0, NULL, 0 },
+	      { NULL, NULL, 0, 0, 0, NULL, 0 } };
 
 static hr_iothread *
 thread_of(struct lws *wsi)
@@ -146,6 +149,7 @@ conn_free(hr_conn *c)
 	queue_clear(c);
 	free(c->rx);
 	hr_http__conn_fini(c);
+	hr_http1__conn_fini(c);
 	t->slots[s].c = NULL;
 	t->slots[s].gen++;
 	if (t->slots[s].gen == 0)
@@ -581,8 +585,8 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 	return 0;
 }
 
-static void
-conn_destroy(hr_iothread *t, hr_conn *c)
+void
+hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c)
 {
 	if (c->counted) {
 		hr_log(HR_LOG_DEBUG, "ws close %s", c->channel);
@@ -640,7 +644,7 @@ hr_transport__callback(
 		return ws_writeable(t, c);
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (c != NULL)
-			conn_destroy(t, c);
+			hr_iothread__conn_destroy(t, c);
 		return 0;
 	case LWS_CALLBACK_HTTP:
 	case LWS_CALLBACK_HTTP_BODY:
@@ -668,7 +672,18 @@ acceptor_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		int fd = hr_sys__accept(lfd);
 		if (fd < 0)
 			break; /* EAGAIN, or EMFILE & co: the next turn retries */
-		if (t->stopping || lws_adopt_socket_vhost(t->vh, fd) == NULL)
+		if (t->stopping) {
+			hr_sys__close(fd);
+			continue;
+		}
+		/* plain text: a raw socket whose requests http1.c frames (it
+		 * hands WebSocket upgrades to lws); TLS: lws's own h1 server */
+		lws_sock_file_fd_type sfd = { .sockfd = fd };
+		struct lws *w = t->node->cfg.tls_cert != NULL
+		    ? lws_adopt_socket_vhost(t->vh, fd)
+		    : lws_adopt_descriptor_vhost(
+		        t->vh, LWS_ADOPT_SOCKET, sfd, "herald-http1", NULL);
+		if (w == NULL)
 			hr_sys__close(fd);
 	}
 	return 0;
@@ -852,6 +867,18 @@ hr_iothread__join(hr_iothread *t)
 		pthread_join(t->thread, NULL);
 		t->started = false;
 	}
+}
+
+int
+hr_iothread__join_until(hr_iothread *t, const struct timespec *deadline)
+{
+	if (t->started) {
+		int rv = pthread_timedjoin_np(t->thread, NULL, deadline);
+		if (rv != 0)
+			return rv == ETIMEDOUT ? HR_ETIMEDOUT : HR_EIO;
+		t->started = false;
+	}
+	return 0;
 }
 
 void
