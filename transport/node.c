@@ -13,7 +13,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include "transport/transport_impl.h"
+
+/* an I/O thread gets 2 s of grace for its clients (iothread.c); past this the
+ * process leaves without tearing down */
+#define STOP_DEADLINE_S 4
 
 double
 hr_node__now(void)
@@ -190,8 +196,20 @@ hr_node_run(hr_node *n)
 	hr_log(HR_LOG_INFO, "stopping");
 	for (unsigned i = 0; i < n->n_threads; i++)
 		hr_iothread__post_stop(&n->threads[i]);
-	for (unsigned i = 0; i < n->n_threads; i++)
-		hr_iothread__join(&n->threads[i]);
+	/* A stop must never hang on a stuck I/O thread (one spinning inside
+	 * lws never reads its mailbox): after STOP_DEADLINE_S, say so and
+	 * leave without the orderly teardown. */
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += STOP_DEADLINE_S;
+	for (unsigned i = 0; i < n->n_threads; i++) {
+		if (hr_iothread__join_until(&n->threads[i], &deadline) != 0) {
+			hr_log(HR_LOG_ERROR, "I/O thread %u did not stop within %d s: exiting now",
+			    i, STOP_DEADLINE_S);
+			fflush(NULL);
+			_exit(1);
+		}
+	}
 	hr_log(HR_LOG_INFO, "I/O threads stopped");
 	return 0;
 }
