@@ -49,6 +49,15 @@
 #include "transport/transport_impl.h"
 
 #define MAIL_DRAIN_CAP 256
+/*
+ * The ws rx buffer lws mallocs for every connection (rx_buffer_size). Every
+ * 16 KiB block touched a fresh page per connection: 6.4 KB of RSS per idle
+ * connection at 16384, 3.0 KB at 1024 (herald-bench, 5,000 idle
+ * connections, one thread). Inbound frames are small commands; a bigger
+ * one arrives in several RECEIVE callbacks and ws_receive() reassembles it
+ * up to --max-message.
+ */
+#define HR_WS_RX_BUF 1024
 #define STOP_GRACE_US (2 * LWS_USEC_PER_SEC)
 
 static int acceptor_cb(
@@ -63,7 +72,7 @@ static int mbox_cb(
  * sees both; tx_packet_size lets one send() carry a whole scratch buffer.
  */
 static const struct lws_protocols protocols[]
-    = { { "http", hr_transport__callback, 0, 16384, 0, NULL, HR_SCRATCH },
+    = { { "http", hr_transport__callback, 0, HR_WS_RX_BUF, 0, NULL, HR_SCRATCH },
 	      { "herald-acceptor", acceptor_cb, 0, 0, 0, NULL, 0 },
 	      { "herald-mailbox", mbox_cb, 0, 0, 0, NULL, 0 },
 	      { "herald-http1", hr_http1__callback, 0, 0, 0, NULL, 0 },
