@@ -118,9 +118,8 @@ async def test_three_nodes_federate_and_sigterm_leaves():
     try:
         conns = [await websockets.connect(n.url("/ws/notifications/")) for n in nodes]
         prefixes = [process_prefix(await whoami(c)) for c in conns]
-        members = redis().members("notifications")
-        for p in prefixes:
-            assert p + "g.notifications" in members, (p, members)
+        wait_until(lambda: all(p + "g.notifications" in redis().members("notifications")
+                               for p in prefixes), timeout=2, what="three memberships")
         for i, n in enumerate(nodes):
             n.publish("notifications", {"from": i})
             for c in conns:
@@ -156,6 +155,8 @@ async def test_two_nodes_user_groups_long_names():
                 websockets.connect(b.url("/ws/notifications/%s/" % user)) as wb:
             await whoami(wa)
             await whoami(wb)
+            wait_until(lambda: len(redis().members("user_" + user)) == 2, timeout=2,
+                       what="two memberships")
             members = redis().members("user_" + user)
             assert len(members) == 2 and all(len(m) < 100 for m in members), members
             a.publish("user_" + user, {"long": True})
