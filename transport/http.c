@@ -286,11 +286,12 @@ static int
 on_healthz(hr_node *n, hr_conn *c)
 {
 	char body[160];
+	bool down = n->bridge != NULL && !hr_bridge_up(n->bridge);
 	int len = snprintf(body, sizeof(body),
-	    "{\"status\":\"ok\",\"layer\":\"%s\",\"redis\":\"%s\",\"connections\":%zu}",
-	    n->cfg.layer_redis ? "redis" : "memory", n->cfg.layer_redis ? "down" : "n/a",
-	    hr_metrics__ws_total());
-	return respond(c, 200, "application/json", body, (size_t)len);
+	    "{\"status\":\"%s\",\"layer\":\"%s\",\"redis\":\"%s\",\"connections\":%zu}",
+	    down ? "degraded" : "ok", n->cfg.layer_redis ? "redis" : "memory",
+	    n->bridge == NULL ? "n/a" : down ? "down" : "up", hr_metrics__ws_total());
+	return respond(c, down ? 503 : 200, "application/json", body, (size_t)len);
 }
 
 static int
@@ -491,6 +492,9 @@ hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 	case HR_ECLOSED:
 		respond_error(c, 503, "shutting down");
 		break;
+	case HR_EIO:
+		respond_error(c, 503, "redis unavailable");
+		break;
 	default:
 		respond_error(c, 503, hr_strerror(status));
 		break;
@@ -539,8 +543,16 @@ on_send(hr_iothread *t, hr_conn *c)
 	r->t = t;
 	r->conn = c->id;
 	c->awaiting_reply = true;
-	rv = group ? hr_router_group_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS)
-	           : hr_router_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+	/* With Redis, a channel outside this node's process key lives in Redis. */
+	if (!group && n->bridge != NULL
+	    && strncmp(c->target, hr_bridge_process_key(n->bridge),
+	           strlen(hr_bridge_process_key(n->bridge)))
+	        != 0)
+		rv = hr_bridge_send(n->bridge, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+	else if (group)
+		rv = hr_router_group_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+	else
+		rv = hr_router_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	hr_msg_unref(msg);
 	if (rv != 0) {
 		/* an async call that fails never calls back (STYLE 9) */

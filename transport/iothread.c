@@ -326,11 +326,14 @@ send_status(hr_conn *c)
 	hr_buf b;
 	int len;
 
+	bool down = n->bridge != NULL && !hr_bridge_up(n->bridge);
 	len = snprintf(out, sizeof(out),
-	    "{\"type\":\"status\",\"status\":\"ok\",\"connections\":%zu,"
+	    "{\"type\":\"status\",\"status\":\"%s\",\"connections\":%zu,"
 	    "\"layer\":\"%s\",\"redis\":\"%s\",\"uptime_s\":%lld}",
-	    hr_metrics__ws_total(), n->cfg.layer_redis ? "redis" : "memory",
-	    n->cfg.layer_redis ? "down" : "n/a", (long long)(hr_node__now() - n->started_at));
+	    down ? "degraded" : "ok", hr_metrics__ws_total(),
+	    n->cfg.layer_redis ? "redis" : "memory",
+	    n->bridge == NULL ? "n/a" : down ? "down" : "up",
+	    (long long)(hr_node__now() - n->started_at));
 	hr_buf_init(&b, HR_FRAME_HEADROOM);
 	if (len > 0 && (size_t)len < sizeof(out) && hr_buf_append(&b, out, (size_t)len) == 0)
 		(void)queue_json(c, &b);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "actors/actor.h"
+#include "actors/bridge.h"
 #include "actors/consumer.h"
 #include "transport/security_int.h"
 #include "transport/transport.h"
@@ -184,6 +185,7 @@ struct hr_node {
 	hr_layer *layer;
 	hr_consumers *consumers;
 	hr_router *router;
+	hr_bridge *bridge; /* --layer redis: the node's door to Redis, else NULL */
 	struct hr_worker *worker; /* the notification pipeline (NULL: not built in) */
 	hr_iothread threads[HR_MAX_THREADS];
 	unsigned n_threads;
