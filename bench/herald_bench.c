@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "bench_hist.h"
+#include "layer/layer.h"
 
 #define HEAD_MAX 128 /* payload bytes kept per message for the "t" scan */
 #define RX_BUF (256 * 1024) /* per receiver thread */
@@ -65,6 +66,13 @@ static struct {
 	char body_mode[16]; /* "herald" wraps the message, "raw" sends it as is */
 	char header[256]; /* optional extra request header line */
 	bool quiet;
+	/* --publish-redis: group_sends written into Redis by herald's own
+	 * channels_redis-compatible layer instead of HTTP requests */
+	const char *redis_url;
+	const char *group;
+	const char *prefix;
+	long redis_capacity;
+	long prefill; /* > 0: SIGSTOP the server, write this many, SIGCONT */
 } opt;
 
 static uint64_t
@@ -468,6 +476,8 @@ static struct {
 	_Atomic uint64_t reconnects;
 	_Atomic uint64_t late; /* fixed rate: sends that could not go out on time */
 	_Atomic uint64_t unanswered; /* still in flight when the publisher gave up */
+	_Atomic uint64_t full; /* Redis: group_sends refused by the capacity script */
+	atomic_bool done; /* the publisher thread has finished */
 	uint64_t first_ns, last_ns;
 	struct hr_hist answer;
 	char first_error[160];
@@ -775,6 +785,152 @@ pub_main(void *arg)
 	}
 	atomic_store(&g_pub.unanswered, lost);
 	close(epfd);
+	atomic_store(&g_pub.done, true);
+	return NULL;
+}
+
+/* ---- Redis publisher ----
+ *
+ * Writes group_sends into Redis through herald's own Redis layer
+ * (hr_layer_redis_ops), which is differential-tested byte for byte against
+ * channels_redis 4.0's RedisChannelLayer.group_send: ZREMRANGEBYSCORE and
+ * ZRANGE on the group key, members bucketed by channel key, one member per
+ * key (12 random bytes + the msgpack map with "__asgi_channel__" as a list),
+ * then the capacity script (ZCOUNT, ZADD, EXPIRE). That is three round trips
+ * per group_send, as in Python; --pub-conns threads send concurrently over
+ * the layer's connection pool, so the publisher is not the bottleneck.
+ */
+static hr_layer *g_rlayer;
+static _Atomic long g_prefill_ticket;
+
+/* The herald-mode JSON body with "t" set now, as msgpack. */
+static int
+build_redis_msg(uint64_t seq, hr_msg **out, uint64_t *t_out)
+{
+	char body[BODY_MAX];
+	uint64_t t = now_ns();
+	int m = snprintf(body, sizeof body,
+	    "{\"type\":\"notification_message\",\"message\":{\"t\":%" PRIu64 ",\"seq\":%" PRIu64
+	    ",\"pad\":\"",
+	    t, seq);
+	if (m < 0 || (size_t)m >= sizeof body)
+		return HR_EMSGSIZE;
+	size_t blen = (size_t)m;
+	while (blen + 3 < (size_t)opt.size + 41 && blen < sizeof body - 8)
+		body[blen++] = 'x';
+	memcpy(body + blen, "\"}}", 3);
+	blen += 3;
+	hr_buf b;
+	hr_buf_init(&b, 0);
+	int rv = hr_codec_json_to_msgpack(body, blen, true, &b, NULL, 0);
+	if (rv == 0)
+		rv = hr_buf_finish(&b, out);
+	hr_buf_fini(&b);
+	*t_out = t;
+	return rv;
+}
+
+static void
+redis_send_one(uint64_t seq)
+{
+	hr_msg *m = NULL;
+	uint64_t t;
+	int rv = build_redis_msg(seq, &m, &t);
+	hr_group_send_result res = { 0, 0 };
+	if (rv == 0)
+		rv = hr_layer_group_send(g_rlayer, opt.group, m, &res);
+	hr_msg_unref(m);
+	atomic_fetch_add_explicit(&g_pub.sent, 1, memory_order_relaxed);
+	if (rv != 0) {
+		char why[128];
+		snprintf(why, sizeof why, "group_send: %s", hr_strerror(rv));
+		pub_error(why);
+		atomic_fetch_add(&g_pub.errors, 1);
+	} else if (res.full > 0) {
+		atomic_fetch_add(&g_pub.full, 1);
+		pub_error("group_send: a channel was full (raise --redis-capacity)");
+	} else {
+		atomic_fetch_add_explicit(&g_pub.ok, 1, memory_order_relaxed);
+	}
+	g_pub.last_ns = t; /* approximate across threads; for the offered rate only */
+}
+
+static void *
+pub_redis_main(void *arg)
+{
+	int idx = (int)(intptr_t)arg;
+	uint64_t start = now_ns();
+	if (opt.prefill > 0) {
+		for (;;) {
+			long k = atomic_fetch_add(&g_prefill_ticket, 1);
+			if (k >= opt.prefill || atomic_load(&g_stop_pub))
+				break;
+			redis_send_one((uint64_t)k);
+		}
+		return NULL;
+	}
+	uint64_t end = start + (uint64_t)(opt.duration * 1e9);
+	uint64_t interval = opt.rate > 0 ? (uint64_t)(1e9 * opt.pub_conns / opt.rate) : 0;
+	uint64_t next = start + (interval / (uint64_t)opt.pub_conns) * (uint64_t)idx;
+	uint64_t seq = (uint64_t)idx << 40;
+	while (!atomic_load(&g_stop_pub) && now_ns() < end) {
+		if (interval) {
+			uint64_t t = now_ns();
+			if (t < next) {
+				uint64_t d = next - t;
+				struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			next += interval;
+			if (now_ns() > next + interval * 4) {
+				uint64_t behind = (now_ns() - next) / interval;
+				atomic_fetch_add(&g_pub.late, behind);
+				next += behind * interval;
+			}
+		}
+		redis_send_one(seq++);
+	}
+	return NULL;
+}
+
+/* Runs the --pub-conns sender threads; with --prefill, between SIGSTOP and
+ * SIGCONT of the server, and the measurement window starts at SIGCONT. */
+static void *
+pub_redis_run(void *arg)
+{
+	(void)arg;
+	pthread_t th[MAX_PUB_CONNS];
+	int started = 0;
+	g_pub.first_ns = now_ns();
+	if (opt.prefill > 0) {
+		if (kill(opt.server_pid, SIGSTOP) != 0) {
+			pub_error("cannot SIGSTOP the server");
+			atomic_store(&g_pub.done, true);
+			return NULL;
+		}
+		usleep(300000); /* let the node's blocking pop time out in Redis */
+	}
+	for (int i = 0; i < opt.pub_conns; i++) {
+		if (pthread_create(&th[i], NULL, pub_redis_main, (void *)(intptr_t)i) != 0) {
+			pub_error("pthread_create failed");
+			break;
+		}
+		started++;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if (opt.prefill > 0) {
+		uint64_t t_fill = now_ns();
+		if (!opt.quiet)
+			fprintf(stderr, "prefilled %" PRIu64 " group_sends in %.2f s (%.0f/s); SIGCONT\n",
+			    (uint64_t)g_pub.ok, (double)(t_fill - g_pub.first_ns) / 1e9,
+			    (double)g_pub.ok * 1e9 / (double)(t_fill - g_pub.first_ns + 1));
+		g_pub.first_ns = now_ns();
+		if (kill(opt.server_pid, SIGCONT) != 0)
+			pub_error("cannot SIGCONT the server");
+	}
+	atomic_store(&g_pub.done, true);
 	return NULL;
 }
 
@@ -858,6 +1014,15 @@ usage(FILE *f)
 	    "  --settle S              pause after connecting before measuring RSS (default 1)\n"
 	    "  --client-threads T      receiver threads (default 1)\n"
 	    "  --server-pid PID        read the server's VmRSS from /proc\n"
+	    "  --publish-redis URL     redis://127.0.0.1:PORT: write group_sends into Redis as\n"
+	    "                          channels_redis 4.0 does (instead of --publish); --pub-conns\n"
+	    "                          sender threads, --rate as above (total)\n"
+	    "  --group G               group for --publish-redis (default notifications)\n"
+	    "  --prefix P              channels_redis key prefix (default asgi)\n"
+	    "  --redis-capacity N      the publisher's channel capacity (default 100, as Channels)\n"
+	    "  --prefill K             with --publish-redis and --server-pid: SIGSTOP the server,\n"
+	    "                          write K group_sends, SIGCONT; deliveries_per_s is then the\n"
+	    "                          drain rate from SIGCONT (latencies include the stop)\n"
 	    "  -q, --quiet             no progress lines\n"
 	    "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
 }
@@ -885,6 +1050,9 @@ main(int argc, char **argv)
 	opt.settle = 1;
 	opt.threads = 1;
 	snprintf(opt.body_mode, sizeof opt.body_mode, "herald");
+	opt.group = "notifications";
+	opt.prefix = "asgi";
+	opt.redis_capacity = 100;
 	enum {
 		O_SRC = 256,
 		O_CR,
@@ -899,7 +1067,12 @@ main(int argc, char **argv)
 		O_DRAIN,
 		O_SETTLE,
 		O_THR,
-		O_PID
+		O_PID,
+		O_RPUB,
+		O_GROUP,
+		O_PREFIX,
+		O_RCAP,
+		O_PREFILL
 	};
 	static const struct option lo[] = {
 		{ "url", required_argument, NULL, 'u' },
@@ -919,6 +1092,11 @@ main(int argc, char **argv)
 		{ "settle", required_argument, NULL, O_SETTLE },
 		{ "client-threads", required_argument, NULL, O_THR },
 		{ "server-pid", required_argument, NULL, O_PID },
+		{ "publish-redis", required_argument, NULL, O_RPUB },
+		{ "group", required_argument, NULL, O_GROUP },
+		{ "prefix", required_argument, NULL, O_PREFIX },
+		{ "redis-capacity", required_argument, NULL, O_RCAP },
+		{ "prefill", required_argument, NULL, O_PREFILL },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -977,6 +1155,21 @@ main(int argc, char **argv)
 		case O_PID:
 			opt.server_pid = atoi(optarg);
 			break;
+		case O_RPUB:
+			opt.redis_url = optarg;
+			break;
+		case O_GROUP:
+			opt.group = optarg;
+			break;
+		case O_PREFIX:
+			opt.prefix = optarg;
+			break;
+		case O_RCAP:
+			opt.redis_capacity = atol(optarg);
+			break;
+		case O_PREFILL:
+			opt.prefill = atol(optarg);
+			break;
 		case 'q':
 			opt.quiet = true;
 			break;
@@ -1030,6 +1223,40 @@ main(int argc, char **argv)
 	    || strchr(opt.header, '\r') || strchr(opt.header, '\n')) {
 		fprintf(stderr, "herald-bench: option out of range\n");
 		usage(stderr);
+		return 2;
+	}
+	if (opt.redis_url) {
+		char rh[64], rpath[64];
+		int rport;
+		struct in_addr ra;
+		if (pub || parse_url(opt.redis_url, "redis", rh, sizeof rh, &rport, rpath, sizeof rpath)
+		        != 0
+		    || !loopback_host(rh, &ra)) {
+			fprintf(stderr, "herald-bench: --publish-redis wants redis://127.0.0.1:PORT[/DB] "
+			                "(loopback) and no --publish\n");
+			return 2;
+		}
+		if (hr_name_check_group(opt.group, strlen(opt.group)) != 0 || opt.redis_capacity < 1
+		    || (opt.prefill > 0 && opt.server_pid <= 0) || opt.prefill < 0
+		    || opt.prefill > 10000000) {
+			fprintf(stderr, "herald-bench: bad --group, --redis-capacity or --prefill "
+			                "(--prefill needs --server-pid)\n");
+			return 2;
+		}
+		hr_layer_opts lo2;
+		hr_layer_opts_default(&lo2);
+		lo2.prefix = opt.prefix;
+		lo2.capacity = (size_t)opt.redis_capacity;
+		lo2.hosts = &opt.redis_url;
+		lo2.n_hosts = 1;
+		int rv = hr_layer_create(&g_rlayer, &hr_layer_redis_ops, &lo2);
+		if (rv != 0) {
+			fprintf(stderr, "herald-bench: Redis layer: %s\n", hr_strerror(rv));
+			return 2;
+		}
+		opt.publish = true;
+	} else if (opt.prefill > 0) {
+		fprintf(stderr, "herald-bench: --prefill needs --publish-redis\n");
 		return 2;
 	}
 	if (opt.sources <= 0)
@@ -1152,7 +1379,7 @@ main(int argc, char **argv)
 	uint64_t t_pub = now_ns();
 	hr_hist_init(&g_pub.answer);
 	if (opt.publish && connected > 0 && !g_interrupted) {
-		if (pthread_create(&pth, NULL, pub_main, NULL) != 0) {
+		if (pthread_create(&pth, NULL, g_rlayer ? pub_redis_run : pub_main, NULL) != 0) {
 			fprintf(stderr, "herald-bench: pthread_create failed\n");
 			return 1;
 		}
@@ -1195,7 +1422,7 @@ main(int argc, char **argv)
 				break;
 			continue;
 		}
-		if (!pub_joined && t >= hold_end) {
+		if (!pub_joined && (t >= hold_end || atomic_load(&g_pub.done))) {
 			/* the publisher stops by itself once its answers are in */
 			pthread_join(pth, NULL);
 			pub_joined = true;
@@ -1255,14 +1482,14 @@ main(int argc, char **argv)
 	    "\n== herald-bench %s ==\n"
 	    "connections  %" PRIu64 " open, %" PRIu64 " failed, %" PRIu64
 	    " closed by server; connect %.2f s over %d source address(es)\n"
-	    "published    %" PRIu64 " ok, %" PRIu64 " errors, %" PRIu64
-	    " unanswered (%.0f/s offered%s)\n"
+	    "published    %" PRIu64 " ok, %" PRIu64 " errors, %" PRIu64 " unanswered, %" PRIu64
+	    " full (%.0f/s offered%s)\n"
 	    "frames       %" PRIu64 " of %" PRIu64 " expected (%" PRIu64 " without \"t\")\n"
 	    "deliveries   %.0f /s over %.2f s\n"
 	    "latency ms   p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
 	    "server RSS   %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes/conn\n",
 	    url, connected, failed, closed, connect_s, opt.sources, published,
-	    (uint64_t)g_pub.errors, (uint64_t)g_pub.unanswered, pps,
+	    (uint64_t)g_pub.errors, (uint64_t)g_pub.unanswered, (uint64_t)g_pub.full, pps,
 	    g_pub.late ? ", publisher fell behind" : "", frames, expected, no_t, dps, window, p50,
 	    p90, p99, p999, pmax, rss_before, rss_after, rss_end, bpc);
 	if (err[0])
@@ -1272,7 +1499,7 @@ main(int argc, char **argv)
 	printf("{\"url\":\"%s\",\"connections\":%" PRIu64 ",\"connect_failures\":%" PRIu64
 	       ",\"closed_by_server\":%" PRIu64 ",\"connect_s\":%.3f,\"published\":%" PRIu64
 	       ",\"publish_errors\":%" PRIu64 ",\"publish_unanswered\":%" PRIu64
-	       ",\"publish_late\":%" PRIu64 ",\"publish_per_s\":%.1f,\"frames\":%" PRIu64
+	       ",\"publish_late\":%" PRIu64 ",\"publish_full\":%" PRIu64 ",\"publish_per_s\":%.1f,\"frames\":%" PRIu64
 	       ",\"expected\":%" PRIu64 ",\"frames_without_t\":%" PRIu64
 	       ",\"window_s\":%.3f,\"deliveries_per_s\":%.1f"
 	       ",\"latency_samples\":%" PRIu64 ",\"min_ms\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f"
@@ -1280,7 +1507,7 @@ main(int argc, char **argv)
 	       ",\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_end_kb\":%ld"
 	       ",\"bytes_per_conn\":%.1f,\"size\":%d,\"rate\":%.1f}\n",
 	    url, connected, failed, closed, connect_s, published, (uint64_t)g_pub.errors,
-	    (uint64_t)g_pub.unanswered, (uint64_t)g_pub.late, pps, frames, expected, no_t, window,
+	    (uint64_t)g_pub.unanswered, (uint64_t)g_pub.late, (uint64_t)g_pub.full, pps, frames, expected, no_t, window,
 	    dps, h->count, pmin, p50, p90, p99, p999, pmax, hr_hist_pct(&g_pub.answer, 50.0) / 1e6,
 	    rss_before, rss_after, rss_end, bpc, opt.size, opt.rate);
 	fflush(stdout);
@@ -1293,5 +1520,6 @@ main(int argc, char **argv)
 		free(g_rx[i].buf);
 	}
 	free(g_rx);
+	hr_layer_destroy(g_rlayer);
 	return connected > 0 ? 0 : 1;
 }

@@ -863,6 +863,27 @@ mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether a member popped with this score (its send time) has expired: the
+ * test channels_redis applies when it cleans a key before a send
+ * (ZREMRANGEBYSCORE key 0 int(time.time()) - expiry). A node that was
+ * stopped, or fell behind, drops what it would otherwise deliver too late. */
+static bool
+popped_expired(hr_layer *l, const redisReply *score)
+{
+	const rds *r = l->_be;
+	if (score == NULL || score->type != REDIS_REPLY_STRING)
+		return false;
+	char buf[64];
+	size_t n = score->len < sizeof(buf) - 1 ? score->len : sizeof(buf) - 1;
+	memcpy(buf, score->str, n);
+	buf[n] = '\0';
+	char *end;
+	double v = strtod(buf, &end);
+	if (end == buf || !isfinite(v))
+		return false;
+	return v <= (double)((long long)hr_layer__now(l) - r->expiry);
+}
+
 /* One attempt on shard idx: restore the backup, pop (blocking up to wait_ms
  * when > 0), back the member up, decode it, drop the backup. 0 with *out set,
  * HR_EAGAIN when nothing came, HR_EBADMSG when a malformed member was dropped
@@ -940,9 +961,14 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		if (rv != 0)
 			goto done;
 	}
-	rv = decode_member(mem_r->str, mem_r->len, channel, clen, process_key, out, t);
-	if (rv == HR_EBADMSG)
-		hr_layer__count_bad(l, 1);
+	if (popped_expired(l, score_r)) {
+		hr_layer__count_expired(l, 1);
+		rv = HR_EBADMSG; /* dropped: the caller moves on as for a bad member */
+	} else {
+		rv = decode_member(mem_r->str, mem_r->len, channel, clen, process_key, out, t);
+		if (rv == HR_EBADMSG)
+			hr_layer__count_bad(l, 1);
+	}
 	{
 		redisReply *r2 = NULL;
 		const char *a[] = { "ZPOPMIN", backup };
@@ -1052,6 +1078,10 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 		const redisReply *m = rep->element[2 * i];
 		if (m->type != REDIS_REPLY_STRING) {
 			hr_layer__count_bad(l, 1);
+			continue;
+		}
+		if (popped_expired(l, rep->element[2 * i + 1])) {
+			hr_layer__count_expired(l, 1);
 			continue;
 		}
 		hr_layer_item *it = &items[*n];

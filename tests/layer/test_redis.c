@@ -106,6 +106,17 @@ expect_receive(const char *ch, const char *j)
 	hr_msg_unref(m);
 }
 
+/* A score a little before now: members written by hand with it are fresh
+ * (the layer drops members older than expiry when it pops them) and keep the
+ * order of i. i < 16. */
+static const char *
+recent(int i)
+{
+	static char buf[16][32];
+	snprintf(buf[i], sizeof(buf[i]), "%lld", (long long)time(NULL) - 30 + i);
+	return buf[i];
+}
+
 static redisReply *
 raw(redisContext *c, const char *fmt, ...)
 {
@@ -399,7 +410,7 @@ Test(redis_layer, inflight_backup_is_restored)
 	char member[256];
 	memset(member, 'R', 12);
 	memcpy(member + 12, hr_msg_data(m), hr_msg_len(m));
-	redisReply *r = raw(srv.c, "ZADD asgiq$inflight 5 %b", member, 12 + hr_msg_len(m));
+	redisReply *r = raw(srv.c, "ZADD asgiq$inflight %s %b", recent(5), member, 12 + hr_msg_len(m));
 	freeReplyObject(r);
 	hr_msg_unref(m);
 	send_json("q", "{\"type\":\"later\"}", 0);
@@ -414,24 +425,24 @@ Test(redis_layer, malformed_members_are_dropped_and_counted)
 	const char *k = "asgiq";
 	/* too short; bad msgpack; not a map; trailing bytes; bad target type;
 	 * bad target name */
-	freeReplyObject(raw(srv.c, "ZADD %s 1 %b", k, "short", (size_t)5));
-	freeReplyObject(raw(srv.c, "ZADD %s 2 %b", k, "RRRRRRRRRRRR\xc1", (size_t)13));
-	freeReplyObject(raw(srv.c, "ZADD %s 3 %b", k, "RRRRRRRRRRRR\x93\x01\x02\x03", (size_t)16));
-	freeReplyObject(raw(srv.c, "ZADD %s 4 %b", k, "RRRRRRRRRRRR\x80\x80", (size_t)14));
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(1), "short", (size_t)5));
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(2), "RRRRRRRRRRRR\xc1", (size_t)13));
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(3), "RRRRRRRRRRRR\x93\x01\x02\x03", (size_t)16));
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(4), "RRRRRRRRRRRR\x80\x80", (size_t)14));
 	hr_buf b;
 	hr_buf_init(&b, 0);
 	hr_buf_append(&b, "RRRRRRRRRRRR", 12);
 	hr_mp_map(&b, 1);
 	hr_mp_cstr(&b, "__asgi_channel__");
 	hr_mp_int(&b, 7);
-	freeReplyObject(raw(srv.c, "ZADD %s 5 %b", k, hr_buf_data(&b), hr_buf_len(&b)));
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(5), hr_buf_data(&b), hr_buf_len(&b)));
 	hr_buf_reset(&b);
 	hr_buf_append(&b, "RRRRRRRRRRRR", 12);
 	hr_mp_map(&b, 1);
 	hr_mp_cstr(&b, "__asgi_channel__");
 	hr_mp_array(&b, 1);
 	hr_mp_cstr(&b, "bad name");
-	freeReplyObject(raw(srv.c, "ZADD %s 6 %b", k, hr_buf_data(&b), hr_buf_len(&b)));
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(6), hr_buf_data(&b), hr_buf_len(&b)));
 	hr_buf_fini(&b);
 	freeReplyObject(
 	    raw(srv.c, "ZADD %s 7000000000 %b", k, "RRRRRRRRRRRR\x81\xa4type\xa2ok", (size_t)21));
@@ -442,7 +453,7 @@ Test(redis_layer, malformed_members_are_dropped_and_counted)
 	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgiq"), 0);
 	cr_assert_eq(raw_int(srv.c, "EXISTS %s", "asgiq$inflight"), 0);
 	/* a process key's member must name channels of that process */
-	freeReplyObject(raw(srv.c, "ZADD %s 1 %b", "asgispecific.p!",
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", "asgispecific.p!", recent(1),
 	    "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xa9other!abc", (size_t)40));
 	hr_layer_targets t = { 0 };
 	hr_msg *out = NULL;
@@ -521,7 +532,7 @@ Test(redis_layer, two_shards_follow_consistent_hash)
 	/* a process key drains on every shard (Python's send hashes the
 	 * full name, so its messages may sit on another shard) */
 	freeReplyObject(
-	    raw(srv2.c, "ZADD %s 1 %b", "asgispecific.00000000000000000000000000000000!",
+	    raw(srv2.c, "ZADD %s %s %b", "asgispecific.00000000000000000000000000000000!", recent(1),
 	        "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xd9\x2d"
 	        "specific.00000000000000000000000000000000!abc",
 	        (size_t)(12 + 1 + 17 + 2 + 45)));
@@ -602,7 +613,7 @@ Test(redis_layer, batch_receive_drains_a_process_key, .timeout = 60)
 	}
 	/* a member left in the backup by a reader that died comes back first */
 	freeReplyObject(
-	    raw(srv.c, "ZADD %s 1 %b", "asgispecific.00000000000000000000000000000001!$inflight",
+	    raw(srv.c, "ZADD %s %s %b", "asgispecific.00000000000000000000000000000001!$inflight", recent(1),
 	        "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xd9\x30specific."
 	        "00000000000000000000000000000001!g.room",
 	        (size_t)(12 + 1 + 17 + 2 + 48)));
@@ -649,4 +660,39 @@ Test(redis_layer, batch_receive_drains_a_process_key, .timeout = 60)
 	hr_msg *out;
 	cr_assert_eq(hr_layer_receive_targets(mem, pk, 0, &out, &t), HR_ENOTSUP);
 	hr_layer_destroy(mem);
+}
+
+Test(redis_layer, members_older_than_expiry_are_dropped_when_popped)
+{
+	make_layer(100, NULL, 0, false);
+	/* channels_redis only cleans a key when it next sends to it: a member
+	 * that aged past expiry in a key nobody sent to since must not come
+	 * back (single receive and batch alike), and counts as expired */
+	const char *member = "RRRRRRRRRRRR\x81\xa4type\xa3old";
+	char old[32];
+	snprintf(old, sizeof(old), "%lld", (long long)time(NULL) - 61);
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", "asgiq", old, member, (size_t)20));
+	hr_msg *out = NULL;
+	cr_assert_eq(hr_layer_receive(L, "q", 0, &out), HR_EAGAIN);
+	hr_layer_stats st;
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.expired, 1);
+	cr_assert_eq(st.bad, 0);
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", "asgispecific.p!", old,
+	    "RRRRRRRRRRRR\x82\xa4type\xa3old\xb0__asgi_channel__\xaespecific.p!abc", (size_t)54));
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b", "asgispecific.p!", recent(1),
+	    "RRRRRRRRRRRR\x82\xa4type\xa3new\xb0__asgi_channel__\xaespecific.p!abc", (size_t)54));
+	hr_layer_item items[4];
+	size_t n = 0;
+	cr_assert_eq(hr_layer_receive_batch(L, "specific.p!", 0, items, 4, &n), 0);
+	cr_assert_eq(n, 1);
+	const char *type;
+	size_t tlen;
+	cr_assert_eq(hr_codec_get_type(hr_msg_data(items[0].msg), hr_msg_len(items[0].msg), &type,
+	                 &tlen),
+	    0);
+	cr_assert(tlen == 3 && memcmp(type, "new", 3) == 0);
+	hr_layer_items_release(items, n);
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.expired, 2);
 }
