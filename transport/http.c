@@ -257,6 +257,16 @@ api_key_ok(struct lws *wsi, const char *key)
 	return n > 0 && hr_api_key_check(got, (size_t)n, key);
 }
 
+/* One log line per refused API call: the peer's address, never the key. */
+static void
+log_api_key_refusal(struct lws *wsi)
+{
+	char peer[64];
+	if (lws_get_peer_simple(wsi, peer, sizeof(peer)) == NULL)
+		snprintf(peer, sizeof(peer), "?");
+	hr_log(HR_LOG_INFO, "api refused 401 from %s: api_key", peer);
+}
+
 /* Content-Type: application/json (parameters allowed) or absent. */
 static bool
 content_type_ok(struct lws *wsi)
@@ -369,6 +379,7 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 	} else if (c->api >= API_NOTIF_POST && n->cfg.api_key != NULL
 	    && !api_key_ok(wsi, n->cfg.api_key)) {
 		HR_METRIC_ADD(auth_failures[HR_AUTH_API_KEY], 1);
+		log_api_key_refusal(wsi);
 		status = 401;
 		err = "missing or bad API key";
 	} else if (want == LWSHUMETH_POST && !content_type_ok(wsi)) {

@@ -81,6 +81,15 @@ extern hr_metrics hr_transport__metrics;
  * lws sends it with one send(). */
 #define HR_SCRATCH (64u * 1024u)
 #define HR_HTTP_BODY_MAX (1u << 20)
+/* Connection bounds handed to lws (docs/SECURITY.md "Limits"): a connection
+ * that has not finished its request headers (or, with TLS, its handshake)
+ * within HR_HANDSHAKE_TIMEOUT_S is closed, however slowly it trickles bytes;
+ * an idle keep-alive HTTP connection after HR_HTTP_KEEPALIVE_S; request line
+ * plus headers over HR_HTTP_HEADER_MAX bytes close the connection unanswered
+ * (room for an 8 KiB token, HR_JWT_MAX, in ?token= or Authorization). */
+#define HR_HANDSHAKE_TIMEOUT_S 10u
+#define HR_HTTP_KEEPALIVE_S 5
+#define HR_HTTP_HEADER_MAX 12288u
 
 typedef struct hr_node hr_node;
 typedef struct hr_iothread hr_iothread;
