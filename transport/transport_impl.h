@@ -200,6 +200,18 @@ int hr_http__callback(
 void hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status);
 void hr_http__conn_fini(hr_conn *c);
 
+/* The pure parts of the HTTP API, callable without lws (tests/fuzz/fuzz_http.c).
+ * hr_http__route: route a request path (lws has percent-decoded it; no query):
+ * returns the endpoint (0: none, i.e. 404), sets *want to the LWSHUMETH_*
+ * it takes (-1: none), copies its group / channel / id into target (tcap
+ * bytes, NUL-terminated) and sets *bad to a reason when that name is too long
+ * (400), else NULL. hr_http__parse_send: validate a send's target name and
+ * JSON body; 0 with *out the msgpack message (one reference, the caller's),
+ * or the HTTP status (400, 503) with a reason in err. */
+int hr_http__route(const char *uri, int *want, char *target, size_t tcap, const char **bad);
+int hr_http__parse_send(bool group, const char *target, const char *body, size_t len, hr_msg **out,
+    char *err, size_t errlen);
+
 /* metrics.c */
 int hr_metrics__render(hr_node *n, hr_buf *out);
 size_t hr_metrics__ws_total(void);
