@@ -127,6 +127,37 @@ async def test_jwt_forgeries_each_refused_and_counted_once():
         print("  %-40s -> %s %s" % (name, got, ",".join(k.split('"')[1] for k in d) or "-"))
 
 
+async def test_origin_refusals_counted_once_and_not_logged():
+    with Herald("--allowed-origins", "https://*.example.com", threads=1) as h:
+        W = 'herald_auth_failures_total{reason="origin"}'
+        cases = [
+            ("missing Origin", h.url("/ws/notifications/"), None, 403),
+            ("evil Origin", h.url("/ws/notifications/"), "https://evil-attacker.net", 403),
+            ("apex of the pattern", h.url("/ws/notifications/"), "https://example.com", 403),
+            ("pattern as a suffix", h.url("/ws/health/"), "https://a.example.com.evil-attacker.net",
+             403),
+            ("null Origin", h.url("/ws/health/"), "null", 403),
+            ("subdomain", h.url("/ws/notifications/"), "https://app.example.com", 101),
+            ("deeper subdomain", h.url("/ws/health/"), "https://a.b.example.com", 101),
+        ]
+        for name, url, origin, want in cases:
+            m0 = metrics(h)
+            try:
+                async with websockets.connect(url, open_timeout=5, origin=origin) as ws:
+                    await ws.send('{"type":"ping"}')
+                    assert (await recv_json(ws))["type"] == "pong"
+                    got = 101
+            except websockets.exceptions.InvalidStatusCode as e:
+                got = e.status_code
+            d = delta(m0, metrics(h))
+            assert got == want, (name, got)
+            assert d.get(W, 0) == (1 if want == 403 else 0), (name, d)
+        h.stop()
+        with open(h.stderr_path, "rb") as f:
+            log = f.read().decode(errors="replace")
+    assert log.count("handshake refused 403") == 5 and "evil-attacker" not in log, log
+
+
 def test_api_key_guessing_401_json():
     with Herald("--api-key", API_KEY, "--log-level", "debug", threads=1) as h:
         msg = {"type": "notification_message", "message": {}}
