@@ -328,14 +328,15 @@ send_status(hr_conn *c)
  * Close with code after what is already queued for c (pongs, the rate-limit
  * error frame) has left, so the client sees them before the close frame;
  * closing straight from the receive callback put the close frame on the
- * wire first. Nothing more is read from c meanwhile.
+ * wire first. What still arrives meanwhile is read and discarded
+ * (ws_receive): not reading it would make the kernel answer the close with
+ * a reset, which can destroy the frames still on their way to the client.
  */
 static void
 close_after_queue(hr_conn *c, int code, const char *reason)
 {
 	c->close_code = code;
 	c->close_reason = reason;
-	lws_rx_flow_control(c->wsi, 0);
 	want_write(c);
 }
 
