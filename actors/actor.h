@@ -189,6 +189,28 @@ int hr_router_group_send(hr_router *r, const char *group, hr_msg *event, hr_repl
 int hr_router_send(hr_router *r, const char *channel, hr_msg *event, hr_reply_fn reply,
                    void *reply_arg, int timeout_ms);
 
+/*
+ * Federation hooks (the Redis bridge), called on the router thread, so they
+ * must only post and return. group_joined: a group got its first local
+ * member; group_left: its last local member left (both with the group's
+ * name, borrowed for the call). group_sent: a group_send (not a _local one)
+ * was fanned out locally; event is borrowed (take a reference to keep it).
+ * Any hook may be NULL. The hooks' target must outlive the router.
+ */
+typedef struct hr_router_hooks {
+	void *arg;
+	void (*group_joined)(void *arg, const char *group);
+	void (*group_left)(void *arg, const char *group);
+	void (*group_sent)(void *arg, const char *group, hr_msg *event);
+} hr_router_hooks;
+/* Install hooks (copied), in order with the other requests; groups that
+ * already have local members are reported to group_joined at once. */
+int hr_router_set_hooks(hr_router *r, const hr_router_hooks *hooks, int timeout_ms);
+/* group_send to the local members only (no group_sent hook): for messages
+ * that came from Redis. */
+int hr_router_group_send_local(hr_router *r, const char *group, hr_msg *event,
+                               hr_reply_fn reply, void *reply_arg, int timeout_ms);
+
 typedef struct hr_router_stats {
 	uint64_t group_sends;
 	uint64_t sends;

@@ -23,6 +23,9 @@ int hr_sys__thread_start(hr_sys_thread *t, const char *name, void *(*fn)(void *)
 void hr_sys__thread_join(hr_sys_thread *t);
 /* True on the thread itself. */
 bool hr_sys__thread_is_self(const hr_sys_thread *t);
+/* Sleep (EINTR resumes); monotonic clock in seconds. */
+void hr_sys__sleep_ms(int ms);
+double hr_sys__mono_s(void);
 
 /* The largest capacity hr_mailbox_create accepts (nng's push0 SENDBUF limit). */
 #define HR_MAILBOX_MAX_CAPACITY 8192u

@@ -61,6 +61,7 @@ enum {
 	R_GROUP_DISCARD,
 	R_GROUP_SEND,
 	R_SEND,
+	R_SET_HOOKS,
 };
 
 /* A request as it travels in a mail's p1 (owned by the mail). */
@@ -70,6 +71,7 @@ typedef struct req {
 	hr_reply_fn reply;
 	void *reply_arg;
 	bool badname; /* name too long to copy: refused on the router thread */
+	bool local_only; /* group_send: no group_sent hook */
 	char name[];
 } req;
 
@@ -324,6 +326,7 @@ struct hr_router {
 	hr_actor *consumers[HR_MAX_CONSUMERS];
 	size_t n_consumers;
 	atomic_bool cancelling; /* destroy: answer sends with HR_ECANCELED */
+	hr_router_hooks hooks; /* router thread only; all NULL until set */
 	/* Router state: ONLY touched from the router thread. */
 	smap groups; /* name -> group */
 	smap channels; /* name -> conn */
@@ -482,6 +485,8 @@ member_del(hr_router *r, group *g, conn *c, bool unlink_conn)
 		if (g->b[i].n > 0)
 			empty = false;
 	if (empty) {
+		if (r->hooks.group_left != NULL)
+			r->hooks.group_left(r->hooks.arg, g->name);
 		smap_del(&r->groups, g->name);
 		group_free(g);
 		atomic_fetch_sub(&r->st_groups, 1);
@@ -582,6 +587,7 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 	hr_router *r = state;
 	req *q = mail->p1;
 	group *g = smap_get(&r->groups, q->name);
+	bool fresh = g == NULL;
 	conn *c;
 
 	if (g == NULL) {
@@ -606,6 +612,8 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 		smap_del(&r->groups, g->name);
 		group_free(g);
 		atomic_fetch_sub(&r->st_groups, 1);
+	} else if (fresh && r->hooks.group_joined != NULL) {
+		r->hooks.group_joined(r->hooks.arg, g->name);
 	}
 out:
 	req_free(q);
@@ -672,6 +680,8 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 		if (rv < 0)
 			status = rv;
 	}
+	if (!q->local_only && r->hooks.group_sent != NULL)
+		r->hooks.group_sent(r->hooks.arg, q->name, q->event);
 out:
 	reply(q, status);
 	req_free(q);
@@ -712,11 +722,30 @@ on_send(hr_actor *self, void *state, hr_mail *mail)
 	req_free(q);
 }
 
+static void
+on_set_hooks(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	hr_router_hooks *h = mail->p1;
+
+	r->hooks = *h;
+	free(h);
+	/* Groups that already have members count as joined now. */
+	if (r->hooks.group_joined != NULL)
+		for (size_t i = 0; i < r->groups.cap; i++)
+			for (snode *x = r->groups.b[i]; x != NULL; x = x->next)
+				r->hooks.group_joined(r->hooks.arg, x->key);
+}
+
 /* Mail never handled (the actor was gone): answer and free. */
 static void
 router_drop(void *arg, hr_mail *mail)
 {
 	req *q = mail->p1;
+	if (mail->kind == R_SET_HOOKS) {
+		free(mail->p1);
+		return;
+	}
 	if (q == NULL)
 		return;
 	reply(q, HR_ECANCELED);
@@ -730,6 +759,7 @@ static const hr_actor_fn router_handlers[] = {
 	[R_GROUP_DISCARD - HR_MAIL_USER] = on_group_discard,
 	[R_GROUP_SEND - HR_MAIL_USER] = on_group_send,
 	[R_SEND - HR_MAIL_USER] = on_send,
+	[R_SET_HOOKS - HR_MAIL_USER] = on_set_hooks,
 };
 
 /* ---------------------------------------------------------------- public */
@@ -800,7 +830,7 @@ hr_router_destroy(hr_router *r)
 
 static int
 post_req(hr_router *r, uint32_t kind, const char *name, hr_member m, hr_msg *event, hr_reply_fn fn,
-    void *arg, int timeout_ms)
+    void *arg, int timeout_ms, bool local_only)
 {
 	size_t len;
 	req *q;
@@ -832,6 +862,7 @@ post_req(hr_router *r, uint32_t kind, const char *name, hr_member m, hr_msg *eve
 	q->reply = fn;
 	q->reply_arg = arg;
 	q->badname = bad;
+	q->local_only = local_only;
 	memcpy(q->name, name, len);
 	q->name[len] = '\0';
 	hr_mail mail = { .kind = kind, .p1 = q };
@@ -845,25 +876,25 @@ post_req(hr_router *r, uint32_t kind, const char *name, hr_member m, hr_msg *eve
 int
 hr_router_conn_open(hr_router *r, const char *channel, hr_member m, int timeout_ms)
 {
-	return post_req(r, R_CONN_OPEN, channel, m, NULL, NULL, NULL, timeout_ms);
+	return post_req(r, R_CONN_OPEN, channel, m, NULL, NULL, NULL, timeout_ms, false);
 }
 
 int
 hr_router_conn_close(hr_router *r, const char *channel, hr_member m, int timeout_ms)
 {
-	return post_req(r, R_CONN_CLOSE, channel, m, NULL, NULL, NULL, timeout_ms);
+	return post_req(r, R_CONN_CLOSE, channel, m, NULL, NULL, NULL, timeout_ms, false);
 }
 
 int
 hr_router_group_add(hr_router *r, const char *gname, hr_member m, int timeout_ms)
 {
-	return post_req(r, R_GROUP_ADD, gname, m, NULL, NULL, NULL, timeout_ms);
+	return post_req(r, R_GROUP_ADD, gname, m, NULL, NULL, NULL, timeout_ms, false);
 }
 
 int
 hr_router_group_discard(hr_router *r, const char *gname, hr_member m, int timeout_ms)
 {
-	return post_req(r, R_GROUP_DISCARD, gname, m, NULL, NULL, NULL, timeout_ms);
+	return post_req(r, R_GROUP_DISCARD, gname, m, NULL, NULL, NULL, timeout_ms, false);
 }
 
 int
@@ -871,7 +902,7 @@ hr_router_group_send(hr_router *r, const char *gname, hr_msg *event, hr_reply_fn
     void *reply_arg, int timeout_ms)
 {
 	hr_member none = { 0 };
-	return post_req(r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms);
+	return post_req(r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms, false);
 }
 
 int
@@ -879,7 +910,35 @@ hr_router_send(hr_router *r, const char *channel, hr_msg *event, hr_reply_fn rep
     void *reply_arg, int timeout_ms)
 {
 	hr_member none = { 0 };
-	return post_req(r, R_SEND, channel, none, event, reply_fn, reply_arg, timeout_ms);
+	return post_req(r, R_SEND, channel, none, event, reply_fn, reply_arg, timeout_ms, false);
+}
+
+int
+hr_router_group_send_local(hr_router *r, const char *gname, hr_msg *event, hr_reply_fn reply_fn,
+    void *reply_arg, int timeout_ms)
+{
+	hr_member none = { 0 };
+	return post_req(
+	    r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms, true);
+}
+
+int
+hr_router_set_hooks(hr_router *r, const hr_router_hooks *hooks, int timeout_ms)
+{
+	hr_router_hooks *h;
+	int rv;
+
+	if (r == NULL || hooks == NULL)
+		return HR_EINVAL;
+	if ((h = malloc(sizeof(*h))) == NULL)
+		return HR_ENOMEM;
+	*h = *hooks;
+	hr_mail mail = { .kind = R_SET_HOOKS, .p1 = h };
+	if ((rv = hr_actor_send(r->actor, &mail, timeout_ms)) != 0) {
+		free(h);
+		return rv == HR_ETIMEDOUT ? HR_EAGAIN : rv;
+	}
+	return 0;
 }
 
 void

@@ -5,7 +5,9 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "actors/actor_impl.h"
 
@@ -45,4 +47,20 @@ bool
 hr_sys__thread_is_self(const hr_sys_thread *t)
 {
 	return t->_started && pthread_equal((pthread_t)t->_id, pthread_self());
+}
+
+void
+hr_sys__sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+double
+hr_sys__mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -294,6 +294,28 @@ hr_layer_group_send(hr_layer *l, const char *group, hr_msg *msg, hr_group_send_r
 }
 
 int
+hr_layer_group_send_except(hr_layer *l, const char *group, hr_msg *msg, const char *except,
+    hr_group_send_result *res)
+{
+	if (res != NULL)
+		memset(res, 0, sizeof(*res));
+	if (l == NULL || group == NULL || except == NULL)
+		return HR_EINVAL;
+	size_t glen = strlen(group);
+	int rv = hr_name_check_group(group, glen);
+	if (rv != 0)
+		return rv;
+	if ((rv = check_msg(msg)) != 0)
+		return rv;
+	if (l->_ops->group_send_except == NULL)
+		return HR_ENOTSUP;
+	hr_group_send_result local;
+	memset(&local, 0, sizeof(local));
+	return l->_ops->group_send_except(
+	    l, group, glen, msg, except, strlen(except), res != NULL ? res : &local);
+}
+
+int
 hr_layer_flush(hr_layer *l)
 {
 	if (l == NULL)

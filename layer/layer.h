@@ -340,6 +340,12 @@ int hr_layer_group_discard(hr_layer *l, const char *group, const char *channel);
  * an expired message has left all its groups first, as in Channels. */
 int hr_layer_group_send(hr_layer *l, const char *group, hr_msg *msg, hr_group_send_result *res);
 
+/* group_send, except to the one member channel named `except` (which the
+ * caller reaches by other means: a node fanning out to its own local members
+ * sends to the other members only). Redis backend only; HR_ENOTSUP (memory). */
+int hr_layer_group_send_except(hr_layer *l, const char *group, hr_msg *msg, const char *except,
+                               hr_group_send_result *res);
+
 /* Drop every channel, message and group. */
 int hr_layer_flush(hr_layer *l);
 

@@ -40,6 +40,8 @@ struct hr_layer_ops {
 	int (*client_prefix)(hr_layer *l, char *out, size_t outlen);
 	int (*receive_batch)(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
 	                     hr_layer_item *items, size_t max, size_t *n);
+	int (*group_send_except)(hr_layer *l, const char *group, size_t glen, hr_msg *msg,
+	                         const char *except, size_t elen, hr_group_send_result *res);
 };
 
 struct hr_layer {

@@ -1340,7 +1340,8 @@ done:
 }
 
 static int
-rd_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_group_send_result *res)
+group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const char *except,
+    size_t elen, hr_group_send_result *res)
 {
 	rds *r = l->_be;
 	char key[RD_KEY_MAX], cut[32];
@@ -1391,6 +1392,8 @@ rd_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_group
 			hr_layer__count_bad(l, 1); /* not a channel: nobody to send to */
 			continue;
 		}
+		if (except != NULL && e->len == elen && memcmp(e->str, except, elen) == 0)
+			continue; /* the caller delivers to this one itself */
 		size_t nl = hr_name_nonlocal_len(e->str, e->len);
 		gm[n] = (gmem) { e->str, e->len, nl > 0 ? nl : e->len, i };
 		n++;
@@ -1449,6 +1452,19 @@ done:
 	return rv;
 }
 
+static int
+rd_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_group_send_result *res)
+{
+	return group_send_impl(l, group, glen, msg, NULL, 0, res);
+}
+
+static int
+rd_group_send_except(hr_layer *l, const char *group, size_t glen, hr_msg *msg,
+    const char *except, size_t elen, hr_group_send_result *res)
+{
+	return group_send_impl(l, group, glen, msg, except, elen, res);
+}
+
 /* ------------------------------------------------------------ flush */
 
 static int
@@ -1496,4 +1512,5 @@ const hr_layer_ops hr_layer_redis_ops = {
 	.receive_targets = rd_receive_targets,
 	.client_prefix = rd_client_prefix,
 	.receive_batch = rd_receive_batch,
+	.group_send_except = rd_group_send_except,
 };

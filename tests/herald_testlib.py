@@ -187,3 +187,85 @@ def run_tests(module_globals):
         print("FAILED: %s" % ", ".join(failed))
         sys.exit(1)
     print("all passed")
+
+
+class RedisServer:
+    """A real redis-server on 127.0.0.1:<free port>, killed at exit.
+
+    Persistence is off unless `dir` is given: then `stop(save=True)` writes
+    an RDB there and `start()` loads it again (same port), so a test can stop
+    Redis for a while without losing its keys."""
+
+    def __init__(self, dir=None):
+        import redis  # python3-redis, pulled in by python3-channels-redis
+        self._redis = redis
+        self.dir = dir
+        self.port = free_port()
+        self.url = "redis://127.0.0.1:%d" % self.port
+        self.proc = None
+        self.start()
+
+    def start(self, timeout=5.0):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--appendonly", "no", "--loglevel", "warning"]
+        if self.dir:
+            args += ["--dir", self.dir, "--dbfilename", "dump.rdb", "--save", ""]
+        else:
+            args += ["--save", ""]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        _procs.append(self.proc)
+        self.r = self._redis.Redis(host="127.0.0.1", port=self.port)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if self.r.ping():
+                    return
+            except self._redis.exceptions.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server on port %d did not start" % self.port)
+
+    def stop(self, save=False):
+        """Stop the server (SHUTDOWN SAVE when save, else kill)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if save:
+            try:
+                self.r.shutdown(save=True)
+            except self._redis.exceptions.ConnectionError:
+                pass
+            try:
+                self.proc.wait(10)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        self.proc.kill()
+        self.proc.wait(5)
+
+    def layer(self, **kw):
+        """A channels_redis RedisChannelLayer on this server (make it inside
+        the event loop that uses it)."""
+        from channels_redis.core import RedisChannelLayer
+        return RedisChannelLayer(hosts=[self.url], **kw)
+
+    def members(self, group, prefix="asgi"):
+        return sorted(m.decode() for m in self.r.zrange("%s:group:%s" % (prefix, group), 0, -1))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+def wait_until(cond, timeout=5.0, step=0.02, what="condition"):
+    """Poll cond() until it is true; AssertionError naming `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(step)
+    if not cond():
+        raise AssertionError("timed out waiting for %s" % what)

@@ -69,6 +69,10 @@ hr_http__conn_fini(hr_conn *c)
 static int
 respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 {
+	if (c->raw_http) {
+		c->awaiting_reply = false;
+		return hr_http1__respond(c, status, type, body, len);
+	}
 	free(c->resp);
 	c->resp = malloc(len + 1);
 	if (c->resp == NULL) {
@@ -243,38 +247,29 @@ split(char *path, char **segs)
 }
 
 static bool
-api_key_ok(struct lws *wsi, const char *key)
+api_key_ok(const hr_http_req *req, const char *key)
 {
-	char got[1024];
 	const char *tok;
 	size_t tl;
-	int n;
 
-	n = lws_hdr_copy(wsi, got, sizeof(got), WSI_TOKEN_HTTP_AUTHORIZATION);
-	if (n > 0 && hr_auth_bearer(got, (size_t)n, &tok, &tl) == 0)
+	if (req->auth != NULL && req->auth_len > 0
+	    && hr_auth_bearer(req->auth, req->auth_len, &tok, &tl) == 0)
 		return hr_api_key_check(tok, tl, key);
-	n = lws_hdr_custom_copy(wsi, got, sizeof(got), "x-api-key:", 10);
-	return n > 0 && hr_api_key_check(got, (size_t)n, key);
-}
-
-/* One log line per refused API call: the peer's address, never the key. */
-static void
-log_api_key_refusal(struct lws *wsi)
-{
-	char peer[64];
-	if (lws_get_peer_simple(wsi, peer, sizeof(peer)) == NULL)
-		snprintf(peer, sizeof(peer), "?");
-	hr_log(HR_LOG_INFO, "api refused 401 from %s: api_key", peer);
+	return req->api_key != NULL && req->api_key_len > 0
+	    && hr_api_key_check(req->api_key, req->api_key_len, key);
 }
 
 /* Content-Type: application/json (parameters allowed) or absent. */
 static bool
-content_type_ok(struct lws *wsi)
+content_type_ok(const hr_http_req *req)
 {
 	char ct[256];
-	int n = lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE);
-	if (n <= 0)
-		return n == 0 || lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE) == 0;
+	if (req->ctype == NULL || req->ctype_len == 0)
+		return true;
+	if (req->ctype_len >= sizeof(ct))
+		return false;
+	memcpy(ct, req->ctype, req->ctype_len);
+	ct[req->ctype_len] = '\0';
 	char *semi = strchr(ct, ';');
 	if (semi)
 		*semi = '\0';
@@ -291,11 +286,12 @@ static int
 on_healthz(hr_node *n, hr_conn *c)
 {
 	char body[160];
+	bool down = n->bridge != NULL && !hr_bridge_up(n->bridge);
 	int len = snprintf(body, sizeof(body),
-	    "{\"status\":\"ok\",\"layer\":\"%s\",\"redis\":\"%s\",\"connections\":%zu}",
-	    n->cfg.layer_redis ? "redis" : "memory", n->cfg.layer_redis ? "down" : "n/a",
-	    hr_metrics__ws_total());
-	return respond(c, 200, "application/json", body, (size_t)len);
+	    "{\"status\":\"%s\",\"layer\":\"%s\",\"redis\":\"%s\",\"connections\":%zu}",
+	    down ? "degraded" : "ok", n->cfg.layer_redis ? "redis" : "memory",
+	    n->bridge == NULL ? "n/a" : down ? "down" : "up", hr_metrics__ws_total());
+	return respond(c, down ? 503 : 200, "application/json", body, (size_t)len);
 }
 
 static int
@@ -360,14 +356,24 @@ hr_http__route(const char *uri, int *want, char *target, size_t tcap, const char
 	return api;
 }
 
-static int
-on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
+/* One log line per refused API call: the peer's address, never the key. */
+static void
+log_api_key_refusal(hr_conn *c)
+{
+	char peer[64];
+	if (c->wsi == NULL || lws_get_peer_simple(c->wsi, peer, sizeof(peer)) == NULL)
+		snprintf(peer, sizeof(peer), "?");
+	hr_log(HR_LOG_INFO, "api refused 401 from %s: api_key", peer);
+}
+
+int
+hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 {
 	hr_node *n = t->node;
-	char *ptr;
-	int ulen;
+	const char *uri = req->uri;
 
-	c->method = lws_http_get_uri_and_method(wsi, &ptr, &ulen);
+	c->method = req->method;
+	c->req_clen = req->clen;
 	c->pending_status = 0;
 	c->pending_error = NULL;
 	c->close_after = false;
@@ -392,12 +398,12 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 		status = 405;
 		err = "method not allowed";
 	} else if (c->api >= API_NOTIF_POST && n->cfg.api_key != NULL
-	    && !api_key_ok(wsi, n->cfg.api_key)) {
+	    && !api_key_ok(req, n->cfg.api_key)) {
 		HR_METRIC_ADD(auth_failures[HR_AUTH_API_KEY], 1);
-		log_api_key_refusal(wsi);
+		log_api_key_refusal(c);
 		status = 401;
 		err = "missing or bad API key";
-	} else if (want == LWSHUMETH_POST && !content_type_ok(wsi)) {
+	} else if (want == LWSHUMETH_POST && !content_type_ok(req)) {
 		status = 415;
 		err = "Content-Type must be application/json";
 	}
@@ -413,10 +419,7 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 	}
 
 	/* POST: the body decides, unless Content-Length already does */
-	char cl[32];
-	long long clen = -1;
-	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
-		clen = atoll(cl);
+	long long clen = req->clen;
 	if (clen > (long long)HR_HTTP_BODY_MAX) {
 		c->close_after = true;
 		return respond_error(c, 413, "body over 1 MiB");
@@ -425,7 +428,7 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 		c->pending_status = status;
 		c->pending_error = err;
 	}
-	if (clen < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+	if (clen < 0 && req->chunked) {
 		/* lws 4.1 hands no chunked request body to the protocol: refuse
 		 * clearly and close rather than parse the chunks as a request */
 		c->close_after = true;
@@ -433,8 +436,40 @@ on_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
 		    c, status ? status : 400, status ? err : "send the body with a Content-Length");
 	}
 	if (clen <= 0) /* no body is coming: answer now */
-		return hr_http__callback(t, wsi, LWS_CALLBACK_HTTP_BODY_COMPLETION, NULL, 0);
+		return hr_http__body_complete(t, c);
 	return 0;
+}
+
+/* The head of a request lws parsed (TLS connections). */
+static int
+on_lws_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
+{
+	char auth[1024], key[1024], ct[256], cl[32];
+	hr_http_req req = { .uri = uri, .clen = -1 };
+	char *ptr;
+	int ulen, k;
+
+	req.method = lws_http_get_uri_and_method(wsi, &ptr, &ulen);
+	if ((k = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION)) > 0) {
+		req.auth = auth;
+		req.auth_len = (size_t)k;
+	}
+	if ((k = lws_hdr_custom_copy(wsi, key, sizeof(key), "x-api-key:", 10)) > 0) {
+		req.api_key = key;
+		req.api_key_len = (size_t)k;
+	}
+	k = lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE);
+	if (k > 0) {
+		req.ctype = ct;
+		req.ctype_len = (size_t)k;
+	} else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE) > 0) {
+		req.ctype = "?"; /* too long to be application/json */
+		req.ctype_len = 1;
+	}
+	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+		req.clen = atoll(cl);
+	req.chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+	return hr_http__request(t, c, &req);
 }
 
 /* ---------------------------------------------------------------- sends */
@@ -483,10 +518,15 @@ hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 	case HR_ECLOSED:
 		respond_error(c, 503, "shutting down");
 		break;
+	case HR_EIO:
+		respond_error(c, 503, "redis unavailable");
+		break;
 	default:
 		respond_error(c, 503, hr_strerror(status));
 		break;
 	}
+	if (c->raw_http)
+		hr_http1__resume(c);
 }
 
 int
@@ -548,8 +588,16 @@ on_send(hr_iothread *t, hr_conn *c)
 	r->t = t;
 	r->conn = c->id;
 	c->awaiting_reply = true;
-	rv = group ? hr_router_group_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS)
-	           : hr_router_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+	/* With Redis, a channel outside this node's process key lives in Redis. */
+	if (!group && n->bridge != NULL
+	    && strncmp(c->target, hr_bridge_process_key(n->bridge),
+	           strlen(hr_bridge_process_key(n->bridge)))
+	        != 0)
+		rv = hr_bridge_send(n->bridge, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+	else if (group)
+		rv = hr_router_group_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+	else
+		rv = hr_router_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	hr_msg_unref(msg);
 	if (rv != 0) {
 		/* an async call that fails never calls back (STYLE 9) */
@@ -562,8 +610,8 @@ on_send(hr_iothread *t, hr_conn *c)
 	return 0;
 }
 
-static int
-on_body_complete(hr_iothread *t, hr_conn *c)
+int
+hr_http__body_complete(hr_iothread *t, hr_conn *c)
 {
 	if (c->pending_status)
 		return respond_error(c, c->pending_status, c->pending_error);
@@ -586,7 +634,7 @@ hr_http__callback(
 	case LWS_CALLBACK_HTTP:
 		if (c == NULL && hr_iothread__conn_new(t, wsi, &c) != 0)
 			return -1;
-		return on_request(t, wsi, c, in ? (const char *)in : "/") < 0 ? -1 : 0;
+		return on_lws_request(t, wsi, c, in ? (const char *)in : "/") < 0 ? -1 : 0;
 	case LWS_CALLBACK_HTTP_BODY:
 		if (c == NULL)
 			return -1;
@@ -611,9 +659,15 @@ hr_http__callback(
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		if (c == NULL)
 			return -1;
-		if (c->resp_ready || c->awaiting_reply)
-			return 0;
-		return on_body_complete(t, c) < 0 ? -1 : 0;
+		if (c->resp_ready || c->awaiting_reply) {
+			/* A second completion for one request with a body is lws
+			 * 4.1.6 re-reading a pipelined request from its buflist
+			 * (lws_http_action's loop, which never ends): close the
+			 * connection rather than spin. Plain-text connections
+			 * never get here (http1.c). */
+			return c->req_clen > 0 && !c->close_after ? -1 : 0;
+		}
+		return hr_http__body_complete(t, c) < 0 ? -1 : 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (c == NULL)
 			return 0;

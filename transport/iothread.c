@@ -35,7 +35,7 @@
  * Threads: everything here runs on the I/O thread except start/post_stop/
  * join/fini (main thread).
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -44,10 +44,20 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <errno.h>
 
 #include "transport/transport_impl.h"
 
 #define MAIL_DRAIN_CAP 256
+/*
+ * The ws rx buffer lws mallocs for every connection (rx_buffer_size). Every
+ * 16 KiB block touched a fresh page per connection: 6.4 KB of RSS per idle
+ * connection at 16384, 3.0 KB at 1024 (herald-bench, 5,000 idle
+ * connections, one thread). Inbound frames are small commands; a bigger
+ * one arrives in several RECEIVE callbacks and ws_receive() reassembles it
+ * up to --max-message.
+ */
+#define HR_WS_RX_BUF 1024
 #define STOP_GRACE_US (2 * LWS_USEC_PER_SEC)
 
 static int acceptor_cb(
@@ -62,9 +72,11 @@ static int mbox_cb(
  * sees both; tx_packet_size lets one send() carry a whole scratch buffer.
  */
 static const struct lws_protocols protocols[]
-    = { { "http", hr_transport__callback, 0, 16384, 0, NULL, HR_SCRATCH },
+    = { { "http", hr_transport__callback, 0, HR_WS_RX_BUF, 0, NULL, HR_SCRATCH },
 	      { "herald-acceptor", acceptor_cb, 0, 0, 0, NULL, 0 },
-	      { "herald-mailbox", mbox_cb, 0, 0, 0, NULL, 0 }, { NULL, NULL, 0, 0, 0, NULL, 0 } };
+	      { "herald-mailbox", mbox_cb, 0, 0, 0, NULL, 0 },
+	      { "herald-http1", hr_http1__callback, 0, 0, 0, NULL, 0 },
+	      { NULL, NULL, 0, 0, 0, NULL, 0 } };
 
 static hr_iothread *
 thread_of(struct lws *wsi)
@@ -146,6 +158,7 @@ conn_free(hr_conn *c)
 	queue_clear(c);
 	free(c->rx);
 	hr_http__conn_fini(c);
+	hr_http1__conn_fini(c);
 	t->slots[s].c = NULL;
 	t->slots[s].gen++;
 	if (t->slots[s].gen == 0)
@@ -313,11 +326,14 @@ send_status(hr_conn *c)
 	hr_buf b;
 	int len;
 
+	bool down = n->bridge != NULL && !hr_bridge_up(n->bridge);
 	len = snprintf(out, sizeof(out),
-	    "{\"type\":\"status\",\"status\":\"ok\",\"connections\":%zu,"
+	    "{\"type\":\"status\",\"status\":\"%s\",\"connections\":%zu,"
 	    "\"layer\":\"%s\",\"redis\":\"%s\",\"uptime_s\":%lld}",
-	    hr_metrics__ws_total(), n->cfg.layer_redis ? "redis" : "memory",
-	    n->cfg.layer_redis ? "down" : "n/a", (long long)(hr_node__now() - n->started_at));
+	    down ? "degraded" : "ok", hr_metrics__ws_total(),
+	    n->cfg.layer_redis ? "redis" : "memory",
+	    n->bridge == NULL ? "n/a" : down ? "down" : "up",
+	    (long long)(hr_node__now() - n->started_at));
 	hr_buf_init(&b, HR_FRAME_HEADROOM);
 	if (len > 0 && (size_t)len < sizeof(out) && hr_buf_append(&b, out, (size_t)len) == 0)
 		(void)queue_json(c, &b);
@@ -610,8 +626,8 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 	return 0;
 }
 
-static void
-conn_destroy(hr_iothread *t, hr_conn *c)
+void
+hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c)
 {
 	if (c->counted) {
 		hr_log(HR_LOG_DEBUG, "ws close %s", c->channel);
@@ -669,7 +685,7 @@ hr_transport__callback(
 		return ws_writeable(t, c);
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (c != NULL)
-			conn_destroy(t, c);
+			hr_iothread__conn_destroy(t, c);
 		return 0;
 	case LWS_CALLBACK_HTTP:
 	case LWS_CALLBACK_HTTP_BODY:
@@ -697,7 +713,18 @@ acceptor_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		int fd = hr_sys__accept(lfd);
 		if (fd < 0)
 			break; /* EAGAIN, or EMFILE & co: the next turn retries */
-		if (t->stopping || lws_adopt_socket_vhost(t->vh, fd) == NULL)
+		if (t->stopping) {
+			hr_sys__close(fd);
+			continue;
+		}
+		/* plain text: a raw socket whose requests http1.c frames (it
+		 * hands WebSocket upgrades to lws); TLS: lws's own h1 server */
+		lws_sock_file_fd_type sfd = { .sockfd = fd };
+		struct lws *w = t->node->cfg.tls_cert != NULL
+		    ? lws_adopt_socket_vhost(t->vh, fd)
+		    : lws_adopt_descriptor_vhost(
+		        t->vh, LWS_ADOPT_SOCKET, sfd, "herald-http1", NULL);
+		if (w == NULL)
 			hr_sys__close(fd);
 	}
 	return 0;
@@ -892,6 +919,18 @@ hr_iothread__join(hr_iothread *t)
 		pthread_join(t->thread, NULL);
 		t->started = false;
 	}
+}
+
+int
+hr_iothread__join_until(hr_iothread *t, const struct timespec *deadline)
+{
+	if (t->started) {
+		int rv = pthread_timedjoin_np(t->thread, NULL, deadline);
+		if (rv != 0)
+			return rv == ETIMEDOUT ? HR_ETIMEDOUT : HR_EIO;
+		t->started = false;
+	}
+	return 0;
 }
 
 void

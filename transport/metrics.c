@@ -55,6 +55,7 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 	hr_consumer_stats cs;
 	hr_layer_stats ls = { 0 };
 	hr_router_stats rs = { 0 };
+	hr_bridge_stats bs = { 0 };
 	int rv = 0;
 
 	hr_consumers_get_stats(n->consumers, &cs);
@@ -62,6 +63,8 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 		hr_layer_get_stats(n->layer, &ls);
 	if (n->router != NULL)
 		hr_router_get_stats(n->router, &rs);
+	if (n->bridge != NULL)
+		hr_bridge_get_stats(n->bridge, &bs);
 
 	rv |= appendf(out,
 	    "# HELP herald_connections Open WebSocket connections by route.\n"
@@ -95,7 +98,7 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 	    "# TYPE herald_layer_messages_total counter\n"
 	    "herald_layer_messages_total{direction=\"in\"} %" PRIu64 "\n"
 	    "herald_layer_messages_total{direction=\"out\"} %" PRIu64 "\n",
-	    rs.sends + rs.group_sends, cs.frames);
+	    n->bridge ? bs.in : rs.sends + rs.group_sends, n->bridge ? bs.out : cs.frames);
 	rv |= appendf(out,
 	    "# HELP herald_dropped_total Messages dropped, by reason.\n"
 	    "# TYPE herald_dropped_total counter\n");
@@ -116,7 +119,34 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 	    "# HELP herald_redis_up 1 when the Redis layer is reachable.\n"
 	    "# TYPE herald_redis_up gauge\n"
 	    "herald_redis_up %d\n",
-	    0);
+	    n->bridge != NULL && hr_bridge_up(n->bridge) ? 1 : 0);
+	if (n->bridge != NULL) {
+		rv |= appendf(out,
+		    "# HELP herald_federation_failures_total Local sends not federated: "
+		    "Redis down.\n"
+		    "# TYPE herald_federation_failures_total counter\n");
+		rv |= appendf(out,
+		    "herald_federation_failures_total{op=\"group_send\"} %" PRIu64 "\n"
+		    "herald_federation_failures_total{op=\"send\"} %" PRIu64 "\n",
+		    bs.fed_failures, bs.send_failures);
+		rv |= appendf(out,
+		    "# HELP herald_redis_memberships Groups this node is registered in.\n"
+		    "# TYPE herald_redis_memberships gauge\n"
+		    "herald_redis_memberships %" PRIu64 "\n",
+		    bs.memberships);
+		rv |= appendf(out,
+		    "# HELP herald_redis_reconnects_total Times Redis came back.\n"
+		    "# TYPE herald_redis_reconnects_total counter\n"
+		    "herald_redis_reconnects_total %" PRIu64 "\n",
+		    bs.reconnects);
+		rv |= appendf(out,
+		    "# HELP herald_redis_dropped_total Messages read from Redis and dropped.\n"
+		    "# TYPE herald_redis_dropped_total counter\n");
+		rv |= appendf(out,
+		    "herald_redis_dropped_total{reason=\"malformed\"} %" PRIu64 "\n"
+		    "herald_redis_dropped_total{reason=\"no_local_target\"} %" PRIu64 "\n",
+		    ls.bad, bs.stale);
+	}
 	rv |= appendf(out,
 	    "# HELP herald_auth_failures_total Refused authentications, by reason.\n"
 	    "# TYPE herald_auth_failures_total counter\n");

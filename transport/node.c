@@ -13,7 +13,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include "transport/transport_impl.h"
+
+/* an I/O thread gets 2 s of grace for its clients (iothread.c); past this the
+ * process leaves without tearing down */
+#define STOP_DEADLINE_S 4
 
 double
 hr_node__now(void)
@@ -32,6 +38,26 @@ hr_node__iso8601(char out[64])
 	gmtime_r(&ts.tv_sec, &tm);
 	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
 	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
+}
+
+static void
+bridge_log(int level, const char *line)
+{
+	hr_log(level <= 1 ? HR_LOG_WARN : HR_LOG_INFO, "%s", line);
+}
+
+/* "redis://a, redis://b" for the one-line error of an unreachable Redis. */
+static void
+fmt_hosts(const hr_config *cfg, char *out, size_t outlen)
+{
+	size_t at = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < cfg->n_redis && at < outlen; i++) {
+		int k = snprintf(out + at, outlen - at, "%s%s", i ? ", " : "", cfg->redis[i]);
+		if (k < 0)
+			break;
+		at += (size_t)k;
+	}
 }
 
 static void
@@ -57,10 +83,6 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 	if (cfg->n_listen < 1 || cfg->n_listen > HR_MAX_LISTEN) {
 		snprintf(err, errlen, "--listen: between 1 and %d addresses", HR_MAX_LISTEN);
 		return HR_EINVAL;
-	}
-	if (cfg->layer_redis) {
-		snprintf(err, errlen, "--layer redis: not available in this build");
-		return HR_ENOTSUP;
 	}
 	if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL)) {
 		snprintf(err, errlen, "--tls-cert and --tls-key go together");
@@ -121,8 +143,26 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 	lo.n_channel_capacity = cfg->n_channel_capacity;
 	lo.expiry = cfg->expiry;
 	lo.group_expiry = cfg->group_expiry;
-	if ((rv = hr_layer_create(&n->layer, &hr_layer_memory_ops, &lo)) != 0) {
-		snprintf(err, errlen, "layer: %s", hr_strerror(rv));
+	if (cfg->layer_redis) {
+		lo.hosts = cfg->redis;
+		lo.n_hosts = cfg->n_redis;
+	}
+	if ((rv = hr_layer_create(&n->layer,
+	         cfg->layer_redis ? &hr_layer_redis_ops : &hr_layer_memory_ops, &lo))
+	    != 0) {
+		char hosts[256];
+		fmt_hosts(cfg, hosts, sizeof(hosts));
+		if (cfg->layer_redis)
+			snprintf(err, errlen, "redis %s: %s", hosts, hr_strerror(rv));
+		else
+			snprintf(err, errlen, "layer: %s", hr_strerror(rv));
+		goto fail;
+	}
+	/* Connection channels live in this node's process key. */
+	if (cfg->layer_redis
+	    && (rv = hr_layer_client_prefix(n->layer, n->node_prefix, sizeof(n->node_prefix)))
+	        != 0) {
+		snprintf(err, errlen, "redis: %s", hr_strerror(rv));
 		goto fail;
 	}
 	for (unsigned i = 0; i < n->n_threads; i++) {
@@ -136,11 +176,29 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "consumers: %s", hr_strerror(rv));
 		goto fail;
 	}
-	if ((rv = hr_router_create(
-	         &n->router, n->layer, hr_consumers_actors(n->consumers), HR_N_CONSUMERS, 8192))
+	/* With Redis the router knows only local members; the bridge carries
+	 * the rest (a router holding the Redis layer would send popped messages
+	 * back to Redis). */
+	if ((rv = hr_router_create(&n->router, cfg->layer_redis ? NULL : n->layer,
+	         hr_consumers_actors(n->consumers), HR_N_CONSUMERS, 8192))
 	    != 0) {
 		snprintf(err, errlen, "router: %s", hr_strerror(rv));
 		goto fail;
+	}
+	if (cfg->layer_redis) {
+		hr_bridge_opts bo = {
+			.redis = n->layer,
+			.router = n->router,
+			.group_expiry = cfg->group_expiry,
+			.log = bridge_log,
+		};
+		if ((rv = hr_bridge_create(&n->bridge, &bo)) != 0) {
+			char hosts[256];
+			fmt_hosts(cfg, hosts, sizeof(hosts));
+			snprintf(err, errlen, "redis %s: %s", hosts,
+			    rv == HR_EIO ? "cannot connect" : hr_strerror(rv));
+			goto fail;
+		}
 	}
 #ifdef HR_WORKER_MAX_KEPT
 	if ((rv = hr_worker_create(&n->worker, n->router, 0)) != 0) {
@@ -190,8 +248,20 @@ hr_node_run(hr_node *n)
 	hr_log(HR_LOG_INFO, "stopping");
 	for (unsigned i = 0; i < n->n_threads; i++)
 		hr_iothread__post_stop(&n->threads[i]);
-	for (unsigned i = 0; i < n->n_threads; i++)
-		hr_iothread__join(&n->threads[i]);
+	/* A stop must never hang on a stuck I/O thread (one spinning inside
+	 * lws never reads its mailbox): after STOP_DEADLINE_S, say so and
+	 * leave without the orderly teardown. */
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += STOP_DEADLINE_S;
+	for (unsigned i = 0; i < n->n_threads; i++) {
+		if (hr_iothread__join_until(&n->threads[i], &deadline) != 0) {
+			hr_log(HR_LOG_ERROR, "I/O thread %u did not stop within %d s: exiting now",
+			    i, STOP_DEADLINE_S);
+			fflush(NULL);
+			_exit(1);
+		}
+	}
 	hr_log(HR_LOG_INFO, "I/O threads stopped");
 	return 0;
 }
@@ -222,10 +292,13 @@ hr_node_destroy(hr_node *n)
 	for (unsigned i = 0; i < n->n_threads; i++)
 		if (n->threads[i].mbox != NULL)
 			hr_mailbox_close(n->threads[i].mbox);
+	hr_bridge_stop(n->bridge); /* nothing more from Redis to the router */
 #ifdef HR_WORKER_MAX_KEPT
 	hr_worker_destroy(n->worker); /* its last group_sends still reach the router */
 #endif
 	hr_router_destroy(n->router);
+	hr_bridge_destroy(n->bridge); /* after the router, whose hooks post to it;
+	                               * removes this node's memberships */
 	hr_consumers_destroy(n->consumers);
 	for (unsigned i = 0; i < n->n_threads; i++)
 		hr_iothread__fini(&n->threads[i]);

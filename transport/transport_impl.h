@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "actors/actor.h"
+#include "actors/bridge.h"
 #include "actors/consumer.h"
 #include "transport/security_int.h"
 #include "transport/transport.h"
@@ -136,7 +137,28 @@ struct hr_conn {
 	char *resp; /* malloc'd JSON or text */
 	size_t resp_len;
 	const char *resp_type;
+
+	/* plain-text HTTP API connections parsed by http1.c (raw socket) */
+	bool raw_http;
+	long long req_clen; /* the current request's Content-Length, -1 none */
+	bool peer_eof; /* the client shut its side: finish, then close */
+	bool rx_paused; /* lws_rx_flow_control(wsi, 0) in effect */
+	struct hr_http1 *h1; /* its buffers (http1.c) */
 };
+
+/* A request's head, from lws (TLS) or from http1.c's parser (plain). */
+typedef struct hr_http_req {
+	int method; /* LWSHUMETH_*, -1 unknown */
+	const char *uri; /* percent-decoded path, no query */
+	const char *auth; /* Authorization, or NULL */
+	size_t auth_len;
+	const char *api_key; /* X-API-Key, or NULL */
+	size_t api_key_len;
+	const char *ctype; /* Content-Type, or NULL */
+	size_t ctype_len;
+	long long clen; /* Content-Length, -1 absent */
+	bool chunked; /* any Transfer-Encoding */
+} hr_http_req;
 
 typedef struct hr_slot {
 	hr_conn *c;
@@ -172,6 +194,7 @@ struct hr_node {
 	hr_layer *layer;
 	hr_consumers *consumers;
 	hr_router *router;
+	hr_bridge *bridge; /* --layer redis: the node's door to Redis, else NULL */
 	struct hr_worker *worker; /* the notification pipeline (NULL: not built in) */
 	hr_iothread threads[HR_MAX_THREADS];
 	unsigned n_threads;
@@ -187,9 +210,12 @@ int hr_iothread__mailbox(hr_iothread *t);
 int hr_iothread__start(hr_iothread *t);
 void hr_iothread__post_stop(hr_iothread *t);
 void hr_iothread__join(hr_iothread *t);
+/* 0 joined, HR_ETIMEDOUT still running at deadline (CLOCK_REALTIME) */
+int hr_iothread__join_until(hr_iothread *t, const struct timespec *deadline);
 void hr_iothread__fini(hr_iothread *t);
 hr_conn *hr_iothread__conn_get(hr_iothread *t, uint64_t id);
 int hr_iothread__conn_new(hr_iothread *t, struct lws *wsi, hr_conn **out);
+void hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c);
 void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
 int hr_transport__callback(
     struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
@@ -199,9 +225,20 @@ int hr_http__callback(
     hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len);
 void hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status);
 void hr_http__conn_fini(hr_conn *c);
+/* A request head is in: route it; answer now or wait for the body. */
+int hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req);
+int hr_http__body_complete(hr_iothread *t, hr_conn *c);
+
+/* http1.c: the plain-text HTTP API on raw sockets (lws 4.1.6's h1 server
+ * loops forever on a pipelined request with a body, see http1.c) */
+int hr_http1__callback(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+int hr_http1__respond(hr_conn *c, int status, const char *type, const char *body, size_t len);
+void hr_http1__resume(hr_conn *c); /* a reply arrived: go on with buffered requests */
+void hr_http1__conn_fini(hr_conn *c);
 
 /* The pure parts of the HTTP API, callable without lws (tests/fuzz/fuzz_http.c).
- * hr_http__route: route a request path (lws has percent-decoded it; no query):
+ * hr_http__route: route a request path (percent-decoded by http1.c or lws; no query):
  * returns the endpoint (0: none, i.e. 404), sets *want to the LWSHUMETH_*
  * it takes (-1: none), copies its group / channel / id into target (tcap
  * bytes, NUL-terminated) and sets *bad to a reason when that name is too long

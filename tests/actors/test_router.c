@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -502,5 +503,79 @@ Test(router, full_consumer_mailbox_counts_a_drop)
 	hr_router_destroy(r);
 	hr_actor_join(c0.actor);
 	cr_assert_eq(c0.n, st.fanouts);
+	consumer_fini(&c0);
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+typedef struct hook_log {
+	pthread_mutex_t mu;
+	char lines[64][128];
+	int n;
+} hook_log;
+
+static void
+hook_push(hook_log *h, const char *what, const char *group)
+{
+	pthread_mutex_lock(&h->mu);
+	if (h->n < 64)
+		snprintf(h->lines[h->n++], sizeof(h->lines[0]), "%s %s", what, group);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void
+hk_joined(void *arg, const char *group)
+{
+	hook_push(arg, "join", group);
+}
+
+static void
+hk_left(void *arg, const char *group)
+{
+	hook_push(arg, "leave", group);
+}
+
+static void
+hk_sent(void *arg, const char *group, hr_msg *ev)
+{
+	char what[32];
+	snprintf(what, sizeof(what), "sent%llu", (unsigned long long)event_value(ev));
+	hook_push(arg, what, group);
+}
+
+Test(router, hooks_report_first_join_last_leave_and_federated_sends)
+{
+	consumer c0 = { 0 };
+	consumer_start(&c0, 64);
+	hr_actor *cs[] = { c0.actor };
+	hr_router *r;
+	replies rep = { 0 };
+	hook_log h = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	hr_router_hooks hooks
+	    = { .arg = &h, .group_joined = hk_joined, .group_left = hk_left, .group_sent = hk_sent };
+
+	cr_assert_eq(hr_router_create(&r, NULL, cs, 1, 0), 0);
+	cr_assert_eq(hr_router_group_add(r, "early", mem(0, 0, 1), -1), 0);
+	cr_assert_eq(hr_router_set_hooks(r, &hooks, -1), 0); /* "early" reported at once */
+	cr_assert_eq(hr_router_group_add(r, "g", mem(0, 0, 1), -1), 0);
+	cr_assert_eq(hr_router_group_add(r, "g", mem(0, 0, 2), -1), 0); /* not first */
+	hr_msg *ev = event_u64(5);
+	cr_assert_eq(hr_router_group_send(r, "g", ev, on_reply, &rep, -1), 0);
+	cr_assert_eq(hr_router_group_send_local(r, "g", ev, on_reply, &rep, -1), 0); /* no hook */
+	cr_assert_eq(hr_router_group_send(r, "nobody", ev, on_reply, &rep, -1), 0);
+	hr_msg_unref(ev);
+	cr_assert_eq(hr_router_group_discard(r, "g", mem(0, 0, 1), -1), 0); /* not last */
+	cr_assert_eq(hr_router_conn_close(r, "x", mem(0, 0, 2), -1), 0); /* last of g */
+	cr_assert_eq(hr_router_conn_close(r, "x", mem(0, 0, 1), -1), 0); /* last of early */
+	wait_replies(&rep, 3);
+	cr_assert_eq(atomic_load(&rep.ok), 3);
+	hr_router_destroy(r);
+	hr_actor_join(c0.actor);
+	const char *want[] = { "join early", "join g", "sent5 g", "sent5 nobody", "leave g",
+		"leave early" };
+	cr_assert_eq(h.n, 6, "got %d hook calls", h.n);
+	for (int i = 0; i < 6; i++)
+		cr_assert_str_eq(h.lines[i], want[i]);
+	cr_assert_eq(c0.n, 2); /* both g sends fanned out locally */
 	consumer_fini(&c0);
 }

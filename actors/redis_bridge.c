@@ -1,0 +1,788 @@
+/*
+ * redis_bridge.c: the Redis bridge (bridge.h): an actor that owns this
+ * node's memberships in Redis and federates local sends, and a drain thread
+ * that pops the node's process key and hands what it finds to the router.
+ *
+ * Why local group_sends are fanned out by the router first and then sent to
+ * Redis "except" this node's own membership: local clients get the message
+ * with no Redis round trip in the way (federation adds nothing to local
+ * latency), a group_send made after a local client's 101 reaches it however
+ * slow Redis is (router FIFO), and Redis still sees one member per node.
+ *
+ * Up/down: `up` is cleared by whichever thread sees HR_EIO and set again only
+ * by the drain thread, when a pop answers; on that edge it posts RESYNC, and
+ * the actor re-registers every membership (and discards those that left
+ * meanwhile). While down the actor never calls Redis, so a dead host cannot
+ * stall its mailbox behind connect timeouts.
+ *
+ * Threads: actor state (`groups` writes, `gone`) ONLY on the actor thread;
+ * `groups` is also read by the drain thread to resolve hashed member names,
+ * under `mu`. Counters are atomics.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pthread.h>
+
+#include "actors/actor_impl.h"
+#include "actors/bridge.h"
+
+#define BRIDGE_MAILBOX 8192
+#define BRIDGE_BATCH_MAX 1000
+#define BRIDGE_POP_MS 250
+#define BRIDGE_BACKOFF_MIN_MS 100
+#define BRIDGE_BACKOFF_MAX_MS 1000
+#define BRIDGE_ROUTER_TIMEOUT_MS 1000
+#define BRIDGE_HOOK_TIMEOUT_MS 1000
+
+enum {
+	B_JOIN = HR_MAIL_USER, /* p1 = char * group */
+	B_LEAVE,               /* p1 = char * group */
+	B_GROUP_SEND,          /* p1 = char * group, p2 = hr_msg * */
+	B_SEND,                /* p1 = bsend * */
+	B_RESYNC,
+	B_REFRESH,
+};
+
+typedef struct bsend {
+	hr_msg *msg;
+	hr_reply_fn reply;
+	void *reply_arg;
+	char channel[];
+} bsend;
+
+/* One group this node is a member of, by its local members. */
+typedef struct bgroup {
+	struct bgroup *next;
+	uint64_t hash; /* of the group name */
+	char member[HR_NAME_MAX]; /* the channel registered in Redis */
+	char name[];
+} bgroup;
+
+/* Groups left while Redis was down: discarded when it comes back. */
+typedef struct bgone {
+	struct bgone *next;
+	char member[HR_NAME_MAX];
+	char name[];
+} bgone;
+
+struct hr_bridge {
+	hr_layer *rl;
+	hr_router *router;
+	hr_actor *actor;
+	hr_sys_thread drain;
+	size_t batch;
+	double refresh_s;
+	void (*log)(int level, const char *line);
+	char pkey[64]; /* "specific.<client_prefix>!" */
+	size_t pklen;
+	atomic_bool up;
+	atomic_bool stopping;
+	pthread_mutex_t mu;
+	bool mu_ready;
+	bgroup **tab; /* {mu} for the drain's reads; written by the actor */
+	size_t tcap, tn;
+	bgone *gone; /* actor thread only */
+	atomic_uint_fast64_t st_in, st_out, st_fed_fail, st_send_fail, st_stale, st_reconnects;
+};
+
+static void blog(hr_bridge *b, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+blog(hr_bridge *b, int level, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (b->log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	b->log(level, line);
+}
+
+static uint64_t
+fnv64(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+int
+hr_bridge_member_name(hr_bridge *b, const char *group, char *out, size_t outlen)
+{
+	int n = snprintf(out, outlen, "%sg.%s", b->pkey, group);
+	if (n > 0 && (size_t)n < outlen && (size_t)n < HR_NAME_MAX)
+		return 0;
+	/* Too long for a channel name (< 100): name it by its hash. */
+	n = snprintf(out, outlen, "%sh.%016llx", b->pkey, (unsigned long long)fnv64(group));
+	return n > 0 && (size_t)n < outlen ? 0 : HR_EMSGSIZE;
+}
+
+const char *
+hr_bridge_process_key(const hr_bridge *b)
+{
+	return b->pkey;
+}
+
+bool
+hr_bridge_up(const hr_bridge *b)
+{
+	return atomic_load(&b->up);
+}
+
+/* ---------------------------------------------------------------- group table */
+
+static bgroup *
+tab_find(hr_bridge *b, const char *name, uint64_t h)
+{
+	if (b->tcap == 0)
+		return NULL;
+	for (bgroup *g = b->tab[h & (b->tcap - 1)]; g != NULL; g = g->next)
+		if (g->hash == h && strcmp(g->name, name) == 0)
+			return g;
+	return NULL;
+}
+
+/* Actor thread. */
+static int
+tab_add(hr_bridge *b, const char *name, bgroup **out)
+{
+	uint64_t h = fnv64(name);
+	bgroup *g;
+	int rv = 0;
+
+	pthread_mutex_lock(&b->mu);
+	if ((g = tab_find(b, name, h)) != NULL)
+		goto done;
+	if (b->tn + 1 > b->tcap) {
+		size_t ncap = b->tcap ? b->tcap * 2 : 64;
+		bgroup **nt = calloc(ncap, sizeof(*nt));
+		if (nt == NULL) {
+			rv = HR_ENOMEM;
+			goto done;
+		}
+		for (size_t i = 0; i < b->tcap; i++) {
+			for (bgroup *x = b->tab[i], *next; x != NULL; x = next) {
+				next = x->next;
+				x->next = nt[x->hash & (ncap - 1)];
+				nt[x->hash & (ncap - 1)] = x;
+			}
+		}
+		free(b->tab);
+		b->tab = nt;
+		b->tcap = ncap;
+	}
+	size_t len = strlen(name);
+	if ((g = malloc(sizeof(*g) + len + 1)) == NULL) {
+		rv = HR_ENOMEM;
+		goto done;
+	}
+	memcpy(g->name, name, len + 1);
+	g->hash = h;
+	if ((rv = hr_bridge_member_name(b, name, g->member, sizeof(g->member))) != 0) {
+		free(g);
+		goto done;
+	}
+	g->next = b->tab[h & (b->tcap - 1)];
+	b->tab[h & (b->tcap - 1)] = g;
+	b->tn++;
+done:
+	pthread_mutex_unlock(&b->mu);
+	*out = g;
+	return rv;
+}
+
+/* Actor thread: unlink name's entry; the caller frees it. */
+static bgroup *
+tab_del(hr_bridge *b, const char *name)
+{
+	uint64_t h = fnv64(name);
+	bgroup *g = NULL;
+
+	pthread_mutex_lock(&b->mu);
+	if (b->tcap > 0) {
+		for (bgroup **p = &b->tab[h & (b->tcap - 1)]; *p != NULL; p = &(*p)->next) {
+			if ((*p)->hash == h && strcmp((*p)->name, name) == 0) {
+				g = *p;
+				*p = g->next;
+				b->tn--;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	return g;
+}
+
+/* Drain thread: the group whose hashed member suffix is hex (16 chars). */
+static bool
+tab_lookup_hashed(hr_bridge *b, const char *hex, char *out, size_t outlen)
+{
+	char *end;
+	unsigned long long h = strtoull(hex, &end, 16);
+	bool found = false;
+
+	if (end != hex + 16 || *end != '\0')
+		return false;
+	pthread_mutex_lock(&b->mu);
+	if (b->tcap > 0) {
+		for (bgroup *g = b->tab[h & (b->tcap - 1)]; g != NULL; g = g->next) {
+			if (g->hash == h && strlen(g->name) < outlen) {
+				memcpy(out, g->name, strlen(g->name) + 1);
+				found = true;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	return found;
+}
+
+/* ---------------------------------------------------------------- actor */
+
+static void
+mark_down(hr_bridge *b, int rv, const char *what)
+{
+	if (atomic_exchange(&b->up, false))
+		blog(b, 1, "redis down (%s: %s); local delivery goes on", what, hr_strerror(rv));
+}
+
+static void
+gone_add(hr_bridge *b, const bgroup *g)
+{
+	size_t len = strlen(g->name);
+	bgone *x = malloc(sizeof(*x) + len + 1);
+	if (x == NULL)
+		return; /* the membership expires by itself after group_expiry */
+	memcpy(x->member, g->member, sizeof(x->member));
+	memcpy(x->name, g->name, len + 1);
+	x->next = b->gone;
+	b->gone = x;
+}
+
+static void
+gone_drop(hr_bridge *b, const char *name)
+{
+	for (bgone **p = &b->gone; *p != NULL; p = &(*p)->next) {
+		if (strcmp((*p)->name, name) == 0) {
+			bgone *x = *p;
+			*p = x->next;
+			free(x);
+			return;
+		}
+	}
+}
+
+static void
+on_join(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_bridge *b = state;
+	const char *name = mail->p1;
+	bgroup *g;
+	int rv;
+
+	if (tab_add(b, name, &g) != 0) {
+		blog(b, 1, "redis: cannot track group %s: out of memory", name);
+	} else {
+		gone_drop(b, name);
+		if (atomic_load(&b->up) && (rv = hr_layer_group_add(b->rl, name, g->member)) != 0)
+			mark_down(b, rv, "group_add");
+	}
+	free(mail->p1);
+}
+
+static void
+on_leave(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_bridge *b = state;
+	bgroup *g = tab_del(b, mail->p1);
+	int rv;
+
+	if (g != NULL) {
+		if (!atomic_load(&b->up))
+			gone_add(b, g);
+		else if ((rv = hr_layer_group_discard(b->rl, g->name, g->member)) != 0) {
+			mark_down(b, rv, "group_discard");
+			gone_add(b, g);
+		}
+		free(g);
+	}
+	free(mail->p1);
+}
+
+static void
+on_group_send(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_bridge *b = state;
+	const char *name = mail->p1;
+	hr_msg *msg = mail->p2;
+	char member[HR_NAME_MAX + 32];
+	int rv = HR_EIO;
+
+	if (atomic_load(&b->up) && hr_bridge_member_name(b, name, member, sizeof(member)) == 0) {
+		rv = hr_layer_group_send_except(b->rl, name, msg, member, NULL);
+		if (rv == HR_EIO)
+			mark_down(b, rv, "group_send");
+	}
+	if (rv == 0)
+		atomic_fetch_add(&b->st_out, 1);
+	else
+		atomic_fetch_add(&b->st_fed_fail, 1);
+	hr_msg_unref(msg);
+	free(mail->p1);
+}
+
+static void
+on_send(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_bridge *b = state;
+	bsend *s = mail->p1;
+	int rv = HR_EIO;
+
+	if (atomic_load(&b->up)) {
+		rv = hr_layer_send(b->rl, s->channel, s->msg);
+		if (rv == HR_EIO)
+			mark_down(b, rv, "send");
+	}
+	if (rv == 0)
+		atomic_fetch_add(&b->st_out, 1);
+	else if (rv == HR_EIO)
+		atomic_fetch_add(&b->st_send_fail, 1);
+	if (s->reply != NULL)
+		s->reply(s->reply_arg, rv);
+	hr_msg_unref(s->msg);
+	free(s);
+}
+
+/* Register every membership again (and drop those that left while down). */
+static void
+register_all(hr_bridge *b)
+{
+	int rv;
+
+	while (b->gone != NULL && atomic_load(&b->up)) {
+		bgone *x = b->gone;
+		if ((rv = hr_layer_group_discard(b->rl, x->name, x->member)) != 0) {
+			mark_down(b, rv, "group_discard");
+			return;
+		}
+		b->gone = x->next;
+		free(x);
+	}
+	/* The table only changes on this thread: no lock needed to walk it. */
+	for (size_t i = 0; i < b->tcap && atomic_load(&b->up); i++) {
+		for (bgroup *g = b->tab[i]; g != NULL; g = g->next) {
+			if ((rv = hr_layer_group_add(b->rl, g->name, g->member)) != 0) {
+				mark_down(b, rv, "group_add");
+				return;
+			}
+		}
+	}
+}
+
+static void
+on_resync(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_bridge *b = state;
+	if (atomic_load(&b->up)) {
+		register_all(b);
+		if (atomic_load(&b->up))
+			blog(b, 2, "redis: %zu memberships registered", b->tn);
+	}
+}
+
+static void
+on_refresh(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_bridge *b = state;
+	if (atomic_load(&b->up))
+		register_all(b);
+}
+
+/* Shutdown: this node's memberships leave Redis. */
+static void
+bridge_on_stop(hr_actor *self, void *state)
+{
+	hr_bridge *b = state;
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->tcap; i++) {
+		for (bgroup *g = b->tab[i]; g != NULL; g = g->next) {
+			if (atomic_load(&b->up)) {
+				int rv = hr_layer_group_discard(b->rl, g->name, g->member);
+				if (rv != 0)
+					mark_down(b, rv, "group_discard");
+				else
+					n++;
+			}
+		}
+	}
+	while (b->gone != NULL) {
+		bgone *x = b->gone;
+		if (atomic_load(&b->up) && hr_layer_group_discard(b->rl, x->name, x->member) == 0)
+			n++;
+		b->gone = x->next;
+		free(x);
+	}
+	if (n > 0)
+		blog(b, 2, "redis: %zu memberships removed", n);
+}
+
+static void
+bridge_drop(void *arg, hr_mail *mail)
+{
+	switch (mail->kind) {
+	case B_JOIN:
+	case B_LEAVE:
+		free(mail->p1);
+		break;
+	case B_GROUP_SEND:
+		free(mail->p1);
+		hr_msg_unref(mail->p2);
+		break;
+	case B_SEND: {
+		bsend *s = mail->p1;
+		if (s->reply != NULL)
+			s->reply(s->reply_arg, HR_ECANCELED);
+		hr_msg_unref(s->msg);
+		free(s);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static const hr_actor_fn bridge_handlers[] = {
+	[B_JOIN - HR_MAIL_USER] = on_join,
+	[B_LEAVE - HR_MAIL_USER] = on_leave,
+	[B_GROUP_SEND - HR_MAIL_USER] = on_group_send,
+	[B_SEND - HR_MAIL_USER] = on_send,
+	[B_RESYNC - HR_MAIL_USER] = on_resync,
+	[B_REFRESH - HR_MAIL_USER] = on_refresh,
+};
+
+/* ---------------------------------------------------------------- router hooks */
+
+static void
+post_name(hr_bridge *b, uint32_t kind, const char *name, hr_msg *msg, int timeout_ms)
+{
+	size_t len = strlen(name);
+	char *copy = malloc(len + 1);
+	if (copy == NULL)
+		goto fail;
+	memcpy(copy, name, len + 1);
+	hr_mail m = { .kind = kind, .p1 = copy, .p2 = msg ? hr_msg_ref(msg) : NULL };
+	if (hr_actor_send(b->actor, &m, timeout_ms) == 0)
+		return;
+	free(copy);
+	hr_msg_unref(msg);
+fail:
+	if (kind == B_GROUP_SEND)
+		atomic_fetch_add(&b->st_fed_fail, 1);
+	else
+		blog(b, 1, "redis bridge busy: %s of group %s lost",
+		    kind == B_JOIN ? "join" : "leave", name);
+}
+
+static void
+hook_joined(void *arg, const char *group)
+{
+	post_name(arg, B_JOIN, group, NULL, BRIDGE_HOOK_TIMEOUT_MS);
+}
+
+static void
+hook_left(void *arg, const char *group)
+{
+	post_name(arg, B_LEAVE, group, NULL, BRIDGE_HOOK_TIMEOUT_MS);
+}
+
+static void
+hook_sent(void *arg, const char *group, hr_msg *event)
+{
+	/* The router must not stall behind Redis: a short wait, then count. */
+	post_name(arg, B_GROUP_SEND, group, event, 5);
+}
+
+int
+hr_bridge_send(hr_bridge *b, const char *channel, hr_msg *msg, hr_reply_fn reply, void *reply_arg,
+    int timeout_ms)
+{
+	size_t len;
+	bsend *s;
+	int rv;
+
+	if (b == NULL || channel == NULL || msg == NULL)
+		return HR_EINVAL;
+	len = strnlen(channel, HR_NAME_MAX + 1);
+	if (len > HR_NAME_MAX)
+		len = HR_NAME_MAX; /* the layer refuses it as a bad name */
+	if ((s = malloc(sizeof(*s) + len + 1)) == NULL)
+		return HR_ENOMEM;
+	memcpy(s->channel, channel, len);
+	s->channel[len] = '\0';
+	s->msg = hr_msg_ref(msg);
+	s->reply = reply;
+	s->reply_arg = reply_arg;
+	hr_mail m = { .kind = B_SEND, .p1 = s };
+	if ((rv = hr_actor_send(b->actor, &m, timeout_ms)) != 0) {
+		hr_msg_unref(s->msg);
+		free(s);
+		return rv == HR_ETIMEDOUT ? HR_EAGAIN : rv;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- drain thread */
+
+static void
+count_stale(void *arg, int status)
+{
+	hr_bridge *b = arg;
+	if (status == HR_ENOENT)
+		atomic_fetch_add(&b->st_stale, 1);
+}
+
+static void
+deliver(hr_bridge *b, hr_layer_item *it)
+{
+	char group[HR_NAME_MAX + 1];
+
+	for (size_t k = 0; k < it->targets.n; k++) {
+		const char *t = it->targets.names[k];
+		int rv;
+		if (strncmp(t, b->pkey, b->pklen) != 0) {
+			atomic_fetch_add(&b->st_stale, 1); /* not ours: the layer checks it */
+			continue;
+		}
+		const char *suffix = t + b->pklen;
+		if (strncmp(suffix, "g.", 2) == 0) {
+			rv = hr_router_group_send_local(
+			    b->router, suffix + 2, it->msg, NULL, NULL, BRIDGE_ROUTER_TIMEOUT_MS);
+		} else if (strncmp(suffix, "h.", 2) == 0) {
+			if (!tab_lookup_hashed(b, suffix + 2, group, sizeof(group))) {
+				atomic_fetch_add(&b->st_stale, 1);
+				continue;
+			}
+			rv = hr_router_group_send_local(
+			    b->router, group, it->msg, NULL, NULL, BRIDGE_ROUTER_TIMEOUT_MS);
+		} else {
+			rv = hr_router_send(
+			    b->router, t, it->msg, count_stale, b, BRIDGE_ROUTER_TIMEOUT_MS);
+		}
+		if (rv != 0)
+			atomic_fetch_add(&b->st_stale, 1);
+	}
+}
+
+static void
+post_simple(hr_bridge *b, uint32_t kind)
+{
+	hr_mail m = { .kind = kind };
+	(void)hr_actor_send(b->actor, &m, BRIDGE_HOOK_TIMEOUT_MS);
+}
+
+static void *
+drain_main(void *arg)
+{
+	hr_bridge *b = arg;
+	hr_layer_item *items = calloc(b->batch, sizeof(*items));
+	uint64_t rng = (uint64_t)(hr_sys__mono_s() * 1e9) | 1;
+	int backoff = BRIDGE_BACKOFF_MIN_MS;
+	double next_refresh = hr_sys__mono_s() + b->refresh_s;
+
+	if (items == NULL) {
+		blog(b, 1, "redis drain: out of memory");
+		return NULL;
+	}
+	while (!atomic_load(&b->stopping)) {
+		size_t n = 0;
+		int rv = hr_layer_receive_batch(b->rl, b->pkey, BRIDGE_POP_MS, items, b->batch, &n);
+		if (rv == HR_ECLOSED)
+			break;
+		if (rv == HR_EIO) {
+			mark_down(b, rv, "receive");
+			/* decorrelated jitter: uniform in [min, 3 x last], capped */
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			int hi = backoff * 3;
+			backoff = BRIDGE_BACKOFF_MIN_MS
+			    + (int)(rng % (uint64_t)(hi - BRIDGE_BACKOFF_MIN_MS + 1));
+			if (backoff > BRIDGE_BACKOFF_MAX_MS)
+				backoff = BRIDGE_BACKOFF_MAX_MS;
+			for (int slept = 0; slept < backoff && !atomic_load(&b->stopping); slept += 50)
+				hr_sys__sleep_ms(50);
+			continue;
+		}
+		backoff = BRIDGE_BACKOFF_MIN_MS;
+		/* Redis answered (a message, or an empty wait). */
+		if (!atomic_load(&b->up)) {
+			atomic_store(&b->up, true);
+			atomic_fetch_add(&b->st_reconnects, 1);
+			blog(b, 2, "redis up again; registering memberships");
+			post_simple(b, B_RESYNC);
+		}
+		if (rv == 0) {
+			atomic_fetch_add(&b->st_in, n);
+			for (size_t i = 0; i < n; i++)
+				deliver(b, &items[i]);
+			hr_layer_items_release(items, n);
+		}
+		if (hr_sys__mono_s() >= next_refresh) {
+			next_refresh = hr_sys__mono_s() + b->refresh_s;
+			post_simple(b, B_REFRESH);
+		}
+	}
+	free(items);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- public */
+
+static void
+bridge_free(hr_bridge *b)
+{
+	for (size_t i = 0; i < b->tcap; i++) {
+		for (bgroup *g = b->tab[i], *next; g != NULL; g = next) {
+			next = g->next;
+			free(g);
+		}
+	}
+	free(b->tab);
+	while (b->gone != NULL) {
+		bgone *x = b->gone;
+		b->gone = x->next;
+		free(x);
+	}
+	if (b->mu_ready)
+		pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+int
+hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
+{
+	char cp[33];
+	hr_bridge *b;
+	hr_layer_item probe[1];
+	size_t n = 0;
+	int rv;
+
+	if (out == NULL || opts == NULL || opts->redis == NULL || opts->router == NULL)
+		return HR_EINVAL;
+	if ((rv = hr_layer_client_prefix(opts->redis, cp, sizeof(cp))) != 0)
+		return rv;
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return HR_ENOMEM;
+	b->rl = opts->redis;
+	b->router = opts->router;
+	b->log = opts->log;
+	b->batch = opts->batch ? opts->batch : 100;
+	if (b->batch > BRIDGE_BATCH_MAX)
+		b->batch = BRIDGE_BATCH_MAX;
+	b->refresh_s = opts->group_expiry > 0 ? opts->group_expiry / 3 : 3600;
+	if (b->refresh_s > 3600)
+		b->refresh_s = 3600;
+	if (b->refresh_s < 1)
+		b->refresh_s = 1;
+	b->pklen = (size_t)snprintf(b->pkey, sizeof(b->pkey), "specific.%s!", cp);
+	atomic_init(&b->up, true);
+	atomic_init(&b->stopping, false);
+	atomic_init(&b->st_in, 0);
+	atomic_init(&b->st_out, 0);
+	atomic_init(&b->st_fed_fail, 0);
+	atomic_init(&b->st_send_fail, 0);
+	atomic_init(&b->st_stale, 0);
+	atomic_init(&b->st_reconnects, 0);
+	if (pthread_mutex_init(&b->mu, NULL) != 0) {
+		rv = HR_ENOMEM;
+		goto fail;
+	}
+	b->mu_ready = true;
+
+	/* Redis must answer now: a node that cannot reach it does not start. */
+	rv = hr_layer_receive_batch(b->rl, b->pkey, 0, probe, 1, &n);
+	if (rv == 0) {
+		hr_layer_items_release(probe, n); /* a fresh key: nothing is there */
+	} else if (rv != HR_EAGAIN) {
+		rv = rv == HR_ENOMEM ? rv : HR_EIO;
+		goto fail;
+	}
+
+	hr_actor_spec spec = {
+		.name = "herald-redis",
+		.mailbox_capacity = BRIDGE_MAILBOX,
+		.state = b,
+		.handlers = bridge_handlers,
+		.n_handlers = sizeof(bridge_handlers) / sizeof(bridge_handlers[0]),
+		.on_stop = bridge_on_stop,
+		.drop = bridge_drop,
+	};
+	if ((rv = hr_actor_spawn(&b->actor, &spec)) != 0)
+		goto fail;
+	hr_router_hooks hooks = {
+		.arg = b,
+		.group_joined = hook_joined,
+		.group_left = hook_left,
+		.group_sent = hook_sent,
+	};
+	if ((rv = hr_router_set_hooks(b->router, &hooks, BRIDGE_HOOK_TIMEOUT_MS)) != 0)
+		goto fail_actor;
+	if ((rv = hr_sys__thread_start(&b->drain, "herald-drain", drain_main, b)) != 0) {
+		/* The router holds the hooks now: keep the actor until it is gone. */
+		blog(b, 1, "redis: cannot start the drain thread");
+		*out = b;
+		return 0;
+	}
+	*out = b;
+	return 0;
+fail_actor:
+	hr_actor_join(b->actor);
+fail:
+	bridge_free(b);
+	return rv;
+}
+
+void
+hr_bridge_stop(hr_bridge *b)
+{
+	if (b == NULL)
+		return;
+	atomic_store(&b->stopping, true);
+	hr_sys__thread_join(&b->drain);
+}
+
+void
+hr_bridge_destroy(hr_bridge *b)
+{
+	if (b == NULL)
+		return;
+	hr_bridge_stop(b);
+	hr_actor_join(b->actor); /* handles what is queued, then on_stop */
+	bridge_free(b);
+}
+
+void
+hr_bridge_get_stats(const hr_bridge *b, hr_bridge_stats *out)
+{
+	hr_bridge *m = (hr_bridge *)b;
+	out->in = atomic_load(&m->st_in);
+	out->out = atomic_load(&m->st_out);
+	out->fed_failures = atomic_load(&m->st_fed_fail);
+	out->send_failures = atomic_load(&m->st_send_fail);
+	out->stale = atomic_load(&m->st_stale);
+	pthread_mutex_lock(&m->mu);
+	out->memberships = m->tn;
+	pthread_mutex_unlock(&m->mu);
+	out->reconnects = atomic_load(&m->st_reconnects);
+}

@@ -1,0 +1,31 @@
+"""The design note's Celery task: process a notification, then broadcast its
+status to the `notifications` group through the channel layer. herald's
+WebSocket clients on /ws/notifications/ receive `message` as JSON."""
+from asgiref.sync import async_to_sync
+from celery import shared_task
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+
+def process_notification(notification_data):
+    # Stand-in for real work (sending e-mail, push, ...).
+    return {"status": "sent", "id": notification_data["id"]}
+
+
+@shared_task(bind=True)
+def send_notification_task(self, notification_data):
+    result = process_notification(notification_data)
+
+    channel_layer = get_channel_layer()
+    async_to_sync(channel_layer.group_send)(
+        "notifications",
+        {
+            "type": "notification_message",
+            "message": {
+                "notification_id": notification_data["id"],
+                "status": result["status"],
+                "timestamp": timezone.now().isoformat(),
+            },
+        },
+    )
+    return result

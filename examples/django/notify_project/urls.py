@@ -1,0 +1,2 @@
+"""No HTTP views: herald serves the WebSockets and the publish API."""
+urlpatterns = []
