@@ -593,6 +593,15 @@ out:
 }
 
 int
+hr_worker__parse(const char *json, size_t len, char *err, size_t errlen)
+{
+	struct job *j = NULL;
+	int rc = job_from_json(json, len, &j, err, errlen);
+	job_free(j);
+	return rc;
+}
+
+int
 hr_worker_submit(
     hr_worker *w, const char *json, size_t len, char id_out[37], char *err, size_t errlen)
 {

@@ -29,4 +29,9 @@ int hr_worker__hold(hr_worker *w, hr_worker_gate *g);
 int hr_worker__gate_wait_entered(hr_worker_gate *g, int timeout_ms);
 void hr_worker__gate_open(hr_worker_gate *g);
 
+/* Validate a POST /api/notifications body as hr_worker_submit does, without
+ * a worker: 0, HR_EINVAL with a reason in err, or HR_ENOMEM. Pure
+ * (tests/fuzz/fuzz_http.c). */
+int hr_worker__parse(const char *json, size_t len, char *err, size_t errlen);
+
 #endif /* HERALD_WORKER_INT_H */

@@ -768,6 +768,15 @@ decode_member(const char *mem, size_t mlen, const char *channel, size_t clen, bo
 	return 0;
 }
 
+int
+hr_layer__redis_decode_member(const char *mem, size_t mlen, const char *channel, size_t clen,
+    bool process_key, hr_msg **out, hr_layer_targets *t)
+{
+	*out = NULL;
+	memset(t, 0, sizeof(*t));
+	return decode_member(mem, mlen, channel, clen, process_key, out, t);
+}
+
 /* ------------------------------------------------------------ send */
 
 static int

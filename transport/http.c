@@ -312,16 +312,68 @@ on_metrics(hr_node *n, hr_conn *c)
 }
 
 int
+hr_http__route(const char *uri, int *want, char *target, size_t tcap, const char **bad)
+{
+	char path[512], *segs[MAX_SEGS + 1];
+	size_t ns;
+	int api = API_NONE;
+
+	*want = -1;
+	*bad = NULL;
+	if (tcap > 0)
+		target[0] = '\0';
+	if (strlen(uri) >= sizeof(path))
+		return API_NONE;
+	snprintf(path, sizeof(path), "%s", uri);
+	ns = split(path, segs);
+
+	if (ns == 1 && strcmp(segs[0], "healthz") == 0) {
+		api = API_HEALTHZ;
+		*want = LWSHUMETH_GET;
+	} else if (ns == 1 && strcmp(segs[0], "metrics") == 0) {
+		api = API_METRICS;
+		*want = LWSHUMETH_GET;
+	} else if (ns >= 2 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "notifications") == 0
+	    && ns <= 3) {
+		if (ns == 2) {
+			api = API_NOTIF_POST;
+			*want = LWSHUMETH_POST;
+		} else if (segs[2][0] != '\0') {
+			api = API_NOTIF_GET;
+			*want = LWSHUMETH_GET;
+			snprintf(target, tcap, "%s", segs[2]);
+		}
+	} else if (ns == 4 && strcmp(segs[0], "api") == 0 && strcmp(segs[3], "send") == 0
+	    && (strcmp(segs[1], "groups") == 0 || strcmp(segs[1], "channels") == 0)
+	    && segs[2][0] != '\0') {
+		api = segs[1][0] == 'g' ? API_GROUP_SEND : API_CHANNEL_SEND;
+		*want = LWSHUMETH_POST;
+		if (strlen(segs[2]) >= tcap)
+			*bad = "name too long";
+		else
+			snprintf(target, tcap, "%s", segs[2]);
+	}
+	return api;
+}
+
+/* One log line per refused API call: the peer's address, never the key. */
+static void
+log_api_key_refusal(hr_conn *c)
+{
+	char peer[64];
+	if (c->wsi == NULL || lws_get_peer_simple(c->wsi, peer, sizeof(peer)) == NULL)
+		snprintf(peer, sizeof(peer), "?");
+	hr_log(HR_LOG_INFO, "api refused 401 from %s: api_key", peer);
+}
+
+int
 hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 {
 	hr_node *n = t->node;
-	char path[512], *segs[MAX_SEGS + 1];
 	const char *uri = req->uri;
-	size_t ns;
 
 	c->method = req->method;
 	c->req_clen = req->clen;
-	c->api = API_NONE;
 	c->pending_status = 0;
 	c->pending_error = NULL;
 	c->close_after = false;
@@ -329,39 +381,12 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	hr_http__conn_fini(c);
 	HR_METRIC_ADD(http_requests, 1);
 
-	if (strlen(uri) >= sizeof(path))
-		return respond_error(c, 404, "not found");
-	snprintf(path, sizeof(path), "%s", uri);
-	ns = split(path, segs);
-
-	int want = -1; /* LWSHUMETH_* the endpoint takes */
-	if (ns == 1 && strcmp(segs[0], "healthz") == 0) {
-		c->api = API_HEALTHZ;
-		want = LWSHUMETH_GET;
-	} else if (ns == 1 && strcmp(segs[0], "metrics") == 0) {
-		c->api = API_METRICS;
-		want = LWSHUMETH_GET;
-	} else if (ns >= 2 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "notifications") == 0
-	    && ns <= 3) {
-		if (ns == 2) {
-			c->api = API_NOTIF_POST;
-			want = LWSHUMETH_POST;
-		} else if (segs[2][0] != '\0') {
-			c->api = API_NOTIF_GET;
-			want = LWSHUMETH_GET;
-			snprintf(c->target, sizeof(c->target), "%s", segs[2]);
-		}
-	} else if (ns == 4 && strcmp(segs[0], "api") == 0 && strcmp(segs[3], "send") == 0
-	    && (strcmp(segs[1], "groups") == 0 || strcmp(segs[1], "channels") == 0)
-	    && segs[2][0] != '\0') {
-		c->api = segs[1][0] == 'g' ? API_GROUP_SEND : API_CHANNEL_SEND;
-		want = LWSHUMETH_POST;
-		if (strlen(segs[2]) >= sizeof(c->target)) {
-			c->pending_status = 400;
-			c->pending_error = "name too long";
-		} else {
-			snprintf(c->target, sizeof(c->target), "%s", segs[2]);
-		}
+	int want; /* LWSHUMETH_* the endpoint takes */
+	const char *bad;
+	c->api = hr_http__route(uri, &want, c->target, sizeof(c->target), &bad);
+	if (bad != NULL) {
+		c->pending_status = 400;
+		c->pending_error = bad;
 	}
 
 	int status = 0;
@@ -375,6 +400,7 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	} else if (c->api >= API_NOTIF_POST && n->cfg.api_key != NULL
 	    && !api_key_ok(req, n->cfg.api_key)) {
 		HR_METRIC_ADD(auth_failures[HR_AUTH_API_KEY], 1);
+		log_api_key_refusal(c);
 		status = 401;
 		err = "missing or bad API key";
 	} else if (want == LWSHUMETH_POST && !content_type_ok(req)) {
@@ -503,37 +529,56 @@ hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 		hr_http1__resume(c);
 }
 
+int
+hr_http__parse_send(bool group, const char *target, const char *body, size_t len, hr_msg **out,
+    char *err, size_t errlen)
+{
+	const char *type;
+	size_t tlen;
+	hr_buf b;
+	int rv;
+
+	*out = NULL;
+	size_t nl = strlen(target);
+	if ((group ? hr_name_check_group(target, nl) : hr_name_check_channel(target, nl)) != 0) {
+		snprintf(err, errlen, "%s", group ? "invalid group name" : "invalid channel name");
+		return 400;
+	}
+	snprintf(err, errlen, "bad JSON");
+	hr_buf_init(&b, 0);
+	rv = hr_codec_json_to_msgpack(body ? body : "", len, true, &b, err, errlen);
+	if (rv != 0) {
+		hr_buf_fini(&b);
+		if (rv == HR_ETYPE)
+			snprintf(err, errlen, "body must be a JSON object");
+		return 400;
+	}
+	if (hr_codec_get_type(hr_buf_data(&b), hr_buf_len(&b), &type, &tlen) != 0) {
+		hr_buf_fini(&b);
+		snprintf(err, errlen, "message needs a string \"type\"");
+		return 400;
+	}
+	rv = hr_buf_finish(&b, out);
+	hr_buf_fini(&b);
+	if (rv != 0) {
+		snprintf(err, errlen, "out of memory");
+		return 503;
+	}
+	return 0;
+}
+
 static int
 on_send(hr_iothread *t, hr_conn *c)
 {
 	hr_node *n = t->node;
-	char err[128] = "bad JSON";
-	const char *type;
-	size_t tlen;
-	hr_buf b;
+	char err[128];
 	hr_msg *msg = NULL;
 	int rv;
 
 	bool group = c->api == API_GROUP_SEND;
-	size_t nl = strlen(c->target);
-	if ((group ? hr_name_check_group(c->target, nl) : hr_name_check_channel(c->target, nl))
-	    != 0)
-		return respond_error(c, 400, group ? "invalid group name" : "invalid channel name");
-	hr_buf_init(&b, 0);
-	rv = hr_codec_json_to_msgpack(
-	    c->body ? c->body : "", c->body_len, true, &b, err, sizeof(err));
-	if (rv != 0) {
-		hr_buf_fini(&b);
-		return respond_error(c, 400, rv == HR_ETYPE ? "body must be a JSON object" : err);
-	}
-	if (hr_codec_get_type(hr_buf_data(&b), hr_buf_len(&b), &type, &tlen) != 0) {
-		hr_buf_fini(&b);
-		return respond_error(c, 400, "message needs a string \"type\"");
-	}
-	rv = hr_buf_finish(&b, &msg);
-	hr_buf_fini(&b);
+	rv = hr_http__parse_send(group, c->target, c->body, c->body_len, &msg, err, sizeof(err));
 	if (rv != 0)
-		return respond_error(c, 503, "out of memory");
+		return respond_error(c, rv, err);
 
 	reply_ctx *r = malloc(sizeof(*r));
 	if (r == NULL) {

@@ -329,6 +329,20 @@ parse_head(char *p, size_t n, head *h)
 
 /* ---------------------------------------------------------------- the connection */
 
+/*
+ * A raw socket has none of lws's header timers: this is the handshake
+ * timeout (docs/SECURITY.md "Limits"). Armed when the connection is adopted
+ * and re-armed after each complete request, so a connection that does not
+ * finish its next request (head and body) within HR_HANDSHAKE_TIMEOUT_S,
+ * however slowly it trickles bytes, or idles that long between requests, is
+ * closed.
+ */
+static void
+arm_deadline(hr_conn *c)
+{
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)HR_HANDSHAKE_TIMEOUT_S);
+}
+
 static void
 set_rx(hr_conn *c, bool on)
 {
@@ -430,6 +444,7 @@ pump(hr_conn *c)
 			rv = hr_http__body_complete(c->t, c);
 		}
 		bytes_consume(&h->in, used);
+		arm_deadline(c);
 		if (rv < 0)
 			return -1;
 	}
@@ -484,6 +499,7 @@ hr_http1__callback(
 		c->raw_http = true;
 		if ((c->h1 = calloc(1, sizeof(*c->h1))) == NULL)
 			return -1;
+		arm_deadline(c);
 		return 0;
 	case LWS_CALLBACK_RAW_RX:
 		if (c == NULL || c->h1 == NULL)

@@ -231,7 +231,7 @@ ws_writeable(hr_iothread *t, hr_conn *c)
 	unsigned n = 0;
 	int w;
 
-	if (c->close_code) {
+	if (c->close_code && c->qlen == 0) {
 		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
 		    (unsigned char *)c->close_reason,
 		    c->close_reason ? strlen(c->close_reason) : 0);
@@ -263,7 +263,7 @@ ws_writeable(hr_iothread *t, hr_conn *c)
 		return -1;
 	HR_METRIC_ADD(frames_sent, n);
 	HR_METRIC_ADD(ws_writes, 1);
-	if (c->qlen > 0)
+	if (c->qlen > 0 || c->close_code)
 		want_write(c);
 	return 0;
 }
@@ -340,7 +340,23 @@ send_status(hr_conn *c)
 	hr_buf_fini(&b);
 }
 
-/* Returns -1 to close the connection (close reason already set). */
+/*
+ * Close with code after what is already queued for c (pongs, the rate-limit
+ * error frame) has left, so the client sees them before the close frame;
+ * closing straight from the receive callback put the close frame on the
+ * wire first. What still arrives meanwhile is read and discarded
+ * (ws_receive): not reading it would make the kernel answer the close with
+ * a reset, which can destroy the frames still on their way to the client.
+ */
+static void
+close_after_queue(hr_conn *c, int code, const char *reason)
+{
+	c->close_code = code;
+	c->close_reason = reason;
+	want_write(c);
+}
+
+/* Returns -1 to close the connection at once. */
 static int
 handle_message(hr_conn *c)
 {
@@ -360,9 +376,8 @@ handle_message(hr_conn *c)
 		return 0;
 	case HR_BUCKET_CLOSE:
 		HR_METRIC_ADD(dropped[HR_DROP_RATE_LIMIT], 1);
-		lws_close_reason(
-		    c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"rate limit", 10);
-		return -1;
+		close_after_queue(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit");
+		return 0;
 	}
 	if (c->rx_binary) {
 		send_error(c, "binary frames are not supported");
@@ -406,10 +421,11 @@ ws_receive(hr_conn *c, const void *in, size_t len)
 		c->rxlen = 0;
 		c->rx_binary = lws_frame_is_binary(c->wsi) != 0;
 	}
+	if (c->close_code)
+		return 0; /* closing: what still arrives is not read */
 	if (c->rxlen + len > max) {
-		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-		    (unsigned char *)"message too big", 15);
-		return -1;
+		close_after_queue(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+		return 0;
 	}
 	if (c->rxlen + len > c->rxcap) {
 		size_t ncap = c->rxcap ? c->rxcap : 256;
@@ -504,6 +520,17 @@ refuse(struct lws *wsi, unsigned code)
 	return -1;
 }
 
+/* One log line per refused handshake: the peer's address and the reason,
+ * never the token, the Origin or the path (the client chose those). */
+static void
+log_refusal(struct lws *wsi, unsigned code, const char *why)
+{
+	char peer[64];
+	if (lws_get_peer_simple(wsi, peer, sizeof(peer)) == NULL)
+		snprintf(peer, sizeof(peer), "?");
+	hr_log(HR_LOG_INFO, "handshake refused %u from %s: %s", code, peer, why);
+}
+
 /* ?token= or Authorization: Bearer, verified with the shared checks of
  * security.c; a refusal is counted by its reason. */
 static int
@@ -538,6 +565,7 @@ check_jwt(hr_node *n, struct lws *wsi, const char *user)
 	else if (reason == hr_auth_wrong_user)
 		m = HR_AUTH_WRONG_USER;
 	HR_METRIC_ADD(auth_failures[m], 1);
+	log_refusal(wsi, 403, reason);
 	return -1;
 }
 
@@ -563,6 +591,7 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 		if (!hr_origins_allowed(
 		        &n->origins, ol > 0 ? origin : NULL, ol > 0 ? (size_t)ol : 0)) {
 			HR_METRIC_ADD(auth_failures[HR_AUTH_ORIGIN], 1);
+			log_refusal(wsi, 403, "origin");
 			return refuse(wsi, 403);
 		}
 	}
@@ -792,6 +821,16 @@ hr_iothread__mailbox(hr_iothread *t)
 	return hr_mailbox_create(&t->mbox, 8192, mail_drop, t);
 }
 
+/* The bounds of HR_HANDSHAKE_TIMEOUT_S & co (transport_impl.h). */
+static void
+set_limits(struct lws_context_creation_info *info)
+{
+	info->timeout_secs = HR_HANDSHAKE_TIMEOUT_S;
+	info->timeout_secs_ah_idle = HR_HANDSHAKE_TIMEOUT_S;
+	info->keepalive_timeout = HR_HTTP_KEEPALIVE_S;
+	info->max_http_header_data = HR_HTTP_HEADER_MAX;
+}
+
 static void *
 run(void *arg)
 {
@@ -824,6 +863,7 @@ hr_iothread__start(hr_iothread *t)
 	info.pt_serv_buf_size = 16384;
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
+	set_limits(&info);
 	if (t->node->cfg.tls_cert != NULL) {
 		/* With CONTEXT_PORT_NO_LISTEN lws 4.1.6 never turns TLS on for the
 		 * vhost (tls-server.c); NO_LISTEN_SERVER is its "server that adopts

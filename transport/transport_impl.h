@@ -82,6 +82,15 @@ extern hr_metrics hr_transport__metrics;
  * lws sends it with one send(). */
 #define HR_SCRATCH (64u * 1024u)
 #define HR_HTTP_BODY_MAX (1u << 20)
+/* Connection bounds handed to lws (docs/SECURITY.md "Limits"): a connection
+ * that has not finished its request headers (or, with TLS, its handshake)
+ * within HR_HANDSHAKE_TIMEOUT_S is closed, however slowly it trickles bytes;
+ * an idle keep-alive HTTP connection after HR_HTTP_KEEPALIVE_S; request line
+ * plus headers over HR_HTTP_HEADER_MAX bytes close the connection unanswered
+ * (room for an 8 KiB token, HR_JWT_MAX, in ?token= or Authorization). */
+#define HR_HANDSHAKE_TIMEOUT_S 10u
+#define HR_HTTP_KEEPALIVE_S 5
+#define HR_HTTP_HEADER_MAX 12288u
 
 typedef struct hr_node hr_node;
 typedef struct hr_iothread hr_iothread;
@@ -227,6 +236,18 @@ int hr_http1__callback(
 int hr_http1__respond(hr_conn *c, int status, const char *type, const char *body, size_t len);
 void hr_http1__resume(hr_conn *c); /* a reply arrived: go on with buffered requests */
 void hr_http1__conn_fini(hr_conn *c);
+
+/* The pure parts of the HTTP API, callable without lws (tests/fuzz/fuzz_http.c).
+ * hr_http__route: route a request path (percent-decoded by http1.c or lws; no query):
+ * returns the endpoint (0: none, i.e. 404), sets *want to the LWSHUMETH_*
+ * it takes (-1: none), copies its group / channel / id into target (tcap
+ * bytes, NUL-terminated) and sets *bad to a reason when that name is too long
+ * (400), else NULL. hr_http__parse_send: validate a send's target name and
+ * JSON body; 0 with *out the msgpack message (one reference, the caller's),
+ * or the HTTP status (400, 503) with a reason in err. */
+int hr_http__route(const char *uri, int *want, char *target, size_t tcap, const char **bad);
+int hr_http__parse_send(bool group, const char *target, const char *body, size_t len, hr_msg **out,
+    char *err, size_t errlen);
 
 /* metrics.c */
 int hr_metrics__render(hr_node *n, hr_buf *out);

@@ -34,8 +34,9 @@ teardown(void)
 {
 	hr_cli__serve_fini(&S);
 	char path[200];
-	const char *names[] = { "herald.ini", "cert.pem", "key.pem" };
-	for (size_t i = 0; i < 3; i++) {
+	const char *names[]
+	    = { "herald.ini", "cert.pem", "key.pem", "a.pem", "a.key", "b.pem", "b.key", "junk.pem" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", TMPDIR_, names[i]);
 		unlink(path);
 	}
@@ -66,6 +67,19 @@ write_file(const char *path, const char *text)
 	cr_assert_not_null(f);
 	cr_assert_eq(fputs(text, f) >= 0, true);
 	cr_assert_eq(fclose(f), 0);
+}
+
+/* A self-signed certificate and its key (EC P-256: quick), by the openssl
+ * command, as an operator makes one. */
+static void
+make_pair(const char *cert, const char *key)
+{
+	char cmd[800];
+	snprintf(cmd, sizeof(cmd),
+	    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+	    "-subj /CN=127.0.0.1 -keyout '%s' -out '%s' >/dev/null 2>&1",
+	    key, cert);
+	cr_assert_eq(system(cmd), 0, "openssl req failed");
 }
 
 static void
@@ -113,8 +127,7 @@ Test(options, every_option_as_separate_flags)
 	char cert[200], key[200];
 	snprintf(cert, sizeof(cert), "%s/cert.pem", TMPDIR_);
 	snprintf(key, sizeof(key), "%s/key.pem", TMPDIR_);
-	write_file(cert, "cert\n");
-	write_file(key, "key\n");
+	make_pair(cert, key);
 	int rc = parse("--listen", "127.0.0.1:9001", "--listen", "[::1]:9002", "--threads", "3",
 	    "--layer", "redis", "--redis", "redis://127.0.0.1:6379", "--redis",
 	    "redis://:s3cret@localhost:6380/2", "--prefix", "pfx", "--capacity", "7",
@@ -485,6 +498,31 @@ Test(options, refuses_unreadable_tls_file)
 {
 	expect_error(parse("--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/etc/hostname"),
 	    "--tls-cert: cannot read '/nonexistent/cert.pem'");
+}
+Test(options, refuses_tls_files_that_are_not_a_pair)
+{
+	char cert[200], key[200], cert2[200], key2[200], junk[200];
+	snprintf(cert, sizeof(cert), "%s/a.pem", TMPDIR_);
+	snprintf(key, sizeof(key), "%s/a.key", TMPDIR_);
+	snprintf(cert2, sizeof(cert2), "%s/b.pem", TMPDIR_);
+	snprintf(key2, sizeof(key2), "%s/b.key", TMPDIR_);
+	snprintf(junk, sizeof(junk), "%s/junk.pem", TMPDIR_);
+	make_pair(cert, key);
+	make_pair(cert2, key2);
+	write_file(junk, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
+	cr_assert_eq(parse("--tls-cert", cert, "--tls-key", key), 0, "%s", ERR);
+	hr_cli__serve_fini(&S);
+	hr_cli__serve_init(&S);
+	expect_error(parse("--tls-cert", cert, "--tls-key", key2), "is not the key of the certificate");
+	hr_cli__serve_fini(&S);
+	hr_cli__serve_init(&S);
+	expect_error(parse("--tls-cert", junk, "--tls-key", key), "holds no PEM certificate");
+	hr_cli__serve_fini(&S);
+	hr_cli__serve_init(&S);
+	expect_error(parse("--tls-cert", cert, "--tls-key", junk), "holds no unencrypted PEM private key");
+	hr_cli__serve_fini(&S);
+	hr_cli__serve_init(&S);
+	expect_error(parse("--tls-cert", key, "--tls-key", cert), "--tls-cert:");
 }
 Test(options, refuses_directory_as_tls_file)
 {
