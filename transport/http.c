@@ -311,8 +311,43 @@ on_metrics(hr_node *n, hr_conn *c)
 	return rv;
 }
 
+static int
+hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode one NUL-terminated segment in place; -1 on a bad escape or
+ * an escaped NUL. */
+static int
+decode_segment(char *s)
+{
+	char *o = s;
+	for (const char *p = s; *p != '\0'; p++) {
+		int ch = (unsigned char)*p;
+		if (ch == '%') {
+			int hi = hexval((unsigned char)p[1]);
+			int lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+			if (hi < 0 || lo < 0 || (hi | lo) == 0)
+				return -1;
+			ch = hi << 4 | lo;
+			p += 2;
+		}
+		*o++ = (char)ch;
+	}
+	*o = '\0';
+	return 0;
+}
+
 int
-hr_http__route(const char *uri, int *want, char *target, size_t tcap, const char **bad)
+hr_http__route(
+    const char *uri, bool raw, int *want, char *target, size_t tcap, const char **bad)
 {
 	char path[512], *segs[MAX_SEGS + 1];
 	size_t ns;
@@ -326,6 +361,12 @@ hr_http__route(const char *uri, int *want, char *target, size_t tcap, const char
 		return API_NONE;
 	snprintf(path, sizeof(path), "%s", uri);
 	ns = split(path, segs);
+	for (size_t i = 0; raw && i < ns && i < MAX_SEGS; i++) {
+		if (decode_segment(segs[i]) != 0) {
+			*bad = "invalid percent-encoding in path";
+			return API_NONE;
+		}
+	}
 
 	if (ns == 1 && strcmp(segs[0], "healthz") == 0) {
 		api = API_HEALTHZ;
@@ -383,7 +424,7 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 
 	int want; /* LWSHUMETH_* the endpoint takes */
 	const char *bad;
-	c->api = hr_http__route(uri, &want, c->target, sizeof(c->target), &bad);
+	c->api = hr_http__route(uri, req->raw_path, &want, c->target, sizeof(c->target), &bad);
 	if (bad != NULL) {
 		c->pending_status = 400;
 		c->pending_error = bad;
@@ -392,8 +433,8 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	int status = 0;
 	const char *err = NULL;
 	if (c->api == API_NONE) {
-		status = 404;
-		err = "not found";
+		status = bad != NULL ? 400 : 404;
+		err = bad != NULL ? bad : "not found";
 	} else if (c->method != want) {
 		status = 405;
 		err = "method not allowed";

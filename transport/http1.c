@@ -151,34 +151,17 @@ hr_http1__respond(hr_conn *c, int status, const char *type, const char *body, si
 
 /* ---------------------------------------------------------------- parsing */
 
+/* Copy the path of target (query and fragment dropped) into out, still
+ * percent-encoded: http.c splits it into segments first and decodes each
+ * one, so "%2F" stays inside its segment (CONTRACT.md). Control bytes are
+ * refused here. */
 static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decode the path of target (query dropped) into out. */
-static int
-decode_path(const char *s, size_t n, char *out, size_t outlen)
+copy_path(const char *s, size_t n, char *out, size_t outlen)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < n && s[i] != '?' && s[i] != '#'; i++) {
-		int ch = (unsigned char)s[i];
-		if (ch == '%') {
-			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-			if (hi < 0 || lo < 0 || (hi | lo) == 0)
-				return -1;
-			ch = hi << 4 | lo;
-			i += 2;
-		}
-		if (o + 1 >= outlen)
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x21 || ch == 0x7f || o + 1 >= outlen)
 			return -1;
 		out[o++] = (char)ch;
 	}
@@ -244,6 +227,7 @@ parse_head(char *p, size_t n, head *h)
 	memset(h, 0, sizeof(*h));
 	h->req.clen = -1;
 	h->req.uri = h->path;
+	h->req.raw_path = true;
 	/* request line: METHOD SP target SP HTTP/1.x */
 	eol = memchr(line, '\n', (size_t)(end - line));
 	char *sp1 = memchr(line, ' ', (size_t)(eol - line));
@@ -253,7 +237,7 @@ parse_head(char *p, size_t n, head *h)
 		vl--;
 	if (sp1 == NULL || sp2 == NULL || vl != 8 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0
 	    || (sp2[8] != '0' && sp2[8] != '1')
-	    || decode_path(sp1 + 1, (size_t)(sp2 - sp1 - 1), h->path, sizeof(h->path)) != 0) {
+	    || copy_path(sp1 + 1, (size_t)(sp2 - sp1 - 1), h->path, sizeof(h->path)) != 0) {
 		h->bad = true;
 		return;
 	}

@@ -149,7 +149,8 @@ struct hr_conn {
 /* A request's head, from lws (TLS) or from http1.c's parser (plain). */
 typedef struct hr_http_req {
 	int method; /* LWSHUMETH_*, -1 unknown */
-	const char *uri; /* percent-decoded path, no query */
+	const char *uri; /* path, no query: percent-encoded when raw_path */
+	bool raw_path; /* uri not yet percent-decoded (http1.c); lws decodes its own */
 	const char *auth; /* Authorization, or NULL */
 	size_t auth_len;
 	const char *api_key; /* X-API-Key, or NULL */
@@ -238,14 +239,17 @@ void hr_http1__resume(hr_conn *c); /* a reply arrived: go on with buffered reque
 void hr_http1__conn_fini(hr_conn *c);
 
 /* The pure parts of the HTTP API, callable without lws (tests/fuzz/fuzz_http.c).
- * hr_http__route: route a request path (percent-decoded by http1.c or lws; no query):
+ * hr_http__route: route a request path (no query). When raw, the path is split
+ * into segments first and each segment is percent-decoded (a bad escape or
+ * %00 sets *bad); otherwise it was decoded already (lws, TLS listeners):
  * returns the endpoint (0: none, i.e. 404), sets *want to the LWSHUMETH_*
  * it takes (-1: none), copies its group / channel / id into target (tcap
  * bytes, NUL-terminated) and sets *bad to a reason when that name is too long
  * (400), else NULL. hr_http__parse_send: validate a send's target name and
  * JSON body; 0 with *out the msgpack message (one reference, the caller's),
  * or the HTTP status (400, 503) with a reason in err. */
-int hr_http__route(const char *uri, int *want, char *target, size_t tcap, const char **bad);
+int hr_http__route(
+    const char *uri, bool raw, int *want, char *target, size_t tcap, const char **bad);
 int hr_http__parse_send(bool group, const char *target, const char *body, size_t len, hr_msg **out,
     char *err, size_t errlen);
 

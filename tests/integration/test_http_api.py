@@ -68,6 +68,21 @@ def test_group_send_errors():
         assert isinstance(resp, dict) and isinstance(resp.get("error"), str), (path, resp)
 
 
+def test_path_segments_are_split_before_decoding():
+    """%2F stays inside its segment (CONTRACT.md): a group named "a/b" is an
+    invalid name (400), not a longer path (404); other escapes decode."""
+    h = node()
+    st, resp, _ = h.http("POST", "/api/groups/a%2Fb/send", {"type": "x"})
+    assert st == 400 and resp == {"error": "invalid group name"}, (st, resp)
+    st, resp, _ = h.http("POST", "/api/groups/ok%2Ename/send", {"type": "x"})
+    assert st == 202 and resp == {"group": "ok.name"}, (st, resp)
+    st, resp, _ = h.http("POST", "/api/%67roups/g/send", {"type": "x"})
+    assert st == 202 and resp == {"group": "g"}, (st, resp)
+    for bad in ("/api/groups/x%zz/send", "/api/groups/x%00/send", "/api/groups/x%2/send"):
+        st, resp, _ = h.http("POST", bad, {"type": "x"})
+        assert st == 400 and "percent" in resp.get("error", ""), (bad, st, resp)
+
+
 def test_content_type_rules():
     h = node()
     for ct, want in [("application/json; charset=utf-8", 202), ("Application/JSON", 202),
