@@ -419,7 +419,7 @@ def test_half_open_handshakes_time_out():
             if proc_fds(h.proc.pid) <= fd0:
                 break
             time.sleep(0.1)
-        assert proc_fds(h.proc.pid) == fd0, (proc_fds(h.proc.pid), fd0)
+        assert proc_fds(h.proc.pid) <= fd0, (proc_fds(h.proc.pid), fd0)  # more would be a leak; fd0 may still hold a closing upgrade socket
         ws_sock.close()
         print("  closed after: %s" % {k: round(v, 1) for k, v in closed.items()})
 
@@ -566,7 +566,7 @@ async def test_tls_misuse_and_stalled_handshake():
                 if proc_fds(h.proc.pid) <= fd0:
                     break
                 time.sleep(0.1)
-            assert proc_fds(h.proc.pid) == fd0, (proc_fds(h.proc.pid), fd0)
+            assert proc_fds(h.proc.pid) <= fd0, (proc_fds(h.proc.pid), fd0)  # more would be a leak; fd0 may still hold a closing upgrade socket
 
 
 if __name__ == "__main__":
