@@ -165,13 +165,11 @@ write_response(struct lws *wsi, hr_conn *c)
 
 /*
  * The worker's API is synchronous and cheap (validate, copy, post; a table
- * lookup), so it runs right here on the I/O thread. It is compiled in when
- * actor.h declares the worker (HR_WORKER_MAX_KEPT).
+ * lookup), so it runs right here on the I/O thread.
  */
 static int
 on_notification_post(hr_node *n, hr_conn *c)
 {
-#ifdef HR_WORKER_MAX_KEPT
 	char id[37], err[160] = "bad notification";
 	char body[96];
 	int rv;
@@ -193,16 +191,11 @@ on_notification_post(hr_node *n, hr_conn *c)
 	default:
 		return respond_error(c, 503, hr_strerror(rv));
 	}
-#else
-	(void)n;
-	return respond_error(c, 503, "notifications are not available on this node");
-#endif
 }
 
 static int
 on_notification_get(hr_node *n, hr_conn *c)
 {
-#ifdef HR_WORKER_MAX_KEPT
 	hr_notification_info info;
 	char body[256];
 
@@ -217,10 +210,6 @@ on_notification_get(hr_node *n, hr_conn *c)
 	if (len < 0 || (size_t)len >= sizeof(body))
 		return respond_error(c, 503, "record too long");
 	return respond(c, 200, "application/json", body, (size_t)len);
-#else
-	(void)n;
-	return respond_error(c, 503, "notifications are not available on this node");
-#endif
 }
 
 /* ---------------------------------------------------------------- routing */

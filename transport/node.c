@@ -200,12 +200,10 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 			goto fail;
 		}
 	}
-#ifdef HR_WORKER_MAX_KEPT
 	if ((rv = hr_worker_create(&n->worker, n->router, 0)) != 0) {
 		snprintf(err, errlen, "worker: %s", hr_strerror(rv));
 		goto fail;
 	}
-#endif
 	for (unsigned i = 0; i < n->n_threads; i++) {
 		if ((rv = hr_iothread__start(&n->threads[i])) != 0) {
 			if (cfg->tls_cert != NULL)
@@ -293,9 +291,7 @@ hr_node_destroy(hr_node *n)
 		if (n->threads[i].mbox != NULL)
 			hr_mailbox_close(n->threads[i].mbox);
 	hr_bridge_stop(n->bridge); /* nothing more from Redis to the router */
-#ifdef HR_WORKER_MAX_KEPT
 	hr_worker_destroy(n->worker); /* its last group_sends still reach the router */
-#endif
 	hr_router_destroy(n->router);
 	hr_bridge_destroy(n->bridge); /* after the router, whose hooks post to it;
 	                               * removes this node's memberships */
