@@ -208,18 +208,21 @@ has_token(const char *v, size_t vl, const char *token)
 	return false;
 }
 
-typedef struct head {
-	hr_http_req req;
-	char path[1024];
-	bool bad; /* malformed: 400 and close */
-	bool keep_alive;
-	bool upgrade_ws;
-	bool dup_clen;
-} head;
+typedef hr_http1_head head;
 
-/* Parse the head in p[0..n) (n includes the blank line). */
-static void
-parse_head(char *p, size_t n, head *h)
+size_t
+hr_http1__head_len(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 1 < n && i < HEAD_MAX; i++) {
+		if (p[i] == '\n'
+		    && (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')))
+			return i + (p[i + 1] == '\n' ? 2 : 3);
+	}
+	return 0;
+}
+
+void
+hr_http1__parse_head(char *p, size_t n, head *h)
 {
 	char *end = p + n, *line = p, *eol;
 	bool http10;
@@ -367,15 +370,7 @@ pump(hr_conn *c)
 		if (c->awaiting_reply || h->close_when_flushed || h->out.len >= OUT_HIGH)
 			break;
 		char *p = (char *)h->in.p + h->in.off;
-		size_t n = h->in.len, hl = 0;
-		for (size_t i = 0; i + 1 < n && i < HEAD_MAX; i++) {
-			if (p[i] == '\n'
-			    && (p[i + 1] == '\n'
-			        || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n'))) {
-				hl = i + (p[i + 1] == '\n' ? 2 : 3);
-				break;
-			}
-		}
+		size_t n = h->in.len, hl = hr_http1__head_len(p, n);
 		if (hl == 0) {
 			if (n >= HEAD_MAX) {
 				c->close_after = true;
@@ -387,7 +382,7 @@ pump(hr_conn *c)
 			break; /* more to come */
 		}
 		head hd;
-		parse_head(p, hl, &hd);
+		hr_http1__parse_head(p, hl, &hd);
 		if (hd.bad) {
 			c->close_after = true;
 			bytes_consume(&h->in, n);

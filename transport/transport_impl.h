@@ -234,6 +234,21 @@ int hr_http__body_complete(hr_iothread *t, hr_conn *c);
  * loops forever on a pipelined request with a body, see http1.c) */
 int hr_http1__callback(
     struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+/* A parsed request head (plain HTTP/1.x, http1.c). */
+typedef struct hr_http1_head {
+	hr_http_req req;
+	char path[1024]; /* percent-encoded path, no query */
+	bool bad; /* malformed: 400 and close */
+	bool keep_alive;
+	bool upgrade_ws;
+	bool dup_clen;
+} hr_http1_head;
+/* Length of the request head at p (through its blank line), 0 while it is
+ * incomplete (looks at most HEAD_MAX bytes). Pure. */
+size_t hr_http1__head_len(const char *p, size_t n);
+/* Parse the head p[0..n) (n from hr_http1__head_len); h borrows p for its
+ * header values. Pure: no lws, no I/O (tests/fuzz/fuzz_http1.c). */
+void hr_http1__parse_head(char *p, size_t n, hr_http1_head *h);
 int hr_http1__respond(hr_conn *c, int status, const char *type, const char *body, size_t len);
 void hr_http1__resume(hr_conn *c); /* a reply arrived: go on with buffered requests */
 void hr_http1__conn_fini(hr_conn *c);
