@@ -2,12 +2,11 @@
  * actor.h: herald's actor runtime and its actors, the public face of the
  * `actors` module.
  *
- * An actor is a thread, a mailbox (an nng inproc pull socket fed by one
- * shared push socket, so mail from all senders is handled in the order it was
- * posted) and a handler per mail kind. Its state is touched only by its own
- * thread. Mail is a small fixed envelope (hr_mail); large payloads travel as
- * pointers whose ownership moves with the mail (refcounted hr_msg buffers for
- * anything shared).
+ * An actor is a thread, a mailbox (a bounded ring under a mutex, so mail from
+ * all senders is handled in the order it was posted) and a handler per mail
+ * kind. Its state is touched only by its own thread. Mail is a small fixed
+ * envelope (hr_mail); large payloads travel as pointers whose ownership moves
+ * with the mail (refcounted hr_msg buffers for anything shared).
  *
  * The actors: the router (group membership and fan-out), the consumers
  * (notifications, user_notifications, health: one actor per consumer type),
@@ -48,7 +47,9 @@ typedef void (*hr_mail_drop_fn)(void *arg, hr_mail *mail);
 /* ---------------------------------------------------------------- mailbox */
 
 /*
- * A bounded FIFO of hr_mail, many producers, one consumer. Full: a post with
+ * A bounded FIFO of hr_mail, many producers, one consumer, holding exactly
+ * `capacity` mails (1..8192; HR_EINVAL otherwise). Mail is received in the
+ * order in which posts completed, across all posters. Full: a post with
  * timeout_ms == 0 returns HR_EAGAIN at once; timeout_ms > 0 waits up to that
  * long (then HR_ETIMEDOUT); < 0 waits until there is room. After close, posts
  * fail with HR_ECLOSED and recv returns what is still queued, then HR_ECLOSED.
@@ -63,9 +64,10 @@ void hr_mailbox_destroy(hr_mailbox *mb);
 int hr_mailbox_post(hr_mailbox *mb, const hr_mail *mail, int timeout_ms);
 /* Consumer side only. timeout_ms as for post: 0 = HR_EAGAIN when empty. */
 int hr_mailbox_recv(hr_mailbox *mb, hr_mail *out, int timeout_ms);
-/* A descriptor that polls readable while mail is waiting (nng RECVFD). Owned
- * by the mailbox: never read, write or close it; dup() it to hand it to a
- * loop that closes what it is given. */
+/* A descriptor that polls readable while mail is waiting (an eventfd; also
+ * after close until recv has returned HR_ECLOSED). Owned by the mailbox:
+ * never read, write or close it; dup() it to hand it to a loop that closes
+ * what it is given. 0 or HR_EINVAL. */
 int hr_mailbox_fd(hr_mailbox *mb, int *fd);
 /* Stop accepting posts. Idempotent. */
 void hr_mailbox_close(hr_mailbox *mb);

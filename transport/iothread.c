@@ -1,6 +1,6 @@
 /*
  * iothread.c: an I/O thread: one libwebsockets context, its own SO_REUSEPORT
- * listeners adopted as raw files (STYLE C2), its mailbox's nng RECVFD
+ * listeners adopted as raw files (STYLE C2), its mailbox's eventfd
  * adopted as a raw file (C1), and every connection it accepted, in a slot
  * table (id = generation << 32 | slot, so stale ids from the router or a late
  * HTTP reply never reach a reused slot).

@@ -201,40 +201,49 @@ Test(actor, handler_posts_to_another_actor)
 	cr_assert_eq(r1.stops + r2.stops, 2);
 }
 
+typedef struct blocked_state {
+	atomic_int gate;    /* 1: let the handler return */
+	atomic_int entered; /* handler calls so far */
+} blocked_state;
+
 static void
 blocked_handler(hr_actor *self, void *state, hr_mail *m)
 {
-	atomic_int *gate = state;
-	for (long i = 0; atomic_load(gate) == 0 && i < 1000000000L; i++)
+	blocked_state *b = state;
+	atomic_fetch_add(&b->entered, 1);
+	for (long i = 0; atomic_load(&b->gate) == 0 && i < 1000000000L; i++)
 		;
 }
 
 Test(actor, full_actor_mailbox_gives_eagain_and_join_drops_nothing_handled)
 {
-	atomic_int gate;
-	atomic_init(&gate, 0);
+	blocked_state b;
+	atomic_init(&b.gate, 0);
+	atomic_init(&b.entered, 0);
 	const hr_actor_fn h[] = { blocked_handler };
 	hr_actor_spec s = { .name = "blocked",
 		.mailbox_capacity = 4,
-		.state = &gate,
+		.state = &b,
 		.handlers = h,
 		.n_handlers = 1 };
 	hr_actor *a;
 	cr_assert_eq(hr_actor_spawn(&a, &s), 0);
 	hr_mail m = { .kind = HR_MAIL_USER };
+	/* The first mail is taken and held by the handler... */
+	cr_assert_eq(hr_actor_send(a, &m, 0), 0);
+	for (int i = 0; i < 5000 && atomic_load(&b.entered) == 0; i++)
+		hr_sys__sleep_ms(1);
+	cr_assert_eq(atomic_load(&b.entered), 1);
+	/* ...so the mailbox takes exactly its capacity more. */
 	int n = 0, rv;
 	while (n < 100 && (rv = hr_actor_send(a, &m, 0)) == 0)
 		n++;
 	cr_assert_eq(rv, HR_EAGAIN);
-	/* A NONBLOCK refusal may come a moment before nng's task thread frees
-	 * the last slot (mailbox.c); a timed post waits that out. */
-	while (n < 100 && (rv = hr_actor_send(a, &m, 30)) == 0)
-		n++;
-	cr_assert_eq(rv, HR_ETIMEDOUT);
-	/* capacity + slack in the mailbox, plus the one being handled */
-	cr_assert(n >= 4 && n <= 4 + (int)HR_MAILBOX_SLACK + 1, "accepted %d", n);
-	atomic_store(&gate, 1);
+	cr_assert_eq(n, 4, "accepted %d", n);
+	cr_assert_eq(hr_actor_send(a, &m, 30), HR_ETIMEDOUT);
+	atomic_store(&b.gate, 1);
 	hr_actor_join(a);
+	cr_assert_eq(atomic_load(&b.entered), 1 + 4, "every accepted mail was handled");
 }
 
 Test(actor, spawn_refuses_bad_spec)
