@@ -523,7 +523,8 @@ parse_origin(const char *s, size_t n, bool pattern, origin_parts *o)
 			o->host[h++] = c;
 			i++;
 		}
-		if (i >= n || h < 3)
+		/* room for ']' and the NUL: host[] holds HR_ORIGIN_HOST_MAX + 1 */
+		if (i >= n || h < 3 || h >= HR_ORIGIN_HOST_MAX)
 			return -1;
 		o->host[h++] = ']';
 		i++;

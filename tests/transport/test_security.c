@@ -593,6 +593,35 @@ Test(origins, ipv6_literal)
 	cr_assert_not(allowed("http://[::1]"));
 }
 
+/* Found by fuzz_origins: a bracketed literal that filled the host buffer
+ * wrote its NUL one past the end (tests/fuzz/regressions/origins/). */
+Test(origins, ipv6_literal_at_the_length_limit)
+{
+	char origin[400], list[400], err[256];
+	hr_origin_policy p2;
+
+	policy("http://[::1]:8000");
+	for (size_t content = 249; content <= 260; content++) {
+		int n = snprintf(origin, sizeof(origin), "http://[:%.*s]", (int)content - 1,
+		    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+		    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+		    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+		    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+		    "ffffffffffffffff");
+		cr_assert(n > 0 && (size_t)n < sizeof(origin));
+		cr_assert_not(allowed(origin), "%zu", content);
+		snprintf(list, sizeof(list), "%s", origin);
+		int rv = hr_origins_parse(list, &p2, err, sizeof(err));
+		/* "[" + content must leave room for "]" and the NUL */
+		if (content + 1 < HR_ORIGIN_HOST_MAX) {
+			cr_assert_eq(rv, 0, "%zu: %s", content, err);
+			cr_assert(hr_origins_allowed(&p2, origin, strlen(origin)));
+		} else {
+			cr_assert_neq(rv, 0, "%zu", content);
+		}
+	}
+}
+
 Test(origins, bad_lists_are_errors)
 {
 	const char *bad[] = {
