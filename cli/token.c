@@ -6,8 +6,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,31 +18,10 @@
 int
 hr_cli__b64url(const void *in, size_t n, char *out, size_t outlen)
 {
-	static const char tab[]
-	    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	const unsigned char *s = in;
 	size_t need = n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 	if (need + 1 > outlen)
 		return HR_EMSGSIZE;
-	size_t o = 0;
-	size_t i = 0;
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)s[i] << 16;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-	}
+	size_t o = hr_b64url_encode(in, n, out);
 	out[o] = '\0';
 	return (int)o;
 }
@@ -65,7 +42,6 @@ hr_cli__token_make(const char *secret, const char *user, int64_t now, int64_t tt
 		snprintf(err, errlen, "--ttl: must be 1..%lld seconds", (long long)MAX_TTL);
 		return HR_EINVAL;
 	}
-	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 	int rc = HR_ENOMEM;
 	char *claims = NULL;
 	json_t *o = json_object();
@@ -88,30 +64,13 @@ hr_cli__token_make(const char *secret, const char *user, int64_t now, int64_t tt
 	if (claims == NULL)
 		goto fail;
 
-	size_t hl = sizeof(header) - 1, cl = strlen(claims);
-	int n1 = hr_cli__b64url(header, hl, out, outlen);
-	if (n1 < 0 || (size_t)n1 + 1 >= outlen)
+	rc = hr_jwt_sign(claims, strlen(claims), secret, strlen(secret), out, outlen, NULL);
+	if (rc == HR_EMSGSIZE)
 		goto small;
-	out[n1] = '.';
-	int n2 = hr_cli__b64url(claims, cl, out + n1 + 1, outlen - (size_t)n1 - 1);
-	if (n2 < 0)
-		goto small;
-	size_t signed_len = (size_t)n1 + 1 + (size_t)n2;
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	if (HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)out, signed_len,
-	        mac, &maclen)
-	    == NULL) {
+	if (rc != 0) {
 		snprintf(err, errlen, "HMAC-SHA256 failed");
-		rc = HR_EIO;
 		goto fail;
 	}
-	if (signed_len + 1 >= outlen)
-		goto small;
-	out[signed_len] = '.';
-	if (hr_cli__b64url(mac, maclen, out + signed_len + 1, outlen - signed_len - 1) < 0)
-		goto small;
-	rc = 0;
 	goto fail;
 small:
 	snprintf(err, errlen, "token does not fit in %zu bytes", outlen);

@@ -79,9 +79,10 @@ b64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen)
 	return 0;
 }
 
-static size_t
-b64url_encode(const unsigned char *in, size_t len, char *out)
+size_t
+hr_b64url_encode(const void *vin, size_t len, char *out)
 {
+	const unsigned char *in = vin;
 	static const char abc[]
 	    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t n = 0;
@@ -304,14 +305,14 @@ hr_jwt_sign(const char *payload_json, size_t len, const void *secret, size_t sec
 	need = (sizeof(header) - 1 + 2) / 3 * 4 + 1 + (len + 2) / 3 * 4 + 1 + 44 + 1;
 	if (len > SIZE_MAX / 2 || outcap < need)
 		return HR_EMSGSIZE;
-	n += b64url_encode((const unsigned char *)header, sizeof(header) - 1, out + n);
+	n += hr_b64url_encode(header, sizeof(header) - 1, out + n);
 	out[n++] = '.';
-	n += b64url_encode((const unsigned char *)payload_json, len, out + n);
+	n += hr_b64url_encode(payload_json, len, out + n);
 	rv = hmac_sha256(secret, secret_len, out, n, mac);
 	if (rv != 0)
 		return rv;
 	out[n++] = '.';
-	n += b64url_encode(mac, sizeof(mac), out + n);
+	n += hr_b64url_encode(mac, sizeof(mac), out + n);
 	out[n] = '\0';
 	if (outlen != NULL)
 		*outlen = n;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "layer/layer.h"
+#include "transport/transport.h"
 
 /* ---------------------------------------------------------------- JWT */
 
@@ -80,16 +81,6 @@ typedef struct hr_jwt_claims {
  */
 int hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secret_len, int64_t now,
     int leeway_s, const char *want_user, hr_jwt_claims *out, const char **reason);
-
-/*
- * Make an HS256 JWT: base64url(header) "." base64url(payload_json) "."
- * base64url(HMAC-SHA256). The header is {"alg":"HS256","typ":"JWT"};
- * payload_json is used as given (borrowed, len bytes; not validated).
- * Written NUL-terminated into out. HR_EMSGSIZE when outcap is too small,
- * HR_EIO when HMAC fails. For tests and `herald token`-like tools.
- */
-int hr_jwt_sign(const char *payload_json, size_t len, const void *secret, size_t secret_len,
-    char *out, size_t outcap, size_t *outlen);
 
 /*
  * The value of the first `token` parameter of a URL query string (the part

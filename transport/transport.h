@@ -79,6 +79,23 @@ int hr_node_run(hr_node *n);
 void hr_node_stop(hr_node *n);
 void hr_node_destroy(hr_node *n);
 
+/* ---------------------------------------------------------------- tokens */
+
+/* base64url without padding (RFC 4648 section 5) of len bytes of in (borrowed)
+ * into out, which must hold (len + 2) / 3 * 4 bytes; no NUL is written.
+ * Returns the number of characters written. Pure; any thread. */
+size_t hr_b64url_encode(const void *in, size_t len, char *out);
+
+/*
+ * Make an HS256 JWT: base64url(header) "." base64url(payload_json) "."
+ * base64url(HMAC-SHA256). The header is {"alg":"HS256","typ":"JWT"};
+ * payload_json is used as given (borrowed, len bytes; not validated).
+ * Written NUL-terminated into out. HR_EMSGSIZE when outcap is too small,
+ * HR_EIO when HMAC fails. For tests and `herald token`-like tools.
+ */
+int hr_jwt_sign(const char *payload_json, size_t len, const void *secret, size_t secret_len,
+    char *out, size_t outcap, size_t *outlen);
+
 /* Logging to stderr, one line per event; level set once at start. */
 void hr_log_set_level(hr_log_level lvl);
 void hr_log(hr_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -45,27 +45,6 @@ verify(const char *tok, size_t len, const char *user)
 	return why;
 }
 
-static size_t
-b64url(const unsigned char *in, size_t len, char *out)
-{
-	static const char abc[]
-	    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t n = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < len; i++) {
-		acc = (acc << 8 | in[i]) & 0xffffff;
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			out[n++] = abc[(acc >> bits) & 63];
-		}
-	}
-	if (bits > 0)
-		out[n++] = abc[(acc << (6 - bits)) & 63];
-	return n;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -104,14 +83,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			return 0;
 		unsigned char mac[32];
 		unsigned int maclen = 0;
-		n = b64url((const unsigned char *)d, size, tok);
+		n = hr_b64url_encode(d, size, tok);
 		memcpy(tok + n, ".e30", 4);
 		n += 4;
 		CHECK(HMAC(EVP_sha256(), SECRET, sizeof(SECRET) - 1, (unsigned char *)tok, n, mac,
 		          &maclen)
 		    != NULL);
 		tok[n++] = '.';
-		n += b64url(mac, maclen, tok + n);
+		n += hr_b64url_encode(mac, maclen, tok + n);
 		const char *why = verify(tok, n, user);
 		if (n <= HR_JWT_MAX)
 			CHECK(why != hr_auth_bad_signature);
