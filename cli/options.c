@@ -629,6 +629,14 @@ apply_log_level(struct parse *p, const char *label, const char *v)
 	return fail(p, "%s: '%s' is not a level (error, warn, info or debug)", label, v);
 }
 
+static int
+apply_event_loop(struct parse *p, const char *label, const char *v)
+{
+	if (hr_event_loop_parse(v, &p->s->cfg.event_loop) == 0)
+		return 0;
+	return fail(p, "%s: '%s' is not an event loop (poll, libev or libuv)", label, v);
+}
+
 /* Indices into options[] below (same order). --config is collected, not
  * applied: it names the file of pass one. */
 enum {
@@ -651,6 +659,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_LOG_LEVEL,
+	OPT_EVENT_LOOP,
 };
 
 static const struct option options[] = {
@@ -673,6 +682,7 @@ static const struct option options[] = {
 	{ "tls-cert", false, apply_tls_cert, "FILE    certificate (PEM), with --tls-key" },
 	{ "tls-key", false, apply_tls_key, "FILE     private key (PEM), with --tls-cert" },
 	{ "log-level", false, apply_log_level, "error|warn|info|debug (info)" },
+	{ "event-loop", false, apply_event_loop, "poll|libev|libuv what I/O threads sleep in (poll)" },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 

@@ -31,4 +31,25 @@ hr_config_default(hr_config *c)
 	c->rate_limit = 20;
 	c->max_connections = 0;
 	c->log_level = HR_LOG_INFO;
+	c->event_loop = HR_EVLOOP_DEFAULT;
+}
+
+static const char *const evloop_names[HR_N_EVLOOP] = { "poll", "libev", "libuv" };
+
+const char *
+hr_event_loop_name(hr_event_loop e)
+{
+	return (unsigned)e < HR_N_EVLOOP ? evloop_names[e] : NULL;
+}
+
+int
+hr_event_loop_parse(const char *s, hr_event_loop *out)
+{
+	for (unsigned i = 0; i < HR_N_EVLOOP; i++) {
+		if (strcmp(s, evloop_names[i]) == 0) {
+			*out = (hr_event_loop)i;
+			return 0;
+		}
+	}
+	return HR_EINVAL;
 }

@@ -645,10 +645,8 @@ hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c)
 	}
 	lws_set_opaque_user_data(c->wsi, NULL);
 	conn_free(c);
-	if (t->stopping && t->n_ws == 0) {
-		t->exit = true;
-		lws_cancel_service(t->ctx);
-	}
+	if (t->stopping && t->n_ws == 0)
+		hr_evloop__stop(t);
 }
 
 int
@@ -734,8 +732,7 @@ static void
 on_stop_grace(lws_sorted_usec_list_t *sul)
 {
 	hr_iothread *t = lws_container_of(sul, hr_iothread, stop_sul);
-	t->exit = true;
-	lws_cancel_service(t->ctx);
+	hr_evloop__stop(t);
 }
 
 static void
@@ -757,7 +754,7 @@ begin_stop(hr_iothread *t)
 		}
 	}
 	if (t->n_ws == 0)
-		t->exit = true;
+		hr_evloop__stop(t);
 	else
 		lws_sul_schedule(t->ctx, 0, &t->stop_sul, on_stop_grace, STOP_GRACE_US);
 }
@@ -780,6 +777,13 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	hr_iothread *t;
 	hr_mail m;
 
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+		/* lws_cancel_service from another thread: post_stop's fallback */
+		t = thread_of(wsi);
+		if (t->exit)
+			hr_evloop__stop(t);
+		return 0;
+	}
 	if (reason != LWS_CALLBACK_RAW_RX_FILE)
 		return 0;
 	t = thread_of(wsi);
@@ -835,13 +839,9 @@ static void *
 run(void *arg)
 {
 	hr_iothread *t = arg;
-	while (!t->exit) {
-		if (lws_service(t->ctx, 0) < 0)
-			break;
-	}
+	hr_evloop__run(t);
 	lws_sul_cancel(&t->stop_sul);
-	lws_context_destroy(t->ctx);
-	t->ctx = NULL;
+	hr_evloop__destroy(t);
 	return NULL;
 }
 
@@ -849,7 +849,8 @@ int
 hr_iothread__start(hr_iothread *t)
 {
 	struct lws_context_creation_info info;
-	int mfd, dfd;
+	void *foreign_loop = NULL;
+	int mfd, dfd, rv;
 
 	if ((t->scratch = malloc(HR_SCRATCH)) == NULL)
 		return HR_ENOMEM;
@@ -864,6 +865,8 @@ hr_iothread__start(hr_iothread *t)
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
 	set_limits(&info);
+	if ((rv = hr_evloop__create(t, &info, &foreign_loop)) != 0)
+		return rv;
 	if (t->node->cfg.tls_cert != NULL) {
 		/* With CONTEXT_PORT_NO_LISTEN lws 4.1.6 never turns TLS on for the
 		 * vhost (tls-server.c); NO_LISTEN_SERVER is its "server that adopts
@@ -874,8 +877,14 @@ hr_iothread__start(hr_iothread *t)
 		info.ssl_cert_filepath = t->node->cfg.tls_cert;
 		info.ssl_private_key_filepath = t->node->cfg.tls_key;
 	}
-	if ((t->ctx = lws_create_context(&info)) == NULL)
+	if ((t->ctx = lws_create_context(&info)) == NULL) {
+		if (t->evloop != HR_EVLOOP_POLL)
+			hr_log(HR_LOG_ERROR,
+			    "--event-loop %s: libwebsockets cannot use it (is "
+			    "libwebsockets-evlib-%s installed?)",
+			    hr_event_loop_name(t->evloop), t->evloop == HR_EVLOOP_LIBEV ? "ev" : "uv");
 		return HR_EIO;
+	}
 	if ((t->vh = lws_get_vhost_by_name(t->ctx, "default")) == NULL)
 		return HR_EIO;
 
@@ -937,10 +946,7 @@ void
 hr_iothread__fini(hr_iothread *t)
 {
 	hr_iothread__join(t);
-	if (t->ctx != NULL) {
-		lws_context_destroy(t->ctx);
-		t->ctx = NULL;
-	}
+	hr_evloop__destroy(t); /* a thread that never started, or failed to */
 	for (size_t i = 0; i < t->n_listen; i++)
 		if (t->listen_fd[i] >= 0)
 			hr_sys__close(t->listen_fd[i]);

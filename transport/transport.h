@@ -31,6 +31,21 @@ typedef enum hr_log_level {
 
 /* One --listen address: host is "127.0.0.1", "::1", "0.0.0.0", "::" ... after
  * `localhost` has been expanded into its two addresses by the CLI. */
+/* What the I/O threads sleep in (--event-loop): lws 4.1.6's own poll() loop,
+ * or a libev / libuv loop (epoll) through the Debian evlib plugins. */
+typedef enum hr_event_loop {
+	HR_EVLOOP_POLL = 0,
+	HR_EVLOOP_LIBEV = 1,
+	HR_EVLOOP_LIBUV = 2,
+} hr_event_loop;
+#define HR_N_EVLOOP 3
+#define HR_EVLOOP_DEFAULT HR_EVLOOP_POLL
+
+/* "poll", "libev", "libuv"; NULL for a value out of range. Pure. */
+const char *hr_event_loop_name(hr_event_loop e);
+/* The backend named s (exactly one of the names above): 0, else HR_EINVAL. */
+int hr_event_loop_parse(const char *s, hr_event_loop *out);
+
 typedef struct hr_listen_addr {
 	char host[64];
 	uint16_t port;
@@ -61,6 +76,7 @@ typedef struct hr_config {
 	const char *tls_cert;
 	const char *tls_key;
 	hr_log_level log_level;      /* info */
+	hr_event_loop event_loop;    /* HR_EVLOOP_DEFAULT */
 } hr_config;
 
 /* Fill c with CONTRACT.md's defaults (listen localhost:8000 expanded to

@@ -183,6 +183,9 @@ struct hr_iothread {
 	size_t n_ws;
 	bool stopping;
 	atomic_bool exit;
+	hr_event_loop evloop; /* cfg.event_loop */
+	void *loop; /* libev: struct ev_loop *; libuv: uv_loop_t *; poll: NULL */
+	bool in_loop; /* inside ev_run / uv_run (evloop.c) */
 	lws_sorted_usec_list_t stop_sul;
 	uint64_t rng;
 	unsigned char *scratch; /* HR_SCRATCH bytes */
@@ -220,6 +223,20 @@ void hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c);
 void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
 int hr_transport__callback(
     struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+
+/* evloop.c: the loop an I/O thread sleeps in (--event-loop), I/O thread
+ * only except create (before the thread starts) and destroy (after it ended,
+ * or when it never started). */
+/* Make t->loop (libev, libuv) and point info at it (options, foreign_loops,
+ * which must stay valid until lws_create_context returns: *slot holds it). */
+int hr_evloop__create(hr_iothread *t, struct lws_context_creation_info *info, void **slot);
+/* Serve until t->exit. */
+void hr_evloop__run(hr_iothread *t);
+/* Set t->exit and make hr_evloop__run return soon: from the I/O thread (a
+ * callback), or, for another thread, set t->exit and lws_cancel_service. */
+void hr_evloop__stop(hr_iothread *t);
+/* Destroy t->ctx (NULL afterwards) and then t->loop. */
+void hr_evloop__destroy(hr_iothread *t);
 
 /* http.c: plain HTTP requests on the http protocol */
 int hr_http__callback(

@@ -1,0 +1,167 @@
+/*
+ * evloop.c: the one place an I/O thread sleeps (STYLE C3 point 6), chosen
+ * with --event-loop:
+ *
+ *   poll   lws 4.1.6's own loop: lws_service() until t->exit. poll() scans
+ *          every fd on every turn (O(connections)).
+ *   libev  an ev loop of this thread's own (EVBACKEND_EPOLL), handed to lws
+ *          as a foreign loop (LWS_SERVER_OPTION_LIBEV; Debian's
+ *          libwebsockets-evlib-ev plugin), run here with ev_run.
+ *   libuv  the same with a uv loop (LWS_SERVER_OPTION_LIBUV,
+ *          libwebsockets-evlib-uv), run here with uv_run.
+ *
+ * The loop is foreign so that herald, not lws, decides when it ends: with an
+ * event lib and no foreign loop, lws_service() runs ev_run/uv_run itself and
+ * returns only when lws stops its loop. Every socket, the listeners and the
+ * mailbox's eventfd are lws wsis on that loop, so one wait wakes the thread
+ * for all of them.
+ *
+ * Stopping: on the I/O thread (a callback: begin_stop, the grace timer, the
+ * last WebSocket's close) hr_evloop__stop sets t->exit and breaks the loop
+ * (ev_break / uv_stop, or for poll lets lws_service return). Another thread
+ * sets t->exit and calls lws_cancel_service, whose wake-up reaches the
+ * mailbox protocol as LWS_CALLBACK_EVENT_WAIT_CANCELLED on the I/O thread,
+ * which calls hr_evloop__stop (iothread.c).
+ *
+ * Destroying, with the loop no longer running (lws 4.1.6, lib/core/context.c
+ * and lib/event-libs/): poll and libev free the context in one
+ * lws_context_destroy; libev's watchers are all stopped by then, so the loop
+ * is destroyed after. libuv closes its handles asynchronously: the first
+ * lws_context_destroy starts closing every wsi, the loop must run until
+ * their close callbacks (and then those of lws's timer and idle handles)
+ * have fired, and a second lws_context_destroy frees the context; only then
+ * can uv_loop_close succeed. info.pcontext (= &t->ctx) tells when the
+ * context is gone.
+ */
+#define _GNU_SOURCE /* uv.h: pthread_rwlock_t, pthread_barrier_t */
+#include <ev.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "transport/transport_impl.h"
+
+/* Turns of the loop allowed for lws's libuv handles to finish closing. */
+#define UV_CLOSE_TURNS 1000
+
+int
+hr_evloop__create(hr_iothread *t, struct lws_context_creation_info *info, void **slot)
+{
+	t->evloop = t->node->cfg.event_loop;
+	info->pcontext = &t->ctx;
+	switch (t->evloop) {
+	case HR_EVLOOP_POLL:
+		return 0;
+	case HR_EVLOOP_LIBEV: {
+		struct ev_loop *l = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+		if (l == NULL)
+			return HR_EIO;
+		t->loop = l;
+		info->options |= LWS_SERVER_OPTION_LIBEV;
+		break;
+	}
+	case HR_EVLOOP_LIBUV: {
+		uv_loop_t *l = malloc(sizeof(*l));
+		if (l == NULL)
+			return HR_ENOMEM;
+		if (uv_loop_init(l) != 0) {
+			free(l);
+			return HR_EIO;
+		}
+		t->loop = l;
+		info->options |= LWS_SERVER_OPTION_LIBUV;
+		break;
+	}
+	default:
+		return HR_EINVAL;
+	}
+	*slot = t->loop;
+	info->foreign_loops = slot;
+	return 0;
+}
+
+void
+hr_evloop__run(hr_iothread *t)
+{
+	switch (t->evloop) {
+	case HR_EVLOOP_POLL:
+		while (!t->exit)
+			if (lws_service(t->ctx, 0) < 0)
+				break;
+		break;
+	case HR_EVLOOP_LIBEV:
+		while (!t->exit) {
+			t->in_loop = true;
+			int alive = ev_run(t->loop, 0);
+			t->in_loop = false;
+			if (!alive && !t->exit) {
+				hr_log(HR_LOG_ERROR, "I/O thread %u: libev loop ran dry", t->index);
+				break;
+			}
+		}
+		break;
+	case HR_EVLOOP_LIBUV:
+		while (!t->exit) {
+			t->in_loop = true;
+			int alive = uv_run(t->loop, UV_RUN_DEFAULT);
+			t->in_loop = false;
+			if (!alive && !t->exit) {
+				hr_log(HR_LOG_ERROR, "I/O thread %u: libuv loop ran dry", t->index);
+				break;
+			}
+		}
+		break;
+	}
+}
+
+void
+hr_evloop__stop(hr_iothread *t)
+{
+	t->exit = true;
+	switch (t->evloop) {
+	case HR_EVLOOP_POLL:
+		/* lws_service returns after this turn; from outside a callback
+		 * this wakes its poll() */
+		if (t->ctx != NULL)
+			lws_cancel_service(t->ctx);
+		break;
+	case HR_EVLOOP_LIBEV:
+		if (t->in_loop)
+			ev_break(t->loop, EVBREAK_ALL);
+		break;
+	case HR_EVLOOP_LIBUV:
+		if (t->in_loop)
+			uv_stop(t->loop);
+		break;
+	}
+}
+
+void
+hr_evloop__destroy(hr_iothread *t)
+{
+	if (t->ctx != NULL)
+		lws_context_destroy(t->ctx);
+	if (t->evloop == HR_EVLOOP_LIBUV && t->loop != NULL) {
+		for (int i = 0; i < UV_CLOSE_TURNS && uv_run(t->loop, UV_RUN_NOWAIT) != 0; i++)
+			;
+		if (t->ctx != NULL)
+			lws_context_destroy(t->ctx);
+	}
+	if (t->ctx != NULL) {
+		/* poll, or an lws that wants one more call: never leave it */
+		lws_context_destroy(t->ctx);
+		if (t->ctx != NULL)
+			hr_log(HR_LOG_WARN, "I/O thread %u: lws context not freed", t->index);
+	}
+	t->ctx = NULL;
+	if (t->loop == NULL)
+		return;
+	if (t->evloop == HR_EVLOOP_LIBEV) {
+		ev_loop_destroy(t->loop);
+	} else if (uv_loop_close(t->loop) == 0) {
+		free(t->loop);
+	} else {
+		/* handles still open: leaking the loop beats freeing it under them */
+		hr_log(HR_LOG_WARN, "I/O thread %u: libuv loop still busy at exit", t->index);
+	}
+	t->loop = NULL;
+}
