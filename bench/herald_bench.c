@@ -955,6 +955,30 @@ read_rss_kb(int pid)
 	return kb;
 }
 
+/* The server's user + system CPU seconds so far, from /proc/PID/stat
+ * (utime and stime, fields 14 and 15); < 0 when unknown. */
+static double
+read_cpu_s(int pid)
+{
+	if (pid <= 0)
+		return -1;
+	char path[64], line[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char *ok = fgets(line, sizeof line, f);
+	fclose(f);
+	const char *p = ok ? strrchr(line, ')') : NULL; /* comm may hold spaces */
+	unsigned long long ut, st;
+	long hz = sysconf(_SC_CLK_TCK);
+	if (p == NULL || hz <= 0
+	    || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st)
+	        != 2)
+		return -1;
+	return (double)(ut + st) / (double)hz;
+}
+
 static bool
 loopback_host(const char *h, struct in_addr *out)
 {
@@ -1013,7 +1037,7 @@ usage(FILE *f)
 	    "5)\n"
 	    "  --settle S              pause after connecting before measuring RSS (default 1)\n"
 	    "  --client-threads T      receiver threads (default 1)\n"
-	    "  --server-pid PID        read the server's VmRSS from /proc\n"
+	    "  --server-pid PID        read the server's VmRSS and CPU time from /proc\n"
 	    "  --publish-redis URL     redis://127.0.0.1:PORT: write group_sends into Redis as\n"
 	    "                          channels_redis 4.0 does (instead of --publish); --pub-conns\n"
 	    "                          sender threads, --rate as above (total)\n"
@@ -1377,6 +1401,7 @@ main(int argc, char **argv)
 	pthread_t pth;
 	bool pub_started = false;
 	uint64_t t_pub = now_ns();
+	double cpu_before = read_cpu_s(opt.server_pid);
 	hr_hist_init(&g_pub.answer);
 	if (opt.publish && connected > 0 && !g_interrupted) {
 		if (pthread_create(&pth, NULL, g_rlayer ? pub_redis_run : pub_main, NULL) != 0) {
@@ -1442,6 +1467,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < opt.threads; i++)
 		pthread_join(g_rx[i].th, NULL);
 	long rss_end = read_rss_kb(opt.server_pid);
+	double cpu_after = read_cpu_s(opt.server_pid);
 
 	/* merge and report */
 	struct hr_hist *h = &g_rx[0].hist;
@@ -1470,6 +1496,10 @@ main(int argc, char **argv)
 	double bpc = rss_before >= 0 && rss_after >= 0 && connected > 0
 	    ? (double)(rss_after - rss_before) * 1024.0 / (double)connected
 	    : -1;
+	/* the server's CPU per delivery while publishing and draining: a
+	 * cost that does not need an idle machine to compare, unlike latency */
+	double cpu_s = cpu_before >= 0 && cpu_after >= 0 ? cpu_after - cpu_before : -1;
+	double cpu_us = cpu_s >= 0 && frames > 0 ? cpu_s * 1e6 / (double)frames : -1;
 	const char *err = g_pub.first_error[0] ? g_pub.first_error : "";
 	const char *cerr = "";
 	for (int i = 0; i < opt.threads; i++)
@@ -1487,11 +1517,12 @@ main(int argc, char **argv)
 	    "frames       %" PRIu64 " of %" PRIu64 " expected (%" PRIu64 " without \"t\")\n"
 	    "deliveries   %.0f /s over %.2f s\n"
 	    "latency ms   p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
-	    "server RSS   %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes/conn\n",
+	    "server RSS   %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes/conn\n"
+	    "server CPU   %.2f s while publishing and draining; %.2f us per delivery\n",
 	    url, connected, failed, closed, connect_s, opt.sources, published,
 	    (uint64_t)g_pub.errors, (uint64_t)g_pub.unanswered, (uint64_t)g_pub.full, pps,
 	    g_pub.late ? ", publisher fell behind" : "", frames, expected, no_t, dps, window, p50,
-	    p90, p99, p999, pmax, rss_before, rss_after, rss_end, bpc);
+	    p90, p99, p999, pmax, rss_before, rss_after, rss_end, bpc, cpu_s, cpu_us);
 	if (err[0])
 		fprintf(stderr, "publish error: %s\n", err);
 	if (cerr[0])
@@ -1505,11 +1536,12 @@ main(int argc, char **argv)
 	       ",\"latency_samples\":%" PRIu64 ",\"min_ms\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f"
 	       ",\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"publish_answer_p50_ms\":%.3f"
 	       ",\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_end_kb\":%ld"
-	       ",\"bytes_per_conn\":%.1f,\"size\":%d,\"rate\":%.1f}\n",
+	       ",\"bytes_per_conn\":%.1f,\"server_cpu_s\":%.2f,\"server_cpu_us_per_delivery\":%.3f"
+	       ",\"size\":%d,\"rate\":%.1f}\n",
 	    url, connected, failed, closed, connect_s, published, (uint64_t)g_pub.errors,
 	    (uint64_t)g_pub.unanswered, (uint64_t)g_pub.late, (uint64_t)g_pub.full, pps, frames, expected, no_t, window,
 	    dps, h->count, pmin, p50, p90, p99, p999, pmax, hr_hist_pct(&g_pub.answer, 50.0) / 1e6,
-	    rss_before, rss_after, rss_end, bpc, opt.size, opt.rate);
+	    rss_before, rss_after, rss_end, bpc, cpu_s, cpu_us, opt.size, opt.rate);
 	fflush(stdout);
 	for (int i = 0; i < opt.threads; i++) {
 		for (int j = 0; j < g_rx[i].n; j++)
