@@ -796,8 +796,8 @@ pub_main(void *arg)
  * channels_redis 4.0's RedisChannelLayer.group_send: ZREMRANGEBYSCORE and
  * ZRANGE on the group key, members bucketed by channel key, one member per
  * key (12 random bytes + the msgpack map with "__asgi_channel__" as a list),
- * then the capacity script (ZCOUNT, ZADD, EXPIRE). That is three round trips
- * per group_send, as in Python; --pub-conns threads send concurrently over
+ * then the capacity script (ZCOUNT, ZADD, EXPIRE). That is two round trips
+ * per group_send (four in Python); --pub-conns threads send concurrently over
  * the layer's connection pool, so the publisher is not the bottleneck.
  */
 static hr_layer *g_rlayer;
