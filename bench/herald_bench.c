@@ -73,6 +73,7 @@ static struct {
 	const char *prefix;
 	long redis_capacity;
 	long prefill; /* > 0: SIGSTOP the server, write this many, SIGCONT */
+	long window; /* > 0: --publish-redis waits while this many broadcasts are undelivered */
 } opt;
 
 static uint64_t
@@ -865,6 +866,41 @@ redis_send_one(uint64_t seq)
 	g_pub.last_ns = t; /* approximate across threads; for the offered rate only */
 }
 
+/* Frames received so far and connections open, over every receiver thread. */
+static uint64_t
+rx_frames(void)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < opt.threads; i++)
+		n += atomic_load_explicit(&g_rx[i].frames, memory_order_relaxed);
+	return n;
+}
+
+static uint64_t
+rx_open(void)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < opt.threads; i++)
+		n += atomic_load(&g_rx[i].connected) - atomic_load(&g_rx[i].closed);
+	return n;
+}
+
+/* --window: wait (bounded by `end`) while the broadcasts written are more
+ * than W ahead of what every open connection has received on average.
+ * false: stopped or out of time instead. */
+static bool
+redis_window_wait(uint64_t end)
+{
+	const struct timespec pause = { 0, 50000 };
+	while (!atomic_load(&g_stop_pub) && now_ns() < end) {
+		uint64_t open = rx_open();
+		if (open == 0 || atomic_load(&g_pub.ok) < (uint64_t)opt.window + rx_frames() / open)
+			return true;
+		nanosleep(&pause, NULL);
+	}
+	return false;
+}
+
 static void *
 pub_redis_main(void *arg)
 {
@@ -899,6 +935,8 @@ pub_redis_main(void *arg)
 				next += behind * interval;
 			}
 		}
+		if (opt.window > 0 && !redis_window_wait(end))
+			break;
 		redis_send_one(seq++);
 	}
 	return NULL;
@@ -1057,6 +1095,9 @@ usage(FILE *f)
 	    "  --prefill K             with --publish-redis and --server-pid: SIGSTOP the server,\n"
 	    "                          write K group_sends, SIGCONT; deliveries_per_s is then the\n"
 	    "                          drain rate from SIGCONT (latencies include the stop)\n"
+	    "  --window W              with --publish-redis: a sender waits while W broadcasts\n"
+	    "                          are not yet received by every connection (a Redis writer\n"
+	    "                          gets no answer from the node to pace it; default 0: no wait)\n"
 	    "  -q, --quiet             no progress lines\n"
 	    "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
 }
@@ -1106,7 +1147,8 @@ main(int argc, char **argv)
 		O_GROUP,
 		O_PREFIX,
 		O_RCAP,
-		O_PREFILL
+		O_PREFILL,
+		O_WINDOW
 	};
 	static const struct option lo[] = {
 		{ "url", required_argument, NULL, 'u' },
@@ -1131,6 +1173,7 @@ main(int argc, char **argv)
 		{ "prefix", required_argument, NULL, O_PREFIX },
 		{ "redis-capacity", required_argument, NULL, O_RCAP },
 		{ "prefill", required_argument, NULL, O_PREFILL },
+		{ "window", required_argument, NULL, O_WINDOW },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -1204,6 +1247,9 @@ main(int argc, char **argv)
 		case O_PREFILL:
 			opt.prefill = atol(optarg);
 			break;
+		case O_WINDOW:
+			opt.window = atol(optarg);
+			break;
 		case 'q':
 			opt.quiet = true;
 			break;
@@ -1272,8 +1318,8 @@ main(int argc, char **argv)
 		}
 		if (hr_name_check_group(opt.group, strlen(opt.group)) != 0 || opt.redis_capacity < 1
 		    || (opt.prefill > 0 && opt.server_pid <= 0) || opt.prefill < 0
-		    || opt.prefill > 10000000) {
-			fprintf(stderr, "herald-bench: bad --group, --redis-capacity or --prefill "
+		    || opt.prefill > 10000000 || opt.window < 0 || opt.window > 1000000) {
+			fprintf(stderr, "herald-bench: bad --group, --redis-capacity, --prefill or --window "
 			                "(--prefill needs --server-pid)\n");
 			return 2;
 		}
@@ -1430,9 +1476,7 @@ main(int argc, char **argv)
 	for (;;) {
 		usleep(10000);
 		uint64_t t = now_ns();
-		uint64_t frames = 0;
-		for (int i = 0; i < opt.threads; i++)
-			frames += atomic_load_explicit(&g_rx[i].frames, memory_order_relaxed);
+		uint64_t frames = rx_frames();
 		if (!opt.quiet && t - last_print >= 1000000000ull) {
 			double dt = secs(last_print, t);
 			fprintf(stderr,
@@ -1464,11 +1508,7 @@ main(int argc, char **argv)
 			drain_deadline = now_ns() + (uint64_t)(opt.drain * 1e9);
 		}
 		if (pub_joined) {
-			uint64_t open = 0;
-			for (int i = 0; i < opt.threads; i++)
-				open += atomic_load(&g_rx[i].connected)
-				    - atomic_load(&g_rx[i].closed);
-			uint64_t expected = atomic_load(&g_pub.ok) * open;
+			uint64_t expected = atomic_load(&g_pub.ok) * rx_open();
 			if (frames >= expected || t >= drain_deadline)
 				break;
 		}
