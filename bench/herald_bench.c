@@ -73,6 +73,7 @@ static struct {
 	const char *prefix;
 	long redis_capacity;
 	long prefill; /* > 0: SIGSTOP the server, write this many, SIGCONT */
+	long window; /* > 0: --publish-redis waits while this many broadcasts are undelivered */
 } opt;
 
 static uint64_t
@@ -796,12 +797,16 @@ pub_main(void *arg)
  * channels_redis 4.0's RedisChannelLayer.group_send: ZREMRANGEBYSCORE and
  * ZRANGE on the group key, members bucketed by channel key, one member per
  * key (12 random bytes + the msgpack map with "__asgi_channel__" as a list),
- * then the capacity script (ZCOUNT, ZADD, EXPIRE). That is three round trips
- * per group_send, as in Python; --pub-conns threads send concurrently over
+ * then the capacity script (ZCOUNT, ZADD, EXPIRE). That is two round trips
+ * per group_send (four in Python); --pub-conns threads send concurrently over
  * the layer's connection pool, so the publisher is not the bottleneck.
  */
 static hr_layer *g_rlayer;
 static _Atomic long g_prefill_ticket;
+/* g_pub.answer from several sender threads: how long a group_send took,
+ * from the "t" stamp to the capacity script's answer (the member is then in
+ * Redis), i.e. the publisher's share of the latency */
+static pthread_mutex_t g_answer_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The herald-mode JSON body with "t" set now, as msgpack. */
 static int
@@ -839,8 +844,14 @@ redis_send_one(uint64_t seq)
 	hr_group_send_result res = { 0, 0 };
 	if (rv == 0)
 		rv = hr_layer_group_send(g_rlayer, opt.group, m, &res);
+	uint64_t done = now_ns();
 	hr_msg_unref(m);
 	atomic_fetch_add_explicit(&g_pub.sent, 1, memory_order_relaxed);
+	if (rv == 0) {
+		pthread_mutex_lock(&g_answer_mu);
+		hr_hist_record(&g_pub.answer, done - t);
+		pthread_mutex_unlock(&g_answer_mu);
+	}
 	if (rv != 0) {
 		char why[128];
 		snprintf(why, sizeof why, "group_send: %s", hr_strerror(rv));
@@ -853,6 +864,41 @@ redis_send_one(uint64_t seq)
 		atomic_fetch_add_explicit(&g_pub.ok, 1, memory_order_relaxed);
 	}
 	g_pub.last_ns = t; /* approximate across threads; for the offered rate only */
+}
+
+/* Frames received so far and connections open, over every receiver thread. */
+static uint64_t
+rx_frames(void)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < opt.threads; i++)
+		n += atomic_load_explicit(&g_rx[i].frames, memory_order_relaxed);
+	return n;
+}
+
+static uint64_t
+rx_open(void)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < opt.threads; i++)
+		n += atomic_load(&g_rx[i].connected) - atomic_load(&g_rx[i].closed);
+	return n;
+}
+
+/* --window: wait (bounded by `end`) while the broadcasts written are more
+ * than W ahead of what every open connection has received on average.
+ * false: stopped or out of time instead. */
+static bool
+redis_window_wait(uint64_t end)
+{
+	const struct timespec pause = { 0, 50000 };
+	while (!atomic_load(&g_stop_pub) && now_ns() < end) {
+		uint64_t open = rx_open();
+		if (open == 0 || atomic_load(&g_pub.ok) < (uint64_t)opt.window + rx_frames() / open)
+			return true;
+		nanosleep(&pause, NULL);
+	}
+	return false;
 }
 
 static void *
@@ -889,6 +935,8 @@ pub_redis_main(void *arg)
 				next += behind * interval;
 			}
 		}
+		if (opt.window > 0 && !redis_window_wait(end))
+			break;
 		redis_send_one(seq++);
 	}
 	return NULL;
@@ -955,6 +1003,30 @@ read_rss_kb(int pid)
 	return kb;
 }
 
+/* The server's user + system CPU seconds so far, from /proc/PID/stat
+ * (utime and stime, fields 14 and 15); < 0 when unknown. */
+static double
+read_cpu_s(int pid)
+{
+	if (pid <= 0)
+		return -1;
+	char path[64], line[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char *ok = fgets(line, sizeof line, f);
+	fclose(f);
+	const char *p = ok ? strrchr(line, ')') : NULL; /* comm may hold spaces */
+	unsigned long long ut, st;
+	long hz = sysconf(_SC_CLK_TCK);
+	if (p == NULL || hz <= 0
+	    || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st)
+	        != 2)
+		return -1;
+	return (double)(ut + st) / (double)hz;
+}
+
 static bool
 loopback_host(const char *h, struct in_addr *out)
 {
@@ -1013,7 +1085,7 @@ usage(FILE *f)
 	    "5)\n"
 	    "  --settle S              pause after connecting before measuring RSS (default 1)\n"
 	    "  --client-threads T      receiver threads (default 1)\n"
-	    "  --server-pid PID        read the server's VmRSS from /proc\n"
+	    "  --server-pid PID        read the server's VmRSS and CPU time from /proc\n"
 	    "  --publish-redis URL     redis://127.0.0.1:PORT: write group_sends into Redis as\n"
 	    "                          channels_redis 4.0 does (instead of --publish); --pub-conns\n"
 	    "                          sender threads, --rate as above (total)\n"
@@ -1023,6 +1095,9 @@ usage(FILE *f)
 	    "  --prefill K             with --publish-redis and --server-pid: SIGSTOP the server,\n"
 	    "                          write K group_sends, SIGCONT; deliveries_per_s is then the\n"
 	    "                          drain rate from SIGCONT (latencies include the stop)\n"
+	    "  --window W              with --publish-redis: a sender waits while W broadcasts\n"
+	    "                          are not yet received by every connection (a Redis writer\n"
+	    "                          gets no answer from the node to pace it; default 0: no wait)\n"
 	    "  -q, --quiet             no progress lines\n"
 	    "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
 }
@@ -1072,7 +1147,8 @@ main(int argc, char **argv)
 		O_GROUP,
 		O_PREFIX,
 		O_RCAP,
-		O_PREFILL
+		O_PREFILL,
+		O_WINDOW
 	};
 	static const struct option lo[] = {
 		{ "url", required_argument, NULL, 'u' },
@@ -1097,6 +1173,7 @@ main(int argc, char **argv)
 		{ "prefix", required_argument, NULL, O_PREFIX },
 		{ "redis-capacity", required_argument, NULL, O_RCAP },
 		{ "prefill", required_argument, NULL, O_PREFILL },
+		{ "window", required_argument, NULL, O_WINDOW },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -1170,6 +1247,9 @@ main(int argc, char **argv)
 		case O_PREFILL:
 			opt.prefill = atol(optarg);
 			break;
+		case O_WINDOW:
+			opt.window = atol(optarg);
+			break;
 		case 'q':
 			opt.quiet = true;
 			break;
@@ -1238,8 +1318,8 @@ main(int argc, char **argv)
 		}
 		if (hr_name_check_group(opt.group, strlen(opt.group)) != 0 || opt.redis_capacity < 1
 		    || (opt.prefill > 0 && opt.server_pid <= 0) || opt.prefill < 0
-		    || opt.prefill > 10000000) {
-			fprintf(stderr, "herald-bench: bad --group, --redis-capacity or --prefill "
+		    || opt.prefill > 10000000 || opt.window < 0 || opt.window > 1000000) {
+			fprintf(stderr, "herald-bench: bad --group, --redis-capacity, --prefill or --window "
 			                "(--prefill needs --server-pid)\n");
 			return 2;
 		}
@@ -1377,6 +1457,7 @@ main(int argc, char **argv)
 	pthread_t pth;
 	bool pub_started = false;
 	uint64_t t_pub = now_ns();
+	double cpu_before = read_cpu_s(opt.server_pid);
 	hr_hist_init(&g_pub.answer);
 	if (opt.publish && connected > 0 && !g_interrupted) {
 		if (pthread_create(&pth, NULL, g_rlayer ? pub_redis_run : pub_main, NULL) != 0) {
@@ -1395,9 +1476,7 @@ main(int argc, char **argv)
 	for (;;) {
 		usleep(10000);
 		uint64_t t = now_ns();
-		uint64_t frames = 0;
-		for (int i = 0; i < opt.threads; i++)
-			frames += atomic_load_explicit(&g_rx[i].frames, memory_order_relaxed);
+		uint64_t frames = rx_frames();
 		if (!opt.quiet && t - last_print >= 1000000000ull) {
 			double dt = secs(last_print, t);
 			fprintf(stderr,
@@ -1429,11 +1508,7 @@ main(int argc, char **argv)
 			drain_deadline = now_ns() + (uint64_t)(opt.drain * 1e9);
 		}
 		if (pub_joined) {
-			uint64_t open = 0;
-			for (int i = 0; i < opt.threads; i++)
-				open += atomic_load(&g_rx[i].connected)
-				    - atomic_load(&g_rx[i].closed);
-			uint64_t expected = atomic_load(&g_pub.ok) * open;
+			uint64_t expected = atomic_load(&g_pub.ok) * rx_open();
 			if (frames >= expected || t >= drain_deadline)
 				break;
 		}
@@ -1442,6 +1517,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < opt.threads; i++)
 		pthread_join(g_rx[i].th, NULL);
 	long rss_end = read_rss_kb(opt.server_pid);
+	double cpu_after = read_cpu_s(opt.server_pid);
 
 	/* merge and report */
 	struct hr_hist *h = &g_rx[0].hist;
@@ -1470,6 +1546,10 @@ main(int argc, char **argv)
 	double bpc = rss_before >= 0 && rss_after >= 0 && connected > 0
 	    ? (double)(rss_after - rss_before) * 1024.0 / (double)connected
 	    : -1;
+	/* the server's CPU per delivery while publishing and draining: a
+	 * cost that does not need an idle machine to compare, unlike latency */
+	double cpu_s = cpu_before >= 0 && cpu_after >= 0 ? cpu_after - cpu_before : -1;
+	double cpu_us = cpu_s >= 0 && frames > 0 ? cpu_s * 1e6 / (double)frames : -1;
 	const char *err = g_pub.first_error[0] ? g_pub.first_error : "";
 	const char *cerr = "";
 	for (int i = 0; i < opt.threads; i++)
@@ -1487,11 +1567,12 @@ main(int argc, char **argv)
 	    "frames       %" PRIu64 " of %" PRIu64 " expected (%" PRIu64 " without \"t\")\n"
 	    "deliveries   %.0f /s over %.2f s\n"
 	    "latency ms   p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n"
-	    "server RSS   %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes/conn\n",
+	    "server RSS   %ld kB before, %ld kB connected, %ld kB at end; %.0f bytes/conn\n"
+	    "server CPU   %.2f s while publishing and draining; %.2f us per delivery\n",
 	    url, connected, failed, closed, connect_s, opt.sources, published,
 	    (uint64_t)g_pub.errors, (uint64_t)g_pub.unanswered, (uint64_t)g_pub.full, pps,
 	    g_pub.late ? ", publisher fell behind" : "", frames, expected, no_t, dps, window, p50,
-	    p90, p99, p999, pmax, rss_before, rss_after, rss_end, bpc);
+	    p90, p99, p999, pmax, rss_before, rss_after, rss_end, bpc, cpu_s, cpu_us);
 	if (err[0])
 		fprintf(stderr, "publish error: %s\n", err);
 	if (cerr[0])
@@ -1504,12 +1585,15 @@ main(int argc, char **argv)
 	       ",\"window_s\":%.3f,\"deliveries_per_s\":%.1f"
 	       ",\"latency_samples\":%" PRIu64 ",\"min_ms\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f"
 	       ",\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"publish_answer_p50_ms\":%.3f"
+	       ",\"publish_answer_p99_ms\":%.3f"
 	       ",\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_end_kb\":%ld"
-	       ",\"bytes_per_conn\":%.1f,\"size\":%d,\"rate\":%.1f}\n",
+	       ",\"bytes_per_conn\":%.1f,\"server_cpu_s\":%.2f,\"server_cpu_us_per_delivery\":%.3f"
+	       ",\"size\":%d,\"rate\":%.1f}\n",
 	    url, connected, failed, closed, connect_s, published, (uint64_t)g_pub.errors,
 	    (uint64_t)g_pub.unanswered, (uint64_t)g_pub.late, (uint64_t)g_pub.full, pps, frames, expected, no_t, window,
 	    dps, h->count, pmin, p50, p90, p99, p999, pmax, hr_hist_pct(&g_pub.answer, 50.0) / 1e6,
-	    rss_before, rss_after, rss_end, bpc, opt.size, opt.rate);
+	    hr_hist_pct(&g_pub.answer, 99.0) / 1e6,
+	    rss_before, rss_after, rss_end, bpc, cpu_s, cpu_us, opt.size, opt.rate);
 	fflush(stdout);
 	for (int i = 0; i < opt.threads; i++) {
 		for (int j = 0; j < g_rx[i].n; j++)

@@ -31,6 +31,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,18 +47,30 @@
 #define MAX_THREADS_OPT 64
 #define MAX_COUNT 1000000ull
 #define MAX_MESSAGE_OPT (64ull * 1024 * 1024)
-#define MAX_SECONDS 315360000.0 /* ten years */
-#define MAX_RATE 1000000.0
+#define MAX_SECONDS 315360000ull /* ten years */
+#define MAX_RATE 1000000ull
 
 enum source { SRC_FILE = 1, SRC_ENV = 2, SRC_FLAG = 3 };
 
 struct parse;
-typedef int (*apply_fn)(struct parse *p, const char *label, const char *val);
+struct option;
+/* Check v and store it where o says; label names the source in messages. */
+typedef int (*apply_fn)(struct parse *p, const struct option *o, const char *label, const char *v);
+/* What a string option's value must look like (apply_string). */
+typedef int (*check_fn)(struct parse *p, const char *label, const char *v);
 
+/*
+ * One option, stated once: its name is the flag (--name), the environment
+ * variable (HERALD_NAME, '-' as '_') and the file key. The generic appliers
+ * read their destination and bounds from the row; the others know their own.
+ */
 struct option {
 	const char *name; /* without the leading "--" */
 	bool repeatable; /* comma lists in env and file, values accumulate */
-	apply_fn apply;
+	apply_fn apply; /* NULL only for --config, which is collected, not applied */
+	size_t dest; /* offsetof(hr_config, field), for the generic appliers */
+	unsigned long long min, max; /* bounds of a number (max only for apply_positive) */
+	check_fn check; /* apply_string's check */
 	const char *help;
 };
 
@@ -81,6 +94,7 @@ struct parse {
 	const char *tls_cert_label;
 	const char *tls_key_label;
 	bool first_error_kept; /* inih callback: an error is already in err */
+	bool listen_applied; /* the default --listen has been replaced */
 };
 
 static int
@@ -175,13 +189,78 @@ printable_token(const char *v)
 
 /* ---------------------------------------------------------------- options */
 
+/* The hr_config field a generic applier stores into. */
+static void *
+field(struct parse *p, const struct option *o)
+{
+	return (char *)&p->s->cfg + o->dest;
+}
+
 static int
-apply_listen(struct parse *p, const char *label, const char *v)
+apply_unsigned(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	unsigned long long n;
+	int rc = parse_uint(p, label, v, o->min, o->max, &n);
+	if (rc == 0)
+		*(unsigned *)field(p, o) = (unsigned)n;
+	return rc;
+}
+
+static int
+apply_size(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	unsigned long long n;
+	int rc = parse_uint(p, label, v, o->min, o->max, &n);
+	if (rc == 0)
+		*(size_t *)field(p, o) = (size_t)n;
+	return rc;
+}
+
+static int
+apply_positive(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	return parse_positive(p, label, v, (double)o->max, (double *)field(p, o));
+}
+
+/* Keep str with the config and point the row's field at the copy. */
+static int
+store_string(struct parse *p, const struct option *o, const char *label, const char *str)
+{
+	const char *k = keep(p, label, str);
+	if (k == NULL)
+		return HR_EINVAL;
+	*(const char **)field(p, o) = k;
+	return 0;
+}
+
+static int
+apply_string(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	int rc = o->check(p, label, v);
+	return rc != 0 ? rc : store_string(p, o, label, v);
+}
+
+/* Keep the label an option was applied under, for the cross-checks of apply_all. */
+static int
+remember_label(struct parse *p, const char *label, const char **out)
+{
+	*out = keep(p, label, label);
+	return *out == NULL ? HR_EINVAL : 0;
+}
+
+static int
+apply_listen(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	hr_config *c = &p->s->cfg;
 	char host[64];
 	const char *port;
 	bool v6 = false;
+
+	/* The winning list replaces the default localhost:8000. */
+	if (!p->listen_applied) {
+		c->n_listen = 0;
+		p->listen_applied = true;
+	}
 
 	if (v[0] == '[') {
 		const char *close = strchr(v, ']');
@@ -254,17 +333,7 @@ apply_listen(struct parse *p, const char *label, const char *v)
 }
 
 static int
-apply_threads(struct parse *p, const char *label, const char *v)
-{
-	unsigned long long n;
-	int rc = parse_uint(p, label, v, 1, MAX_THREADS_OPT, &n);
-	if (rc == 0)
-		p->s->cfg.threads = (unsigned)n;
-	return rc;
-}
-
-static int
-apply_layer(struct parse *p, const char *label, const char *v)
+apply_layer(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	if (strcmp(v, "memory") == 0)
 		p->layer = 0;
@@ -272,7 +341,7 @@ apply_layer(struct parse *p, const char *label, const char *v)
 		p->layer = 1;
 	else
 		return fail(p, "%s: '%s' is not a layer (memory or redis)", label, v);
-	return 0;
+	return remember_label(p, label, &p->layer_label);
 }
 
 static int
@@ -312,7 +381,7 @@ check_host_port(struct parse *p, const char *label, const char *url, const char 
 }
 
 static int
-apply_redis(struct parse *p, const char *label, const char *v)
+apply_redis(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	hr_config *c = &p->s->cfg;
 	static const char scheme[] = "redis://";
@@ -350,30 +419,16 @@ apply_redis(struct parse *p, const char *label, const char *v)
 }
 
 static int
-apply_prefix(struct parse *p, const char *label, const char *v)
+check_prefix(struct parse *p, const char *label, const char *v)
 {
 	if (*v == '\0' || strlen(v) > 64 || !printable_token(v))
 		return fail(
 		    p, "%s: '%s' must be 1..64 printable characters without spaces", label, v);
-	const char *k = keep(p, label, v);
-	if (k == NULL)
-		return HR_EINVAL;
-	p->s->cfg.prefix = k;
 	return 0;
 }
 
 static int
-apply_capacity(struct parse *p, const char *label, const char *v)
-{
-	unsigned long long n;
-	int rc = parse_uint(p, label, v, 1, MAX_COUNT, &n);
-	if (rc == 0)
-		p->s->cfg.capacity = (size_t)n;
-	return rc;
-}
-
-static int
-apply_channel_capacity(struct parse *p, const char *label, const char *v)
+apply_channel_capacity(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	hr_config *c = &p->s->cfg;
 	const char *eq = strrchr(v, '=');
@@ -403,45 +458,25 @@ apply_channel_capacity(struct parse *p, const char *label, const char *v)
 }
 
 static int
-apply_expiry(struct parse *p, const char *label, const char *v)
-{
-	return parse_positive(p, label, v, MAX_SECONDS, &p->s->cfg.expiry);
-}
-
-static int
-apply_group_expiry(struct parse *p, const char *label, const char *v)
-{
-	return parse_positive(p, label, v, MAX_SECONDS, &p->s->cfg.group_expiry);
-}
-
-static int
-apply_jwt_secret(struct parse *p, const char *label, const char *v)
+check_secret(struct parse *p, const char *label, const char *v)
 {
 	if (*v == '\0')
 		return fail(p, "%s: the secret is empty", label);
-	const char *k = keep(p, label, v);
-	if (k == NULL)
-		return HR_EINVAL;
-	p->s->cfg.jwt_secret = k;
 	return 0;
 }
 
 static int
-apply_api_key(struct parse *p, const char *label, const char *v)
+check_api_key(struct parse *p, const char *label, const char *v)
 {
 	if (*v == '\0' || !printable_token(v))
 		return fail(p, "%s: the key must be printable ASCII without spaces", label);
-	const char *k = keep(p, label, v);
-	if (k == NULL)
-		return HR_EINVAL;
-	p->s->cfg.api_key = k;
 	return 0;
 }
 
 /* Normalise "a, b ,c" to "a,b,c" and check each origin's shape: `*`, or
  * scheme://host[:port] where host may start with "*." (any subdomain). */
 static int
-apply_allowed_origins(struct parse *p, const char *label, const char *v)
+apply_allowed_origins(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	char out[HR_CLI_MAX_VALUE + 1];
 	size_t on = 0, count = 0;
@@ -491,37 +526,7 @@ apply_allowed_origins(struct parse *p, const char *label, const char *v)
 			break;
 		c++;
 	}
-	const char *k = keep(p, label, out);
-	if (k == NULL)
-		return HR_EINVAL;
-	p->s->cfg.allowed_origins = k;
-	return 0;
-}
-
-static int
-apply_max_message(struct parse *p, const char *label, const char *v)
-{
-	unsigned long long n;
-	int rc = parse_uint(p, label, v, 1, MAX_MESSAGE_OPT, &n);
-	if (rc == 0)
-		p->s->cfg.max_message = (size_t)n;
-	return rc;
-}
-
-static int
-apply_rate_limit(struct parse *p, const char *label, const char *v)
-{
-	return parse_positive(p, label, v, MAX_RATE, &p->s->cfg.rate_limit);
-}
-
-static int
-apply_max_connections(struct parse *p, const char *label, const char *v)
-{
-	unsigned long long n;
-	int rc = parse_uint(p, label, v, 0, MAX_COUNT, &n);
-	if (rc == 0)
-		p->s->cfg.max_connections = (size_t)n;
-	return rc;
+	return store_string(p, o, label, out);
 }
 
 static int
@@ -590,34 +595,23 @@ out:
 	return rc;
 }
 
+/* The certificate and key files are checked as a pair once both are known. */
 static int
-apply_tls_cert(struct parse *p, const char *label, const char *v)
+check_tls_cert(struct parse *p, const char *label, const char *v)
 {
 	int rc = check_readable(p, label, v);
-	if (rc != 0)
-		return rc;
-	const char *k = keep(p, label, v);
-	if (k == NULL)
-		return HR_EINVAL;
-	p->s->cfg.tls_cert = k;
-	return 0;
+	return rc != 0 ? rc : remember_label(p, label, &p->tls_cert_label);
 }
 
 static int
-apply_tls_key(struct parse *p, const char *label, const char *v)
+check_tls_key(struct parse *p, const char *label, const char *v)
 {
 	int rc = check_readable(p, label, v);
-	if (rc != 0)
-		return rc;
-	const char *k = keep(p, label, v);
-	if (k == NULL)
-		return HR_EINVAL;
-	p->s->cfg.tls_key = k;
-	return 0;
+	return rc != 0 ? rc : remember_label(p, label, &p->tls_key_label);
 }
 
 static int
-apply_log_level(struct parse *p, const char *label, const char *v)
+apply_log_level(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };
 	for (int i = 0; i < 4; i++) {
@@ -630,59 +624,55 @@ apply_log_level(struct parse *p, const char *label, const char *v)
 }
 
 static int
-apply_event_loop(struct parse *p, const char *label, const char *v)
+apply_event_loop(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	if (hr_event_loop_parse(v, &p->s->cfg.event_loop) == 0)
 		return 0;
 	return fail(p, "%s: '%s' is not an event loop (poll, libev or libuv)", label, v);
 }
 
-/* Indices into options[] below (same order). --config is collected, not
- * applied: it names the file of pass one. */
-enum {
-	OPT_CONFIG,
-	OPT_LISTEN,
-	OPT_THREADS,
-	OPT_LAYER,
-	OPT_REDIS,
-	OPT_PREFIX,
-	OPT_CAPACITY,
-	OPT_CHANNEL_CAPACITY,
-	OPT_EXPIRY,
-	OPT_GROUP_EXPIRY,
-	OPT_JWT_SECRET,
-	OPT_API_KEY,
-	OPT_ALLOWED_ORIGINS,
-	OPT_MAX_MESSAGE,
-	OPT_RATE_LIMIT,
-	OPT_MAX_CONNECTIONS,
-	OPT_TLS_CERT,
-	OPT_TLS_KEY,
-	OPT_LOG_LEVEL,
-	OPT_EVENT_LOOP,
-};
-
+/* Every option, in --help order. Adding one is adding its row. */
 static const struct option options[] = {
-	{ "config", false, NULL, "FILE      INI file of key = value lines" },
-	{ "listen", true, apply_listen, "HOST:PORT listener (repeatable; localhost:8000)" },
-	{ "threads", false, apply_threads, "N         I/O threads (number of cores)" },
-	{ "layer", false, apply_layer, "memory|redis (memory; redis with --redis)" },
-	{ "redis", true, apply_redis, "URL       redis://[:password@]host:port[/db] (repeatable)" },
-	{ "prefix", false, apply_prefix, "S         key prefix (asgi)" },
-	{ "capacity", false, apply_capacity, "N         default channel capacity (100)" },
-	{ "channel-capacity", true, apply_channel_capacity, "GLOB=N (repeatable)" },
-	{ "expiry", false, apply_expiry, "S         message expiry seconds (60)" },
-	{ "group-expiry", false, apply_group_expiry, "S   group expiry seconds (86400)" },
-	{ "jwt-secret", false, apply_jwt_secret, "S     HS256 secret for WebSocket auth" },
-	{ "api-key", false, apply_api_key, "K        key for the publish API" },
-	{ "allowed-origins", false, apply_allowed_origins, "LIST comma list of origins" },
-	{ "max-message", false, apply_max_message, "BYTES largest inbound message (65536)" },
-	{ "rate-limit", false, apply_rate_limit, "MSGS/S inbound messages per connection (20)" },
-	{ "max-connections", false, apply_max_connections, "N per node (0 = unlimited)" },
-	{ "tls-cert", false, apply_tls_cert, "FILE    certificate (PEM), with --tls-key" },
-	{ "tls-key", false, apply_tls_key, "FILE     private key (PEM), with --tls-cert" },
-	{ "log-level", false, apply_log_level, "error|warn|info|debug (info)" },
-	{ "event-loop", false, apply_event_loop, "poll|libev|libuv what I/O threads sleep in (poll)" },
+	{ .name = "config", .help = "FILE      INI file of key = value lines" },
+	{ .name = "listen", .repeatable = true, .apply = apply_listen,
+	    .help = "HOST:PORT listener (repeatable; localhost:8000)" },
+	{ .name = "threads", .apply = apply_unsigned, .dest = offsetof(hr_config, threads),
+	    .min = 1, .max = MAX_THREADS_OPT, .help = "N         I/O threads (number of cores)" },
+	{ .name = "layer", .apply = apply_layer,
+	    .help = "memory|redis (memory; redis with --redis)" },
+	{ .name = "redis", .repeatable = true, .apply = apply_redis,
+	    .help = "URL       redis://[:password@]host:port[/db] (repeatable)" },
+	{ .name = "prefix", .apply = apply_string, .dest = offsetof(hr_config, prefix),
+	    .check = check_prefix, .help = "S         key prefix (asgi)" },
+	{ .name = "capacity", .apply = apply_size, .dest = offsetof(hr_config, capacity),
+	    .min = 1, .max = MAX_COUNT, .help = "N         default channel capacity (100)" },
+	{ .name = "channel-capacity", .repeatable = true, .apply = apply_channel_capacity,
+	    .help = "GLOB=N (repeatable)" },
+	{ .name = "expiry", .apply = apply_positive, .dest = offsetof(hr_config, expiry),
+	    .max = MAX_SECONDS, .help = "S         message expiry seconds (60)" },
+	{ .name = "group-expiry", .apply = apply_positive,
+	    .dest = offsetof(hr_config, group_expiry), .max = MAX_SECONDS,
+	    .help = "S   group expiry seconds (86400)" },
+	{ .name = "jwt-secret", .apply = apply_string, .dest = offsetof(hr_config, jwt_secret),
+	    .check = check_secret, .help = "S     HS256 secret for WebSocket auth" },
+	{ .name = "api-key", .apply = apply_string, .dest = offsetof(hr_config, api_key),
+	    .check = check_api_key, .help = "K        key for the publish API" },
+	{ .name = "allowed-origins", .apply = apply_allowed_origins,
+	    .dest = offsetof(hr_config, allowed_origins), .help = "LIST comma list of origins" },
+	{ .name = "max-message", .apply = apply_size, .dest = offsetof(hr_config, max_message),
+	    .min = 1, .max = MAX_MESSAGE_OPT, .help = "BYTES largest inbound message (65536)" },
+	{ .name = "rate-limit", .apply = apply_positive, .dest = offsetof(hr_config, rate_limit),
+	    .max = MAX_RATE, .help = "MSGS/S inbound messages per connection (20)" },
+	{ .name = "max-connections", .apply = apply_size,
+	    .dest = offsetof(hr_config, max_connections), .min = 0, .max = MAX_COUNT,
+	    .help = "N per node (0 = unlimited)" },
+	{ .name = "tls-cert", .apply = apply_string, .dest = offsetof(hr_config, tls_cert),
+	    .check = check_tls_cert, .help = "FILE    certificate (PEM), with --tls-key" },
+	{ .name = "tls-key", .apply = apply_string, .dest = offsetof(hr_config, tls_key),
+	    .check = check_tls_key, .help = "FILE     private key (PEM), with --tls-cert" },
+	{ .name = "log-level", .apply = apply_log_level, .help = "error|warn|info|debug (info)" },
+	{ .name = "event-loop", .apply = apply_event_loop,
+	    .help = "poll|libev|libuv what the I/O threads sleep in (poll)" },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -797,7 +787,7 @@ collect_flags(struct parse *p, int argc, char *const *argv)
 				return fail(p, "--%s: missing value", options[opt].name);
 			val = argv[++i];
 		}
-		if (opt == OPT_CONFIG) {
+		if (options[opt].apply == NULL) {
 			p->config_path = val;
 			p->config_src = SRC_FLAG;
 			continue;
@@ -819,21 +809,28 @@ hr_cli__env_get(char *const *envp, const char *name)
 	return NULL;
 }
 
+/* An option's environment variable: HERALD_<NAME>, upper case, '_' for '-'. */
+static void
+env_name(const struct option *o, char *out, size_t size)
+{
+	size_t k = (size_t)snprintf(out, size, "HERALD_");
+	for (const char *c = o->name; *c && k + 1 < size; c++)
+		out[k++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+	out[k] = '\0';
+}
+
 /* HERALD_<OPTION>; unknown HERALD_* names are other tools' business (the test
  * runner sets HERALD_BUILD_DIR) and are ignored, as are empty values. */
 static int
 collect_env(struct parse *p, char *const *envp)
 {
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		char var[64] = "HERALD_";
-		size_t k = strlen(var);
-		for (const char *c = options[i].name; *c && k + 1 < sizeof(var); c++)
-			var[k++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
-		var[k] = '\0';
+		char var[64];
+		env_name(&options[i], var, sizeof(var));
 		const char *v = hr_cli__env_get(envp, var);
 		if (v == NULL || *v == '\0')
 			continue;
-		if (i == OPT_CONFIG) {
+		if (options[i].apply == NULL) {
 			if (p->config_path == NULL) {
 				p->config_path = v;
 				p->config_src = SRC_ENV;
@@ -859,7 +856,7 @@ ini_cb(void *user, const char *section, const char *name, const char *value)
 		return 0;
 	}
 	int opt = find_option(name, strlen(name));
-	if (opt < 0 || opt == OPT_CONFIG) {
+	if (opt < 0 || options[opt].apply == NULL) {
 		fail(p, "unknown option '%s'", name);
 		p->first_error_kept = true;
 		return 0;
@@ -955,49 +952,28 @@ static int
 apply_all(struct parse *p)
 {
 	hr_config *c = &p->s->cfg;
-	for (size_t o = OPT_LISTEN; o < N_OPTIONS; o++) {
+	for (size_t o = 0; o < N_OPTIONS; o++) {
+		const struct option *opt = &options[o];
 		enum source best = 0;
 		for (size_t i = 0; i < p->n_entries; i++)
 			if (p->entries[i].opt == (int)o && p->entries[i].src > best)
 				best = p->entries[i].src;
-		if (best == 0)
+		if (best == 0 || opt->apply == NULL)
 			continue;
-		/* A repeatable option's winning list replaces the default. */
-		if (o == OPT_LISTEN)
-			c->n_listen = 0;
 		for (size_t i = 0; i < p->n_entries; i++) {
 			struct entry *e = &p->entries[i];
 			if (e->opt != (int)o || e->src != best)
 				continue;
 			char label[300];
-			if (best == SRC_FLAG) {
-				snprintf(label, sizeof(label), "--%s", options[o].name);
-			} else if (best == SRC_ENV) {
-				size_t k = (size_t)snprintf(label, sizeof(label), "HERALD_");
-				for (const char *ch = options[o].name; *ch && k + 1 < sizeof(label);
-				     ch++)
-					label[k++]
-					    = *ch == '-' ? '_' : (char)toupper((unsigned char)*ch);
-				label[k] = '\0';
-			} else {
-				snprintf(label, sizeof(label), "%.200s: %s", p->file_label,
-				    options[o].name);
-			}
-			int rc = options[o].apply(p, label, e->val);
+			if (best == SRC_FLAG)
+				snprintf(label, sizeof(label), "--%s", opt->name);
+			else if (best == SRC_ENV)
+				env_name(opt, label, sizeof(label));
+			else
+				snprintf(label, sizeof(label), "%.200s: %s", p->file_label, opt->name);
+			int rc = opt->apply(p, opt, label, e->val);
 			if (rc != 0)
 				return rc;
-			if (o == OPT_LAYER || o == OPT_TLS_CERT || o == OPT_TLS_KEY) {
-				/* where it came from, for the cross-checks below */
-				const char *k = keep(p, label, label);
-				if (k == NULL)
-					return HR_EINVAL;
-				if (o == OPT_LAYER)
-					p->layer_label = k;
-				else if (o == OPT_TLS_CERT)
-					p->tls_cert_label = k;
-				else
-					p->tls_key_label = k;
-			}
 		}
 	}
 	if (p->layer == 0 && c->n_redis > 0)

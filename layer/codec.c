@@ -68,6 +68,17 @@ take(mp_rd *r, size_t n)
 	return p;
 }
 
+/* Consume a w-byte big-endian field into *v. */
+static int
+take_be(mp_rd *r, size_t w, uint64_t *v)
+{
+	const unsigned char *q = take(r, w);
+	if (q == NULL)
+		return HR_EBADMSG;
+	*v = be(q, w);
+	return 0;
+}
+
 /* Read one header, and for str/bin/ext the payload behind it. Containers
  * only have their count read; their elements follow. */
 static int
@@ -77,7 +88,7 @@ rd_next(mp_rd *r, mp_tok *t)
 	if (q == NULL)
 		return HR_EBADMSG;
 	unsigned c = *q;
-	size_t w = 0; /* width of the length/value field */
+	uint64_t v; /* a length or value field */
 	memset(t, 0, sizeof(*t));
 	if (c <= 0x7f) {
 		t->kind = MP_UINT;
@@ -104,6 +115,22 @@ rd_next(mp_rd *r, mp_tok *t)
 		t->n = c & 0x0f;
 		goto count;
 	}
+	/* bin8..32, ext8..32, str8..32: a 1, 2 or 4-byte length, then (ext) a type. */
+	static const struct {
+		unsigned first;
+		enum mp_kind kind;
+	} sized[] = { { 0xc4, MP_BIN }, { 0xc7, MP_EXT }, { 0xd9, MP_STR } };
+	for (size_t i = 0; i < sizeof(sized) / sizeof(sized[0]); i++) {
+		if (c < sized[i].first || c > sized[i].first + 2)
+			continue;
+		t->kind = sized[i].kind;
+		if (take_be(r, (size_t)1 << (c - sized[i].first), &v) != 0)
+			return HR_EBADMSG;
+		t->n = (uint32_t)v;
+		if (t->kind == MP_EXT)
+			goto ext_type;
+		goto payload;
+	}
 	switch (c) {
 	case 0xc0:
 		t->kind = MP_NIL;
@@ -117,62 +144,39 @@ rd_next(mp_rd *r, mp_tok *t)
 	case 0xcd:
 	case 0xce:
 	case 0xcf:
-		w = (size_t)1 << (c - 0xcc);
-		if ((q = take(r, w)) == NULL)
+		if (take_be(r, (size_t)1 << (c - 0xcc), &t->u) != 0)
 			return HR_EBADMSG;
 		t->kind = MP_UINT;
-		t->u = be(q, w);
 		return 0;
 	case 0xd0:
 	case 0xd1:
 	case 0xd2:
 	case 0xd3: {
-		w = (size_t)1 << (c - 0xd0);
-		if ((q = take(r, w)) == NULL)
+		size_t w = (size_t)1 << (c - 0xd0);
+		if (take_be(r, w, &v) != 0)
 			return HR_EBADMSG;
-		uint64_t u = be(q, w);
 		/* Sign-extend from w bytes without relying on signed overflow. */
 		uint64_t sign = (uint64_t)1 << (8 * w - 1);
 		t->kind = MP_INT;
-		t->i = (u & sign) ? -(int64_t)(~u & (sign - 1)) - 1 : (int64_t)u;
+		t->i = (v & sign) ? -(int64_t)(~v & (sign - 1)) - 1 : (int64_t)v;
 		return 0;
 	}
 	case 0xca: {
-		if ((q = take(r, 4)) == NULL)
+		if (take_be(r, 4, &v) != 0)
 			return HR_EBADMSG;
-		uint32_t u = (uint32_t)be(q, 4);
+		uint32_t u = (uint32_t)v;
 		float f;
 		memcpy(&f, &u, sizeof(f));
 		t->kind = MP_FLOAT;
 		t->d = f;
 		return 0;
 	}
-	case 0xcb: {
-		if ((q = take(r, 8)) == NULL)
+	case 0xcb:
+		if (take_be(r, 8, &v) != 0)
 			return HR_EBADMSG;
-		uint64_t u = be(q, 8);
 		t->kind = MP_FLOAT;
-		memcpy(&t->d, &u, sizeof(t->d));
+		memcpy(&t->d, &v, sizeof(t->d));
 		return 0;
-	}
-	case 0xd9:
-	case 0xda:
-	case 0xdb:
-		t->kind = MP_STR;
-		w = (size_t)1 << (c - 0xd9);
-		break;
-	case 0xc4:
-	case 0xc5:
-	case 0xc6:
-		t->kind = MP_BIN;
-		w = (size_t)1 << (c - 0xc4);
-		break;
-	case 0xc7:
-	case 0xc8:
-	case 0xc9:
-		t->kind = MP_EXT;
-		w = (size_t)1 << (c - 0xc7);
-		break;
 	case 0xd4:
 	case 0xd5:
 	case 0xd6:
@@ -180,38 +184,23 @@ rd_next(mp_rd *r, mp_tok *t)
 	case 0xd8:
 		t->kind = MP_EXT;
 		t->n = 1u << (c - 0xd4);
-		if ((q = take(r, 1)) == NULL)
-			return HR_EBADMSG;
-		t->ext = (int8_t)(*q >= 128 ? (int)*q - 256 : (int)*q);
-		goto payload;
-	case 0xdc:
+		goto ext_type;
+	case 0xdc: /* array16, array32, map16, map32 */
 	case 0xdd:
-		t->kind = MP_ARRAY;
-		w = c == 0xdc ? 2 : 4;
-		if ((q = take(r, w)) == NULL)
-			return HR_EBADMSG;
-		t->n = (uint32_t)be(q, w);
-		goto count;
 	case 0xde:
 	case 0xdf:
-		t->kind = MP_MAP;
-		w = c == 0xde ? 2 : 4;
-		if ((q = take(r, w)) == NULL)
+		t->kind = c <= 0xdd ? MP_ARRAY : MP_MAP;
+		if (take_be(r, (c & 1) ? 4 : 2, &v) != 0)
 			return HR_EBADMSG;
-		t->n = (uint32_t)be(q, w);
+		t->n = (uint32_t)v;
 		goto count;
 	default: /* 0xc1 is never used */
 		return HR_EBADMSG;
 	}
-	/* str8..32, bin8..32, ext8..32: a length field, then (ext) a type. */
-	if ((q = take(r, w)) == NULL)
+ext_type: /* a signed byte */
+	if ((q = take(r, 1)) == NULL)
 		return HR_EBADMSG;
-	t->n = (uint32_t)be(q, w);
-	if (t->kind == MP_EXT) {
-		if ((q = take(r, 1)) == NULL)
-			return HR_EBADMSG;
-		t->ext = (int8_t)(*q >= 128 ? (int)*q - 256 : (int)*q);
-	}
+	t->ext = (int8_t)(*q >= 128 ? (int)*q - 256 : (int)*q);
 payload:
 	if ((t->p = take(r, t->n)) == NULL)
 		return HR_EBADMSG;
@@ -427,6 +416,13 @@ fail:
 
 static const char hexd[] = "0123456789abcdef";
 
+/* p[i] starts U+2028 or U+2029 (e2 80 a8, e2 80 a9). */
+static bool
+line_sep(const unsigned char *p, size_t i, size_t n)
+{
+	return p[i] == 0xe2 && i + 2 < n && p[i + 1] == 0x80 && (p[i + 2] | 1) == 0xa9;
+}
+
 /* Bytes that the JSON form of str byte p[i] takes; U+2028 and U+2029 are
  * escaped too (valid JSON, but not valid JavaScript before ES2019). */
 static size_t
@@ -439,7 +435,7 @@ json_str_len(const unsigned char *p, size_t n)
 			out += 2;
 		else if (c < 0x20)
 			out += 6;
-		else if (c == 0xe2 && i + 2 < n && p[i + 1] == 0x80 && (p[i + 2] | 1) == 0xa9) {
+		else if (line_sep(p, i, n)) {
 			out += 6;
 			i += 2;
 		} else
@@ -470,7 +466,7 @@ json_str(hr_buf *out, const unsigned char *p, size_t n)
 			o[4] = (unsigned char)hexd[c >> 4];
 			o[5] = (unsigned char)hexd[c & 15];
 			o += 6;
-		} else if (c == 0xe2 && i + 2 < n && p[i + 1] == 0x80 && (p[i + 2] | 1) == 0xa9) {
+		} else if (line_sep(p, i, n)) {
 			memcpy(o, p[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
 			o += 6;
 			i += 2;
@@ -601,6 +597,21 @@ json_double(hr_buf *out, double d)
 	return hr_buf_append(out, tmp, (size_t)n);
 }
 
+/* A map key and its ':'; JSON keys must be strings. */
+static int
+json_key(mp_rd *r, hr_buf *out)
+{
+	mp_tok k;
+	int rc = rd_next(r, &k);
+	if (rc != 0)
+		return rc;
+	if (k.kind != MP_STR)
+		return HR_ETYPE;
+	if ((rc = json_str(out, k.p, k.n)) != 0)
+		return rc;
+	return hr_buf_putc(out, ':');
+}
+
 static int
 json_value(mp_rd *r, hr_buf *out, int depth)
 {
@@ -631,35 +642,22 @@ json_value(mp_rd *r, hr_buf *out, int depth)
 			return rc;
 		return hr_buf_putc(out, '}');
 	case MP_ARRAY:
+	case MP_MAP: {
+		bool map = t.kind == MP_MAP;
 		if (depth >= HR_CODEC_MAX_DEPTH)
 			return HR_EDEPTH;
-		if ((rc = hr_buf_putc(out, '[')) != 0)
+		if ((rc = hr_buf_putc(out, map ? '{' : '[')) != 0)
 			return rc;
 		for (uint32_t i = 0; i < t.n; i++) {
 			if (i != 0 && (rc = hr_buf_putc(out, ',')) != 0)
+				return rc;
+			if (map && (rc = json_key(r, out)) != 0)
 				return rc;
 			if ((rc = json_value(r, out, depth + 1)) != 0)
 				return rc;
 		}
-		return hr_buf_putc(out, ']');
-	case MP_MAP:
-		if (depth >= HR_CODEC_MAX_DEPTH)
-			return HR_EDEPTH;
-		if ((rc = hr_buf_putc(out, '{')) != 0)
-			return rc;
-		for (uint32_t i = 0; i < t.n; i++) {
-			mp_tok k;
-			if (i != 0 && (rc = hr_buf_putc(out, ',')) != 0)
-				return rc;
-			if ((rc = rd_next(r, &k)) != 0)
-				return rc;
-			if (k.kind != MP_STR)
-				return HR_ETYPE;
-			if ((rc = json_str(out, k.p, k.n)) != 0 || (rc = hr_buf_putc(out, ':')) != 0
-			    || (rc = json_value(r, out, depth + 1)) != 0)
-				return rc;
-		}
-		return hr_buf_putc(out, '}');
+		return hr_buf_putc(out, map ? '}' : ']');
+	}
 	}
 	return HR_EBADMSG;
 }

@@ -185,18 +185,31 @@ check_msg(hr_msg *msg)
 	return HR_ETYPE;
 }
 
+/* Channels' name rules, with the name's length in *len for the backend. */
+static int
+check_channel(const char *channel, size_t *len)
+{
+	*len = strlen(channel);
+	return hr_name_check_channel(channel, *len);
+}
+
+static int
+check_group(const char *group, size_t *len)
+{
+	*len = strlen(group);
+	return hr_name_check_group(group, *len);
+}
+
 int
 hr_layer_send(hr_layer *l, const char *channel, hr_msg *msg)
 {
 	if (l == NULL || channel == NULL)
 		return HR_EINVAL;
-	size_t clen = strlen(channel);
-	int rv = hr_name_check_channel(channel, clen);
-	if (rv != 0)
-		return rv;
-	if ((rv = check_msg(msg)) != 0)
-		return rv;
-	return l->_ops->send(l, channel, clen, msg);
+	size_t clen;
+	int rv = check_channel(channel, &clen);
+	if (rv == 0)
+		rv = check_msg(msg);
+	return rv != 0 ? rv : l->_ops->send(l, channel, clen, msg);
 }
 
 int
@@ -206,8 +219,8 @@ hr_layer_receive(hr_layer *l, const char *channel, int timeout_ms, hr_msg **out)
 		*out = NULL;
 	if (l == NULL || channel == NULL || out == NULL)
 		return HR_EINVAL;
-	size_t clen = strlen(channel);
-	int rv = hr_name_check_channel(channel, clen);
+	size_t clen;
+	int rv = check_channel(channel, &clen);
 	if (rv != 0)
 		return rv;
 	if (l->_ops->receive == NULL)
@@ -228,91 +241,90 @@ hr_layer_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
 	if (l->_ops->new_channel == NULL)
 		return HR_ENOTSUP;
 	int rv = l->_ops->new_channel(l, prefix, out, outlen);
-	if (rv != 0) {
-		out[0] = '\0';
-		return rv;
-	}
 	/* Channels would hand back whatever the prefix makes; herald refuses a
 	 * name that no other call would accept. */
-	if ((rv = hr_name_check_channel(out, strlen(out))) != 0) {
+	if (rv == 0)
+		rv = hr_name_check_channel(out, strlen(out));
+	if (rv != 0)
 		out[0] = '\0';
+	return rv;
+}
+
+/* group_add and group_discard: the same checks, then the backend's op. */
+static int
+group_membership(hr_layer *l, const char *group, const char *channel, bool add)
+{
+	if (l == NULL || group == NULL || channel == NULL)
+		return HR_EINVAL;
+	size_t glen, clen;
+	int rv = check_group(group, &glen);
+	if (rv == 0)
+		rv = check_channel(channel, &clen);
+	if (rv != 0)
 		return rv;
-	}
-	return 0;
+	int (*op)(hr_layer *, const char *, size_t, const char *, size_t)
+	    = add ? l->_ops->group_add : l->_ops->group_discard;
+	if (op == NULL)
+		return HR_ENOTSUP;
+	return op(l, group, glen, channel, clen);
 }
 
 int
 hr_layer_group_add(hr_layer *l, const char *group, const char *channel)
 {
-	if (l == NULL || group == NULL || channel == NULL)
-		return HR_EINVAL;
-	size_t glen = strlen(group), clen = strlen(channel);
-	int rv = hr_name_check_group(group, glen);
-	if (rv == 0)
-		rv = hr_name_check_channel(channel, clen);
-	if (rv != 0)
-		return rv;
-	if (l->_ops->group_add == NULL)
-		return HR_ENOTSUP;
-	return l->_ops->group_add(l, group, glen, channel, clen);
+	return group_membership(l, group, channel, true);
 }
 
 int
 hr_layer_group_discard(hr_layer *l, const char *group, const char *channel)
 {
-	if (l == NULL || group == NULL || channel == NULL)
-		return HR_EINVAL;
-	size_t glen = strlen(group), clen = strlen(channel);
-	int rv = hr_name_check_group(group, glen);
+	return group_membership(l, group, channel, false);
+}
+
+/* group_send and group_send_except: res (or a local one) starts zeroed. */
+static int
+group_send(hr_layer *l, const char *group, hr_msg *msg, const char *except,
+    hr_group_send_result *res)
+{
+	size_t glen;
+	int rv = check_group(group, &glen);
 	if (rv == 0)
-		rv = hr_name_check_channel(channel, clen);
+		rv = check_msg(msg);
 	if (rv != 0)
 		return rv;
-	if (l->_ops->group_discard == NULL)
+	if (except == NULL) {
+		if (l->_ops->group_send == NULL)
+			return HR_ENOTSUP;
+		return l->_ops->group_send(l, group, glen, msg, res);
+	}
+	if (l->_ops->group_send_except == NULL)
 		return HR_ENOTSUP;
-	return l->_ops->group_discard(l, group, glen, channel, clen);
+	return l->_ops->group_send_except(l, group, glen, msg, except, strlen(except), res);
 }
 
 int
 hr_layer_group_send(hr_layer *l, const char *group, hr_msg *msg, hr_group_send_result *res)
 {
-	if (res != NULL)
-		memset(res, 0, sizeof(*res));
+	hr_group_send_result local;
+	if (res == NULL)
+		res = &local;
+	memset(res, 0, sizeof(*res));
 	if (l == NULL || group == NULL)
 		return HR_EINVAL;
-	size_t glen = strlen(group);
-	int rv = hr_name_check_group(group, glen);
-	if (rv != 0)
-		return rv;
-	if ((rv = check_msg(msg)) != 0)
-		return rv;
-	if (l->_ops->group_send == NULL)
-		return HR_ENOTSUP;
-	hr_group_send_result local;
-	memset(&local, 0, sizeof(local));
-	return l->_ops->group_send(l, group, glen, msg, res != NULL ? res : &local);
+	return group_send(l, group, msg, NULL, res);
 }
 
 int
 hr_layer_group_send_except(hr_layer *l, const char *group, hr_msg *msg, const char *except,
     hr_group_send_result *res)
 {
-	if (res != NULL)
-		memset(res, 0, sizeof(*res));
+	hr_group_send_result local;
+	if (res == NULL)
+		res = &local;
+	memset(res, 0, sizeof(*res));
 	if (l == NULL || group == NULL || except == NULL)
 		return HR_EINVAL;
-	size_t glen = strlen(group);
-	int rv = hr_name_check_group(group, glen);
-	if (rv != 0)
-		return rv;
-	if ((rv = check_msg(msg)) != 0)
-		return rv;
-	if (l->_ops->group_send_except == NULL)
-		return HR_ENOTSUP;
-	hr_group_send_result local;
-	memset(&local, 0, sizeof(local));
-	return l->_ops->group_send_except(
-	    l, group, glen, msg, except, strlen(except), res != NULL ? res : &local);
+	return group_send(l, group, msg, except, res);
 }
 
 int
@@ -351,8 +363,8 @@ hr_layer_receive_targets(
 		hr_layer_targets_fini(targets);
 	if (l == NULL || channel == NULL || out == NULL || targets == NULL)
 		return HR_EINVAL;
-	size_t clen = strlen(channel);
-	int rv = hr_name_check_channel(channel, clen);
+	size_t clen;
+	int rv = check_channel(channel, &clen);
 	if (rv != 0)
 		return rv;
 	if (l->_ops->receive_targets == NULL)
@@ -379,8 +391,8 @@ hr_layer_receive_batch(
 		*n = 0;
 	if (l == NULL || channel == NULL || items == NULL || max == 0 || n == NULL)
 		return HR_EINVAL;
-	size_t clen = strlen(channel);
-	int rv = hr_name_check_channel(channel, clen);
+	size_t clen;
+	int rv = check_channel(channel, &clen);
 	if (rv != 0)
 		return rv;
 	if (l->_ops->receive_batch == NULL)

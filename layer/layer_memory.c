@@ -160,6 +160,16 @@ htab_del(htab *t, size_t i)
 	t->n--;
 }
 
+/* Remove obj, stored under hash h. */
+static void
+htab_remove(htab *t, uint64_t h, const void *obj)
+{
+	size_t i = htab_find(t, h, eq_ptr, obj, 0);
+	HR_ASSERT(i != HTAB_NONE);
+	if (i != HTAB_NONE)
+		htab_del(t, i);
+}
+
 /* ------------------------------------------------------------ state */
 
 typedef struct mitem {
@@ -169,26 +179,30 @@ typedef struct mitem {
 
 typedef struct mmember mmember;
 
-typedef struct mchan {
+/* The first member of a channel and of a group: what the tables find them
+ * by. The name's bytes (NUL-terminated) follow the object. */
+typedef struct mname {
 	uint64_t hash;
+	size_t len;
+	const char *name;
+} mname;
+
+typedef struct mchan {
+	mname key;
 	mitem *q; /* ring: q[head .. head+qlen) mod qcap */
 	size_t qcap, qhead, qlen;
 	mmember *members; /* via c_next/c_prev */
 	unsigned waiters; /* receivers blocked on cond */
 	bool cond_ready;
 	pthread_cond_t cond;
-	size_t len;
-	char name[];
 } mchan;
 
 typedef struct mgroup {
-	uint64_t hash;
+	mname key;
 	htab by_chan; /* mmember* keyed by channel pointer */
 	mmember *head; /* join order, via g_next/g_prev */
 	mmember *tail;
 	unsigned pins; /* a group_send is walking it: do not free */
-	size_t len;
-	char name[];
 } mgroup;
 
 struct mmember {
@@ -210,49 +224,49 @@ typedef struct mem {
 } mem;
 
 static bool
-eq_chan(const void *obj, const void *key, size_t klen)
+eq_name(const void *obj, const void *key, size_t klen)
 {
-	const mchan *c = obj;
-	return c->len == klen && memcmp(c->name, key, klen) == 0;
+	const mname *n = obj;
+	return n->len == klen && memcmp(n->name, key, klen) == 0;
 }
 
-static bool
-eq_group(const void *obj, const void *key, size_t klen)
+/* The channel or group called name in t, or NULL. */
+static void *
+named_find(mem *m, htab *t, const char *name, size_t len)
 {
-	const mgroup *g = obj;
-	return g->len == klen && memcmp(g->name, key, klen) == 0;
+	size_t i = htab_find(t, hash_bytes(m->seed, name, len), eq_name, name, len);
+	return i == HTAB_NONE ? NULL : t->obj[i];
+}
+
+/* The channel or group called name in t; a missing one is added, zeroed, as
+ * an object of size bytes. NULL: out of memory. */
+static void *
+named_get(mem *m, htab *t, size_t size, const char *name, size_t len)
+{
+	void *found = named_find(m, t, name, len);
+	if (found != NULL)
+		return found;
+	if (htab_reserve(t) != 0)
+		return NULL;
+	mname *n = calloc(1, size + len + 1);
+	if (n == NULL)
+		return NULL;
+	char *copy = (char *)n + size;
+	memcpy(copy, name, len);
+	*n = (mname) { hash_bytes(m->seed, name, len), len, copy };
+	htab_place(t, n->hash, n);
+	return n;
+}
+
+/* Lock m; HR_ECLOSED (locked all the same) once destroy has begun. */
+static int
+lock_open(mem *m)
+{
+	pthread_mutex_lock(&m->mu);
+	return m->closed ? HR_ECLOSED : 0;
 }
 
 /* ------------------------------------------------------------ channels */
-
-static mchan *
-chan_find(mem *m, const char *name, size_t len)
-{
-	size_t i = htab_find(&m->chans, hash_bytes(m->seed, name, len), eq_chan, name, len);
-	return i == HTAB_NONE ? NULL : m->chans.obj[i];
-}
-
-static int
-chan_get(mem *m, const char *name, size_t len, mchan **out)
-{
-	uint64_t h = hash_bytes(m->seed, name, len);
-	size_t i = htab_find(&m->chans, h, eq_chan, name, len);
-	if (i != HTAB_NONE) {
-		*out = m->chans.obj[i];
-		return 0;
-	}
-	if (htab_reserve(&m->chans) != 0)
-		return HR_ENOMEM;
-	mchan *c = calloc(1, sizeof(*c) + len + 1);
-	if (c == NULL)
-		return HR_ENOMEM;
-	c->hash = h;
-	c->len = len;
-	memcpy(c->name, name, len);
-	htab_place(&m->chans, h, c);
-	*out = c;
-	return 0;
-}
 
 static void
 chan_free(mchan *c)
@@ -271,10 +285,7 @@ chan_release(mem *m, mchan *c)
 {
 	if (c->qlen > 0 || c->members != NULL || c->waiters > 0)
 		return;
-	size_t i = htab_find(&m->chans, c->hash, eq_ptr, c, 0);
-	HR_ASSERT(i != HTAB_NONE);
-	if (i != HTAB_NONE)
-		htab_del(&m->chans, i);
+	htab_remove(&m->chans, c->key.hash, c);
 	chan_free(c);
 }
 
@@ -320,41 +331,13 @@ chan_pop(mchan *c)
 
 /* ------------------------------------------------------------ groups */
 
-static int
-group_get(mem *m, const char *name, size_t len, bool create, mgroup **out)
-{
-	*out = NULL;
-	uint64_t h = hash_bytes(m->seed, name, len);
-	size_t i = htab_find(&m->groups, h, eq_group, name, len);
-	if (i != HTAB_NONE) {
-		*out = m->groups.obj[i];
-		return 0;
-	}
-	if (!create)
-		return 0;
-	if (htab_reserve(&m->groups) != 0)
-		return HR_ENOMEM;
-	mgroup *g = calloc(1, sizeof(*g) + len + 1);
-	if (g == NULL)
-		return HR_ENOMEM;
-	g->hash = h;
-	g->len = len;
-	memcpy(g->name, name, len);
-	htab_place(&m->groups, h, g);
-	*out = g;
-	return 0;
-}
-
 /* Free g if it has no members and nobody is walking it. */
 static void
 group_release(mem *m, mgroup *g)
 {
 	if (g->by_chan.n > 0 || g->pins > 0)
 		return;
-	size_t i = htab_find(&m->groups, g->hash, eq_ptr, g, 0);
-	HR_ASSERT(i != HTAB_NONE);
-	if (i != HTAB_NONE)
-		htab_del(&m->groups, i);
+	htab_remove(&m->groups, g->key.hash, g);
 	htab_fini(&g->by_chan);
 	free(g);
 }
@@ -381,10 +364,7 @@ member_remove(mem *m, mmember *mb)
 {
 	mgroup *g = mb->g;
 	mchan *c = mb->c;
-	size_t i = htab_find(&g->by_chan, hash_ptr(m->seed, c), eq_ptr, mb, 0);
-	HR_ASSERT(i != HTAB_NONE);
-	if (i != HTAB_NONE)
-		htab_del(&g->by_chan, i);
+	htab_remove(&g->by_chan, hash_ptr(m->seed, c), mb);
 	if (mb->g_prev)
 		mb->g_prev->g_next = mb->g_next;
 	else
@@ -437,6 +417,25 @@ member_expired(const hr_layer *l, const mmember *mb, double now)
 	return floor(mb->joined) < floor(now) - l->_opts.group_expiry;
 }
 
+/* Free every group and membership at once; channels' member lists are
+ * left dangling for the caller to clear or free. */
+static void
+groups_free(mem *m)
+{
+	for (size_t i = 0; i < m->groups.cap; i++) {
+		mgroup *g = m->groups.obj[i];
+		if (g == NULL)
+			continue;
+		for (mmember *mb = g->head, *next; mb != NULL; mb = next) {
+			next = mb->g_next;
+			free(mb);
+		}
+		htab_fini(&g->by_chan);
+		free(g);
+	}
+	htab_fini(&m->groups);
+}
+
 /* ------------------------------------------------------------ ops */
 
 static int
@@ -475,18 +474,7 @@ mem_destroy(hr_layer *l)
 			pthread_cond_wait(&m->drained, &m->mu);
 		pthread_mutex_unlock(&m->mu);
 	}
-	for (size_t i = 0; i < m->groups.cap; i++) {
-		mgroup *g = m->groups.obj[i];
-		if (g == NULL)
-			continue;
-		for (mmember *mb = g->head, *next; mb != NULL; mb = next) {
-			next = mb->g_next;
-			free(mb);
-		}
-		htab_fini(&g->by_chan);
-		free(g);
-	}
-	htab_fini(&m->groups);
+	groups_free(m);
 	for (size_t i = 0; i < m->chans.cap; i++)
 		if (m->chans.obj[i] != NULL)
 			chan_free(m->chans.obj[i]);
@@ -505,13 +493,12 @@ mem_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 	mem *m = l->_be;
 	mchan *c;
 	int rv;
-	pthread_mutex_lock(&m->mu);
-	if (m->closed) {
-		rv = HR_ECLOSED;
+	if ((rv = lock_open(m)) != 0)
+		goto out;
+	if ((c = named_get(m, &m->chans, sizeof(*c), channel, clen)) == NULL) {
+		rv = HR_ENOMEM;
 		goto out;
 	}
-	if ((rv = chan_get(m, channel, clen, &c)) != 0)
-		goto out;
 	double now = hr_layer__now(l);
 	chan_expire(l, m, c, now);
 	if (c->qlen >= hr_layer__capacity(l, channel, clen)) {
@@ -562,13 +549,12 @@ mem_receive(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_ms
 	int rv;
 	if (timeout_ms > 0 && (rv = deadline_after(timeout_ms, &deadline)) != 0)
 		return rv;
-	pthread_mutex_lock(&m->mu);
-	if (m->closed) {
-		rv = HR_ECLOSED;
+	if ((rv = lock_open(m)) != 0)
+		goto out;
+	if ((c = named_get(m, &m->chans, sizeof(*c), channel, clen)) == NULL) {
+		rv = HR_ENOMEM;
 		goto out;
 	}
-	if ((rv = chan_get(m, channel, clen, &c)) != 0)
-		goto out;
 	for (;;) {
 		chan_expire(l, m, c, hr_layer__now(l));
 		if (c->qlen > 0) {
@@ -642,7 +628,7 @@ mem_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
 		if (rv != 0)
 			return rv;
 		pthread_mutex_lock(&m->mu);
-		bool taken = chan_find(m, out, len) != NULL;
+		bool taken = named_find(m, &m->chans, out, len) != NULL;
 		pthread_mutex_unlock(&m->mu);
 		if (!taken)
 			return 0;
@@ -657,15 +643,16 @@ mem_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, 
 	mgroup *g = NULL;
 	mchan *c = NULL;
 	int rv;
-	pthread_mutex_lock(&m->mu);
-	if (m->closed) {
-		rv = HR_ECLOSED;
+	if ((rv = lock_open(m)) != 0)
+		goto out;
+	if ((g = named_get(m, &m->groups, sizeof(*g), group, glen)) == NULL) {
+		rv = HR_ENOMEM;
 		goto out;
 	}
-	if ((rv = group_get(m, group, glen, true, &g)) != 0)
+	if ((c = named_get(m, &m->chans, sizeof(*c), channel, clen)) == NULL) {
+		rv = HR_ENOMEM;
 		goto out;
-	if ((rv = chan_get(m, channel, clen, &c)) != 0)
-		goto out;
+	}
 	double now = hr_layer__now(l);
 	mmember *mb = member_find(m, g, c);
 	if (mb != NULL) {
@@ -707,13 +694,10 @@ mem_group_discard(hr_layer *l, const char *group, size_t glen, const char *chann
 	mem *m = l->_be;
 	mgroup *g;
 	int rv = 0;
-	pthread_mutex_lock(&m->mu);
-	if (m->closed) {
-		rv = HR_ECLOSED;
+	if ((rv = lock_open(m)) != 0)
 		goto out;
-	}
-	group_get(m, group, glen, false, &g);
-	mchan *c = chan_find(m, channel, clen);
+	g = named_find(m, &m->groups, group, glen);
+	mchan *c = named_find(m, &m->chans, channel, clen);
 	if (g == NULL || c == NULL)
 		goto out; /* discarding a non-member is not an error in Channels */
 	mmember *mb = member_find(m, g, c);
@@ -733,12 +717,9 @@ mem_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_grou
 	mem *m = l->_be;
 	mgroup *g;
 	int rv = 0;
-	pthread_mutex_lock(&m->mu);
-	if (m->closed) {
-		rv = HR_ECLOSED;
+	if ((rv = lock_open(m)) != 0)
 		goto out;
-	}
-	group_get(m, group, glen, false, &g);
+	g = named_find(m, &m->groups, group, glen);
 	if (g == NULL)
 		goto out;
 	double now = hr_layer__now(l);
@@ -761,7 +742,7 @@ mem_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_grou
 			group_expired++;
 			continue;
 		}
-		if (c->qlen >= hr_layer__capacity(l, c->name, c->len)) {
+		if (c->qlen >= hr_layer__capacity(l, c->key.name, c->key.len)) {
 			res->full++;
 			continue;
 		}
@@ -786,23 +767,11 @@ static int
 mem_flush(hr_layer *l)
 {
 	mem *m = l->_be;
-	pthread_mutex_lock(&m->mu);
-	if (m->closed) {
+	if (lock_open(m) != 0) {
 		pthread_mutex_unlock(&m->mu);
 		return HR_ECLOSED;
 	}
-	for (size_t i = 0; i < m->groups.cap; i++) {
-		mgroup *g = m->groups.obj[i];
-		if (g == NULL)
-			continue;
-		for (mmember *mb = g->head, *next; mb != NULL; mb = next) {
-			next = mb->g_next;
-			free(mb);
-		}
-		htab_fini(&g->by_chan);
-		free(g);
-	}
-	htab_fini(&m->groups);
+	groups_free(m);
 	/* Channels with blocked receivers stay (empty) so that the receivers
 	 * still hear of later sends; every other channel goes. A delete shifts
 	 * later entries back into slot i, so look at slot i again. */

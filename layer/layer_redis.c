@@ -896,7 +896,14 @@ popped_expired(hr_layer *l, const redisReply *score)
 /* One attempt on shard idx: restore the backup, pop (blocking up to wait_ms
  * when > 0), back the member up, decode it, drop the backup. 0 with *out set,
  * HR_EAGAIN when nothing came, HR_EBADMSG when a malformed member was dropped
- * (counted), HR_EIO. */
+ * (counted), HR_EIO.
+ *
+ * The commands are core.py's (_brpop_with_clean, then its backup cleaner),
+ * in its order, but pipelined: the restore script goes out in one write with
+ * the pop, and the backup's ZADD with its ZPOPMIN, so a message costs two
+ * round trips instead of four. Every round trip is a wakeup of redis-server
+ * and of this thread on a core the node may share with Redis, ahead of the
+ * delivery; Redis runs a connection's commands in order either way. */
 static int
 pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *channel, size_t clen,
     bool process_key, int wait_ms, hr_msg **out, hr_layer_targets *t)
@@ -907,26 +914,27 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 	memcpy(backup + klen, "$inflight", 10);
 	size_t blen = klen + 9;
 	redisContext *c = NULL;
-	redisReply *rep = NULL;
+	redisReply *reps[2] = { NULL, NULL }, *bk[2] = { NULL, NULL };
 	int rv = conn_get(r, idx, &c);
 	if (rv != 0)
 		return rv;
-	{
-		const char *a[] = { "EVAL", restore_lua, "0", key, backup };
-		size_t ls[] = { 4, sizeof(restore_lua) - 1, 1, klen, blen };
-		if ((rv = run1(c, 5, a, ls, &rep)) != 0)
-			goto done;
-		freeReplyObject(rep);
-		rep = NULL;
-	}
 	const redisReply *mem_r, *score_r;
-	if (wait_ms > 0) {
+	{
 		char secs[32];
 		int n = snprintf(secs, sizeof(secs), "%d.%03d", wait_ms / 1000, wait_ms % 1000);
-		const char *a[] = { "BZPOPMIN", key, secs };
-		size_t ls[] = { 8, klen, (size_t)n };
-		if ((rv = run1(c, 3, a, ls, &rep)) != 0)
+		const char *ra[] = { "EVAL", restore_lua, "0", key, backup };
+		size_t rl[] = { 4, sizeof(restore_lua) - 1, 1, klen, blen };
+		const char *ba[] = { "BZPOPMIN", key, secs };
+		size_t bl[] = { 8, klen, (size_t)n };
+		const char *za[] = { "ZPOPMIN", key };
+		size_t zl[] = { 7, klen };
+		rcmd cmds[2] = { { 5, ra, rl },
+			wait_ms > 0 ? (rcmd) { 3, ba, bl } : (rcmd) { 2, za, zl } };
+		if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
 			goto done;
+	}
+	const redisReply *rep = reps[1];
+	if (wait_ms > 0) {
 		if (rep->type == REDIS_REPLY_NIL) {
 			rv = HR_EAGAIN;
 			goto done;
@@ -938,10 +946,6 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		mem_r = rep->element[1];
 		score_r = rep->element[2];
 	} else {
-		const char *a[] = { "ZPOPMIN", key };
-		size_t ls[] = { 7, klen };
-		if ((rv = run1(c, 2, a, ls, &rep)) != 0)
-			goto done;
 		if (rep->type != REDIS_REPLY_ARRAY) {
 			rv = HR_EIO;
 			goto done;
@@ -962,12 +966,14 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		goto done;
 	}
 	{
-		redisReply *r2 = NULL;
-		const char *a[] = { "ZADD", backup, score_r->str, mem_r->str };
-		size_t ls[] = { 4, blen, score_r->len, mem_r->len };
-		rv = run1(c, 4, a, ls, &r2);
-		freeReplyObject(r2);
-		if (rv != 0)
+		const char *za[] = { "ZADD", backup, score_r->str, mem_r->str };
+		size_t zl[] = { 4, blen, score_r->len, mem_r->len };
+		const char *pa[] = { "ZPOPMIN", backup };
+		size_t pl[] = { 7, blen };
+		rcmd cmds[2] = { { 4, za, zl }, { 2, pa, pl } };
+		/* On HR_EIO: if the ZADD was applied, the next receive
+		 * restores the member from the backup; if not, it is lost. */
+		if ((rv = run_pipeline(c, cmds, 2, bk)) != 0)
 			goto done;
 	}
 	if (popped_expired(l, score_r)) {
@@ -978,26 +984,18 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		if (rv == HR_EBADMSG)
 			hr_layer__count_bad(l, 1);
 	}
-	{
-		redisReply *r2 = NULL;
-		const char *a[] = { "ZPOPMIN", backup };
-		size_t ls[] = { 7, blen };
-		int rv2 = run1(c, 2, a, ls, &r2);
-		freeReplyObject(r2);
-		if (rv2 != 0 && rv == 0) {
-			/* Delivered; the backup will be restored and the message
-			 * seen again, as in channels_redis. Report success. */
-		}
-	}
 done:
-	freeReplyObject(rep);
+	free_replies(bk, 2);
+	free_replies(reps, 2);
 	conn_put(r, idx, c);
 	return rv;
 }
 
+/* swept: the caller has just found every shard empty (receive_batch), so
+ * go straight to the blocking pops. */
 static int
-rd_receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out,
-    hr_layer_targets *t)
+receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out,
+    hr_layer_targets *t, bool swept)
 {
 	rds *r = l->_be;
 	size_t nl = hr_name_nonlocal_len(channel, clen);
@@ -1013,7 +1011,7 @@ rd_receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms
 		return rv;
 	long long deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
 	/* Sweep every shard once without waiting, then wait on each in turn. */
-	size_t tries = 0;
+	size_t tries = swept && timeout_ms != 0 ? r->n : 0;
 	for (;;) {
 		int wait = 0;
 		if (tries >= r->n && timeout_ms != 0) {
@@ -1047,6 +1045,13 @@ rd_receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms
 		rv = HR_EAGAIN;
 	leave(r);
 	return rv;
+}
+
+static int
+rd_receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out,
+    hr_layer_targets *t)
+{
+	return receive_targets(l, channel, clen, timeout_ms, out, t, false);
 }
 
 static int
@@ -1134,9 +1139,12 @@ rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
 	int rv = enter(r);
 	if (rv != 0)
 		return rv;
+	bool empty = true; /* every shard answered "nothing there" */
 	for (size_t i = 0; i < r->n && *n < max; i++) {
 		rv = batch_once(
 		    l, (idx + i) % r->n, key, klen, channel, clen, process_key, items, max, n);
+		if (rv != HR_EAGAIN)
+			empty = false;
 		if (rv != 0 && rv != HR_EAGAIN)
 			break;
 	}
@@ -1147,7 +1155,7 @@ rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
 		return rv;
 	if (timeout_ms == 0)
 		return HR_EAGAIN;
-	rv = rd_receive_targets(l, channel, clen, timeout_ms, &items[0].msg, &items[0].targets);
+	rv = receive_targets(l, channel, clen, timeout_ms, &items[0].msg, &items[0].targets, empty);
 	if (rv == 0)
 		*n = 1;
 	return rv;
@@ -1279,10 +1287,10 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 	const char **argv = calloc(argc, sizeof(*argv));
 	size_t *lens = calloc(argc, sizeof(*lens));
 	char(*caps)[24] = calloc(nk, sizeof(*caps));
-	rcmd *cmds = calloc(nk, sizeof(*cmds));
+	rcmd *cmds = calloc(nk + 1, sizeof(*cmds));
 	const char **zargv = calloc(nk * 4, sizeof(*zargv));
 	size_t *zlens = calloc(nk * 4, sizeof(*zlens));
-	redisReply **reps = calloc(nk, sizeof(*reps));
+	redisReply **reps = calloc(nk + 1, sizeof(*reps));
 	redisReply *rep = NULL;
 	redisContext *c = NULL;
 	size_t *which = calloc(nk, sizeof(*which));
@@ -1331,15 +1339,19 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 		rv = HR_EMSGSIZE;
 		goto done;
 	}
+	/* The expiry and the capacity script in one write (core.py awaits the
+	 * expiry pipeline first; Redis runs them in the same order either
+	 * way): one round trip less before the member is in Redis. */
+	cmds[nk] = (rcmd) { (int)argc, argv, lens };
 	if ((rv = conn_get(r, shard, &c)) != 0)
 		goto done;
-	if ((rv = run_pipeline(c, cmds, nk, reps)) != 0)
+	if ((rv = run_pipeline(c, cmds, nk + 1, reps)) != 0)
 		goto done;
 	for (k = 0; k < nk; k++)
 		if (reps[k]->type == REDIS_REPLY_INTEGER && reps[k]->integer > 0)
 			hr_layer__count_expired(l, (uint64_t)reps[k]->integer);
-	if ((rv = run1(c, (int)argc, argv, lens, &rep)) != 0)
-		goto done;
+	rep = reps[nk];
+	reps[nk] = NULL;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != nk) {
 		rv = HR_EIO;
 		goto done;
@@ -1355,7 +1367,7 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 	}
 done:
 	if (reps != NULL)
-		free_replies(reps, nk);
+		free_replies(reps, nk + 1);
 	freeReplyObject(rep);
 	conn_put(r, shard, c);
 	free(which);

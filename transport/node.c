@@ -236,7 +236,8 @@ hr_node_run(hr_node *n)
 		    n->cfg.layer_redis ? "redis" : "memory");
 	}
 	fflush(stdout);
-	hr_log(HR_LOG_INFO, "node %s ready", n->node_prefix);
+	hr_log(HR_LOG_INFO, "node %s ready (event loop %s)", n->node_prefix,
+	    hr_event_loop_name(n->cfg.event_loop));
 
 	while (!atomic_load(&n->stop_requested)) {
 		int rv = hr_sys__wait_readable(n->stop_pipe[0], 1000);

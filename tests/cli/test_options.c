@@ -90,6 +90,22 @@ expect_error(int rc, const char *needle)
 	cr_assert_null(strchr(ERR, '\n'), "error is not one line: '%s'", ERR);
 }
 
+/* A config file holding text is refused with needle in the reason. */
+static void
+expect_file_error(const char *text, const char *needle)
+{
+	write_file(FILE_, text);
+	expect_error(parse("--config", FILE_), needle);
+}
+
+/* Release the last parse's config, for another parse in the same test. */
+static void
+reset(void)
+{
+	hr_cli__serve_fini(&S);
+	hr_cli__serve_init(&S);
+}
+
 TestSuite(options, .init = setup, .fini = teardown, .timeout = 10);
 
 Test(options, defaults_follow_the_contract)
@@ -287,8 +303,7 @@ Test(options, flags_beat_environment_beat_file)
 	cr_assert_eq(S.cfg.n_listen, 1, "env list replaces file list");
 	cr_assert_eq(S.cfg.listen[0].port, 5003);
 
-	hr_cli__serve_fini(&S);
-	hr_cli__serve_init(&S);
+	reset();
 	rc = parse_env(envp, "--config", FILE_, "--listen", "127.0.0.1:5004", (char *)NULL);
 	cr_assert_eq(rc, 0, "%s", ERR);
 	cr_assert_eq(S.cfg.n_listen, 1, "flag list replaces env list");
@@ -511,17 +526,13 @@ Test(options, refuses_tls_files_that_are_not_a_pair)
 	make_pair(cert2, key2);
 	write_file(junk, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
 	cr_assert_eq(parse("--tls-cert", cert, "--tls-key", key), 0, "%s", ERR);
-	hr_cli__serve_fini(&S);
-	hr_cli__serve_init(&S);
+	reset();
 	expect_error(parse("--tls-cert", cert, "--tls-key", key2), "is not the key of the certificate");
-	hr_cli__serve_fini(&S);
-	hr_cli__serve_init(&S);
+	reset();
 	expect_error(parse("--tls-cert", junk, "--tls-key", key), "holds no PEM certificate");
-	hr_cli__serve_fini(&S);
-	hr_cli__serve_init(&S);
+	reset();
 	expect_error(parse("--tls-cert", cert, "--tls-key", junk), "holds no unencrypted PEM private key");
-	hr_cli__serve_fini(&S);
-	hr_cli__serve_init(&S);
+	reset();
 	expect_error(parse("--tls-cert", key, "--tls-key", cert), "--tls-cert:");
 }
 Test(options, refuses_directory_as_tls_file)
@@ -567,28 +578,23 @@ Test(options, missing_config_file)
 }
 Test(options, config_file_unknown_key)
 {
-	write_file(FILE_, "threads = 2\nbogus = 1\n");
-	expect_error(parse("--config", FILE_), ":2: unknown option 'bogus'");
+	expect_file_error("threads = 2\nbogus = 1\n", ":2: unknown option 'bogus'");
 }
 Test(options, config_file_line_without_equals)
 {
-	write_file(FILE_, "threads = 2\n\njust words\n");
-	expect_error(parse("--config", FILE_), ":3: expected `key = value`");
+	expect_file_error("threads = 2\n\njust words\n", ":3: expected `key = value`");
 }
 Test(options, config_file_unknown_section)
 {
-	write_file(FILE_, "[other]\nthreads = 2\n");
-	expect_error(parse("--config", FILE_), "section [other] is not known");
+	expect_file_error("[other]\nthreads = 2\n", "section [other] is not known");
 }
 Test(options, config_file_scalar_set_twice)
 {
-	write_file(FILE_, "threads = 2\nthreads = 3\n");
-	expect_error(parse("--config", FILE_), ":2: threads is set twice");
+	expect_file_error("threads = 2\nthreads = 3\n", ":2: threads is set twice");
 }
 Test(options, config_file_config_key_refused)
 {
-	write_file(FILE_, "config = /etc/x\n");
-	expect_error(parse("--config", FILE_), "unknown option 'config'");
+	expect_file_error("config = /etc/x\n", "unknown option 'config'");
 }
 Test(options, config_file_overlong_line)
 {
@@ -597,8 +603,7 @@ Test(options, config_file_overlong_line)
 	memcpy(text, "jwt_secret = ", 13);
 	text[sizeof(text) - 2] = '\n';
 	text[sizeof(text) - 1] = '\0';
-	write_file(FILE_, text);
-	expect_error(parse("--config", FILE_), ":1: line longer than 199 characters");
+	expect_file_error(text, ":1: line longer than 199 characters");
 }
 Test(options, config_file_too_large)
 {
@@ -611,8 +616,7 @@ Test(options, config_file_too_large)
 }
 Test(options, config_file_bad_value_names_file_and_option)
 {
-	write_file(FILE_, "rate_limit = none\n");
-	expect_error(parse("--config", FILE_), "herald.ini: rate-limit: 'none' is not a number");
+	expect_file_error("rate_limit = none\n", "herald.ini: rate-limit: 'none' is not a number");
 }
 Test(options, config_file_binary_refused)
 {

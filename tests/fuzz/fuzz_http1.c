@@ -16,13 +16,7 @@
 
 #include "transport/transport_impl.h"
 
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static int
 inside(const char *v, size_t len, const char *p, size_t n)

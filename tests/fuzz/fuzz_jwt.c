@@ -21,16 +21,10 @@
 
 #include "transport/security_int.h"
 
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "fuzz.h"
 
 #define SECRET "fuzz-secret"
 #define NOW INT64_C(1700000000)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *
 verify(const char *tok, size_t len, const char *user)

@@ -15,13 +15,7 @@
 
 #include "layer/layer.h"
 
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static void
 inside(const uint8_t *data, size_t size, const unsigned char *p, size_t n)

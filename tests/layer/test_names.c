@@ -28,23 +28,30 @@ repeat(char c, size_t n)
 	return buf;
 }
 
+/* Each of the n names gets want from check. */
+static void
+expect_names(int (*check)(const char *), const char *const *names, size_t n, int want)
+{
+	for (size_t i = 0; i < n; i++)
+		cr_expect_eq(check(names[i]), want, "'%s' should give %d", names[i], want);
+}
+
 TestSuite(names);
 
 Test(names, valid_channel_names_pass, .timeout = 10)
 {
-	const char *ok[] = { "a", "chat", "Chat-Room_1.x", "0", "...", "---", "___",
+	static const char *const ok[] = { "a", "chat", "Chat-Room_1.x", "0", "...", "---", "___",
 		"specific.abc!", "specific.abc!def", "a!b.c-d_e9", "http.request",
 		"websocket.send!AbCd", "a!" };
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		cr_expect_eq(chan(ok[i]), 0, "%s should be a valid channel", ok[i]);
+	expect_names(chan, ok, sizeof(ok) / sizeof(ok[0]), 0);
 }
 
 Test(names, invalid_channel_names_refused, .timeout = 10)
 {
-	const char *bad[] = { "", "!", "!abc", "a b", "a!b!c", "a!!", "chat\n", "chat\t", "a/b",
-		"a:b", "a@b", "é", "abc!é", "a!b c", "a*", "grp?", "a+b", "a,b", "\xff" };
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_expect_eq(chan(bad[i]), HR_EBADNAME, "%s should be refused", bad[i]);
+	static const char *const bad[] = { "", "!", "!abc", "a b", "a!b!c", "a!!", "chat\n",
+		"chat\t", "a/b", "a:b", "a@b", "é", "abc!é", "a!b c", "a*", "grp?", "a+b", "a,b",
+		"\xff" };
+	expect_names(chan, bad, sizeof(bad) / sizeof(bad[0]), HR_EBADNAME);
 }
 
 Test(names, embedded_nul_refused, .timeout = 10)
@@ -74,17 +81,13 @@ Test(names, channel_length_99_ok_100_refused, .timeout = 10)
 
 Test(names, group_rules, .timeout = 10)
 {
-	cr_assert_eq(grp("notifications"), 0);
-	cr_assert_eq(grp("user_42"), 0);
-	cr_assert_eq(grp("a.b-c_D9"), 0);
+	static const char *const ok[] = { "notifications", "user_42", "a.b-c_D9" };
+	/* groups never contain '!' */
+	static const char *const bad[] = { "", "a!b", "a!", "a b", "grp\n", "ü" };
+	expect_names(grp, ok, sizeof(ok) / sizeof(ok[0]), 0);
+	expect_names(grp, bad, sizeof(bad) / sizeof(bad[0]), HR_EBADNAME);
 	cr_assert_eq(grp(repeat('g', 99)), 0);
 	cr_assert_eq(grp(repeat('g', 100)), HR_EBADNAME);
-	cr_assert_eq(grp(""), HR_EBADNAME);
-	cr_assert_eq(grp("a!b"), HR_EBADNAME, "groups never contain '!'");
-	cr_assert_eq(grp("a!"), HR_EBADNAME);
-	cr_assert_eq(grp("a b"), HR_EBADNAME);
-	cr_assert_eq(grp("grp\n"), HR_EBADNAME);
-	cr_assert_eq(grp("ü"), HR_EBADNAME);
 }
 
 Test(names, nonlocal_part, .timeout = 10)
@@ -102,73 +105,101 @@ gm(const char *pat, const char *name)
 	return hr_glob_match(pat, name, strlen(name));
 }
 
+struct glob_case {
+	const char *pat, *name;
+	bool match;
+};
+
+static void
+expect_globs(const struct glob_case *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		cr_expect_eq(gm(c[i].pat, c[i].name), c[i].match, "'%s' on '%s' should %smatch",
+		    c[i].pat, c[i].name, c[i].match ? "" : "not ");
+}
+
 Test(glob, literal_and_star, .timeout = 10)
 {
-	cr_assert(gm("chat", "chat"));
-	cr_assert_not(gm("chat", "chats"));
-	cr_assert_not(gm("chat", "cha"));
-	cr_assert(gm("*", ""));
-	cr_assert(gm("*", "anything.at!all"));
-	cr_assert(gm("http.*", "http.request"));
-	cr_assert_not(gm("http.*", "https.request"));
-	cr_assert(gm("*.request", "http.request"));
-	cr_assert(gm("a*b*c", "aXXbYYc"));
-	cr_assert(gm("a*b*c", "abc"));
-	cr_assert_not(gm("a*b*c", "aXXbYY"));
-	cr_assert(gm("a**c", "abbbc"));
-	cr_assert(gm("*a*a*a", "aaaa"));
-	cr_assert_not(gm("*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
-	cr_assert(gm("", ""));
-	cr_assert_not(gm("", "a"));
+	static const struct glob_case cases[] = {
+		{ "chat", "chat", true },
+		{ "chat", "chats", false },
+		{ "chat", "cha", false },
+		{ "*", "", true },
+		{ "*", "anything.at!all", true },
+		{ "http.*", "http.request", true },
+		{ "http.*", "https.request", false },
+		{ "*.request", "http.request", true },
+		{ "a*b*c", "aXXbYYc", true },
+		{ "a*b*c", "abc", true },
+		{ "a*b*c", "aXXbYY", false },
+		{ "a**c", "abbbc", true },
+		{ "*a*a*a", "aaaa", true },
+		{ "*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false },
+		{ "", "", true },
+		{ "", "a", false },
+	};
+	expect_globs(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 Test(glob, question_mark, .timeout = 10)
 {
-	cr_assert(gm("a?c", "abc"));
-	cr_assert(gm("a?c", "a!c"));
-	cr_assert_not(gm("a?c", "ac"));
-	cr_assert_not(gm("a?c", "abbc"));
-	cr_assert(gm("???", "xyz"));
+	static const struct glob_case cases[] = {
+		{ "a?c", "abc", true },
+		{ "a?c", "a!c", true },
+		{ "a?c", "ac", false },
+		{ "a?c", "abbc", false },
+		{ "???", "xyz", true },
+	};
+	expect_globs(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 Test(glob, sets_and_ranges, .timeout = 10)
 {
-	cr_assert(gm("[abc]x", "bx"));
-	cr_assert_not(gm("[abc]x", "dx"));
-	cr_assert(gm("[a-c]", "b"));
-	cr_assert_not(gm("[a-c]", "d"));
-	cr_assert(gm("[!a-c]", "d"));
-	cr_assert_not(gm("[!a-c]", "a"));
-	cr_assert(gm("[]]", "]"), "']' first in a set is a member");
-	cr_assert(gm("[!]]", "x"));
-	cr_assert_not(gm("[!]]", "]"));
-	cr_assert(gm("[-a]", "-"), "leading '-' is literal");
-	cr_assert(gm("[a-]", "-"), "trailing '-' is literal");
-	cr_assert_not(gm("[a-]", "b"));
-	cr_assert(gm("[a-c-e]", "-"), "'-' after a range is literal");
-	cr_assert(gm("[a-c-e]", "e"));
-	cr_assert_not(gm("[a-c-e]", "d"));
-	cr_assert_not(gm("[z-a]", "z"), "reversed range matches nothing");
-	cr_assert_not(gm("[z-a]", "m"));
-	cr_assert(gm("[!z-a]", "q"), "negated empty range matches anything");
-	cr_assert(gm("[\\]", "\\"), "backslash is literal");
-	cr_assert(gm("[^a]", "^"), "'^' is not negation");
-	cr_assert_not(gm("[^a]", "b"));
+	static const struct glob_case cases[] = {
+		{ "[abc]x", "bx", true },
+		{ "[abc]x", "dx", false },
+		{ "[a-c]", "b", true },
+		{ "[a-c]", "d", false },
+		{ "[!a-c]", "d", true },
+		{ "[!a-c]", "a", false },
+		{ "[]]", "]", true }, /* ']' first in a set is a member */
+		{ "[!]]", "x", true },
+		{ "[!]]", "]", false },
+		{ "[-a]", "-", true }, /* leading '-' is literal */
+		{ "[a-]", "-", true }, /* trailing '-' is literal */
+		{ "[a-]", "b", false },
+		{ "[a-c-e]", "-", true }, /* '-' after a range is literal */
+		{ "[a-c-e]", "e", true },
+		{ "[a-c-e]", "d", false },
+		{ "[z-a]", "z", false }, /* reversed range matches nothing */
+		{ "[z-a]", "m", false },
+		{ "[!z-a]", "q", true }, /* negated empty range matches anything */
+		{ "[\\]", "\\", true }, /* backslash is literal */
+		{ "[^a]", "^", true }, /* '^' is not negation */
+		{ "[^a]", "b", false },
+	};
+	expect_globs(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 Test(glob, unterminated_bracket_is_literal, .timeout = 10)
 {
-	cr_assert(gm("[abc", "[abc"));
-	cr_assert_not(gm("[abc", "a"));
-	cr_assert(gm("[!]", "[!]"));
-	cr_assert(gm("[]", "[]"));
-	cr_assert(gm("a[", "a["));
+	static const struct glob_case cases[] = {
+		{ "[abc", "[abc", true },
+		{ "[abc", "a", false },
+		{ "[!]", "[!]", true },
+		{ "[]", "[]", true },
+		{ "a[", "a[", true },
+	};
+	expect_globs(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 Test(glob, case_sensitive_and_no_path_rules, .timeout = 10)
 {
-	cr_assert_not(gm("Chat", "chat"));
-	cr_assert(gm("*", "a/b/c"), "'*' crosses '/' (fnmatch, not pathname)");
-	cr_assert(gm("*", ".hidden"));
+	static const struct glob_case cases[] = {
+		{ "Chat", "chat", false },
+		{ "*", "a/b/c", true }, /* '*' crosses '/' (fnmatch, not pathname) */
+		{ "*", ".hidden", true },
+	};
+	expect_globs(cases, sizeof(cases) / sizeof(cases[0]));
 	cr_assert_not(gm(NULL, "x"));
 }

@@ -23,16 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer/layer.h"
+#include "helper_driver.h"
 
 #define MAX_LINE 65536
-#define MAX_RULES 32
 #define MAX_VARS 64
 
 static hr_layer *layer;
-static hr_capacity_rule rules[MAX_RULES];
-static char *rule_globs[MAX_RULES];
-static size_t n_rules;
 static struct {
 	char name[32];
 	char value[HR_NAME_MAX + 1];
@@ -78,110 +74,23 @@ decode_name(const char *tok, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-static char *
-next_tok(char **p)
-{
-	char *s = *p;
-	if (s == NULL)
-		return NULL;
-	char *sp = strchr(s, ' ');
-	if (sp != NULL) {
-		*sp = '\0';
-		*p = sp + 1;
-	} else {
-		*p = NULL;
-	}
-	return s;
-}
-
-static void
-free_rules(void)
-{
-	for (size_t i = 0; i < n_rules; i++)
-		free(rule_globs[i]);
-	n_rules = 0;
-}
-
 static int
 configure(char *rest)
 {
-	hr_layer_opts o;
-	hr_layer_opts_default(&o);
-	hr_layer_destroy(layer);
-	layer = NULL;
-	free_rules();
-	char *tok;
-	while ((tok = next_tok(&rest)) != NULL) {
-		char *val = next_tok(&rest);
-		if (val == NULL)
-			return -1;
-		if (strcmp(tok, "capacity") == 0) {
-			o.capacity = strtoul(val, NULL, 10);
-		} else if (strcmp(tok, "expiry") == 0) {
-			o.expiry = strtod(val, NULL);
-		} else if (strcmp(tok, "group_expiry") == 0) {
-			o.group_expiry = strtod(val, NULL);
-		} else if (strcmp(tok, "cc") == 0) {
-			char *n = next_tok(&rest);
-			if (n == NULL || n_rules == MAX_RULES)
-				return -1;
-			char glob[512];
-			decode_name(val, glob, sizeof(glob));
-			size_t gl = strlen(glob) + 1;
-			if ((rule_globs[n_rules] = malloc(gl)) == NULL)
-				return -1;
-			memcpy(rule_globs[n_rules], glob, gl);
-			rules[n_rules].glob = rule_globs[n_rules];
-			rules[n_rules].capacity = strtoul(n, NULL, 10);
-			n_rules++;
-		} else {
-			return -1;
-		}
-	}
-	o.channel_capacity = rules;
-	o.n_channel_capacity = n_rules;
-	return hr_layer_create(&layer, &hr_layer_memory_ops, &o);
-}
-
-static int
-json_msg(const char *json, hr_msg **out)
-{
-	hr_buf b;
-	char err[128];
-	hr_buf_init(&b, 0);
-	int rv = hr_codec_json_to_msgpack(json, strlen(json), true, &b, err, sizeof(err));
-	if (rv == 0)
-		rv = hr_buf_finish(&b, out);
-	hr_buf_fini(&b);
-	return rv;
-}
-
-static void
-print_result(int rv)
-{
-	if (rv == 0)
-		puts("ok");
-	else if (rv == HR_EFULL)
-		puts("full");
-	else if (rv == HR_EBADNAME)
-		puts("badname");
-	else if (rv == HR_EAGAIN)
-		puts("empty");
-	else
-		printf("error %s\n", hr_strerror(rv));
+	return driver_configure(&layer, &hr_layer_memory_ops, NULL, 0, rest, decode_name);
 }
 
 static void
 run(char *line)
 {
 	char *rest = line;
-	char *op = next_tok(&rest);
+	char *op = driver_next_tok(&rest);
 	char a[512], b[512];
 	hr_msg *m = NULL;
 	int rv;
 
 	if (strcmp(op, "config") == 0) {
-		print_result(configure(rest) == 0 ? 0 : HR_EINVAL);
+		driver_print_result(configure(rest) == 0 ? 0 : HR_EINVAL);
 		return;
 	}
 	if (layer == NULL && configure(NULL) != 0) {
@@ -189,29 +98,29 @@ run(char *line)
 		return;
 	}
 	if (strcmp(op, "send") == 0 || strcmp(op, "group_send") == 0) {
-		char *name = next_tok(&rest);
+		char *name = driver_next_tok(&rest);
 		if (name == NULL || rest == NULL) {
 			puts("error usage");
 			return;
 		}
 		decode_name(name, a, sizeof(a));
-		if ((rv = json_msg(rest, &m)) != 0) {
+		if ((rv = driver_json_msg(rest, &m)) != 0) {
 			printf("error bad json: %s\n", hr_strerror(rv));
 			return;
 		}
 		if (op[0] == 's') {
-			print_result(hr_layer_send(layer, a, m));
+			driver_print_result(hr_layer_send(layer, a, m));
 		} else {
 			hr_group_send_result res;
 			rv = hr_layer_group_send(layer, a, m, &res);
 			if (rv == 0)
 				printf("ok delivered=%zu full=%zu\n", res.delivered, res.full);
 			else
-				print_result(rv);
+				driver_print_result(rv);
 		}
 		hr_msg_unref(m);
 	} else if (strcmp(op, "receive") == 0) {
-		char *name = next_tok(&rest);
+		char *name = driver_next_tok(&rest);
 		if (name == NULL) {
 			puts("error usage");
 			return;
@@ -219,20 +128,13 @@ run(char *line)
 		decode_name(name, a, sizeof(a));
 		rv = hr_layer_receive(layer, a, 0, &m);
 		if (rv != 0) {
-			print_result(rv);
+			driver_print_result(rv);
 			return;
 		}
-		hr_buf out;
-		hr_buf_init(&out, 0);
-		rv = hr_codec_msgpack_to_json(hr_msg_data(m), hr_msg_len(m), &out);
-		if (rv == 0)
-			printf("%.*s\n", (int)hr_buf_len(&out), (const char *)hr_buf_data(&out));
-		else
-			printf("error msgpack->json: %s\n", hr_strerror(rv));
-		hr_buf_fini(&out);
+		driver_print_msg(m);
 		hr_msg_unref(m);
 	} else if (strcmp(op, "group_add") == 0 || strcmp(op, "group_discard") == 0) {
-		char *g = next_tok(&rest), *c = next_tok(&rest);
+		char *g = driver_next_tok(&rest), *c = driver_next_tok(&rest);
 		if (g == NULL || c == NULL) {
 			puts("error usage");
 			return;
@@ -240,11 +142,11 @@ run(char *line)
 		decode_name(g, a, sizeof(a));
 		decode_name(c, b, sizeof(b));
 		if (op[6] == 'a')
-			print_result(hr_layer_group_add(layer, a, b));
+			driver_print_result(hr_layer_group_add(layer, a, b));
 		else
-			print_result(hr_layer_group_discard(layer, a, b));
+			driver_print_result(hr_layer_group_discard(layer, a, b));
 	} else if (strcmp(op, "new_channel") == 0) {
-		char *p = next_tok(&rest), *var = next_tok(&rest);
+		char *p = driver_next_tok(&rest), *var = driver_next_tok(&rest);
 		if (p == NULL || var == NULL || strlen(var) >= sizeof(vars[0].name)) {
 			puts("error usage");
 			return;
@@ -253,7 +155,7 @@ run(char *line)
 		char name[HR_NAME_MAX + 1];
 		rv = hr_layer_new_channel(layer, a, name, sizeof(name));
 		if (rv != 0) {
-			print_result(rv);
+			driver_print_result(rv);
 			return;
 		}
 		size_t i;
@@ -269,7 +171,7 @@ run(char *line)
 		snprintf(vars[i].value, sizeof(vars[i].value), "%s", name);
 		puts(name);
 	} else if (strcmp(op, "capacity") == 0) {
-		char *name = next_tok(&rest);
+		char *name = driver_next_tok(&rest);
 		if (name == NULL) {
 			puts("error usage");
 			return;
@@ -277,12 +179,12 @@ run(char *line)
 		decode_name(name, a, sizeof(a));
 		printf("%zu\n", hr_layer_capacity(layer, a));
 	} else if (strcmp(op, "check_channel") == 0 || strcmp(op, "check_group") == 0) {
-		char *name = next_tok(&rest);
+		char *name = driver_next_tok(&rest);
 		decode_name(name ? name : "", a, sizeof(a));
-		print_result(op[6] == 'c' ? hr_name_check_channel(a, strlen(a))
+		driver_print_result(op[6] == 'c' ? hr_name_check_channel(a, strlen(a))
 		                          : hr_name_check_group(a, strlen(a)));
 	} else if (strcmp(op, "flush") == 0) {
-		print_result(hr_layer_flush(layer));
+		driver_print_result(hr_layer_flush(layer));
 	} else {
 		printf("error unknown op %s\n", op);
 	}
@@ -302,6 +204,6 @@ main(void)
 		fflush(stdout);
 	}
 	hr_layer_destroy(layer);
-	free_rules();
+	driver_fini();
 	return 0;
 }

@@ -22,132 +22,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer/layer.h"
+#include "helper_driver.h"
 
 #define MAX_LINE 65536
-#define MAX_RULES 32
 #define MAX_HOSTS 16
 
 static hr_layer *layer;
 static const char *hosts[MAX_HOSTS];
 static size_t n_hosts;
-static hr_capacity_rule rules[MAX_RULES];
-static char *rule_globs[MAX_RULES];
-static size_t n_rules;
-
-static char *
-next_tok(char **p)
-{
-	char *s = *p;
-	if (s == NULL || *s == '\0')
-		return NULL;
-	char *sp = strchr(s, ' ');
-	if (sp != NULL) {
-		*sp = '\0';
-		*p = sp + 1;
-	} else {
-		*p = s + strlen(s);
-	}
-	return s;
-}
-
-static void
-free_rules(void)
-{
-	for (size_t i = 0; i < n_rules; i++)
-		free(rule_globs[i]);
-	n_rules = 0;
-}
-
-static int
-configure(char *rest)
-{
-	hr_layer_destroy(layer);
-	layer = NULL;
-	free_rules();
-	hr_layer_opts o;
-	hr_layer_opts_default(&o);
-	o.hosts = hosts;
-	o.n_hosts = n_hosts;
-	char *t;
-	while ((t = next_tok(&rest)) != NULL) {
-		char *v = next_tok(&rest);
-		if (v == NULL)
-			return HR_EINVAL;
-		if (strcmp(t, "capacity") == 0) {
-			o.capacity = strtoul(v, NULL, 10);
-		} else if (strcmp(t, "expiry") == 0) {
-			o.expiry = strtod(v, NULL);
-		} else if (strcmp(t, "group_expiry") == 0) {
-			o.group_expiry = strtod(v, NULL);
-		} else if (strcmp(t, "cc") == 0) {
-			char *n = next_tok(&rest);
-			if (n == NULL || n_rules == MAX_RULES)
-				return HR_EINVAL;
-			if ((rule_globs[n_rules] = strdup(v)) == NULL)
-				return HR_ENOMEM;
-			rules[n_rules].glob = rule_globs[n_rules];
-			rules[n_rules].capacity = strtoul(n, NULL, 10);
-			n_rules++;
-		} else {
-			return HR_EINVAL;
-		}
-	}
-	o.channel_capacity = rules;
-	o.n_channel_capacity = n_rules;
-	return hr_layer_create(&layer, &hr_layer_redis_ops, &o);
-}
-
-static int
-json_msg(const char *json, hr_msg **out)
-{
-	hr_buf b;
-	hr_buf_init(&b, 0);
-	int rv = hr_codec_json_to_msgpack(json, strlen(json), true, &b, NULL, 0);
-	if (rv == 0)
-		rv = hr_buf_finish(&b, out);
-	hr_buf_fini(&b);
-	return rv;
-}
-
-static void
-print_result(int rv)
-{
-	if (rv == 0)
-		puts("ok");
-	else if (rv == HR_EFULL)
-		puts("full");
-	else if (rv == HR_EBADNAME)
-		puts("badname");
-	else if (rv == HR_EAGAIN || rv == HR_ETIMEDOUT)
-		puts("empty");
-	else
-		printf("error %s\n", hr_strerror(rv));
-}
-
-static void
-print_msg(hr_msg *m)
-{
-	hr_buf b;
-	hr_buf_init(&b, 0);
-	if (hr_codec_msgpack_to_json(hr_msg_data(m), hr_msg_len(m), &b) == 0)
-		printf("%.*s\n", (int)hr_buf_len(&b), (const char *)hr_buf_data(&b));
-	else
-		puts("error json");
-	hr_buf_fini(&b);
-}
 
 static void
 run(char *line)
 {
 	char *rest = line;
-	char *op = next_tok(&rest);
+	char *op = driver_next_tok(&rest);
 	int rv;
 	hr_msg *m = NULL;
-	if (op == NULL || op[0] == '#')
+	if (op == NULL || op[0] == '\0' || op[0] == '#')
 		return;
 	if (strcmp(op, "config") == 0) {
-		print_result(configure(rest));
+		driver_print_result(
+		    driver_configure(&layer, &hr_layer_redis_ops, hosts, n_hosts, rest, NULL));
 		return;
 	}
 	if (layer == NULL) {
@@ -155,23 +50,23 @@ run(char *line)
 		return;
 	}
 	if (strcmp(op, "send") == 0) {
-		char *ch = next_tok(&rest);
-		if (ch == NULL || (rv = json_msg(rest, &m)) != 0) {
+		char *ch = driver_next_tok(&rest);
+		if (ch == NULL || (rv = driver_json_msg(rest, &m)) != 0) {
 			puts("error input");
 			return;
 		}
-		print_result(hr_layer_send(layer, ch, m));
+		driver_print_result(hr_layer_send(layer, ch, m));
 		hr_msg_unref(m);
 	} else if (strcmp(op, "receive") == 0) {
-		char *ch = next_tok(&rest);
+		char *ch = driver_next_tok(&rest);
 		rv = ch != NULL ? hr_layer_receive(layer, ch, 0, &m) : HR_EINVAL;
 		if (rv == 0)
-			print_msg(m);
+			driver_print_msg(m);
 		else
-			print_result(rv);
+			driver_print_result(rv);
 		hr_msg_unref(m);
 	} else if (strcmp(op, "receive_targets") == 0) {
-		char *ch = next_tok(&rest);
+		char *ch = driver_next_tok(&rest);
 		hr_layer_targets t;
 		hr_layer_targets_init(&t);
 		rv = ch != NULL ? hr_layer_receive_targets(layer, ch, 0, &m, &t) : HR_EINVAL;
@@ -179,23 +74,23 @@ run(char *line)
 			for (size_t i = 0; i < t.n; i++)
 				printf("%s%s", i ? "," : "", t.names[i]);
 			putchar(' ');
-			print_msg(m);
+			driver_print_msg(m);
 		} else {
-			print_result(rv);
+			driver_print_result(rv);
 		}
 		hr_msg_unref(m);
 		hr_layer_targets_fini(&t);
 	} else if (strcmp(op, "group_add") == 0 || strcmp(op, "group_discard") == 0) {
-		char *g = next_tok(&rest), *ch = next_tok(&rest);
+		char *g = driver_next_tok(&rest), *ch = driver_next_tok(&rest);
 		if (g == NULL || ch == NULL) {
 			puts("error input");
 			return;
 		}
-		print_result(op[6] == 'a' ? hr_layer_group_add(layer, g, ch)
+		driver_print_result(op[6] == 'a' ? hr_layer_group_add(layer, g, ch)
 		                          : hr_layer_group_discard(layer, g, ch));
 	} else if (strcmp(op, "group_send") == 0) {
-		char *g = next_tok(&rest);
-		if (g == NULL || (rv = json_msg(rest, &m)) != 0) {
+		char *g = driver_next_tok(&rest);
+		if (g == NULL || (rv = driver_json_msg(rest, &m)) != 0) {
 			puts("error input");
 			return;
 		}
@@ -204,21 +99,21 @@ run(char *line)
 		if (rv == 0)
 			printf("ok delivered=%zu full=%zu\n", res.delivered, res.full);
 		else
-			print_result(rv);
+			driver_print_result(rv);
 		hr_msg_unref(m);
 	} else if (strcmp(op, "new_channel") == 0) {
-		char *p = next_tok(&rest);
+		char *p = driver_next_tok(&rest);
 		char name[HR_NAME_MAX + 1];
 		if ((rv = hr_layer_new_channel(layer, p, name, sizeof(name))) == 0)
 			puts(name);
 		else
-			print_result(rv);
+			driver_print_result(rv);
 	} else if (strcmp(op, "client_prefix") == 0) {
 		char cp[64];
 		if ((rv = hr_layer_client_prefix(layer, cp, sizeof(cp))) == 0)
 			puts(cp);
 		else
-			print_result(rv);
+			driver_print_result(rv);
 	} else if (strcmp(op, "stats") == 0) {
 		hr_layer_stats st;
 		hr_layer_get_stats(layer, &st);
@@ -226,7 +121,7 @@ run(char *line)
 		    (unsigned long long)st.expired, (unsigned long long)st.full,
 		    (unsigned long long)st.group_expired, (unsigned long long)st.bad);
 	} else if (strcmp(op, "flush") == 0) {
-		print_result(hr_layer_flush(layer));
+		driver_print_result(hr_layer_flush(layer));
 	} else {
 		puts("error unknown op");
 	}
@@ -251,6 +146,6 @@ main(int argc, char **argv)
 		fflush(stdout);
 	}
 	hr_layer_destroy(layer);
-	free_rules();
+	driver_fini();
 	return 0;
 }

@@ -1,0 +1,38 @@
+/*
+ * helper_driver.h: what the channel-layer drivers (layer_driver.c,
+ * redis_driver.c) share: tokens, the `config` line, messages in and out as
+ * JSON, result words. Linked into every tool in tests/tools. Single-threaded.
+ */
+#ifndef HERALD_TEST_HELPER_DRIVER_H
+#define HERALD_TEST_HELPER_DRIVER_H
+
+#include <stddef.h>
+
+#include "layer/layer.h"
+
+/* The next space-separated token of *p, cut in place; NULL when *p is NULL.
+ * After the last token *p becomes NULL. */
+char *driver_next_tok(char **p);
+
+/*
+ * `config [capacity N] [expiry S] [group_expiry S] [cc GLOB N]...`: destroy
+ * *layer and create it again with ops, hosts and these options (cc rules in
+ * order). decode, when not NULL, turns a GLOB token into the pattern.
+ * Returns 0, HR_EINVAL for a bad line, or what hr_layer_create returns.
+ */
+int driver_configure(hr_layer **layer, const hr_layer_ops *ops, const char *const *hosts,
+    size_t n_hosts, char *rest, void (*decode)(const char *tok, char *out, size_t outlen));
+
+/* Free what driver_configure keeps (the cc patterns). */
+void driver_fini(void);
+
+/* A message from a JSON object (one reference, the caller's). */
+int driver_json_msg(const char *json, hr_msg **out);
+
+/* ok | full | badname | empty | error <reason>, on one line. */
+void driver_print_result(int rv);
+
+/* The message as JSON on one line. */
+void driver_print_msg(hr_msg *m);
+
+#endif
