@@ -29,8 +29,9 @@
  * steady broadcast each connection has one frame per wake-up, so the cost is
  * one send() per delivery plus poll()'s O(fds) scan (perf: ~15% in
  * sock_poll/tcp_poll/fdget, the rest mostly send()), 30-50k deliveries/s under
- * that load. poll() stays the default; the libuv/libev plugins (epoll) were
- * not measured.
+ * that load. poll() stays the default: the libev/libuv plugins (epoll,
+ * --event-loop, evloop.c) measured slower at 10,000 connections (README,
+ * Performance).
  *
  * Threads: everything here runs on the I/O thread except start/post_stop/
  * join/fini (main thread).
