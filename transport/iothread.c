@@ -233,9 +233,23 @@ ws_writeable(hr_iothread *t, hr_conn *c)
 	int w;
 
 	if (c->close_code && c->qlen == 0) {
+		size_t rl = c->close_reason ? strlen(c->close_reason) : 0;
+		if (t->evloop == HR_EVLOOP_LIBUV && rl <= 123) {
+			/* lws 4.1.6 on libuv kills the socket without writing the
+			 * close frame it was given: write it here (RFC 6455 5.5.1,
+			 * unmasked) and let lws close */
+			unsigned char f[2 + 2 + 123];
+			f[0] = 0x88;
+			f[1] = (unsigned char)(2 + rl);
+			f[2] = (unsigned char)(c->close_code >> 8);
+			f[3] = (unsigned char)c->close_code;
+			if (rl > 0)
+				memcpy(f + 4, c->close_reason, rl);
+			(void)lws_write(c->wsi, f, 4 + rl, LWS_WRITE_RAW);
+			return -1;
+		}
 		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-		    (unsigned char *)c->close_reason,
-		    c->close_reason ? strlen(c->close_reason) : 0);
+		    (unsigned char *)c->close_reason, rl);
 		return -1;
 	}
 	if (c->qlen == 0)
