@@ -162,6 +162,19 @@ async def expect_silence(ws, timeout=0.3):
     raise AssertionError("unexpected message: %r" % (m,))
 
 
+async def close_code(ws, timeout=6):
+    """Read ws until it closes: the close code, or "timeout"."""
+    import websockets  # only the WebSocket tests need it
+
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.exceptions.ConnectionClosed as e:
+        return e.code
+    except asyncio.TimeoutError:
+        return "timeout"
+
+
 def run_tests(module_globals):
     """Run every test_* function of the calling module (async ones in a
     fresh loop), print each outcome, exit 1 if any failed."""

@@ -10,7 +10,7 @@ import subprocess
 
 import websockets
 
-from herald_testlib import HERALD, Herald, recv_json, run_tests
+from herald_testlib import HERALD, Herald, close_code, recv_json, run_tests
 
 
 def ready_log(h):
@@ -65,15 +65,6 @@ async def broadcast_then_sigterm(backend):
         h.publish("notifications", {"backend": backend})
         got = await asyncio.gather(*(recv_json(ws, 10) for ws in clients))
         assert all(m == {"backend": backend} for m in got), got[:3]
-
-        async def close_code(ws):
-            try:
-                while True:
-                    await asyncio.wait_for(ws.recv(), 6)
-            except websockets.exceptions.ConnectionClosed as e:
-                return e.code
-            except asyncio.TimeoutError:
-                return "timeout"
 
         fut = asyncio.get_running_loop().run_in_executor(None, h.stop, signal.SIGTERM, 5.0)
         codes = await asyncio.gather(*(close_code(ws) for ws in clients))

@@ -7,7 +7,7 @@ import time
 
 import websockets
 
-from herald_testlib import Herald, run_tests
+from herald_testlib import Herald, close_code, run_tests
 
 
 async def shutdown_under_load(sig):
@@ -28,15 +28,6 @@ async def shutdown_under_load(sig):
     await asyncio.sleep(0.5)
     loop = asyncio.get_running_loop()
     fut = loop.run_in_executor(None, h.stop, sig, 5.0)
-
-    async def close_code(ws):
-        try:
-            while True:
-                await asyncio.wait_for(ws.recv(), 6)
-        except websockets.exceptions.ConnectionClosed as e:
-            return e.code
-        except asyncio.TimeoutError:
-            return "timeout"
 
     codes = await asyncio.gather(*(close_code(ws) for ws in clients))
     rc, took = await fut
