@@ -177,6 +177,26 @@ want_write(hr_conn *c)
 	lws_callback_on_writable(c->wsi);
 }
 
+/* During a mailbox drain: remember c for the write at the end of the drain.
+ * false: no room (then it waits for a writeable callback instead). */
+static bool
+flush_add(hr_iothread *t, hr_conn *c)
+{
+	if (c->flush_listed)
+		return true;
+	if (t->nflush == t->flushcap) {
+		uint32_t ncap = t->flushcap ? t->flushcap * 2 : 256;
+		uint64_t *nf = realloc(t->flush, ncap * sizeof(*nf));
+		if (nf == NULL)
+			return false;
+		t->flush = nf;
+		t->flushcap = ncap;
+	}
+	t->flush[t->nflush++] = c->id;
+	c->flush_listed = true;
+	return true;
+}
+
 void
 hr_iothread__queue_frame(hr_conn *c, hr_msg *frame)
 {
@@ -210,7 +230,7 @@ hr_iothread__queue_frame(hr_conn *c, hr_msg *frame)
 	c->q[(c->qhead + c->qlen) % c->qcap] = frame;
 	c->qlen++;
 	c->qbytes += len;
-	if (c->qlen == 1)
+	if (c->qlen == 1 && !(c->t->draining && flush_add(c->t, c)))
 		want_write(c);
 }
 
@@ -224,36 +244,15 @@ queue_pop(hr_conn *c)
 	return m;
 }
 
+/* One write of what is queued (c->qlen > 0). -1: the socket failed. */
 static int
-ws_writeable(hr_iothread *t, hr_conn *c)
+write_queued(hr_iothread *t, hr_conn *c)
 {
 	unsigned char *p;
 	size_t used = 0;
 	unsigned n = 0;
 	int w;
 
-	if (c->close_code && c->qlen == 0) {
-		size_t rl = c->close_reason ? strlen(c->close_reason) : 0;
-		if (t->evloop == HR_EVLOOP_LIBUV && rl <= 123) {
-			/* lws 4.1.6 on libuv kills the socket without writing the
-			 * close frame it was given: write it here (RFC 6455 5.5.1,
-			 * unmasked) and let lws close */
-			unsigned char f[2 + 2 + 123];
-			f[0] = 0x88;
-			f[1] = (unsigned char)(2 + rl);
-			f[2] = (unsigned char)(c->close_code >> 8);
-			f[3] = (unsigned char)c->close_code;
-			if (rl > 0)
-				memcpy(f + 4, c->close_reason, rl);
-			(void)lws_write(c->wsi, f, 4 + rl, LWS_WRITE_RAW);
-			return -1;
-		}
-		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-		    (unsigned char *)c->close_reason, rl);
-		return -1;
-	}
-	if (c->qlen == 0)
-		return 0;
 	hr_msg *head = c->q[c->qhead];
 	if (c->qlen == 1 || hr_msg_len(head) > HR_SCRATCH / 2) {
 		/* read-only use of the shared frame: LWS_WRITE_RAW writes nothing
@@ -281,6 +280,63 @@ ws_writeable(hr_iothread *t, hr_conn *c)
 	if (c->qlen > 0 || c->close_code)
 		want_write(c);
 	return 0;
+}
+
+static int
+ws_writeable(hr_iothread *t, hr_conn *c)
+{
+	if (c->close_code && c->qlen == 0) {
+		size_t rl = c->close_reason ? strlen(c->close_reason) : 0;
+		if (t->evloop == HR_EVLOOP_LIBUV && rl <= 123) {
+			/* lws 4.1.6 on libuv kills the socket without writing the
+			 * close frame it was given: write it here (RFC 6455 5.5.1,
+			 * unmasked) and let lws close */
+			unsigned char f[2 + 2 + 123];
+			f[0] = 0x88;
+			f[1] = (unsigned char)(2 + rl);
+			f[2] = (unsigned char)(c->close_code >> 8);
+			f[3] = (unsigned char)c->close_code;
+			if (rl > 0)
+				memcpy(f + 4, c->close_reason, rl);
+			(void)lws_write(c->wsi, f, 4 + rl, LWS_WRITE_RAW);
+			return -1;
+		}
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+		    (unsigned char *)c->close_reason, rl);
+		return -1;
+	}
+	if (c->qlen == 0)
+		return 0;
+	return write_queued(t, c);
+}
+
+/*
+ * The end of a mailbox drain: every connection whose queue went from empty
+ * to non-empty during it gets its one write now, with all the frames the
+ * drain queued for it, instead of a POLLOUT request and a trip through
+ * poll() and lws's writeable dispatch. lws allows a write outside the
+ * writeable callback as long as it holds no unsent tail for the wsi
+ * (lws_partial_buffered); such a connection, or one that is closing, waits
+ * for its writeable callback as before.
+ */
+static void
+flush_drained(hr_iothread *t)
+{
+	for (uint32_t i = 0; i < t->nflush; i++) {
+		hr_conn *c = hr_iothread__conn_get(t, t->flush[i]);
+		if (c == NULL)
+			continue;
+		c->flush_listed = false;
+		if (c->qlen == 0)
+			continue;
+		if (c->close_code || lws_partial_buffered(c->wsi)) {
+			want_write(c);
+			continue;
+		}
+		if (write_queued(t, c) != 0)
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	}
+	t->nflush = 0;
 }
 
 /* ---------------------------------------------------------------- inbound */
@@ -802,6 +858,7 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	if (reason != LWS_CALLBACK_RAW_RX_FILE)
 		return 0;
 	t = thread_of(wsi);
+	t->draining = true;
 	for (int i = 0; i < MAIL_DRAIN_CAP; i++) {
 		if (hr_mailbox_recv(t->mbox, &m, 0) != 0)
 			break;
@@ -819,6 +876,8 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			break;
 		}
 	}
+	t->draining = false;
+	flush_drained(t);
 	return 0;
 }
 
@@ -973,4 +1032,7 @@ hr_iothread__fini(hr_iothread *t)
 	t->slots = NULL;
 	free(t->scratch);
 	t->scratch = NULL;
+	free(t->flush);
+	t->flush = NULL;
+	t->nflush = t->flushcap = 0;
 }

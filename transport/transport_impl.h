@@ -112,6 +112,7 @@ struct hr_conn {
 	hr_msg **q;
 	uint32_t qcap, qhead, qlen;
 	size_t qbytes;
+	bool flush_listed; /* on the thread's flush list (iothread.c) */
 	int close_code; /* != 0: close with this code at the next writeable */
 	const char *close_reason;
 
@@ -189,6 +190,11 @@ struct hr_iothread {
 	lws_sorted_usec_list_t stop_sul;
 	uint64_t rng;
 	unsigned char *scratch; /* HR_SCRATCH bytes */
+	/* connections whose queue went non-empty during a mailbox drain,
+	 * written at the end of that drain (iothread.c) */
+	bool draining;
+	uint64_t *flush; /* conn ids */
+	uint32_t nflush, flushcap;
 };
 
 struct hr_node {
