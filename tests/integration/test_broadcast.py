@@ -79,7 +79,10 @@ async def test_slow_consumer_bounded_others_get_everything():
         assert b" 101 " in resp.split(b"\r\n")[0], resp
         good = await websockets.connect(h.url("/ws/notifications/"), open_timeout=5, max_queue=None)
         rss0 = rss_kb(h.proc.pid)
-        pad = "p" * 400
+        # 10,000 x ~1.6 KB = 16 MB: far more than the kernel can buffer for
+        # the laggard (its socket buffers autotune to ~4 MB) plus its queue
+        # (1,024 frames), so drops are certain however the writes fall
+        pad = "p" * 1600
         loop = asyncio.get_running_loop()
 
         def publish_all():
@@ -110,11 +113,12 @@ async def test_slow_consumer_bounded_others_get_everything():
         rss1 = rss_kb(h.proc.pid)
         dropped = h.metric('herald_dropped_total{reason="slow_consumer"}')
         assert dropped > 0, dropped
-        # 10,000 x ~450 B = 4.5 MB if nothing were bounded per connection
-        # beyond the kernel's buffers; the queue caps hold it well below.
+        # 16 MB if nothing were bounded per connection beyond the kernel's
+        # buffers; the queue caps hold it well below.
         # (ASan keeps freed memory in quarantine: RSS says nothing there.)
         if not sanitized(h.proc.pid):
-            assert rss1 - rss0 < 64 * 1024, (rss0, rss1)
+            print("laggard: %d dropped, server RSS +%d kB" % (dropped, rss1 - rss0))
+            assert rss1 - rss0 < 10 * 1024, (rss0, rss1)
         await good.close()
         lag.close()
 
