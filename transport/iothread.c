@@ -29,9 +29,13 @@
  * steady broadcast each connection has one frame per wake-up, so the cost is
  * one send() per delivery plus poll()'s O(fds) scan (perf: ~15% in
  * sock_poll/tcp_poll/fdget, the rest mostly send()), 30-50k deliveries/s under
- * that load. poll() stays the default: the libev/libuv plugins (epoll,
- * --event-loop, evloop.c) measured slower at 10,000 connections (README,
- * Performance).
+ * that load. A connection whose queue fills during a mailbox drain is
+ * written at the end of that drain (flush_drained), not through a writeable
+ * callback: with the libev/libuv plugins (epoll, --event-loop, evloop.c)
+ * that saves lws's epoll_ctl pair per delivery and makes them cheaper than
+ * poll() per delivery at 10,000 connections, but lws still arms POLLOUT
+ * with epoll_ctl whenever a socket fills, which halves peak fan-out there,
+ * so poll() stays the default (README, Performance).
  *
  * Threads: everything here runs on the I/O thread except start/post_stop/
  * join/fini (main thread).
