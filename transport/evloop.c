@@ -42,6 +42,32 @@
 
 /* Turns of the loop allowed for lws's libuv handles to finish closing. */
 #define UV_CLOSE_TURNS 1000
+/* Seconds between the libev thread's kicks of lws's timers (ev_tick). */
+#define EV_TICK_S 1.0
+
+/*
+ * lws 4.1.6's libev glue (lib/event-libs/libev/libev.c) re-arms its one
+ * timer with ev_timer_set + ev_timer_start, which libev ignores while that
+ * timer is already active. Once it is armed for a far deadline (a TLS vhost
+ * keeps a 24 h certificate check), a nearer one such as a wsi's 10 s
+ * handshake timeout only runs when some fd event brings lws to its idle
+ * callback, which services every timer that is due: a TLS client that
+ * never sent its ClientHello was never cut. This tick makes such an event
+ * once a second (lws_cancel_service's pipe; the mailbox protocol ignores
+ * the EVENT_WAIT_CANCELLED it brings unless the thread is exiting), so lws's
+ * timeouts are late by at most EV_TICK_S. libuv's glue restarts its timer
+ * properly and needs none.
+ */
+static void
+ev_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	hr_iothread *t = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (t->ctx != NULL)
+		lws_cancel_service(t->ctx);
+}
 
 int
 hr_evloop__create(hr_iothread *t, struct lws_context_creation_info *info, void **slot)
@@ -88,7 +114,11 @@ hr_evloop__run(hr_iothread *t)
 			if (lws_service(t->ctx, 0) < 0)
 				break;
 		break;
-	case HR_EVLOOP_LIBEV:
+	case HR_EVLOOP_LIBEV: {
+		ev_timer tick;
+		ev_timer_init(&tick, ev_tick, EV_TICK_S, EV_TICK_S);
+		tick.data = t;
+		ev_timer_start(t->loop, &tick);
 		while (!t->exit) {
 			t->in_loop = true;
 			int alive = ev_run(t->loop, 0);
@@ -98,7 +128,9 @@ hr_evloop__run(hr_iothread *t)
 				break;
 			}
 		}
+		ev_timer_stop(t->loop, &tick);
 		break;
+	}
 	case HR_EVLOOP_LIBUV:
 		while (!t->exit) {
 			t->in_loop = true;

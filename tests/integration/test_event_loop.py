@@ -6,7 +6,11 @@ backends (the rest of the suite runs on whatever HERALD_EVENT_LOOP says)."""
 import asyncio
 import os
 import signal
+import socket
 import subprocess
+import tempfile
+import threading
+import time
 
 import websockets
 
@@ -89,6 +93,44 @@ async def test_libev_broadcast_200_and_sigterm():
 
 async def test_libuv_broadcast_200_and_sigterm():
     await broadcast_then_sigterm("libuv")
+
+
+def test_libev_cuts_a_stalled_tls_handshake_at_10s():
+    """lws 4.1.6's libev glue never honoured a timeout nearer than its TLS
+    vhost's 24 h certificate check, so a client that never sends its
+    ClientHello held its socket forever; herald's tick (evloop.c) makes it
+    close at the 10 s handshake timeout, as poll() does. Both backends at
+    once, so this costs one 10 s wait."""
+    with tempfile.TemporaryDirectory() as d:
+        cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True, timeout=60)
+        took = {}
+
+        def stall(backend, port):
+            t0 = time.monotonic()
+            s = socket.create_connection(("127.0.0.1", port), timeout=20)
+            try:
+                r = s.recv(1)
+            except OSError:
+                r = b"timeout"
+            took[backend] = (r, time.monotonic() - t0)
+            s.close()
+
+        with Herald("--tls-cert", cert, "--tls-key", key, "--event-loop", "poll",
+                    threads=1) as hp, \
+             Herald("--tls-cert", cert, "--tls-key", key, "--event-loop", "libev",
+                    threads=1) as he:
+            ts = [threading.Thread(target=stall, args=(b, h.port))
+                  for b, h in (("poll", hp), ("libev", he))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+        for backend in ("poll", "libev"):
+            r, secs = took[backend]
+            assert r == b"" and 9 <= secs <= 13, (backend, r, secs)
 
 
 if __name__ == "__main__":
