@@ -983,14 +983,22 @@ pub_redis_run(void *arg)
 }
 
 /* ---- main ---- */
+/* /proc/PID/NAME of the server, or NULL (no --server-pid, or gone) */
+static FILE *
+open_proc(int pid, const char *name)
+{
+	char path[64];
+	if (pid <= 0)
+		return NULL;
+	snprintf(path, sizeof path, "/proc/%d/%s", pid, name);
+	return fopen(path, "r");
+}
+
 static long
 read_rss_kb(int pid)
 {
-	if (pid <= 0)
-		return -1;
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", pid);
-	FILE *f = fopen(path, "r");
+	char line[256];
+	FILE *f = open_proc(pid, "status");
 	if (!f)
 		return -1;
 	long kb = -1;
@@ -1008,11 +1016,8 @@ read_rss_kb(int pid)
 static double
 read_cpu_s(int pid)
 {
-	if (pid <= 0)
-		return -1;
-	char path[64], line[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
+	char line[1024];
+	FILE *f = open_proc(pid, "stat");
 	if (!f)
 		return -1;
 	char *ok = fgets(line, sizeof line, f);
