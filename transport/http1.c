@@ -350,10 +350,13 @@ hand_to_lws(hr_conn *c)
 	h->upgrading = true;
 	if (fd < 0)
 		return -1;
-	if (lws_adopt_socket_vhost_readbuf(
-	        c->t->vh, fd, (const char *)h->in.p + h->in.off, h->in.len)
-	    == NULL)
-		hr_sys__close(fd);
+	/* lws owns fd from here, NULL or not: it closes it when adoption
+	 * fails, and NULL also means the request was served and the wsi
+	 * closed inside this call (a refused upgrade: lws may still hold fd
+	 * while it flushes). Closing it here closed whichever connection had
+	 * been given that fd number since. */
+	(void)lws_adopt_socket_vhost_readbuf(
+	    c->t->vh, fd, (const char *)h->in.p + h->in.off, h->in.len);
 	return -1;
 }
 

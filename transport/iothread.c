@@ -793,12 +793,13 @@ acceptor_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void 
 		/* plain text: a raw socket whose requests http1.c frames (it
 		 * hands WebSocket upgrades to lws); TLS: lws's own h1 server */
 		lws_sock_file_fd_type sfd = { .sockfd = fd };
-		struct lws *w = t->node->cfg.tls_cert != NULL
-		    ? lws_adopt_socket_vhost(t->vh, fd)
-		    : lws_adopt_descriptor_vhost(
-		        t->vh, LWS_ADOPT_SOCKET, sfd, "herald-http1", NULL);
-		if (w == NULL)
-			hr_sys__close(fd);
+		/* lws 4.1.6 closes an adopted socket itself when adoption fails
+		 * (lib/core-net/adopt.c): never close fd here after this */
+		if (t->node->cfg.tls_cert != NULL)
+			(void)lws_adopt_socket_vhost(t->vh, fd);
+		else
+			(void)lws_adopt_descriptor_vhost(
+			    t->vh, LWS_ADOPT_SOCKET, sfd, "herald-http1", NULL);
 	}
 	return 0;
 }
