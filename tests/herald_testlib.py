@@ -273,6 +273,37 @@ class RedisServer:
         self.stop()
 
 
+def rss_kb(pid):
+    """VmRSS of a process, in kB (0 if /proc does not say)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def sanitized(pid):
+    """True when the process runs under ASan or TSan (RSS then says nothing:
+    freed memory sits in quarantine)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return any("libasan" in line or "libtsan" in line for line in f)
+
+
+def post_until_accepted(conn, path, body, tries=200):
+    """POST a JSON body on a keep-alive http.client connection until it is
+    answered 202, sleeping 10 ms after each 429 (the router's backpressure);
+    any other status fails. Bounded: `tries` attempts."""
+    for _ in range(tries):
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        if r.status == 202:
+            return
+        assert r.status == 429, r.status
+        time.sleep(0.01)
+    raise AssertionError("POST %s never accepted" % path)
+
+
 def wait_until(cond, timeout=5.0, step=0.02, what="condition"):
     """Poll cond() until it is true; AssertionError naming `what` after timeout."""
     deadline = time.monotonic() + timeout

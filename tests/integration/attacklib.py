@@ -101,20 +101,6 @@ def proc_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def sanitized(pid):
-    """True when the node runs under ASan (RSS then says nothing)."""
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
-
-
 def metrics(h):
     st, text, _ = h.http("GET", "/metrics")
     assert st == 200, st

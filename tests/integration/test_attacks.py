@@ -19,9 +19,9 @@ import urllib.parse
 
 import websockets
 
-from attacklib import (delta, frame, metrics, proc_fds, read_until_close, rss_kb, sanitized,
+from attacklib import (delta, frame, metrics, proc_fds, read_until_close,
                        ws_open)
-from herald_testlib import HERALD, Herald, free_port, recv_json, run_tests
+from herald_testlib import HERALD, Herald, free_port, recv_json, rss_kb, run_tests, sanitized
 
 SECRET = "s3cr3t-jwt-key-do-not-log"
 API_KEY = "api-key-do-not-log-0123456789"

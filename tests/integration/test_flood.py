@@ -8,8 +8,8 @@ import time
 
 import websockets
 
-from attacklib import delta, frame, metrics, rss_kb, sanitized, ws_open
-from herald_testlib import Herald, recv_json, run_tests
+from attacklib import delta, frame, metrics, ws_open
+from herald_testlib import Herald, post_until_accepted, recv_json, rss_kb, run_tests, sanitized
 
 N = 3000
 RATE = 50  # --rate-limit: bucket of 100, refilled at 50/s
@@ -61,17 +61,7 @@ async def test_slow_reader_and_flood_do_not_starve_a_receiver():
             for i in range(N):
                 body = json.dumps({"type": "notification_message",
                                    "message": {"seq": i, "pad": pad}})
-                for _ in range(200):
-                    c.request("POST", "/api/groups/notifications/send", body=body,
-                              headers={"Content-Type": "application/json"})
-                    r = c.getresponse()
-                    r.read()
-                    if r.status == 202:
-                        break
-                    assert r.status == 429, r.status
-                    time.sleep(0.01)
-                else:
-                    raise AssertionError("publish %d never accepted" % i)
+                post_until_accepted(c, "/api/groups/notifications/send", body)
             c.close()
 
         loop = asyncio.get_running_loop()
