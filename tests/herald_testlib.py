@@ -304,6 +304,17 @@ def post_until_accepted(conn, path, body, tries=200):
     raise AssertionError("POST %s never accepted" % path)
 
 
+_shared_redis = None
+
+
+def shared_redis():
+    """One RedisServer for the whole test file, started on first use."""
+    global _shared_redis
+    if _shared_redis is None:
+        _shared_redis = RedisServer()
+    return _shared_redis
+
+
 def wait_until(cond, timeout=5.0, step=0.02, what="condition"):
     """Poll cond() until it is true; AssertionError naming `what` after timeout."""
     deadline = time.monotonic() + timeout

@@ -10,19 +10,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from herald_testlib import (Herald, RedisServer, expect_silence, recv_json,  # noqa: E402
+from herald_testlib import (shared_redis, Herald, expect_silence, recv_json,  # noqa: E402
                             run_tests, wait_until)
 
 import websockets  # noqa: E402
 
-REDIS = None
-
-
-def redis():
-    global REDIS
-    if REDIS is None:
-        REDIS = RedisServer()
-    return REDIS
+redis = shared_redis
 
 
 def send(h, channel, n):

@@ -7,22 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from herald_testlib import (HERALD, Herald, RedisServer, expect_silence, recv_json,  # noqa: E402
+from herald_testlib import (shared_redis, HERALD, Herald, expect_silence, recv_json,  # noqa: E402
                             run_tests, wait_until)
 
 import websockets  # noqa: E402
 
-REDIS = None
-
-
-def redis():
-    global REDIS
-    if REDIS is None:
-        REDIS = RedisServer()
-    return REDIS
+redis = shared_redis
 
 
 def node(*extra, threads=2):
@@ -206,8 +198,4 @@ def test_healthz_and_status_say_up():
 
 
 if __name__ == "__main__":
-    try:
-        run_tests(globals())
-    finally:
-        if REDIS is not None:
-            REDIS.stop()
+    run_tests(globals())  # the redis-server is killed at exit (herald_testlib)
