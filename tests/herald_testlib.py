@@ -44,6 +44,19 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def clean_run_log(*extra, env=None, threads=1):
+    """Start a node, check it answers /healthz, stop it (exit 0 asserted) and
+    return all it logged."""
+    h = Herald(*extra, threads=threads, env=env)
+    try:
+        st, _, _ = h.http("GET", "/healthz")
+        assert st == 200, st
+    finally:
+        rc, _ = h.stop()
+    assert rc == 0, (rc, h.stderr())
+    return h.log()
+
+
 class Herald:
     """A herald node on 127.0.0.1:<free port> (and [::1] with ipv6=True)."""
 
@@ -83,9 +96,13 @@ class Herald:
                     self.ready_lines.append(line.decode())
 
     def stderr(self):
+        return self.log()[-4000:]
+
+    def log(self):
+        """Everything it wrote on stderr so far."""
         try:
             with open(self.stderr_path, "rb") as f:
-                return f.read().decode(errors="replace")[-4000:]
+                return f.read().decode(errors="replace")
         except OSError:
             return ""
 

@@ -1,13 +1,15 @@
 /*
  * log.c: hr_log, one line per event on stderr with a UTC timestamp and the
- * level. Any thread; the level is set once at start, before threads exist.
+ * level, and libwebsockets' own log lines in the same form. Any thread; the
+ * level is set once at start, before threads exist.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
-#include "transport/transport.h"
+#include "transport/transport_impl.h"
 
 static hr_log_level log_level = HR_LOG_INFO;
 
@@ -41,4 +43,29 @@ hr_log(hr_log_level lvl, const char *fmt, ...)
 	va_end(ap);
 	/* one fputs per line: stdio locks the stream, so lines never interleave */
 	fprintf(stderr, "%s\n", line);
+}
+
+/*
+ * lws 4.1.6 logs "adopt_socket_readbuf: calling service" at error level on
+ * every adoption that carries bytes already read, which is every WebSocket
+ * upgrade of a plain-text listener (http1.c hands the request to lws that
+ * way): one line per client, not an error. Everything else lws says is
+ * logged as a warning, prefixed.
+ */
+static void
+lws_emit(int level, const char *line)
+{
+	size_t n = strlen(line);
+	(void)level;
+	if (strstr(line, "adopt_socket_readbuf: calling service") != NULL)
+		return;
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	hr_log(HR_LOG_WARN, "libwebsockets: %.*s", (int)n, line);
+}
+
+void
+hr_log__lws_init(hr_log_level lvl)
+{
+	lws_set_log_level(lvl >= HR_LOG_DEBUG ? (LLL_ERR | LLL_WARN) : LLL_ERR, lws_emit);
 }

@@ -103,7 +103,7 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 	n->n_threads = cfg->threads;
 	n->started_at = hr_node__now();
 	hr_log_set_level(cfg->log_level);
-	lws_set_log_level(cfg->log_level >= HR_LOG_DEBUG ? (LLL_ERR | LLL_WARN) : LLL_ERR, NULL);
+	hr_log__lws_init(cfg->log_level);
 
 	hr_sys__random(rnd, sizeof(rnd));
 	for (int i = 0; i < 16; i++)

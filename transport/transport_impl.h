@@ -230,6 +230,9 @@ void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
 int hr_transport__callback(
     struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
+/* log.c: route libwebsockets' log lines through hr_log (main thread, at start) */
+void hr_log__lws_init(hr_log_level lvl);
+
 /* evloop.c: the loop an I/O thread sleeps in (--event-loop), I/O thread
  * only except create (before the thread starts) and destroy (after it ended,
  * or when it never started). */
