@@ -631,6 +631,16 @@ apply_event_loop(struct parse *p, const struct option *o, const char *label, con
 	return fail(p, "%s: '%s' is not an event loop (poll, libev or libuv)", label, v);
 }
 
+static int
+apply_io_uring(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+		p->s->cfg.io_uring = v[1] == 'n';
+		return 0;
+	}
+	return fail(p, "%s: '%s' is not on or off", label, v);
+}
+
 /* Every option, in --help order. Adding one is adding its row. */
 static const struct option options[] = {
 	{ .name = "config", .help = "FILE      INI file of key = value lines" },
@@ -673,6 +683,8 @@ static const struct option options[] = {
 	{ .name = "log-level", .apply = apply_log_level, .help = "error|warn|info|debug (info)" },
 	{ .name = "event-loop", .apply = apply_event_loop,
 	    .help = "poll|libev|libuv what the I/O threads sleep in (poll)" },
+	{ .name = "io-uring", .apply = apply_io_uring,
+	    .help = "on|off     batch fan-out sends through io_uring when the kernel allows (on)" },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 

@@ -5,37 +5,13 @@
  * table (id = generation << 32 | slot, so stale ids from the router or a late
  * HTTP reply never reach a reused slot).
  *
- * The write path (DESIGN "the hot path", C3): consumers hand this thread one
- * immutable, complete WebSocket frame per event and the ids of its members;
- * the thread pushes a reference on each member's bounded queue (drop oldest
- * on overflow) and asks for a writeable callback on the empty -> non-empty
- * edge. In SERVER_WRITEABLE everything queued that fits the thread's 64 KiB
- * scratch buffer is copied there and leaves in ONE lws_write(LWS_WRITE_RAW),
- * i.e. one send(). LWS_WRITE_RAW on an established ws connection (lws 4.1.6,
- * lib/roles/ws/ops-ws.c `send_raw`) calls lws_issue_raw(buf, len) with no
- * header, no masking and no write in front of buf, and buffers an unsent tail
- * in the wsi's buflist_out (copied), which lws drains before the next user
- * writeable callback. So shared frames are only ever read, never written.
- * A single queued frame is written straight from the shared buffer.
+ * The write path, per-connection queues and the batched sends at the end of
+ * each mailbox drain, is outq.c.
  *
  * Inbound frames are parsed here, on the I/O thread: they are small (bounded
  * by --max-message), rate-limited first, and every answer (pong, whoami,
  * status, error) goes back to the same socket, so a trip through a consumer
  * actor would add two mailbox hops and a lookup for nothing.
- *
- * Measured (2-core VM shared with other jobs, herald-bench, 10,000
- * connections on 2 threads, 200-byte broadcasts): a stalled reader's backlog
- * leaves 32 frames per send() (tests/integration/test_broadcast.py); in a
- * steady broadcast each connection has one frame per wake-up, so the cost is
- * one send() per delivery plus poll()'s O(fds) scan (perf: ~15% in
- * sock_poll/tcp_poll/fdget, the rest mostly send()), 30-50k deliveries/s under
- * that load. A connection whose queue fills during a mailbox drain is
- * written at the end of that drain (flush_drained), not through a writeable
- * callback: with the libev/libuv plugins (epoll, --event-loop, evloop.c)
- * that saves lws's epoll_ctl pair per delivery and makes them cheaper than
- * poll() per delivery at 10,000 connections, but lws still arms POLLOUT
- * with epoll_ctl whenever a socket fills, which halves peak fan-out there,
- * so poll() stays the default (README, Performance).
  *
  * Threads: everything here runs on the I/O thread except start/post_stop/
  * join/fini (main thread).
@@ -126,6 +102,7 @@ hr_iothread__conn_new(hr_iothread *t, struct lws *wsi, hr_conn **out)
 	t->slots[s].c = c;
 	c->wsi = wsi;
 	c->t = t;
+	c->sfd = -1;
 	c->id = ((uint64_t)t->slots[s].gen << 32) | s;
 	lws_set_opaque_user_data(wsi, c);
 	*out = c;
@@ -142,25 +119,12 @@ hr_iothread__conn_get(hr_iothread *t, uint64_t id)
 }
 
 static void
-queue_clear(hr_conn *c)
-{
-	while (c->qlen > 0) {
-		hr_msg_unref(c->q[c->qhead]);
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qlen--;
-	}
-	free(c->q);
-	c->q = NULL;
-	c->qbytes = 0;
-}
-
-static void
 conn_free(hr_conn *c)
 {
 	hr_iothread *t = c->t;
 	uint32_t s = (uint32_t)c->id;
 
-	queue_clear(c);
+	hr_outq__clear(c);
 	free(c->rx);
 	hr_http__conn_fini(c);
 	hr_http1__conn_fini(c);
@@ -171,119 +135,6 @@ conn_free(hr_conn *c)
 	t->slots[s].next_free = t->free_head;
 	t->free_head = s;
 	free(c);
-}
-
-/* ---------------------------------------------------------------- write path */
-
-static void
-want_write(hr_conn *c)
-{
-	lws_callback_on_writable(c->wsi);
-}
-
-/* During a mailbox drain: remember c for the write at the end of the drain.
- * false: no room (then it waits for a writeable callback instead). */
-static bool
-flush_add(hr_iothread *t, hr_conn *c)
-{
-	if (c->flush_listed)
-		return true;
-	if (t->nflush == t->flushcap) {
-		uint32_t ncap = t->flushcap ? t->flushcap * 2 : 256;
-		uint64_t *nf = realloc(t->flush, ncap * sizeof(*nf));
-		if (nf == NULL)
-			return false;
-		t->flush = nf;
-		t->flushcap = ncap;
-	}
-	t->flush[t->nflush++] = c->id;
-	c->flush_listed = true;
-	return true;
-}
-
-void
-hr_iothread__queue_frame(hr_conn *c, hr_msg *frame)
-{
-	size_t len = hr_msg_len(frame);
-
-	while (c->qlen > 0 && (c->qlen >= HR_CONN_QMAX || c->qbytes + len > HR_CONN_QBYTES)) {
-		hr_msg *old = c->q[c->qhead];
-		c->qbytes -= hr_msg_len(old);
-		hr_msg_unref(old);
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qlen--;
-		HR_METRIC_ADD(dropped[HR_DROP_SLOW_CONSUMER], 1);
-	}
-	if (c->qlen == c->qcap) {
-		uint32_t ncap = c->qcap ? c->qcap * 2 : 8;
-		hr_msg **nq;
-		if (ncap > HR_CONN_QMAX)
-			ncap = HR_CONN_QMAX;
-		if ((nq = malloc(ncap * sizeof(*nq))) == NULL) {
-			hr_msg_unref(frame);
-			HR_METRIC_ADD(dropped[HR_DROP_SLOW_CONSUMER], 1);
-			return;
-		}
-		for (uint32_t i = 0; i < c->qlen; i++)
-			nq[i] = c->q[(c->qhead + i) % c->qcap];
-		free(c->q);
-		c->q = nq;
-		c->qcap = ncap;
-		c->qhead = 0;
-	}
-	c->q[(c->qhead + c->qlen) % c->qcap] = frame;
-	c->qlen++;
-	c->qbytes += len;
-	if (c->qlen == 1 && !(c->t->draining && flush_add(c->t, c)))
-		want_write(c);
-}
-
-static hr_msg *
-queue_pop(hr_conn *c)
-{
-	hr_msg *m = c->q[c->qhead];
-	c->qhead = (c->qhead + 1) % c->qcap;
-	c->qlen--;
-	c->qbytes -= hr_msg_len(m);
-	return m;
-}
-
-/* One write of what is queued (c->qlen > 0). -1: the socket failed. */
-static int
-write_queued(hr_iothread *t, hr_conn *c)
-{
-	unsigned char *p;
-	size_t used = 0;
-	unsigned n = 0;
-	int w;
-
-	hr_msg *head = c->q[c->qhead];
-	if (c->qlen == 1 || hr_msg_len(head) > HR_SCRATCH / 2) {
-		/* read-only use of the shared frame: LWS_WRITE_RAW writes nothing
-		 * in front of p */
-		hr_msg *m = queue_pop(c);
-		used = hr_msg_len(m);
-		w = lws_write(c->wsi, hr_msg_data(m), used, LWS_WRITE_RAW);
-		hr_msg_unref(m);
-		n = 1;
-	} else {
-		p = t->scratch;
-		while (c->qlen > 0 && used + hr_msg_len(c->q[c->qhead]) <= HR_SCRATCH) {
-			hr_msg *m = queue_pop(c);
-			memcpy(p + used, hr_msg_data(m), hr_msg_len(m));
-			used += hr_msg_len(m);
-			hr_msg_unref(m);
-			n++;
-		}
-		w = lws_write(c->wsi, p, used, LWS_WRITE_RAW);
-	}
-	if (w < (int)used)
-		return -1;
-	HR_METRIC_ADD(frames_sent, n);
-	HR_METRIC_ADD(ws_writes, 1);
-	if (c->qlen > 0 || c->close_code)
-		want_write(c);
-	return 0;
 }
 
 static int
@@ -311,36 +162,7 @@ ws_writeable(hr_iothread *t, hr_conn *c)
 	}
 	if (c->qlen == 0)
 		return 0;
-	return write_queued(t, c);
-}
-
-/*
- * The end of a mailbox drain: every connection whose queue went from empty
- * to non-empty during it gets its one write now, with all the frames the
- * drain queued for it, instead of a POLLOUT request and a trip through
- * poll() and lws's writeable dispatch. lws allows a write outside the
- * writeable callback as long as it holds no unsent tail for the wsi
- * (lws_partial_buffered); such a connection, or one that is closing, waits
- * for its writeable callback as before.
- */
-static void
-flush_drained(hr_iothread *t)
-{
-	for (uint32_t i = 0; i < t->nflush; i++) {
-		hr_conn *c = hr_iothread__conn_get(t, t->flush[i]);
-		if (c == NULL)
-			continue;
-		c->flush_listed = false;
-		if (c->qlen == 0)
-			continue;
-		if (c->close_code || lws_partial_buffered(c->wsi)) {
-			want_write(c);
-			continue;
-		}
-		if (write_queued(t, c) != 0)
-			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-	}
-	t->nflush = 0;
+	return hr_outq__write(t, c);
 }
 
 /* ---------------------------------------------------------------- inbound */
@@ -428,7 +250,7 @@ close_after_queue(hr_conn *c, int code, const char *reason)
 {
 	c->close_code = code;
 	c->close_reason = reason;
-	want_write(c);
+	hr_outq__want_write(c);
 }
 
 /* Returns -1 to close the connection at once. */
@@ -738,6 +560,8 @@ hr_transport__callback(
 		if (c == NULL || !c->is_ws)
 			return -1;
 		c->counted = true;
+		if (!lws_is_ssl(wsi))
+			c->sfd = (int)lws_get_socket_fd(wsi); /* outq.c's batched sends */
 		t->n_ws++;
 		atomic_fetch_add(&hr_transport__metrics.connections[c->route], 1);
 		hr_bucket_init(&c->rate, t->node->cfg.rate_limit, now_ns());
@@ -745,7 +569,7 @@ hr_transport__callback(
 		    HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->channel, c->route, t->index);
 		if (t->stopping) {
 			c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
-			want_write(c);
+			hr_outq__want_write(c);
 		}
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
@@ -826,7 +650,7 @@ begin_stop(hr_iothread *t)
 		if (c != NULL && c->is_ws && c->counted) {
 			c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
 			c->close_reason = "server shutting down";
-			want_write(c);
+			hr_outq__want_write(c);
 		}
 	}
 	if (t->n_ws == 0)
@@ -882,7 +706,7 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		}
 	}
 	t->draining = false;
-	flush_drained(t);
+	hr_outq__flush_drained(t);
 	return 0;
 }
 
@@ -933,6 +757,11 @@ hr_iothread__start(hr_iothread *t)
 
 	if ((t->scratch = malloc(HR_SCRATCH)) == NULL)
 		return HR_ENOMEM;
+	if ((rv = hr_sys__sendbatch_create(&t->sendbatch, t->node->cfg.io_uring)) != 0)
+		return rv;
+	if (t->index == 0)
+		hr_log(HR_LOG_INFO, "fan-out sends: %s",
+		    hr_sys__sendbatch_uring(t->sendbatch) ? "io_uring" : "sendmsg");
 	hr_sys__random(&t->rng, sizeof(t->rng));
 	t->rng |= 1;
 	t->free_head = UINT32_MAX;
@@ -1037,6 +866,8 @@ hr_iothread__fini(hr_iothread *t)
 	t->slots = NULL;
 	free(t->scratch);
 	t->scratch = NULL;
+	hr_sys__sendbatch_destroy(t->sendbatch);
+	t->sendbatch = NULL;
 	free(t->flush);
 	t->flush = NULL;
 	t->nflush = t->flushcap = 0;

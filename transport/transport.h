@@ -77,6 +77,7 @@ typedef struct hr_config {
 	const char *tls_key;
 	hr_log_level log_level;      /* info */
 	hr_event_loop event_loop;    /* HR_EVLOOP_DEFAULT */
+	bool io_uring;               /* true: batched fan-out sends through io_uring when the kernel allows */
 } hr_config;
 
 /* Fill c with CONTRACT.md's defaults (listen localhost:8000 expanded to

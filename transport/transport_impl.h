@@ -58,7 +58,7 @@ enum {
 typedef struct hr_metrics {
 	atomic_long connections[HR_N_ROUTES];
 	atomic_uint_fast64_t frames_sent;
-	atomic_uint_fast64_t ws_writes; /* lws_write calls carrying frames */
+	atomic_uint_fast64_t ws_writes; /* writes carrying frames */
 	atomic_uint_fast64_t frames_received;
 	atomic_uint_fast64_t group_sends;
 	atomic_uint_fast64_t dropped[HR_N_DROP];
@@ -94,6 +94,8 @@ extern hr_metrics hr_transport__metrics;
 
 typedef struct hr_node hr_node;
 typedef struct hr_iothread hr_iothread;
+typedef struct hr_sendbatch hr_sendbatch;
+struct iovec;
 typedef struct hr_conn hr_conn;
 
 /* One connection (WebSocket, or HTTP while a request is being answered).
@@ -112,7 +114,9 @@ struct hr_conn {
 	hr_msg **q;
 	uint32_t qcap, qhead, qlen;
 	size_t qbytes;
-	bool flush_listed; /* on the thread's flush list (iothread.c) */
+	bool flush_listed; /* on the thread's flush list (outq.c) */
+	uint16_t sending; /* frames in the batched send under way (outq.c) */
+	int sfd; /* plain-text ws socket for batched sends; -1: lws writes */
 	int close_code; /* != 0: close with this code at the next writeable */
 	const char *close_reason;
 
@@ -190,6 +194,7 @@ struct hr_iothread {
 	lws_sorted_usec_list_t stop_sul;
 	uint64_t rng;
 	unsigned char *scratch; /* HR_SCRATCH bytes */
+	struct hr_sendbatch *sendbatch; /* sys_send.c */
 	/* connections whose queue went non-empty during a mailbox drain,
 	 * written at the end of that drain (iothread.c) */
 	bool draining;
@@ -227,6 +232,14 @@ hr_conn *hr_iothread__conn_get(hr_iothread *t, uint64_t id);
 int hr_iothread__conn_new(hr_iothread *t, struct lws *wsi, hr_conn **out);
 void hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c);
 void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
+
+/* outq.c: per-connection frame queues and their writes (I/O thread only) */
+void hr_outq__want_write(hr_conn *c); /* ask lws for SERVER_WRITEABLE */
+void hr_outq__clear(hr_conn *c);      /* release every queued frame */
+/* One lws_write of what is queued (c->qlen > 0). -1: the socket failed. */
+int hr_outq__write(hr_iothread *t, hr_conn *c);
+/* The end of a mailbox drain: write every connection queued during it. */
+void hr_outq__flush_drained(hr_iothread *t);
 int hr_transport__callback(
     struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
@@ -309,6 +322,25 @@ void hr_sys__close(int fd);
 ssize_t hr_sys__write(int fd, const void *p, size_t n);
 ssize_t hr_sys__read(int fd, void *p, size_t n);
 int hr_sys__wait_readable(int fd, int timeout_ms); /* 1 readable, 0 timeout, -errno */
+
+/* sys_send.c: batched non-blocking sends (io_uring, else one sendmsg each).
+ * An hr_sendbatch belongs to one I/O thread. */
+#define HR_SENDBATCH_MAX 512u /* entries per flush (io_uring SQ size) */
+#define HR_SENDBATCH_IOV 8192u /* iovecs per flush */
+/* res: bytes sent (maybe fewer than asked), or -errno: -EAGAIN nothing sent,
+ * HR_EIO unknown (close the socket). Must not add to or flush the batch. */
+typedef void (*hr_sendbatch_done)(void *cookie, ssize_t res, void *arg);
+/* try_uring false: sendmsg() only. HR_ENOMEM. */
+int hr_sys__sendbatch_create(hr_sendbatch **out, bool try_uring);
+void hr_sys__sendbatch_destroy(hr_sendbatch *b); /* NULL ok; nothing may be pending */
+bool hr_sys__sendbatch_uring(const hr_sendbatch *b);
+/* Room for one send of niov buffers to fd: the iovecs to fill, valid until
+ * the flush; NULL when the batch is full (flush, then add again). The
+ * buffers must stay valid until the flush returns. */
+struct iovec *hr_sys__sendbatch_add(hr_sendbatch *b, int fd, unsigned niov, void *cookie);
+/* Send everything added; done runs once per entry, in any order, before
+ * this returns. The batch is empty afterwards. */
+void hr_sys__sendbatch_flush(hr_sendbatch *b, hr_sendbatch_done done, void *arg);
 
 /* node.c */
 double hr_node__now(void);
