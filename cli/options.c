@@ -682,7 +682,7 @@ static const struct option options[] = {
 	    .check = check_tls_key, .help = "FILE     private key (PEM), with --tls-cert" },
 	{ .name = "log-level", .apply = apply_log_level, .help = "error|warn|info|debug (info)" },
 	{ .name = "event-loop", .apply = apply_event_loop,
-	    .help = "poll|libev|libuv what the I/O threads sleep in (poll)" },
+	    .help = "poll|libev|libuv what the I/O threads sleep in (libev)" },
 	{ .name = "io-uring", .apply = apply_io_uring,
 	    .help = "on|off     batch fan-out sends through io_uring when the kernel allows (on)" },
 };

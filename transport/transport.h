@@ -39,7 +39,7 @@ typedef enum hr_event_loop {
 	HR_EVLOOP_LIBUV = 2,
 } hr_event_loop;
 #define HR_N_EVLOOP 3
-#define HR_EVLOOP_DEFAULT HR_EVLOOP_POLL
+#define HR_EVLOOP_DEFAULT HR_EVLOOP_LIBEV
 
 /* "poll", "libev", "libuv"; NULL for a value out of range. Pure. */
 const char *hr_event_loop_name(hr_event_loop e);

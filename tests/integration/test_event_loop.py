@@ -1,4 +1,4 @@
-"""--event-loop poll|libev|libuv (HERALD_EVENT_LOOP): a bad value is one line
+"""--event-loop poll|libev|libuv (HERALD_EVENT_LOOP, default libev): a bad value is one line
 on stderr and exit 2; with each backend, a broadcast over 2 I/O threads
 reaches 200 clients, the HTTP API answers, and SIGTERM closes them and exits
 0 within 5 s. This is also what makes every CI run exercise the non-default
