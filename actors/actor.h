@@ -82,16 +82,16 @@ typedef void (*hr_actor_fn)(hr_actor *self, void *state, hr_mail *mail);
 #define HR_MAIL_USER 16u
 
 typedef struct hr_actor_spec {
-	const char *name;         /* for logs and thread names, copied */
-	size_t mailbox_capacity;  /* mail slots; 0 means 1024 */
-	void *state;              /* owned by the caller; touched only by the actor */
+	const char *name;        /* for logs and thread names, copied */
+	size_t mailbox_capacity; /* mail slots; 0 means 1024 */
+	void *state;             /* owned by the caller; touched only by the actor */
 	/* Handlers indexed by kind - HR_MAIL_USER; a NULL entry or a kind past the
 	 * table drops the mail (with `drop`). The table is borrowed. */
 	const hr_actor_fn *handlers;
 	size_t n_handlers;
 	void (*on_start)(hr_actor *self, void *state); /* optional, on the actor thread */
 	void (*on_stop)(hr_actor *self, void *state);  /* optional, on the actor thread */
-	hr_mail_drop_fn drop;     /* optional: frees an unhandled mail's pointers */
+	hr_mail_drop_fn drop; /* optional: frees an unhandled mail's pointers */
 } hr_actor_spec;
 
 /* Start the actor's thread. HR_ENOMEM, HR_EIO. */
@@ -161,7 +161,7 @@ typedef struct hr_router hr_router;
  * capacity) and for members that are not local. consumers: borrowed actors,
  * indexed by hr_member.consumer. */
 int hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers,
-                     size_t n_consumers, size_t mailbox_capacity);
+    size_t n_consumers, size_t mailbox_capacity);
 /* Stops, joins, frees. NULL ok. Mail already queued is still handled in order,
  * except that send and group_send requests are answered with HR_ECANCELED
  * instead of being delivered: every accepted request's reply fires once. */
@@ -186,10 +186,10 @@ int hr_router_group_discard(hr_router *r, const char *group, hr_member m, int ti
 /* group_send: event (msgpack map) is borrowed; the router takes a reference.
  * reply may be NULL. */
 int hr_router_group_send(hr_router *r, const char *group, hr_msg *event, hr_reply_fn reply,
-                         void *reply_arg, int timeout_ms);
+    void *reply_arg, int timeout_ms);
 /* send to one channel (a local connection, or the layer). */
 int hr_router_send(hr_router *r, const char *channel, hr_msg *event, hr_reply_fn reply,
-                   void *reply_arg, int timeout_ms);
+    void *reply_arg, int timeout_ms);
 
 /*
  * Federation hooks (the Redis bridge), called on the router thread, so they
@@ -210,17 +210,17 @@ typedef struct hr_router_hooks {
 int hr_router_set_hooks(hr_router *r, const hr_router_hooks *hooks, int timeout_ms);
 /* group_send to the local members only (no group_sent hook): for messages
  * that came from Redis. */
-int hr_router_group_send_local(hr_router *r, const char *group, hr_msg *event,
-                               hr_reply_fn reply, void *reply_arg, int timeout_ms);
+int hr_router_group_send_local(hr_router *r, const char *group, hr_msg *event, hr_reply_fn reply,
+    void *reply_arg, int timeout_ms);
 
 typedef struct hr_router_stats {
 	uint64_t group_sends;
 	uint64_t sends;
-	uint64_t fanouts;      /* consumer mails posted */
-	uint64_t groups;       /* groups with at least one local member now */
-	uint64_t members;      /* local memberships now */
-	uint64_t dropped;      /* fan-outs not delivered: consumer mailbox still full
-	                        * after a short wait, or out of memory */
+	uint64_t fanouts; /* consumer mails posted */
+	uint64_t groups;  /* groups with at least one local member now */
+	uint64_t members; /* local memberships now */
+	uint64_t dropped; /* fan-outs not delivered: consumer mailbox still full
+	                   * after a short wait, or out of memory */
 } hr_router_stats;
 /* A snapshot (read with atomics; fine from any thread). */
 void hr_router_get_stats(hr_router *r, hr_router_stats *out);
@@ -262,7 +262,7 @@ typedef struct hr_worker hr_worker;
  * Django's timezone.now().isoformat()). */
 typedef struct hr_notification_info {
 	char id[37];
-	char status[12];     /* "queued", "processing", "sent" or "failed" */
+	char status[12]; /* "queued", "processing", "sent" or "failed" */
 	char created_at[40];
 	char updated_at[40];
 } hr_notification_info;
@@ -285,8 +285,8 @@ void hr_worker_destroy(hr_worker *w);
  * HR_EAGAIN (mailbox full, or the table holds max_kept unfinished records),
  * HR_ECLOSED (stopping), HR_ENOMEM. err may be NULL when errlen is 0.
  */
-int hr_worker_submit(hr_worker *w, const char *json, size_t len, char id_out[37], char *err,
-                     size_t errlen);
+int hr_worker_submit(
+    hr_worker *w, const char *json, size_t len, char id_out[37], char *err, size_t errlen);
 /* Copy the record of id (NUL-terminated) into out. 0, or HR_ENOENT when the id
  * is unknown (never submitted here, or forgotten past max_kept). */
 int hr_worker_get(hr_worker *w, const char *id, hr_notification_info *out);
@@ -295,8 +295,8 @@ typedef struct hr_worker_stats {
 	uint64_t submitted;
 	uint64_t sent;
 	uint64_t failed;
-	uint64_t evicted;      /* finished records forgotten past max_kept */
-	uint64_t kept;         /* records in the table now */
+	uint64_t evicted; /* finished records forgotten past max_kept */
+	uint64_t kept;    /* records in the table now */
 } hr_worker_stats;
 /* A snapshot (under the table's lock; any thread). */
 void hr_worker_get_stats(hr_worker *w, hr_worker_stats *out);

@@ -70,19 +70,19 @@ const char *hr_bridge_process_key(const hr_bridge *b);
  * (mailbox full after timeout_ms), HR_ENOMEM, HR_ECLOSED; then reply never
  * fires. */
 int hr_bridge_send(hr_bridge *b, const char *channel, hr_msg *msg, hr_reply_fn reply,
-                   void *reply_arg, int timeout_ms);
+    void *reply_arg, int timeout_ms);
 
 /* Redis answered the last call made to it. */
 bool hr_bridge_up(const hr_bridge *b);
 
 typedef struct hr_bridge_stats {
-	uint64_t in;           /* messages drained from Redis */
-	uint64_t out;          /* group_sends and sends written to Redis */
-	uint64_t fed_failures; /* local group_sends not federated: Redis down */
+	uint64_t in;            /* messages drained from Redis */
+	uint64_t out;           /* group_sends and sends written to Redis */
+	uint64_t fed_failures;  /* local group_sends not federated: Redis down */
 	uint64_t send_failures; /* sends to non-local channels refused: Redis down */
-	uint64_t stale;        /* drained messages for a local channel or group gone */
-	uint64_t memberships;  /* groups registered now */
-	uint64_t reconnects;   /* times Redis came back */
+	uint64_t stale;         /* drained messages for a local channel or group gone */
+	uint64_t memberships;   /* groups registered now */
+	uint64_t reconnects;    /* times Redis came back */
 } hr_bridge_stats;
 void hr_bridge_get_stats(const hr_bridge *b, hr_bridge_stats *out);
 

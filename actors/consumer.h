@@ -32,11 +32,11 @@ enum {
 typedef struct hr_consumers hr_consumers;
 
 typedef struct hr_consumer_stats {
-	uint64_t events; /* fan-outs handled */
-	uint64_t frames; /* frames built (one per handled event) */
+	uint64_t events;       /* fan-outs handled */
+	uint64_t frames;       /* frames built (one per handled event) */
 	uint64_t unknown_type; /* events dropped: no handler for their type */
-	uint64_t bad_event; /* events dropped: malformed (no type, bad message) */
-	uint64_t io_full; /* per-thread mails dropped: I/O mailbox full/closed */
+	uint64_t bad_event;    /* events dropped: malformed (no type, bad message) */
+	uint64_t io_full;      /* per-thread mails dropped: I/O mailbox full/closed */
 } hr_consumer_stats;
 
 /*

@@ -26,7 +26,7 @@ struct hr_consumers;
 
 typedef struct consumer {
 	struct hr_consumers *owner;
-	int type; /* HR_CONSUMER_* */
+	int type;    /* HR_CONSUMER_* */
 	hr_buf json; /* scratch, reused for every event; ONLY touched by the actor */
 	atomic_uint_fast64_t events, frames, unknown_type, bad_event, io_full;
 } consumer;

@@ -58,7 +58,7 @@ typedef struct bsend {
 /* One group this node is a member of, by its local members. */
 typedef struct bgroup {
 	struct bgroup *next;
-	uint64_t hash; /* of the group name */
+	uint64_t hash;            /* of the group name */
 	char member[HR_NAME_MAX]; /* the channel registered in Redis */
 	char name[];
 } bgroup;
@@ -620,7 +620,8 @@ drain_main(void *arg)
 			    + (int)(rng % (uint64_t)(hi - BRIDGE_BACKOFF_MIN_MS + 1));
 			if (backoff > BRIDGE_BACKOFF_MAX_MS)
 				backoff = BRIDGE_BACKOFF_MAX_MS;
-			for (int slept = 0; slept < backoff && !atomic_load(&b->stopping); slept += 50)
+			for (int slept = 0; slept < backoff && !atomic_load(&b->stopping);
+			     slept += 50)
 				hr_sys__sleep_ms(50);
 			continue;
 		}

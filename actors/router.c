@@ -70,7 +70,7 @@ typedef struct req {
 	hr_msg *event;
 	hr_reply_fn reply;
 	void *reply_arg;
-	bool badname; /* name too long to copy: refused on the router thread */
+	bool badname;    /* name too long to copy: refused on the router thread */
 	bool local_only; /* group_send: no group_sent hook */
 	char name[];
 } req;
@@ -301,7 +301,7 @@ typedef struct bucket {
 	uint16_t consumer, thread;
 	uint32_t n, cap;
 	uint64_t *ids;
-	kmap pos; /* conn id -> index in ids */
+	kmap pos;        /* conn id -> index in ids */
 	hr_idlist *snap; /* the cached snapshot; valid unless dirty */
 	bool dirty;
 } bucket;
@@ -326,11 +326,11 @@ struct hr_router {
 	hr_actor *consumers[HR_MAX_CONSUMERS];
 	size_t n_consumers;
 	atomic_bool cancelling; /* destroy: answer sends with HR_ECANCELED */
-	hr_router_hooks hooks; /* router thread only; all NULL until set */
+	hr_router_hooks hooks;  /* router thread only; all NULL until set */
 	/* Router state: ONLY touched from the router thread. */
-	smap groups; /* name -> group */
+	smap groups;   /* name -> group */
 	smap channels; /* name -> conn */
-	kmap conns; /* hr_member -> conn */
+	kmap conns;    /* hr_member -> conn */
 	/* Stats: written by the router thread, read by anyone. */
 	atomic_uint_fast64_t st_group_sends, st_sends, st_fanouts, st_groups, st_members,
 	    st_dropped;
@@ -902,7 +902,8 @@ hr_router_group_send(hr_router *r, const char *gname, hr_msg *event, hr_reply_fn
     void *reply_arg, int timeout_ms)
 {
 	hr_member none = { 0 };
-	return post_req(r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms, false);
+	return post_req(
+	    r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms, false);
 }
 
 int
@@ -918,8 +919,7 @@ hr_router_group_send_local(hr_router *r, const char *gname, hr_msg *event, hr_re
     void *reply_arg, int timeout_ms)
 {
 	hr_member none = { 0 };
-	return post_req(
-	    r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms, true);
+	return post_req(r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms, true);
 }
 
 int

@@ -52,7 +52,7 @@ struct job {
 	size_t title_len;
 	char *body; /* NULL: null */
 	size_t body_len;
-	char *user_id; /* NULL: null; else [A-Za-z0-9_]{1,64}, NUL-terminated */
+	char *user_id;       /* NULL: null; else [A-Za-z0-9_]{1,64}, NUL-terminated */
 	unsigned char *data; /* msgpack map, NULL: null */
 	size_t data_len;
 };

@@ -17,7 +17,7 @@ typedef struct hr_worker_gate {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool entered; /* {lock} the worker is waiting at the gate */
-	bool open; /* {lock} */
+	bool open;    /* {lock} */
 } hr_worker_gate;
 
 void hr_worker__gate_init(hr_worker_gate *g);

@@ -35,7 +35,7 @@
 #include "bench_hist.h"
 #include "layer/layer.h"
 
-#define HEAD_MAX 128 /* payload bytes kept per message for the "t" scan */
+#define HEAD_MAX 128        /* payload bytes kept per message for the "t" scan */
 #define RX_BUF (256 * 1024) /* per receiver thread */
 #define MAX_PUB_CONNS 64
 #define MAX_PIPELINE 256
@@ -64,7 +64,7 @@ static struct {
 	int threads;
 	int server_pid;
 	char body_mode[16]; /* "herald" wraps the message, "raw" sends it as is */
-	char header[256]; /* optional extra request header line */
+	char header[256];   /* optional extra request header line */
 	bool quiet;
 	/* --publish-redis: group_sends written into Redis by herald's own
 	 * channels_redis-compatible layer instead of HTTP requests */
@@ -73,7 +73,7 @@ static struct {
 	const char *prefix;
 	long redis_capacity;
 	long prefill; /* > 0: SIGSTOP the server, write this many, SIGCONT */
-	long window; /* > 0: --publish-redis waits while this many broadcasts are undelivered */
+	long window;  /* > 0: --publish-redis waits while this many broadcasts are undelivered */
 } opt;
 
 static uint64_t
@@ -110,8 +110,8 @@ struct conn {
 	uint8_t head_len;
 	uint16_t status; /* handshake: HTTP status */
 	uint16_t resp_n; /* handshake: bytes of response seen */
-	uint8_t acc; /* handshake: how much of the expected accept value matched */
-	uint64_t left; /* payload bytes left in the current frame */
+	uint8_t acc;     /* handshake: how much of the expected accept value matched */
+	uint64_t left;   /* payload bytes left in the current frame */
 	uint8_t hdr[14];
 	uint8_t head[HEAD_MAX];
 	uint8_t ctrl_len;
@@ -131,7 +131,7 @@ struct rx {
 	_Atomic uint64_t connected;
 	_Atomic uint64_t failed;
 	_Atomic uint64_t closed; /* opened, then closed by the server */
-	_Atomic uint64_t no_t; /* frames without a parsable "t" */
+	_Atomic uint64_t no_t;   /* frames without a parsable "t" */
 	uint64_t last_frame_ns;
 	uint64_t connect_done_ns;
 	char first_error[160];
@@ -475,10 +475,10 @@ static struct {
 	_Atomic uint64_t ok;
 	_Atomic uint64_t errors;
 	_Atomic uint64_t reconnects;
-	_Atomic uint64_t late; /* fixed rate: sends that could not go out on time */
+	_Atomic uint64_t late;       /* fixed rate: sends that could not go out on time */
 	_Atomic uint64_t unanswered; /* still in flight when the publisher gave up */
-	_Atomic uint64_t full; /* Redis: group_sends refused by the capacity script */
-	atomic_bool done; /* the publisher thread has finished */
+	_Atomic uint64_t full;       /* Redis: group_sends refused by the capacity script */
+	atomic_bool done;            /* the publisher thread has finished */
 	uint64_t first_ns, last_ns;
 	struct hr_hist answer;
 	char first_error[160];
@@ -924,7 +924,8 @@ pub_redis_main(void *arg)
 			uint64_t t = now_ns();
 			if (t < next) {
 				uint64_t d = next - t;
-				struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
+				struct timespec ts
+				    = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
 				nanosleep(&ts, NULL);
 				continue;
 			}
@@ -971,7 +972,8 @@ pub_redis_run(void *arg)
 	if (opt.prefill > 0) {
 		uint64_t t_fill = now_ns();
 		if (!opt.quiet)
-			fprintf(stderr, "prefilled %" PRIu64 " group_sends in %.2f s (%.0f/s); SIGCONT\n",
+			fprintf(stderr,
+			    "prefilled %" PRIu64 " group_sends in %.2f s (%.0f/s); SIGCONT\n",
 			    (uint64_t)g_pub.ok, (double)(t_fill - g_pub.first_ns) / 1e9,
 			    (double)g_pub.ok * 1e9 / (double)(t_fill - g_pub.first_ns + 1));
 		g_pub.first_ns = now_ns();
@@ -1092,17 +1094,20 @@ usage(FILE *f)
 	    "  --client-threads T      receiver threads (default 1)\n"
 	    "  --server-pid PID        read the server's VmRSS and CPU time from /proc\n"
 	    "  --publish-redis URL     redis://127.0.0.1:PORT: write group_sends into Redis as\n"
-	    "                          channels_redis 4.0 does (instead of --publish); --pub-conns\n"
+	    "                          channels_redis 4.0 does (instead of --publish); "
+	    "--pub-conns\n"
 	    "                          sender threads, --rate as above (total)\n"
 	    "  --group G               group for --publish-redis (default notifications)\n"
 	    "  --prefix P              channels_redis key prefix (default asgi)\n"
-	    "  --redis-capacity N      the publisher's channel capacity (default 100, as Channels)\n"
+	    "  --redis-capacity N      the publisher's channel capacity (default 100, as "
+	    "Channels)\n"
 	    "  --prefill K             with --publish-redis and --server-pid: SIGSTOP the server,\n"
 	    "                          write K group_sends, SIGCONT; deliveries_per_s is then the\n"
 	    "                          drain rate from SIGCONT (latencies include the stop)\n"
 	    "  --window W              with --publish-redis: a sender waits while W broadcasts\n"
 	    "                          are not yet received by every connection (a Redis writer\n"
-	    "                          gets no answer from the node to pace it; default 0: no wait)\n"
+	    "                          gets no answer from the node to pace it; default 0: no "
+	    "wait)\n"
 	    "  -q, --quiet             no progress lines\n"
 	    "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
 }
@@ -1314,18 +1319,21 @@ main(int argc, char **argv)
 		char rh[64], rpath[64];
 		int rport;
 		struct in_addr ra;
-		if (pub || parse_url(opt.redis_url, "redis", rh, sizeof rh, &rport, rpath, sizeof rpath)
+		if (pub
+		    || parse_url(opt.redis_url, "redis", rh, sizeof rh, &rport, rpath, sizeof rpath)
 		        != 0
 		    || !loopback_host(rh, &ra)) {
-			fprintf(stderr, "herald-bench: --publish-redis wants redis://127.0.0.1:PORT[/DB] "
-			                "(loopback) and no --publish\n");
+			fprintf(stderr,
+			    "herald-bench: --publish-redis wants redis://127.0.0.1:PORT[/DB] "
+			    "(loopback) and no --publish\n");
 			return 2;
 		}
 		if (hr_name_check_group(opt.group, strlen(opt.group)) != 0 || opt.redis_capacity < 1
 		    || (opt.prefill > 0 && opt.server_pid <= 0) || opt.prefill < 0
 		    || opt.prefill > 10000000 || opt.window < 0 || opt.window > 1000000) {
-			fprintf(stderr, "herald-bench: bad --group, --redis-capacity, --prefill or --window "
-			                "(--prefill needs --server-pid)\n");
+			fprintf(stderr,
+			    "herald-bench: bad --group, --redis-capacity, --prefill or --window "
+			    "(--prefill needs --server-pid)\n");
 			return 2;
 		}
 		hr_layer_opts lo2;
@@ -1585,9 +1593,9 @@ main(int argc, char **argv)
 	printf("{\"url\":\"%s\",\"connections\":%" PRIu64 ",\"connect_failures\":%" PRIu64
 	       ",\"closed_by_server\":%" PRIu64 ",\"connect_s\":%.3f,\"published\":%" PRIu64
 	       ",\"publish_errors\":%" PRIu64 ",\"publish_unanswered\":%" PRIu64
-	       ",\"publish_late\":%" PRIu64 ",\"publish_full\":%" PRIu64 ",\"publish_per_s\":%.1f,\"frames\":%" PRIu64
-	       ",\"expected\":%" PRIu64 ",\"frames_without_t\":%" PRIu64
-	       ",\"window_s\":%.3f,\"deliveries_per_s\":%.1f"
+	       ",\"publish_late\":%" PRIu64 ",\"publish_full\":%" PRIu64
+	       ",\"publish_per_s\":%.1f,\"frames\":%" PRIu64 ",\"expected\":%" PRIu64
+	       ",\"frames_without_t\":%" PRIu64 ",\"window_s\":%.3f,\"deliveries_per_s\":%.1f"
 	       ",\"latency_samples\":%" PRIu64 ",\"min_ms\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f"
 	       ",\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"publish_answer_p50_ms\":%.3f"
 	       ",\"publish_answer_p99_ms\":%.3f"
@@ -1595,9 +1603,9 @@ main(int argc, char **argv)
 	       ",\"bytes_per_conn\":%.1f,\"server_cpu_s\":%.2f,\"server_cpu_us_per_delivery\":%.3f"
 	       ",\"size\":%d,\"rate\":%.1f}\n",
 	    url, connected, failed, closed, connect_s, published, (uint64_t)g_pub.errors,
-	    (uint64_t)g_pub.unanswered, (uint64_t)g_pub.late, (uint64_t)g_pub.full, pps, frames, expected, no_t, window,
-	    dps, h->count, pmin, p50, p90, p99, p999, pmax, hr_hist_pct(&g_pub.answer, 50.0) / 1e6,
-	    hr_hist_pct(&g_pub.answer, 99.0) / 1e6,
+	    (uint64_t)g_pub.unanswered, (uint64_t)g_pub.late, (uint64_t)g_pub.full, pps, frames,
+	    expected, no_t, window, dps, h->count, pmin, p50, p90, p99, p999, pmax,
+	    hr_hist_pct(&g_pub.answer, 50.0) / 1e6, hr_hist_pct(&g_pub.answer, 99.0) / 1e6,
 	    rss_before, rss_after, rss_end, bpc, cpu_s, cpu_us, opt.size, opt.rate);
 	fflush(stdout);
 	for (int i = 0; i < opt.threads; i++) {

@@ -34,7 +34,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#define RING 4096u /* frames kept for laggards */
+#define RING 4096u         /* frames kept for laggards */
 #define REQ_MAX (1u << 20) /* largest HTTP request */
 #define MAX_BATCH 64
 
@@ -49,12 +49,12 @@ struct conn {
 	int fd;
 	uint8_t kind;
 	bool want_out; /* EPOLLOUT registered */
-	bool dirty; /* on the flush list */
-	bool reaped; /* on the reap list */
-	bool paused; /* HTTP: publishes held back while sockets lag */
-	uint32_t off; /* bytes of frame `next` already written */
+	bool dirty;    /* on the flush list */
+	bool reaped;   /* on the reap list */
+	bool paused;   /* HTTP: publishes held back while sockets lag */
+	uint32_t off;  /* bytes of frame `next` already written */
 	uint64_t next; /* sequence of the next frame to write */
-	char *in; /* HTTP only: request bytes */
+	char *in;      /* HTTP only: request bytes */
 	uint32_t in_len, in_cap;
 	char *out; /* HTTP only: pending answer bytes */
 	uint32_t out_len;
@@ -68,7 +68,7 @@ static struct conn **g_dirty;
 static size_t g_ndirty, g_dirty_cap;
 static uint64_t g_ws, g_published, g_lagging;
 static volatile sig_atomic_t g_stop;
-static size_t g_nblocked; /* WebSocket connections waiting for EPOLLOUT */
+static size_t g_nblocked;      /* WebSocket connections waiting for EPOLLOUT */
 static struct conn **g_paused; /* publishers held back (backpressure) */
 static size_t g_npaused, g_paused_cap;
 

@@ -76,8 +76,8 @@ int hr_cli__token_main(int argc, char *const *argv, char *const *envp);
 
 /* A parsed http:// URL. */
 typedef struct hr_cli_url {
-	char host[256]; /* without brackets */
-	char port[8]; /* decimal, "80" by default */
+	char host[256];  /* without brackets */
+	char port[8];    /* decimal, "80" by default */
 	char base[1024]; /* path prefix without trailing '/', may be empty */
 } hr_cli_url;
 

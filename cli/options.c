@@ -65,12 +65,12 @@ typedef int (*check_fn)(struct parse *p, const char *label, const char *v);
  * read their destination and bounds from the row; the others know their own.
  */
 struct option {
-	const char *name; /* without the leading "--" */
-	bool repeatable; /* comma lists in env and file, values accumulate */
-	apply_fn apply; /* NULL only for --config, which is collected, not applied */
-	size_t dest; /* offsetof(hr_config, field), for the generic appliers */
+	const char *name;            /* without the leading "--" */
+	bool repeatable;             /* comma lists in env and file, values accumulate */
+	apply_fn apply;              /* NULL only for --config, which is collected, not applied */
+	size_t dest;                 /* offsetof(hr_config, field), for the generic appliers */
 	unsigned long long min, max; /* bounds of a number (max only for apply_positive) */
-	check_fn check; /* apply_string's check */
+	check_fn check;              /* apply_string's check */
 	const char *help;
 };
 
@@ -89,12 +89,12 @@ struct parse {
 	const char *config_path; /* borrowed from argv or envp */
 	enum source config_src;
 	const char *file_label; /* the config file's name, for messages */
-	int layer; /* -1 unset, 0 memory, 1 redis */
+	int layer;              /* -1 unset, 0 memory, 1 redis */
 	const char *layer_label;
 	const char *tls_cert_label;
 	const char *tls_key_label;
 	bool first_error_kept; /* inih callback: an error is already in err */
-	bool listen_applied; /* the default --listen has been replaced */
+	bool listen_applied;   /* the default --listen has been replaced */
 };
 
 static int
@@ -582,7 +582,8 @@ check_tls_pair(struct parse *p, const char *cert, const char *key)
 		fclose(f);
 	}
 	if (k == NULL) {
-		rc = fail(p, "%s: '%s' holds no unencrypted PEM private key", p->tls_key_label, key);
+		rc = fail(
+		    p, "%s: '%s' holds no unencrypted PEM private key", p->tls_key_label, key);
 		goto out;
 	}
 	if (X509_check_private_key(x, k) != 1)
@@ -641,7 +642,9 @@ apply_io_uring(struct parse *p, const struct option *o, const char *label, const
 	return fail(p, "%s: '%s' is not on or off", label, v);
 }
 
-/* Every option, in --help order. Adding one is adding its row. */
+/* Every option, in --help order. Adding one is adding its row (kept as rows:
+ * clang-format would put every field on a line of its own). */
+/* clang-format off */
 static const struct option options[] = {
 	{ .name = "config", .help = "FILE      INI file of key = value lines" },
 	{ .name = "listen", .repeatable = true, .apply = apply_listen,
@@ -686,6 +689,7 @@ static const struct option options[] = {
 	{ .name = "io-uring", .apply = apply_io_uring,
 	    .help = "on|off     batch fan-out sends through io_uring when the kernel allows (on)" },
 };
+/* clang-format on */
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 void
@@ -982,7 +986,8 @@ apply_all(struct parse *p)
 			else if (best == SRC_ENV)
 				env_name(opt, label, sizeof(label));
 			else
-				snprintf(label, sizeof(label), "%.200s: %s", p->file_label, opt->name);
+				snprintf(
+				    label, sizeof(label), "%.200s: %s", p->file_label, opt->name);
 			int rc = opt->apply(p, opt, label, e->val);
 			if (rc != 0)
 				return rc;

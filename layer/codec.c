@@ -35,13 +35,13 @@ enum mp_kind {
 
 typedef struct mp_tok {
 	enum mp_kind kind;
-	bool b; /* MP_BOOL */
-	uint64_t u; /* MP_UINT */
-	int64_t i; /* MP_INT */
-	double d; /* MP_FLOAT (float32 widened) */
+	bool b;                 /* MP_BOOL */
+	uint64_t u;             /* MP_UINT */
+	int64_t i;              /* MP_INT */
+	double d;               /* MP_FLOAT (float32 widened) */
 	const unsigned char *p; /* MP_STR, MP_BIN, MP_EXT: payload (borrowed) */
-	uint32_t n; /* payload bytes, or elements (array), pairs (map) */
-	int8_t ext; /* MP_EXT: type */
+	uint32_t n;             /* payload bytes, or elements (array), pairs (map) */
+	int8_t ext;             /* MP_EXT: type */
 } mp_tok;
 
 typedef struct mp_rd {

@@ -283,8 +283,8 @@ hr_layer_group_discard(hr_layer *l, const char *group, const char *channel)
 
 /* group_send and group_send_except: res (or a local one) starts zeroed. */
 static int
-group_send(hr_layer *l, const char *group, hr_msg *msg, const char *except,
-    hr_group_send_result *res)
+group_send(
+    hr_layer *l, const char *group, hr_msg *msg, const char *except, hr_group_send_result *res)
 {
 	size_t glen;
 	int rv = check_group(group, &glen);
@@ -315,8 +315,8 @@ hr_layer_group_send(hr_layer *l, const char *group, hr_msg *msg, hr_group_send_r
 }
 
 int
-hr_layer_group_send_except(hr_layer *l, const char *group, hr_msg *msg, const char *except,
-    hr_group_send_result *res)
+hr_layer_group_send_except(
+    hr_layer *l, const char *group, hr_msg *msg, const char *except, hr_group_send_result *res)
 {
 	hr_group_send_result local;
 	if (res == NULL)

@@ -29,20 +29,20 @@
 #define HR_OK 0
 #define HR_ENOMEM (-ENOMEM)
 #define HR_EINVAL (-EINVAL)
-#define HR_EAGAIN (-EAGAIN)         /* would block: empty, or mailbox full */
-#define HR_ETIMEDOUT (-ETIMEDOUT)   /* a timed wait ran out */
-#define HR_ECANCELED (-ECANCELED)   /* callback fired because of shutdown */
-#define HR_ENOENT (-ENOENT)         /* no such channel, group, key */
-#define HR_EMSGSIZE (-EMSGSIZE)     /* over a size limit */
-#define HR_ECLOSED (-ESHUTDOWN)     /* mailbox or actor is closed */
-#define HR_EBADMSG (-EBADMSG)       /* malformed msgpack or JSON */
-#define HR_ENOTSUP (-ENOTSUP)       /* operation not offered by a backend */
-#define HR_EIO (-EIO)               /* I/O or library failure */
-#define HR_EFULL (-1001)            /* channel full (Channels' ChannelFull) */
-#define HR_EBADNAME (-1002)         /* invalid channel or group name */
-#define HR_EDEPTH (-1003)           /* nesting deeper than HR_CODEC_MAX_DEPTH */
-#define HR_EUTF8 (-1004)            /* string is not valid UTF-8 */
-#define HR_ETYPE (-1005)            /* value of the wrong type (non-string key, no "type") */
+#define HR_EAGAIN (-EAGAIN)       /* would block: empty, or mailbox full */
+#define HR_ETIMEDOUT (-ETIMEDOUT) /* a timed wait ran out */
+#define HR_ECANCELED (-ECANCELED) /* callback fired because of shutdown */
+#define HR_ENOENT (-ENOENT)       /* no such channel, group, key */
+#define HR_EMSGSIZE (-EMSGSIZE)   /* over a size limit */
+#define HR_ECLOSED (-ESHUTDOWN)   /* mailbox or actor is closed */
+#define HR_EBADMSG (-EBADMSG)     /* malformed msgpack or JSON */
+#define HR_ENOTSUP (-ENOTSUP)     /* operation not offered by a backend */
+#define HR_EIO (-EIO)             /* I/O or library failure */
+#define HR_EFULL (-1001)          /* channel full (Channels' ChannelFull) */
+#define HR_EBADNAME (-1002)       /* invalid channel or group name */
+#define HR_EDEPTH (-1003)         /* nesting deeper than HR_CODEC_MAX_DEPTH */
+#define HR_EUTF8 (-1004)          /* string is not valid UTF-8 */
+#define HR_ETYPE (-1005)          /* value of the wrong type (non-string key, no "type") */
 
 /* A static string naming err; never NULL. */
 const char *hr_strerror(int err);
@@ -50,13 +50,12 @@ const char *hr_strerror(int err);
 #if defined(HERALD_ASSERTS)
 #include <stdio.h>
 #include <stdlib.h>
-#define HR_ASSERT(x)                                                                     \
-	do {                                                                             \
-		if (!(x)) {                                                              \
-			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, \
-			        #x);                                                     \
-			abort();                                                         \
-		}                                                                        \
+#define HR_ASSERT(x)                                                                               \
+	do {                                                                                       \
+		if (!(x)) {                                                                        \
+			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #x);  \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 #else
 #define HR_ASSERT(x) ((void)0)
@@ -94,8 +93,8 @@ void hr_msg_unref(hr_msg *m);
  * buffer as it was and returns HR_ENOMEM.
  */
 typedef struct hr_buf {
-	hr_msg *_m;     /* storage, grown with realloc */
-	size_t _cap;    /* bytes available after headroom */
+	hr_msg *_m;  /* storage, grown with realloc */
+	size_t _cap; /* bytes available after headroom */
 } hr_buf;
 
 void hr_buf_init(hr_buf *b, size_t headroom);
@@ -146,8 +145,8 @@ int hr_codec_validate(const void *mp, size_t len);
 /* JSON text → msgpack appended to out. When `object_only`, the top value must be
  * an object (else HR_ETYPE). On error, err (if non-NULL) receives a short
  * human-readable reason; out is left as it was. */
-int hr_codec_json_to_msgpack(const char *json, size_t len, bool object_only, hr_buf *out,
-                             char *err, size_t errlen);
+int hr_codec_json_to_msgpack(
+    const char *json, size_t len, bool object_only, hr_buf *out, char *err, size_t errlen);
 
 /* One msgpack object at mp → JSON text appended to out. On error out is left as
  * it was. */
@@ -156,8 +155,8 @@ int hr_codec_msgpack_to_json(const void *mp, size_t len, hr_buf *out);
 /* mp must be a msgpack map: find the value of key (a str key equal to `key`);
  * *val and *vlen are its encoded span inside mp (borrowed). HR_ENOENT if absent,
  * HR_ETYPE if mp is not a map. Does not decode values other than keys. */
-int hr_codec_map_get(const void *mp, size_t len, const char *key, const unsigned char **val,
-                     size_t *vlen);
+int hr_codec_map_get(
+    const void *mp, size_t len, const char *key, const unsigned char **val, size_t *vlen);
 
 /* The "type" field of a message map, borrowed from mp (not NUL-terminated).
  * HR_ENOENT if absent, HR_ETYPE if not a str. */
@@ -206,12 +205,12 @@ typedef struct hr_capacity_rule {
 } hr_capacity_rule;
 
 typedef struct hr_layer_opts {
-	const char *prefix;       /* key prefix, default "asgi" (Redis) */
-	size_t capacity;          /* default channel capacity, 100 */
+	const char *prefix;                       /* key prefix, default "asgi" (Redis) */
+	size_t capacity;                          /* default channel capacity, 100 */
 	const hr_capacity_rule *channel_capacity; /* first match wins */
 	size_t n_channel_capacity;
-	double expiry;            /* seconds, 60 */
-	double group_expiry;      /* seconds, 86400 */
+	double expiry;       /* seconds, 60 */
+	double group_expiry; /* seconds, 86400 */
 	/* Wall clock in seconds; NULL means CLOCK_REALTIME. Tests inject time. */
 	double (*clock)(void *arg);
 	void *clock_arg;
@@ -300,8 +299,8 @@ void hr_layer_targets_fini(hr_layer_targets *t);
  * msgpack, not a map, bad or foreign __asgi_channel__ names, over the size
  * limit) are dropped and counted in hr_layer_stats.bad, never returned.
  * Memory backend: HR_ENOTSUP. On error *targets is emptied. */
-int hr_layer_receive_targets(hr_layer *l, const char *channel, int timeout_ms, hr_msg **out,
-                             hr_layer_targets *targets);
+int hr_layer_receive_targets(
+    hr_layer *l, const char *channel, int timeout_ms, hr_msg **out, hr_layer_targets *targets);
 
 /* One message of a batch, with its targets. */
 typedef struct hr_layer_item {
@@ -318,8 +317,8 @@ typedef struct hr_layer_item {
  * *n is set to the number filled (items[0..*n)); release them with
  * hr_layer_items_release. 0 with *n >= 1, HR_EAGAIN/HR_ETIMEDOUT with *n == 0,
  * HR_EIO, HR_ECLOSED, HR_ENOTSUP (memory). */
-int hr_layer_receive_batch(hr_layer *l, const char *channel, int timeout_ms,
-                           hr_layer_item *items, size_t max, size_t *n);
+int hr_layer_receive_batch(
+    hr_layer *l, const char *channel, int timeout_ms, hr_layer_item *items, size_t max, size_t *n);
 /* Unref each message and free each target list of items[0..n). */
 void hr_layer_items_release(hr_layer_item *items, size_t n);
 
@@ -343,8 +342,8 @@ int hr_layer_group_send(hr_layer *l, const char *group, hr_msg *msg, hr_group_se
 /* group_send, except to the one member channel named `except` (which the
  * caller reaches by other means: a node fanning out to its own local members
  * sends to the other members only). Redis backend only; HR_ENOTSUP (memory). */
-int hr_layer_group_send_except(hr_layer *l, const char *group, hr_msg *msg, const char *except,
-                               hr_group_send_result *res);
+int hr_layer_group_send_except(
+    hr_layer *l, const char *group, hr_msg *msg, const char *except, hr_group_send_result *res);
 
 /* Drop every channel, message and group. */
 int hr_layer_flush(hr_layer *l);

@@ -36,18 +36,18 @@ struct hr_layer_ops {
 	/* new_channel's prefix when the caller gives NULL; NULL means "specific.". */
 	const char *new_channel_prefix;
 	int (*receive_targets)(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
-	                       hr_msg **out, hr_layer_targets *targets);
+	    hr_msg **out, hr_layer_targets *targets);
 	int (*client_prefix)(hr_layer *l, char *out, size_t outlen);
 	int (*receive_batch)(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
-	                     hr_layer_item *items, size_t max, size_t *n);
+	    hr_layer_item *items, size_t max, size_t *n);
 	int (*group_send_except)(hr_layer *l, const char *group, size_t glen, hr_msg *msg,
-	                         const char *except, size_t elen, hr_group_send_result *res);
+	    const char *except, size_t elen, hr_group_send_result *res);
 };
 
 struct hr_layer {
 	const hr_layer_ops *_ops;
 	hr_layer_opts _opts; /* copied at create; strings and rules borrowed */
-	void *_be; /* the backend's state */
+	void *_be;           /* the backend's state */
 	/* hr_layer_stats, bumped by backends through hr_layer__count_*() */
 	atomic_uint_least64_t _expired;
 	atomic_uint_least64_t _full;
@@ -86,8 +86,7 @@ int hr_layer__random_letters(char *out, size_t n);
 int hr_layer__redis_decode_member(const char *mem, size_t mlen, const char *channel, size_t clen,
     bool process_key, hr_msg **out, hr_layer_targets *t);
 
-int hr_layer__redis_parse_url(const char *url, char **host, int *port, char **password,
-                              long *db);
+int hr_layer__redis_parse_url(const char *url, char **host, int *port, char **password, long *db);
 
 /* Memory backend: receivers currently blocked inside l (for tests). */
 unsigned hr_layer__memory_waiters(hr_layer *l);

@@ -173,7 +173,7 @@ htab_remove(htab *t, uint64_t h, const void *obj)
 /* ------------------------------------------------------------ state */
 
 typedef struct mitem {
-	hr_msg *m; /* the layer's reference */
+	hr_msg *m;  /* the layer's reference */
 	double exp; /* send time + expiry, layer clock */
 } mitem;
 
@@ -199,7 +199,7 @@ typedef struct mchan {
 
 typedef struct mgroup {
 	mname key;
-	htab by_chan; /* mmember* keyed by channel pointer */
+	htab by_chan;  /* mmember* keyed by channel pointer */
 	mmember *head; /* join order, via g_next/g_prev */
 	mmember *tail;
 	unsigned pins; /* a group_send is walking it: do not free */
@@ -216,10 +216,10 @@ typedef struct mem {
 	pthread_mutex_t mu;
 	pthread_cond_t drained; /* signalled when waiters drops to 0 while closed */
 	bool mu_ready, drained_ready;
-	bool closed; /* {mu} */
+	bool closed;      /* {mu} */
 	unsigned waiters; /* {mu} receivers blocked anywhere */
 	uint64_t seed;
-	htab chans; /* {mu} mchan* by name */
+	htab chans;  /* {mu} mchan* by name */
 	htab groups; /* {mu} mgroup* by name */
 } mem;
 

@@ -38,11 +38,11 @@
 
 #define RD_CONNECT_MS 1000 /* connect timeout */
 #define RD_COMMAND_MS 5000 /* socket timeout for one reply (> RD_SLICE_MS) */
-#define RD_SLICE_MS 250 /* longest single BZPOPMIN */
-#define RD_POOL_IDLE 8 /* idle connections kept per shard */
-#define RD_PREFIX_MAX 200 /* key prefix length */
+#define RD_SLICE_MS 250    /* longest single BZPOPMIN */
+#define RD_POOL_IDLE 8     /* idle connections kept per shard */
+#define RD_PREFIX_MAX 200  /* key prefix length */
 #define RD_KEY_MAX (RD_PREFIX_MAX + HR_NAME_MAX + 32)
-#define RD_RANDOM_LEN 12 /* random bytes in front of every member */
+#define RD_RANDOM_LEN 12         /* random bytes in front of every member */
 #define RD_MEMBER_MAX (8u << 20) /* largest member accepted from Redis */
 
 /* ------------------------------------------------------------ scripts */
@@ -96,24 +96,24 @@ typedef struct rshard {
 	char *host;
 	int port;
 	char *password; /* NULL: no AUTH */
-	long db; /* 0: no SELECT */
+	long db;        /* 0: no SELECT */
 	pthread_mutex_t mu;
 	bool mu_ready;
 	redisContext *idle[RD_POOL_IDLE]; /* {mu} */
-	size_t n_idle; /* {mu} */
+	size_t n_idle;                    /* {mu} */
 } rshard;
 
 typedef struct rds {
 	rshard *shards;
 	size_t n;
 	char client_prefix[33];
-	size_t plen; /* strlen(prefix) */
+	size_t plen;                    /* strlen(prefix) */
 	long long expiry, group_expiry; /* whole seconds, as core.py's int() */
 	atomic_uint send_rr, recv_rr;
 	pthread_mutex_t mu;
 	pthread_cond_t left;
 	bool mu_ready, cond_ready;
-	bool closed; /* {mu} */
+	bool closed;     /* {mu} */
 	unsigned inside; /* {mu} calls running */
 } rds;
 
@@ -928,8 +928,8 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		size_t bl[] = { 8, klen, (size_t)n };
 		const char *za[] = { "ZPOPMIN", key };
 		size_t zl[] = { 7, klen };
-		rcmd cmds[2] = { { 5, ra, rl },
-			wait_ms > 0 ? (rcmd) { 3, ba, bl } : (rcmd) { 2, za, zl } };
+		rcmd cmds[2]
+		    = { { 5, ra, rl }, wait_ms > 0 ? (rcmd) { 3, ba, bl } : (rcmd) { 2, za, zl } };
 		if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
 			goto done;
 	}
@@ -1244,7 +1244,7 @@ rd_group_discard(hr_layer *l, const char *group, size_t glen, const char *channe
 typedef struct gmem {
 	const char *name; /* borrowed from the ZRANGE reply */
 	size_t len;
-	size_t nl; /* length of the key part: non-local name or whole name */
+	size_t nl;  /* length of the key part: non-local name or whole name */
 	size_t pos; /* order in the group */
 } gmem;
 
@@ -1501,8 +1501,8 @@ rd_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_group
 }
 
 static int
-rd_group_send_except(hr_layer *l, const char *group, size_t glen, hr_msg *msg,
-    const char *except, size_t elen, hr_group_send_result *res)
+rd_group_send_except(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const char *except,
+    size_t elen, hr_group_send_result *res)
 {
 	return group_send_impl(l, group, glen, msg, except, elen, res);
 }

@@ -18,8 +18,8 @@
 
 struct hr_msg {
 	atomic_uint refs;
-	size_t off; /* headroom: bytes of buf in front of the data */
-	size_t len; /* bytes of data */
+	size_t off;          /* headroom: bytes of buf in front of the data */
+	size_t len;          /* bytes of data */
 	unsigned char buf[]; /* off bytes of headroom, then the data */
 };
 

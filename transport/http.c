@@ -279,7 +279,10 @@ on_healthz(hr_node *n, hr_conn *c)
 	int len = snprintf(body, sizeof(body),
 	    "{\"status\":\"%s\",\"layer\":\"%s\",\"redis\":\"%s\",\"connections\":%zu}",
 	    down ? "degraded" : "ok", n->cfg.layer_redis ? "redis" : "memory",
-	    n->bridge == NULL ? "n/a" : down ? "down" : "up", hr_metrics__ws_total());
+	    n->bridge == NULL ? "n/a"
+	        : down        ? "down"
+	                      : "up",
+	    hr_metrics__ws_total());
 	return respond(c, down ? 503 : 200, "application/json", body, (size_t)len);
 }
 
@@ -335,8 +338,7 @@ decode_segment(char *s)
 }
 
 int
-hr_http__route(
-    const char *uri, bool raw, int *want, char *target, size_t tcap, const char **bad)
+hr_http__route(const char *uri, bool raw, int *want, char *target, size_t tcap, const char **bad)
 {
 	char path[512], *segs[MAX_SEGS + 1];
 	size_t ns;
@@ -625,7 +627,8 @@ on_send(hr_iothread *t, hr_conn *c)
 	        != 0)
 		rv = hr_bridge_send(n->bridge, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	else if (group)
-		rv = hr_router_group_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		rv = hr_router_group_send(
+		    n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	else
 		rv = hr_router_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	hr_msg_unref(msg);

@@ -51,7 +51,7 @@ struct hr_http1 {
 	bytes in, out;
 	bool close_when_flushed;
 	bool upgrading;
-	bool answered; /* the current request has its response in out */
+	bool answered;  /* the current request has its response in out */
 	bool req_close; /* the current request asked to close (or is HTTP/1.0) */
 };
 

@@ -229,7 +229,9 @@ send_status(hr_conn *c)
 	    "\"layer\":\"%s\",\"redis\":\"%s\",\"uptime_s\":%lld}",
 	    down ? "degraded" : "ok", hr_metrics__ws_total(),
 	    n->cfg.layer_redis ? "redis" : "memory",
-	    n->bridge == NULL ? "n/a" : down ? "down" : "up",
+	    n->bridge == NULL ? "n/a"
+	        : down        ? "down"
+	                      : "up",
 	    (long long)(hr_node__now() - n->started_at));
 	hr_buf_init(&b, HR_FRAME_HEADROOM);
 	if (len > 0 && (size_t)len < sizeof(out) && hr_buf_append(&b, out, (size_t)len) == 0)
@@ -790,7 +792,8 @@ hr_iothread__start(hr_iothread *t)
 			hr_log(HR_LOG_ERROR,
 			    "--event-loop %s: libwebsockets cannot use it (is "
 			    "libwebsockets-evlib-%s installed?)",
-			    hr_event_loop_name(t->evloop), t->evloop == HR_EVLOOP_LIBEV ? "ev" : "uv");
+			    hr_event_loop_name(t->evloop),
+			    t->evloop == HR_EVLOOP_LIBEV ? "ev" : "uv");
 		return HR_EIO;
 	}
 	if ((t->vh = lws_get_vhost_by_name(t->ctx, "default")) == NULL)

@@ -147,8 +147,8 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		lo.hosts = cfg->redis;
 		lo.n_hosts = cfg->n_redis;
 	}
-	if ((rv = hr_layer_create(&n->layer,
-	         cfg->layer_redis ? &hr_layer_redis_ops : &hr_layer_memory_ops, &lo))
+	if ((rv = hr_layer_create(
+	         &n->layer, cfg->layer_redis ? &hr_layer_redis_ops : &hr_layer_memory_ops, &lo))
 	    != 0) {
 		char hosts[256];
 		fmt_hosts(cfg, hosts, sizeof(hosts));
@@ -291,7 +291,7 @@ hr_node_destroy(hr_node *n)
 	for (unsigned i = 0; i < n->n_threads; i++)
 		if (n->threads[i].mbox != NULL)
 			hr_mailbox_close(n->threads[i].mbox);
-	hr_bridge_stop(n->bridge); /* nothing more from Redis to the router */
+	hr_bridge_stop(n->bridge);    /* nothing more from Redis to the router */
 	hr_worker_destroy(n->worker); /* its last group_sends still reach the router */
 	hr_router_destroy(n->router);
 	hr_bridge_destroy(n->bridge); /* after the router, whose hooks post to it;

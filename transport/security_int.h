@@ -30,13 +30,13 @@
 
 /* Refusal reasons (static strings; compare by pointer or strcmp). They are
  * the {reason} label values of herald_auth_failures_total. */
-extern const char hr_auth_malformed[]; /* "malformed" */
+extern const char hr_auth_malformed[];     /* "malformed" */
 extern const char hr_auth_bad_signature[]; /* "bad_signature" */
-extern const char hr_auth_alg[]; /* "alg" */
-extern const char hr_auth_expired[]; /* "expired" */
+extern const char hr_auth_alg[];           /* "alg" */
+extern const char hr_auth_expired[];       /* "expired" */
 extern const char hr_auth_not_yet_valid[]; /* "not_yet_valid" */
-extern const char hr_auth_wrong_user[]; /* "wrong_user" */
-extern const char hr_auth_missing[]; /* "missing" */
+extern const char hr_auth_wrong_user[];    /* "wrong_user" */
+extern const char hr_auth_missing[];       /* "missing" */
 
 typedef struct hr_jwt_claims {
 	bool has_exp, has_nbf, has_iat;
@@ -119,16 +119,16 @@ bool hr_api_key_check(const char *given, size_t len, const char *key);
 /* ---------------------------------------------------------------- origins */
 
 /* Limits on --allowed-origins. */
-#define HR_ORIGINS_MAX 64 /* entries */
+#define HR_ORIGINS_MAX 64      /* entries */
 #define HR_ORIGIN_HOST_MAX 253 /* a DNS name, or a bracketed IPv6 literal */
 
 typedef struct hr_origin_rule {
-	char scheme[16]; /* lower case; "" = any scheme */
+	char scheme[16];                   /* lower case; "" = any scheme */
 	char host[HR_ORIGIN_HOST_MAX + 1]; /* lower case, without "*." or "." */
-	int port; /* explicit or the scheme's default;
-	             0 = none known; -1 = any */
-	bool subdomains; /* match hosts under host */
-	bool apex; /* match host itself */
+	int port;                          /* explicit or the scheme's default;
+	                                      0 = none known; -1 = any */
+	bool subdomains;                   /* match hosts under host */
+	bool apex;                         /* match host itself */
 } hr_origin_rule;
 
 typedef struct hr_origin_policy {
@@ -187,10 +187,10 @@ typedef struct hr_bucket {
 } hr_bucket;
 
 typedef enum hr_bucket_verdict {
-	HR_BUCKET_ALLOW = 0, /* handle the message */
+	HR_BUCKET_ALLOW = 0,    /* handle the message */
 	HR_BUCKET_REFUSE_ERROR, /* drop it; send {"type":"error","error":"rate limit"} */
-	HR_BUCKET_REFUSE, /* drop it silently */
-	HR_BUCKET_CLOSE, /* drop it and close with 1008 */
+	HR_BUCKET_REFUSE,       /* drop it silently */
+	HR_BUCKET_CLOSE,        /* drop it and close with 1008 */
 } hr_bucket_verdict;
 
 void hr_bucket_init(hr_bucket *b, double rate, uint64_t now_ns);

@@ -57,12 +57,12 @@ typedef struct hr_listen_addr {
 typedef struct hr_config {
 	hr_listen_addr listen[HR_MAX_LISTEN];
 	size_t n_listen;
-	unsigned threads;            /* >= 1 */
-	bool layer_redis;            /* --layer redis (or --redis given) */
+	unsigned threads; /* >= 1 */
+	bool layer_redis; /* --layer redis (or --redis given) */
 	const char *redis[HR_MAX_REDIS];
 	size_t n_redis;
-	const char *prefix;          /* "asgi" */
-	size_t capacity;             /* 100 */
+	const char *prefix; /* "asgi" */
+	size_t capacity;    /* 100 */
 	hr_capacity_rule channel_capacity[HR_MAX_CAPACITY_RULES];
 	size_t n_channel_capacity;
 	double expiry;               /* 60 */
@@ -75,9 +75,9 @@ typedef struct hr_config {
 	size_t max_connections;      /* 0 = unlimited */
 	const char *tls_cert;
 	const char *tls_key;
-	hr_log_level log_level;      /* info */
-	hr_event_loop event_loop;    /* HR_EVLOOP_DEFAULT */
-	bool io_uring;               /* true: batched fan-out sends through io_uring when the kernel allows */
+	hr_log_level log_level;   /* info */
+	hr_event_loop event_loop; /* HR_EVLOOP_DEFAULT */
+	bool io_uring; /* true: batched fan-out sends through io_uring when the kernel allows */
 } hr_config;
 
 /* Fill c with CONTRACT.md's defaults (listen localhost:8000 expanded to

@@ -106,7 +106,7 @@ struct hr_conn {
 	uint64_t id; /* generation << 32 | slot */
 	bool is_ws;
 	bool registered; /* the router knows its channel */
-	int route; /* HR_ROUTE_* (ws) */
+	int route;       /* HR_ROUTE_* (ws) */
 	char channel[128];
 	char group[96];
 
@@ -115,21 +115,21 @@ struct hr_conn {
 	uint32_t qcap, qhead, qlen;
 	size_t qbytes;
 	bool flush_listed; /* on the thread's flush list (outq.c) */
-	uint16_t sending; /* frames in the batched send under way (outq.c) */
-	int sfd; /* plain-text ws socket for batched sends; -1: lws writes */
-	int close_code; /* != 0: close with this code at the next writeable */
+	uint16_t sending;  /* frames in the batched send under way (outq.c) */
+	int sfd;           /* plain-text ws socket for batched sends; -1: lws writes */
+	int close_code;    /* != 0: close with this code at the next writeable */
 	const char *close_reason;
 
 	/* inbound */
 	unsigned char *rx;
 	size_t rxlen, rxcap;
 	bool rx_binary, rx_in_msg;
-	bool counted; /* ESTABLISHED seen: in the gauges and n_ws */
+	bool counted;   /* ESTABLISHED seen: in the gauges and n_ws */
 	hr_bucket rate; /* inbound token bucket */
 
 	/* http */
 	int method;
-	int api; /* which API endpoint (http.c) */
+	int api;            /* which API endpoint (http.c) */
 	int pending_status; /* error decided at header time, answered at completion */
 	const char *pending_error;
 	char target[128]; /* decoded group / channel / id */
@@ -145,17 +145,17 @@ struct hr_conn {
 
 	/* plain-text HTTP API connections parsed by http1.c (raw socket) */
 	bool raw_http;
-	long long req_clen; /* the current request's Content-Length, -1 none */
-	bool peer_eof; /* the client shut its side: finish, then close */
-	bool rx_paused; /* lws_rx_flow_control(wsi, 0) in effect */
+	long long req_clen;  /* the current request's Content-Length, -1 none */
+	bool peer_eof;       /* the client shut its side: finish, then close */
+	bool rx_paused;      /* lws_rx_flow_control(wsi, 0) in effect */
 	struct hr_http1 *h1; /* its buffers (http1.c) */
 };
 
 /* A request's head, from lws (TLS) or from http1.c's parser (plain). */
 typedef struct hr_http_req {
-	int method; /* LWSHUMETH_*, -1 unknown */
-	const char *uri; /* path, no query: percent-encoded when raw_path */
-	bool raw_path; /* uri not yet percent-decoded (http1.c); lws decodes its own */
+	int method;       /* LWSHUMETH_*, -1 unknown */
+	const char *uri;  /* path, no query: percent-encoded when raw_path */
+	bool raw_path;    /* uri not yet percent-decoded (http1.c); lws decodes its own */
 	const char *auth; /* Authorization, or NULL */
 	size_t auth_len;
 	const char *api_key; /* X-API-Key, or NULL */
@@ -163,7 +163,7 @@ typedef struct hr_http_req {
 	const char *ctype; /* Content-Type, or NULL */
 	size_t ctype_len;
 	long long clen; /* Content-Length, -1 absent */
-	bool chunked; /* any Transfer-Encoding */
+	bool chunked;   /* any Transfer-Encoding */
 } hr_http_req;
 
 typedef struct hr_slot {
@@ -189,11 +189,11 @@ struct hr_iothread {
 	bool stopping;
 	atomic_bool exit;
 	hr_event_loop evloop; /* cfg.event_loop */
-	void *loop; /* libev: struct ev_loop *; libuv: uv_loop_t *; poll: NULL */
-	bool in_loop; /* inside ev_run / uv_run (evloop.c) */
+	void *loop;           /* libev: struct ev_loop *; libuv: uv_loop_t *; poll: NULL */
+	bool in_loop;         /* inside ev_run / uv_run (evloop.c) */
 	lws_sorted_usec_list_t stop_sul;
 	uint64_t rng;
-	unsigned char *scratch; /* HR_SCRATCH bytes */
+	unsigned char *scratch;         /* HR_SCRATCH bytes */
 	struct hr_sendbatch *sendbatch; /* sys_send.c */
 	/* connections whose queue went non-empty during a mailbox drain,
 	 * written at the end of that drain (iothread.c) */
@@ -209,12 +209,12 @@ struct hr_node {
 	hr_layer *layer;
 	hr_consumers *consumers;
 	hr_router *router;
-	hr_bridge *bridge; /* --layer redis: the node's door to Redis, else NULL */
+	hr_bridge *bridge;        /* --layer redis: the node's door to Redis, else NULL */
 	struct hr_worker *worker; /* the notification pipeline (NULL: not built in) */
 	hr_iothread threads[HR_MAX_THREADS];
 	unsigned n_threads;
 	uint16_t ports[HR_MAX_LISTEN]; /* bound ports (port 0 resolved) */
-	hr_origin_policy origins; /* parsed --allowed-origins */
+	hr_origin_policy origins;      /* parsed --allowed-origins */
 	int stop_pipe[2];
 	atomic_bool stop_requested;
 	double started_at;
@@ -277,7 +277,7 @@ int hr_http1__callback(
 typedef struct hr_http1_head {
 	hr_http_req req;
 	char path[1024]; /* percent-encoded path, no query */
-	bool bad; /* malformed: 400 and close */
+	bool bad;        /* malformed: 400 and close */
 	bool keep_alive;
 	bool upgrade_ws;
 	bool dup_clen;
@@ -325,7 +325,7 @@ int hr_sys__wait_readable(int fd, int timeout_ms); /* 1 readable, 0 timeout, -er
 
 /* sys_send.c: batched non-blocking sends (io_uring, else one sendmsg each).
  * An hr_sendbatch belongs to one I/O thread. */
-#define HR_SENDBATCH_MAX 512u /* entries per flush (io_uring SQ size) */
+#define HR_SENDBATCH_MAX 512u  /* entries per flush (io_uring SQ size) */
 #define HR_SENDBATCH_IOV 8192u /* iovecs per flush */
 /* res: bytes sent (maybe fewer than asked), or -errno: -EAGAIN nothing sent,
  * HR_EIO unknown (close the socket). Must not add to or flush the batch. */

@@ -154,7 +154,7 @@ Test(actor, unknown_kinds_are_dropped_not_handled)
 	cr_assert_eq(hr_actor_spawn(&a, &s), 0);
 	hr_mail m1 = { .kind = HR_MAIL_USER + 2, .p1 = malloc(4) }; /* NULL entry */
 	hr_mail m2 = { .kind = HR_MAIL_USER + 3, .p1 = malloc(4) }; /* past the table */
-	hr_mail m3 = { .kind = 5, .p1 = malloc(4) }; /* runtime range */
+	hr_mail m3 = { .kind = 5, .p1 = malloc(4) };                /* runtime range */
 	cr_assert_eq(hr_actor_send(a, &m1, -1), 0);
 	cr_assert_eq(hr_actor_send(a, &m2, -1), 0);
 	cr_assert_eq(hr_actor_send(a, &m3, -1), 0);

@@ -497,8 +497,7 @@ Test(router, full_consumer_mailbox_counts_a_drop)
 	hr_router_stats st;
 	hr_router_get_stats(r, &st);
 	/* 1 being handled + at most the capacity (1) queued. */
-	cr_assert(st.dropped >= 21 - 1 - 1, "dropped %llu",
-	    (unsigned long long)st.dropped);
+	cr_assert(st.dropped >= 21 - 1 - 1, "dropped %llu", (unsigned long long)st.dropped);
 	cr_assert_eq(st.fanouts + st.dropped, 21);
 	atomic_store(&gate, 1);
 	hr_router_destroy(r);
@@ -552,8 +551,9 @@ Test(router, hooks_report_first_join_last_leave_and_federated_sends)
 	hr_router *r;
 	replies rep = { 0 };
 	hook_log h = { .mu = PTHREAD_MUTEX_INITIALIZER };
-	hr_router_hooks hooks
-	    = { .arg = &h, .group_joined = hk_joined, .group_left = hk_left, .group_sent = hk_sent };
+	hr_router_hooks hooks = {
+		.arg = &h, .group_joined = hk_joined, .group_left = hk_left, .group_sent = hk_sent
+	};
 
 	cr_assert_eq(hr_router_create(&r, NULL, cs, 1, 0), 0);
 	cr_assert_eq(hr_router_group_add(r, "early", mem(0, 0, 1), -1), 0);
@@ -566,14 +566,14 @@ Test(router, hooks_report_first_join_last_leave_and_federated_sends)
 	cr_assert_eq(hr_router_group_send(r, "nobody", ev, on_reply, &rep, -1), 0);
 	hr_msg_unref(ev);
 	cr_assert_eq(hr_router_group_discard(r, "g", mem(0, 0, 1), -1), 0); /* not last */
-	cr_assert_eq(hr_router_conn_close(r, "x", mem(0, 0, 2), -1), 0); /* last of g */
-	cr_assert_eq(hr_router_conn_close(r, "x", mem(0, 0, 1), -1), 0); /* last of early */
+	cr_assert_eq(hr_router_conn_close(r, "x", mem(0, 0, 2), -1), 0);    /* last of g */
+	cr_assert_eq(hr_router_conn_close(r, "x", mem(0, 0, 1), -1), 0);    /* last of early */
 	wait_replies(&rep, 3);
 	cr_assert_eq(atomic_load(&rep.ok), 3);
 	hr_router_destroy(r);
 	hr_actor_join(c0.actor);
-	const char *want[] = { "join early", "join g", "sent5 g", "sent5 nobody", "leave g",
-		"leave early" };
+	const char *want[]
+	    = { "join early", "join g", "sent5 g", "sent5 nobody", "leave g", "leave early" };
 	cr_assert_eq(h.n, 6, "got %d hook calls", h.n);
 	for (int i = 0; i < 6; i++)
 		cr_assert_str_eq(h.lines[i], want[i]);

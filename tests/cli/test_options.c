@@ -34,8 +34,8 @@ teardown(void)
 {
 	hr_cli__serve_fini(&S);
 	char path[200];
-	const char *names[]
-	    = { "herald.ini", "cert.pem", "key.pem", "a.pem", "a.key", "b.pem", "b.key", "junk.pem" };
+	const char *names[] = { "herald.ini", "cert.pem", "key.pem", "a.pem", "a.key", "b.pem",
+		"b.key", "junk.pem" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", TMPDIR_, names[i]);
 		unlink(path);
@@ -527,11 +527,13 @@ Test(options, refuses_tls_files_that_are_not_a_pair)
 	write_file(junk, "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
 	cr_assert_eq(parse("--tls-cert", cert, "--tls-key", key), 0, "%s", ERR);
 	reset();
-	expect_error(parse("--tls-cert", cert, "--tls-key", key2), "is not the key of the certificate");
+	expect_error(
+	    parse("--tls-cert", cert, "--tls-key", key2), "is not the key of the certificate");
 	reset();
 	expect_error(parse("--tls-cert", junk, "--tls-key", key), "holds no PEM certificate");
 	reset();
-	expect_error(parse("--tls-cert", cert, "--tls-key", junk), "holds no unencrypted PEM private key");
+	expect_error(
+	    parse("--tls-cert", cert, "--tls-key", junk), "holds no unencrypted PEM private key");
 	reset();
 	expect_error(parse("--tls-cert", key, "--tls-key", cert), "--tls-cert:");
 }

@@ -17,7 +17,7 @@
 #include "actors/actor.h"
 #include "actors/worker_int.h"
 
-#define CONN_ALL 1u /* member of `notifications` */
+#define CONN_ALL 1u  /* member of `notifications` */
 #define CONN_USER 2u /* member of `user_42` */
 #define MAX_EVENTS 4096
 

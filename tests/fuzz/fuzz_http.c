@@ -57,7 +57,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t tlen;
 			CHECK(msg != NULL);
 			CHECK(hr_codec_validate(hr_msg_data(msg), hr_msg_len(msg)) == 0);
-			CHECK(hr_codec_get_type(hr_msg_data(msg), hr_msg_len(msg), &type, &tlen) == 0);
+			CHECK(hr_codec_get_type(hr_msg_data(msg), hr_msg_len(msg), &type, &tlen)
+			    == 0);
 			hr_buf b;
 			hr_buf_init(&b, 0);
 			CHECK(hr_codec_msgpack_to_json(hr_msg_data(msg), hr_msg_len(msg), &b) == 0);

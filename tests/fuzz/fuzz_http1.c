@@ -56,7 +56,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memset(target, 0x55, sizeof(target));
 			int api = hr_http__route(h.path, true, &want, target, sizeof(target), &bad);
 			CHECK(memchr(target, '\0', sizeof(target)) != NULL);
-			CHECK(api == 0 ? want == -1 : (want == LWSHUMETH_GET || want == LWSHUMETH_POST));
+			CHECK(api == 0 ? want == -1
+			               : (want == LWSHUMETH_GET || want == LWSHUMETH_POST));
 		}
 	}
 	free(p);

@@ -63,7 +63,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (file != NULL) {
 		if (path[0] == '\0')
-			snprintf(path, sizeof(path), "/tmp/herald-fuzz-options-%d.ini", (int)getpid());
+			snprintf(
+			    path, sizeof(path), "/tmp/herald-fuzz-options-%d.ini", (int)getpid());
 		FILE *f = fopen(path, "wb");
 		if (f == NULL) {
 			free(buf);

@@ -10,7 +10,7 @@
 typedef struct hr_test_redis {
 	pid_t pid;
 	int port;
-	char url[64]; /* redis://127.0.0.1:<port> */
+	char url[64];    /* redis://127.0.0.1:<port> */
 	redisContext *c; /* a connection of the test's own, for raw commands */
 } hr_test_redis;
 

@@ -477,8 +477,8 @@ Test(codec, floats)
 	check_json(MP("\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"), "null"); /* NaN */
 	check_json(MP("\xcb\x7f\xf0\x00\x00\x00\x00\x00\x00"), "null"); /* +Inf */
 	check_json(MP("\xcb\xff\xf0\x00\x00\x00\x00\x00\x00"), "null"); /* -Inf */
-	check_json(MP("\xca\x3f\x00\x00\x00"), "0.5"); /* float32 */
-	check_json(MP("\xca\x3d\xcc\xcc\xcd"), "0.10000000149011612"); /* as Python */
+	check_json(MP("\xca\x3f\x00\x00\x00"), "0.5");                  /* float32 */
+	check_json(MP("\xca\x3d\xcc\xcc\xcd"), "0.10000000149011612");  /* as Python */
 	check_json(MP("\xca\x7f\x80\x00\x00"), "null");
 
 	/* Short decimals (the fast path) and the edges of its range. */
@@ -641,17 +641,17 @@ Test(codec, lengths_beyond_the_input_are_ebadmsg)
 		    7 }, /* ext32 */
 		{ "\xd8\x01"
 		  "abc",
-		    5 }, /* fixext16 */
-		{ "\xdd\xff\xff\xff\xff\xc0", 6 }, /* array32 */
-		{ "\xdc\x00\x03\xc0\xc0", 5 }, /* array16 */
-		{ "\x93\xc0\xc0", 3 }, /* fixarray */
+		    5 },                               /* fixext16 */
+		{ "\xdd\xff\xff\xff\xff\xc0", 6 },     /* array32 */
+		{ "\xdc\x00\x03\xc0\xc0", 5 },         /* array16 */
+		{ "\x93\xc0\xc0", 3 },                 /* fixarray */
 		{ "\xdf\xff\xff\xff\xff\xa0\xc0", 7 }, /* map32 */
-		{ "\xde\x00\x02\xa0\xc0\xa0", 6 }, /* map16 */
-		{ "\x82\xa0\xc0", 3 }, /* fixmap */
-		{ "\xcf\x00", 2 }, /* uint64 */
-		{ "\xcb\x00\x00", 3 }, /* float64 */
-		{ "\xc1", 1 }, /* never used */
-		{ "\xc0\xc0", 2 }, /* two objects */
+		{ "\xde\x00\x02\xa0\xc0\xa0", 6 },     /* map16 */
+		{ "\x82\xa0\xc0", 3 },                 /* fixmap */
+		{ "\xcf\x00", 2 },                     /* uint64 */
+		{ "\xcb\x00\x00", 3 },                 /* float64 */
+		{ "\xc1", 1 },                         /* never used */
+		{ "\xc0\xc0", 2 },                     /* two objects */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		hr_buf j;

@@ -740,7 +740,7 @@ Test(memory, destroy_with_messages_and_groups_inside_frees_all, .timeout = 10)
 		cr_assert_eq(hr_layer_group_add(l, name, "c1"), 0);
 	}
 	cr_assert_eq(hr_layer_group_send(l, "g3", m, NULL), 0);
-	hr_msg_unref(m); /* the layer's references keep it alive... */
+	hr_msg_unref(m);     /* the layer's references keep it alive... */
 	hr_layer_destroy(l); /* ...until here; ASan's leak check sees the rest */
 }
 

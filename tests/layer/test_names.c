@@ -48,9 +48,9 @@ Test(names, valid_channel_names_pass, .timeout = 10)
 
 Test(names, invalid_channel_names_refused, .timeout = 10)
 {
-	static const char *const bad[] = { "", "!", "!abc", "a b", "a!b!c", "a!!", "chat\n",
-		"chat\t", "a/b", "a:b", "a@b", "é", "abc!é", "a!b c", "a*", "grp?", "a+b", "a,b",
-		"\xff" };
+	static const char *const bad[]
+	    = { "", "!", "!abc", "a b", "a!b!c", "a!!", "chat\n", "chat\t", "a/b", "a:b", "a@b",
+		      "é", "abc!é", "a!b c", "a*", "grp?", "a+b", "a,b", "\xff" };
 	expect_names(chan, bad, sizeof(bad) / sizeof(bad[0]), HR_EBADNAME);
 }
 
@@ -174,8 +174,8 @@ Test(glob, sets_and_ranges, .timeout = 10)
 		{ "[z-a]", "z", false }, /* reversed range matches nothing */
 		{ "[z-a]", "m", false },
 		{ "[!z-a]", "q", true }, /* negated empty range matches anything */
-		{ "[\\]", "\\", true }, /* backslash is literal */
-		{ "[^a]", "^", true }, /* '^' is not negation */
+		{ "[\\]", "\\", true },  /* backslash is literal */
+		{ "[^a]", "^", true },   /* '^' is not negation */
 		{ "[^a]", "b", false },
 	};
 	expect_globs(cases, sizeof(cases) / sizeof(cases[0]));

@@ -410,7 +410,8 @@ Test(redis_layer, inflight_backup_is_restored)
 	char member[256];
 	memset(member, 'R', 12);
 	memcpy(member + 12, hr_msg_data(m), hr_msg_len(m));
-	redisReply *r = raw(srv.c, "ZADD asgiq$inflight %s %b", recent(5), member, 12 + hr_msg_len(m));
+	redisReply *r
+	    = raw(srv.c, "ZADD asgiq$inflight %s %b", recent(5), member, 12 + hr_msg_len(m));
 	freeReplyObject(r);
 	hr_msg_unref(m);
 	send_json("q", "{\"type\":\"later\"}", 0);
@@ -427,8 +428,10 @@ Test(redis_layer, malformed_members_are_dropped_and_counted)
 	 * bad target name */
 	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(1), "short", (size_t)5));
 	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(2), "RRRRRRRRRRRR\xc1", (size_t)13));
-	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(3), "RRRRRRRRRRRR\x93\x01\x02\x03", (size_t)16));
-	freeReplyObject(raw(srv.c, "ZADD %s %s %b", k, recent(4), "RRRRRRRRRRRR\x80\x80", (size_t)14));
+	freeReplyObject(
+	    raw(srv.c, "ZADD %s %s %b", k, recent(3), "RRRRRRRRRRRR\x93\x01\x02\x03", (size_t)16));
+	freeReplyObject(
+	    raw(srv.c, "ZADD %s %s %b", k, recent(4), "RRRRRRRRRRRR\x80\x80", (size_t)14));
 	hr_buf b;
 	hr_buf_init(&b, 0);
 	hr_buf_append(&b, "RRRRRRRRRRRR", 12);
@@ -531,11 +534,11 @@ Test(redis_layer, two_shards_follow_consistent_hash)
 	cr_assert_eq(raw_int(srv2.c, "ZCARD %s", "asgic"), 1);
 	/* a process key drains on every shard (Python's send hashes the
 	 * full name, so its messages may sit on another shard) */
-	freeReplyObject(
-	    raw(srv2.c, "ZADD %s %s %b", "asgispecific.00000000000000000000000000000000!", recent(1),
-	        "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xd9\x2d"
-	        "specific.00000000000000000000000000000000!abc",
-	        (size_t)(12 + 1 + 17 + 2 + 45)));
+	freeReplyObject(raw(srv2.c, "ZADD %s %s %b",
+	    "asgispecific.00000000000000000000000000000000!", recent(1),
+	    "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xd9\x2d"
+	    "specific.00000000000000000000000000000000!abc",
+	    (size_t)(12 + 1 + 17 + 2 + 45)));
 	hr_layer_targets t = { 0 };
 	int got = 0;
 	for (int i = 0; i < 4; i++) {
@@ -612,11 +615,11 @@ Test(redis_layer, batch_receive_drains_a_process_key, .timeout = 60)
 			    "junk-member-xx"));
 	}
 	/* a member left in the backup by a reader that died comes back first */
-	freeReplyObject(
-	    raw(srv.c, "ZADD %s %s %b", "asgispecific.00000000000000000000000000000001!$inflight", recent(1),
-	        "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xd9\x30specific."
-	        "00000000000000000000000000000001!g.room",
-	        (size_t)(12 + 1 + 17 + 2 + 48)));
+	freeReplyObject(raw(srv.c, "ZADD %s %s %b",
+	    "asgispecific.00000000000000000000000000000001!$inflight", recent(1),
+	    "RRRRRRRRRRRR\x81\xb0__asgi_channel__\xd9\x30specific."
+	    "00000000000000000000000000000001!g.room",
+	    (size_t)(12 + 1 + 17 + 2 + 48)));
 	static hr_layer_item items[100];
 	size_t n, total = 0;
 	struct timespec a, b;
@@ -688,8 +691,8 @@ Test(redis_layer, members_older_than_expiry_are_dropped_when_popped)
 	cr_assert_eq(n, 1);
 	const char *type;
 	size_t tlen;
-	cr_assert_eq(hr_codec_get_type(hr_msg_data(items[0].msg), hr_msg_len(items[0].msg), &type,
-	                 &tlen),
+	cr_assert_eq(
+	    hr_codec_get_type(hr_msg_data(items[0].msg), hr_msg_len(items[0].msg), &type, &tlen),
 	    0);
 	cr_assert(tlen == 3 && memcmp(type, "new", 3) == 0);
 	hr_layer_items_release(items, n);

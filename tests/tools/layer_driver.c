@@ -182,7 +182,7 @@ run(char *line)
 		char *name = driver_next_tok(&rest);
 		decode_name(name ? name : "", a, sizeof(a));
 		driver_print_result(op[6] == 'c' ? hr_name_check_channel(a, strlen(a))
-		                          : hr_name_check_group(a, strlen(a)));
+		                                 : hr_name_check_group(a, strlen(a)));
 	} else if (strcmp(op, "flush") == 0) {
 		driver_print_result(hr_layer_flush(layer));
 	} else {

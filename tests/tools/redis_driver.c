@@ -87,7 +87,7 @@ run(char *line)
 			return;
 		}
 		driver_print_result(op[6] == 'a' ? hr_layer_group_add(layer, g, ch)
-		                          : hr_layer_group_discard(layer, g, ch));
+		                                 : hr_layer_group_discard(layer, g, ch));
 	} else if (strcmp(op, "group_send") == 0) {
 		char *g = driver_next_tok(&rest);
 		if (g == NULL || (rv = driver_json_msg(rest, &m)) != 0) {

@@ -507,9 +507,9 @@ Test(origins, exact_origin)
 	cr_assert(allowed("https://app.example.com"));
 	cr_assert(allowed("https://app.example.com:443")); /* the default port */
 	cr_assert(allowed("http://localhost:8000"));
-	cr_assert_not(allowed("http://app.example.com")); /* scheme */
+	cr_assert_not(allowed("http://app.example.com"));       /* scheme */
 	cr_assert_not(allowed("https://app.example.com:8443")); /* port */
-	cr_assert_not(allowed("http://localhost")); /* port 80 */
+	cr_assert_not(allowed("http://localhost"));             /* port 80 */
 	cr_assert_not(allowed("http://localhost:8001"));
 	cr_assert_not(allowed("https://example.com"));
 	cr_assert_not(allowed("https://evil.app.example.com"));

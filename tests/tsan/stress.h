@@ -17,27 +17,26 @@
 
 static atomic_int stress_passed, stress_failed;
 
-#define CHECK(cond, ...)                                                                 \
-	do {                                                                             \
-		if (cond) {                                                              \
-			atomic_fetch_add(&stress_passed, 1);                             \
-		} else {                                                                 \
-			atomic_fetch_add(&stress_failed, 1);                             \
-			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, \
-			        #cond);                                                  \
-			fprintf(stderr, __VA_ARGS__);                                    \
-			fputc('\n', stderr);                                             \
-		}                                                                        \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			atomic_fetch_add(&stress_passed, 1);                                       \
+		} else {                                                                           \
+			atomic_fetch_add(&stress_failed, 1);                                       \
+			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);   \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+		}                                                                                  \
 	} while (0)
 
 /* A check whose failure leaves nothing sensible to test afterwards. cond is
  * evaluated once. */
-#define REQUIRE(cond, ...)                                                               \
-	do {                                                                             \
-		int require_ok_ = (cond) ? 1 : 0;                                        \
-		CHECK(require_ok_, __VA_ARGS__);                                         \
-		if (!require_ok_)                                                        \
-			exit(stress_summary());                                          \
+#define REQUIRE(cond, ...)                                                                         \
+	do {                                                                                       \
+		int require_ok_ = (cond) ? 1 : 0;                                                  \
+		CHECK(require_ok_, __VA_ARGS__);                                                   \
+		if (!require_ok_)                                                                  \
+			exit(stress_summary());                                                    \
 	} while (0)
 
 static inline int stress_summary(void);

@@ -134,7 +134,7 @@ run(int capacity, int stop_at)
 	}
 	/* Let the mailbox fill while the handler is held, then stop mid-stream. */
 	CHECK(stress_wait_at_least(&accepted_total, stop_at, 60000), "only %d accepted",
-	      atomic_load(&accepted_total));
+	    atomic_load(&accepted_total));
 	int accepted_before_stop = atomic_load(&accepted_total);
 	hr_actor_stop(a);
 	atomic_store(&st.gate, 1);
@@ -153,12 +153,12 @@ run(int capacity, int stop_at)
 	CHECK(st.bad_payload == 0, "%d mails with a wrong payload", st.bad_payload);
 	CHECK(other == 0, "%d sends failed unexpectedly", other);
 	CHECK(st.handled + atomic_load(&st.dropped) == accepted,
-	      "handled %d + dropped %d != accepted %d", st.handled, atomic_load(&st.dropped),
-	      accepted);
+	    "handled %d + dropped %d != accepted %d", st.handled, atomic_load(&st.dropped),
+	    accepted);
 	CHECK(st.handled >= accepted_before_stop, "handled %d < accepted before stop %d",
-	      st.handled, accepted_before_stop);
+	    st.handled, accepted_before_stop);
 	CHECK(accepted == SENDERS * PER_SENDER || closed > 0,
-	      "accepted %d of %d with no HR_ECLOSED", accepted, SENDERS * PER_SENDER);
+	    "accepted %d of %d with no HR_ECLOSED", accepted, SENDERS * PER_SENDER);
 }
 
 int

@@ -19,9 +19,9 @@
 typedef struct producer {
 	hr_mailbox *mb;
 	uint32_t id;
-	int accepted;  /* posts that returned 0 */
-	int closed;    /* posts refused with HR_ECLOSED */
-	int other;     /* any other result */
+	int accepted; /* posts that returned 0 */
+	int closed;   /* posts refused with HR_ECLOSED */
+	int other;    /* any other result */
 } producer;
 
 static atomic_int dropped;
@@ -125,10 +125,10 @@ run(int close_after)
 	CHECK(order_errors == 0, "%d mails out of their sender's order", order_errors);
 	CHECK(bad_payload == 0, "%d mails with a wrong payload", bad_payload);
 	CHECK(other == 0, "%d posts failed unexpectedly", other);
-	CHECK(got + atomic_load(&dropped) == accepted,
-	      "received %d + dropped %d != accepted %d", got, atomic_load(&dropped), accepted);
+	CHECK(got + atomic_load(&dropped) == accepted, "received %d + dropped %d != accepted %d",
+	    got, atomic_load(&dropped), accepted);
 	CHECK(atomic_load(&dropped) == 0, "%d mails dropped after HR_ECLOSED was seen",
-	      atomic_load(&dropped));
+	    atomic_load(&dropped));
 	if (close_after == PRODUCERS * PER_PRODUCER) {
 		CHECK(accepted == PRODUCERS * PER_PRODUCER, "accepted %d", accepted);
 		CHECK(closed == 0, "%d posts refused without a close", closed);

@@ -25,9 +25,9 @@ make_msg(uint32_t sender, uint32_t seq)
 	hr_buf b;
 	hr_msg *m = NULL;
 	hr_buf_init(&b, 0);
-	if (hr_mp_map(&b, 3) || hr_mp_cstr(&b, "type") || hr_mp_cstr(&b, "t") ||
-	    hr_mp_cstr(&b, "s") || hr_mp_int(&b, sender) || hr_mp_cstr(&b, "n") ||
-	    hr_mp_int(&b, seq) || hr_buf_finish(&b, &m)) {
+	if (hr_mp_map(&b, 3) || hr_mp_cstr(&b, "type") || hr_mp_cstr(&b, "t") || hr_mp_cstr(&b, "s")
+	    || hr_mp_int(&b, sender) || hr_mp_cstr(&b, "n") || hr_mp_int(&b, seq)
+	    || hr_buf_finish(&b, &m)) {
 		hr_buf_fini(&b);
 		return NULL;
 	}
@@ -127,7 +127,8 @@ tx_main(void *arg)
 			char chan[32];
 			snprintf(chan, sizeof(chan), "rx.%d", c);
 			int rv;
-			for (int tries = 0; (rv = hr_layer_send(t->l, chan, m)) == HR_EFULL && tries < 5000;
+			for (int tries = 0;
+			     (rv = hr_layer_send(t->l, chan, m)) == HR_EFULL && tries < 5000;
 			     tries++) {
 				t->full_retries++;
 				stress_sleep_ms(1);
@@ -200,9 +201,9 @@ exact_delivery(void)
 	for (int i = 0; i < RECEIVERS; i++) {
 		pthread_join(tr[i], NULL);
 		CHECK(r[i].got == r[i].want, "%s: got %d of %d (last %s)", r[i].chan, r[i].got,
-		      r[i].want, hr_strerror(r[i].last_rv));
+		    r[i].want, hr_strerror(r[i].last_rv));
 		CHECK(r[i].order_errors == 0 && r[i].bad == 0, "%s: %d out of order, %d bad",
-		      r[i].chan, r[i].order_errors, r[i].bad);
+		    r[i].chan, r[i].order_errors, r[i].bad);
 	}
 	hr_layer_destroy(l);
 }
@@ -220,11 +221,12 @@ flush_and_destroy_under_blocked_receivers(void)
 	for (int i = 0; i < RECEIVERS; i++) {
 		r[i].l = l;
 		snprintf(r[i].chan, sizeof(r[i].chan), "idle.%d", i);
-		REQUIRE(pthread_create(&tr[i], NULL, rx_until_destroy, &r[i]) == 0,
-		        "pthread_create");
+		REQUIRE(
+		    pthread_create(&tr[i], NULL, rx_until_destroy, &r[i]) == 0, "pthread_create");
 	}
 	for (int i = 0; i < RECEIVERS; i++)
-		CHECK(stress_wait_at_least(&r[i].entered, 1, 10000), "receiver %d never started", i);
+		CHECK(
+		    stress_wait_at_least(&r[i].entered, 1, 10000), "receiver %d never started", i);
 	/* Traffic and flushes elsewhere in the layer while they wait. */
 	for (int i = 0; i < 200; i++) {
 		hr_msg *m = make_msg(1, (uint32_t)i);
@@ -240,7 +242,7 @@ flush_and_destroy_under_blocked_receivers(void)
 	for (int i = 0; i < RECEIVERS; i++) {
 		pthread_join(tr[i], NULL);
 		CHECK(r[i].last_rv == HR_ECLOSED, "blocked receiver %d returned %s", i,
-		      hr_strerror(r[i].last_rv));
+		    hr_strerror(r[i].last_rv));
 	}
 }
 

@@ -43,7 +43,7 @@ on_reply(void *arg, int status)
 typedef struct consumer {
 	hr_actor *actor;
 	atomic_int *gate;
-	int events;        /* actor thread only */
+	int events; /* actor thread only */
 	atomic_int events_pub;
 } consumer;
 
@@ -220,7 +220,7 @@ concurrent(void)
 	/* Let the router answer everything before destroy (which would cancel
 	 * whatever is still queued). */
 	CHECK(stress_wait_at_least(&replies_total, SENDERS * PER_SENDER - failed, 60000),
-	      "only %d replies", atomic_load(&replies_total));
+	    "only %d replies", atomic_load(&replies_total));
 	/* Stats are read with atomics from any thread while the router runs. */
 	hr_router_stats st;
 	hr_router_get_stats(r, &st);
@@ -229,7 +229,7 @@ concurrent(void)
 	check_slots("concurrent", slots, SENDERS * PER_SENDER, &ok, &canceled);
 	CHECK(ok + canceled == SENDERS * PER_SENDER, "%d ok + %d canceled", ok, canceled);
 	CHECK(canceled == 0, "%d canceled although every request was answered before destroy",
-	      canceled);
+	    canceled);
 	hr_actor_join(c[0].actor);
 	hr_actor_join(c[1].actor);
 	CHECK(c[0].events > 0, "consumer 0 got no fan-out");
@@ -275,7 +275,7 @@ destroy_with_queue(void)
 	int ok = 0, canceled = 0;
 	check_slots("destroy", slots, QUEUED, &ok, &canceled);
 	CHECK(ok + canceled == accepted, "%d ok + %d canceled != %d accepted", ok, canceled,
-	      accepted);
+	    accepted);
 	atomic_store(&gate, 1);
 	hr_actor_join(c.actor);
 	free(slots);
