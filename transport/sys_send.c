@@ -46,6 +46,18 @@ struct hr_sendbatch {
 	unsigned niov;
 };
 
+/* SEND and SENDMSG came with kernels 5.6 and 5.3; a ring without them would
+ * fail every send (-EINVAL), which would close every connection. */
+static bool
+sends_supported(struct io_uring *ring)
+{
+	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+	bool ok = probe != NULL && io_uring_opcode_supported(probe, IORING_OP_SEND)
+	    && io_uring_opcode_supported(probe, IORING_OP_SENDMSG);
+	io_uring_free_probe(probe);
+	return ok;
+}
+
 int
 hr_sys__sendbatch_create(hr_sendbatch **out, bool try_uring)
 {
@@ -61,6 +73,10 @@ hr_sys__sendbatch_create(hr_sendbatch **out, bool try_uring)
 			b->uring = true;
 		else if (io_uring_queue_init(HR_SENDBATCH_MAX, &b->ring, 0) == 0)
 			b->uring = true; /* a kernel before 5.19 */
+		if (b->uring && !sends_supported(&b->ring)) {
+			io_uring_queue_exit(&b->ring);
+			b->uring = false;
+		}
 	}
 	*out = b;
 	return 0;
