@@ -115,7 +115,7 @@ struct hr_conn {
 	uint32_t qcap, qhead, qlen;
 	size_t qbytes;
 	bool flush_listed; /* on the thread's flush list (outq.c) */
-	uint16_t sending;  /* frames in the batched send under way (outq.c) */
+	uint32_t sending;  /* frames in the batched send under way (outq.c) */
 	int sfd;           /* plain-text ws socket for batched sends; -1: lws writes */
 	int close_code;    /* != 0: close with this code at the next writeable */
 	const char *close_reason;
