@@ -522,15 +522,22 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 		hr_log(HR_LOG_WARN, "router refused group_add %s: %s", c->group, hr_strerror(rv));
 		return refuse(wsi, 503);
 	}
+	/* Counted in the gauge now, not at ESTABLISHED: lws writes the 101
+	 * before it calls ESTABLISHED (server-ws.c), and a client that has its
+	 * 101 must find itself in /metrics and /healthz, whichever I/O thread
+	 * answers them. */
+	atomic_fetch_add(&hr_transport__metrics.connections[c->route], 1);
+	c->gauged = true;
 	return 0;
 }
 
 void
 hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c)
 {
+	if (c->gauged)
+		atomic_fetch_sub(&hr_transport__metrics.connections[c->route], 1);
 	if (c->counted) {
 		hr_log(HR_LOG_DEBUG, "ws close %s", c->channel);
-		atomic_fetch_sub(&hr_transport__metrics.connections[c->route], 1);
 		t->n_ws--;
 	}
 	if (c->registered) {
@@ -565,7 +572,6 @@ hr_transport__callback(
 		if (!lws_is_ssl(wsi))
 			c->sfd = (int)lws_get_socket_fd(wsi); /* outq.c's batched sends */
 		t->n_ws++;
-		atomic_fetch_add(&hr_transport__metrics.connections[c->route], 1);
 		hr_bucket_init(&c->rate, t->node->cfg.rate_limit, now_ns());
 		hr_log(
 		    HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->channel, c->route, t->index);

@@ -124,7 +124,8 @@ struct hr_conn {
 	unsigned char *rx;
 	size_t rxlen, rxcap;
 	bool rx_binary, rx_in_msg;
-	bool counted;   /* ESTABLISHED seen: in the gauges and n_ws */
+	bool counted;   /* ESTABLISHED seen: in n_ws */
+	bool gauged;    /* upgrade accepted: in the connections gauge */
 	hr_bucket rate; /* inbound token bucket */
 
 	/* http */
