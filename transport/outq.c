@@ -185,7 +185,7 @@ sent(void *cookie, ssize_t res, void *arg)
 
 	c->sending = 0;
 	if (res == -EAGAIN || res == -EWOULDBLOCK || res == -EINTR || res == 0) {
-		hr_outq__want_write(c); /* nothing left: all still queued */
+		hr_outq__want_write(c); /* nothing sent: every frame still queued */
 		return;
 	}
 	if (res < 0) {
