@@ -228,8 +228,8 @@ void hr_router_get_stats(hr_router *r, hr_router_stats *out);
 /* ---------------------------------------------------------------- worker */
 
 /*
- * The worker: the design note's Celery task as an actor (CONTRACT.md "The
- * worker actor"). hr_worker_submit validates a notification, gives it a uuid4
+ * The worker: the reference Django project's Celery task as an actor
+ * (docs/PROTOCOL.md "The worker"). hr_worker_submit validates a notification, gives it a uuid4
  * and a status record (queued), and posts it to the worker thread, which moves
  * it queued -> processing -> sent (or failed), calling group_send on
  * `notifications` (and `user_<user_id>` when set) at each step with

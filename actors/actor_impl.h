@@ -4,7 +4,7 @@
  *
  * The thread primitives live in sys_thread.c and the mailbox's eventfd in
  * sys_event.c, the files of this module that talk to the OS directly
- * (STYLE.md rule 4).
+ * (the OS calls stay in the sys_*.c files).
  */
 #ifndef HERALD_ACTOR_IMPL_H
 #define HERALD_ACTOR_IMPL_H

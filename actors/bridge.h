@@ -1,6 +1,6 @@
 /*
- * bridge.h: the Redis bridge, the node's only door to Redis (DESIGN.md
- * "Federation", WIRE.md's last section). Part of the `actors` module's public
+ * bridge.h: the Redis bridge, the node's only door to Redis (docs/PROTOCOL.md
+ * "herald on a shared Redis"). Part of the `actors` module's public
  * surface beside actor.h.
  *
  * The bridge is an actor plus a drain thread, both over one Redis layer

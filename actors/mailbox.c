@@ -5,17 +5,17 @@
  *
  * Why not nng
  * -----------
- * The first mailbox was an nng inproc push0/pull0 pair (STYLE.md rule 20
- * allows either). Each mail then cost an nng_msg allocation and two
+ * The first mailbox was an nng inproc push0/pull0 pair (the design allowed
+ * either). Each mail then cost an nng_msg allocation and two
  * hand-offs between nng's internal task threads (push pipe -> inproc ->
  * pull pipe), so one producer feeding one consumer moved only 16,600-25,000
  * mails/s (depending on the load on the 2-core test VM), and a Redis drain
  * crosses three mailboxes per group_send (bridge -> router -> consumer ->
  * I/O thread): the node drained ~12,000 group_sends/s against a target of
- * 20,000 (issue 5). nng also could not bound a mailbox exactly (capacity
+ * 20,000. nng also could not bound a mailbox exactly (capacity
  * + 1 or + 2 mails, depending on when its task thread ran) and needed
- * counters to tell "empty" from "mail still in transit". This file is the other form rule 20
- * allows: a ring under a mutex, woken through an eventfd only on the empty -> non-empty edge. Same
+ * counters to tell "empty" from "mail still in transit". This file is the other form the design
+ * allowed: a ring under a mutex, woken through an eventfd only on the empty -> non-empty edge. Same
  * machine, same measurements, run alternately: 3.0-6.5 million mails/s one producer to one consumer
  * (capacity 1024; nng 16,600-25,000 in the same runs), and 100,000-143,000 group_sends/s drained
  * from Redis (bench/README "Through Redis", 50,000 prefilled; nng 8,800-12,400).

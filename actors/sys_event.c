@@ -1,6 +1,6 @@
 /*
- * sys_event.c: the actors module's only direct use of eventfd (STYLE.md
- * rule 4): the pollable "mail is waiting" descriptor behind hr_mailbox_fd.
+ * sys_event.c: the actors module's only direct use of eventfd (OS calls
+ * stay in sys_*.c files): the pollable "mail is waiting" descriptor behind hr_mailbox_fd.
  * A non-blocking eventfd is readable exactly while its counter is non-zero;
  * mailbox.c raises it on the empty -> non-empty edge and clears it when the
  * queue empties, both under the mailbox's mutex. Any thread.

@@ -1,6 +1,6 @@
 /*
- * sys_thread.c: the actors module's only direct use of pthreads (STYLE.md
- * rule 4): start, name and join actor threads. Called from whichever thread
+ * sys_thread.c: the actors module's only direct use of pthreads (OS calls
+ * stay in sys_*.c files): start, name and join actor threads. Called from whichever thread
  * spawns or joins an actor.
  */
 #define _GNU_SOURCE

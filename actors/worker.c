@@ -1,5 +1,5 @@
 /*
- * worker.c: the notification pipeline, the design note's Celery task
+ * worker.c: the notification pipeline, the reference Django project's Celery task
  * (send_notification_task) as an actor.
  *
  * Callers (HTTP threads) validate and submit on their own thread: the body is

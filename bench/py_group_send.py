@@ -8,7 +8,7 @@ connections, which counts the frames that arrive), then:
     /usr/bin/python3 bench/py_group_send.py --redis redis://127.0.0.1:P --seconds 5
 
 Each message is {"type": "notification_message", "message": {"t": <CLOCK_MONOTONIC ns>, "seq": i}},
-what the design note's Celery task sends; herald-bench reads "t" for latency.
+what the reference project's Celery task sends; herald-bench reads "t" for latency.
 Loopback only; the loop is bounded by --seconds and --max.
 """
 import argparse
@@ -24,7 +24,7 @@ async def main():
     ap.add_argument("--redis", required=True, help="redis://127.0.0.1:PORT")
     ap.add_argument("--group", default="notifications")
     ap.add_argument("--prefix", default="asgi")
-    ap.add_argument("--capacity", type=int, default=1500, help="as the design note's CHANNEL_LAYERS")
+    ap.add_argument("--capacity", type=int, default=1500, help="as the reference project's CHANNEL_LAYERS")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--max", type=int, default=1000000, help="at most this many group_sends")
     a = ap.parse_args()

@@ -4,7 +4,7 @@
  * SIGINT/SIGTERM reach the node through hr_node_stop (async-signal-safe).
  *
  * Exit status: 0 success, 1 runtime failure (or a refused `send`), 2 bad
- * usage or a node that could not start (CONTRACT.md "Command line").
+ * usage or a node that could not start (docs/PROTOCOL.md "Commands").
  */
 #define _POSIX_C_SOURCE 200809L
 

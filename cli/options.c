@@ -1,6 +1,6 @@
 /*
  * options.c: `herald serve` options from flags, environment and config file
- * into an hr_config (CONTRACT.md "Command line"). Main thread only.
+ * into an hr_config (docs/PROTOCOL.md "herald serve options"). Main thread only.
  *
  * Parsing happens in two passes. The first collects raw values from the three
  * sources (flags, HERALD_* environment variables, the --config file) without

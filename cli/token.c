@@ -1,6 +1,6 @@
 /*
- * token.c: `herald token`: an HS256 JWT for the WebSocket routes (CONTRACT.md
- * "Auth"), signed with OpenSSL's one-shot HMAC. Main thread only.
+ * token.c: `herald token`: an HS256 JWT for the WebSocket routes (docs/PROTOCOL.md
+ * "Auth, origin, limits"), signed with OpenSSL's one-shot HMAC. Main thread only.
  */
 #define _POSIX_C_SOURCE 200809L
 

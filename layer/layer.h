@@ -228,7 +228,7 @@ void hr_layer_opts_default(hr_layer_opts *o);
 extern const hr_layer_ops hr_layer_memory_ops;
 
 /* The Redis backend, wire-compatible with channels_redis 4.0's
- * RedisChannelLayer (WIRE.md): opts.hosts are "redis://[:password@]host[:port][/db]"
+ * RedisChannelLayer (docs/PROTOCOL.md): opts.hosts are "redis://[:password@]host[:port][/db]"
  * URLs in ring order (none: redis://localhost:6379). Uses hiredis' blocking
  * API: call it from worker threads only, never from an I/O loop. A Redis
  * that is down makes a call return HR_EIO; the next call reconnects. */

@@ -77,7 +77,7 @@ int hr_layer__random_letters(char *out, size_t n);
  * (default 6379); db a decimal (default 0); the password is %-decoded. Anything
  * else (user names, queries, other schemes, trailing bytes) is HR_EINVAL. On
  * success the caller frees *host and *password (NULL when absent). */
-/* Decode one member popped from Redis (WIRE.md: 12 random bytes, then a
+/* Decode one member popped from Redis (docs/PROTOCOL.md: 12 random bytes, then a
  * msgpack map) read from `channel` (a process key when process_key): the
  * message without "__asgi_channel__" and its targets, as the Redis backend's
  * receive does. 0, HR_EBADMSG for anything malformed, or HR_ENOMEM. On

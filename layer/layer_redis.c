@@ -1,6 +1,6 @@
 /*
  * layer_redis.c: the Redis channel layer (hr_layer_redis_ops), byte for byte
- * what channels_redis 4.0's RedisChannelLayer writes and reads (WIRE.md;
+ * what channels_redis 4.0's RedisChannelLayer writes and reads (docs/PROTOCOL.md;
  * core.py is the authority), through hiredis' synchronous API.
  *
  * Each shard keeps a small pool of idle connections under a mutex: a call
@@ -9,7 +9,7 @@
  * one HR_EIO and the next call reconnects. Blocking receives wait in slices
  * of at most RD_SLICE_MS so that destroy can stop them (HR_ECLOSED).
  *
- * Where herald departs from core.py (deliberately, see the report):
+ * Where herald departs from core.py (deliberately; docs/PROTOCOL.md "Shards"):
  *  - a send to a specific channel goes to the shard of its non-local name,
  *    where channels_redis' receive and group_send look for it (core.py's
  *    send hashes the full name, so with several shards it may write where

@@ -1,5 +1,5 @@
 /*
- * config.c: CONTRACT.md's defaults for hr_config. Main thread only.
+ * config.c: docs/PROTOCOL.md's defaults for hr_config. Main thread only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * evloop.c: the one place an I/O thread sleeps (STYLE C3 point 6), chosen
+ * evloop.c: the one place an I/O thread sleeps (sockets and mailbox alike), chosen
  * with --event-loop:
  *
  *   poll   lws 4.1.6's own loop: lws_service() until t->exit. poll() scans

@@ -1,5 +1,5 @@
 /*
- * http.c: the HTTP API (CONTRACT.md "HTTP API") on the I/O threads.
+ * http.c: the HTTP API (docs/PROTOCOL.md "HTTP API") on the I/O threads.
  *
  * A request is routed when its headers are in (path split into segments;
  * lws has already percent-decoded the path), refused early where the headers
@@ -633,7 +633,7 @@ on_send(hr_iothread *t, hr_conn *c)
 		rv = hr_router_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	hr_msg_unref(msg);
 	if (rv != 0) {
-		/* an async call that fails never calls back (STYLE 9) */
+		/* an async call that fails never calls back: r is still ours */
 		free(r);
 		c->awaiting_reply = false;
 		if (rv == HR_EAGAIN || rv == HR_ETIMEDOUT)

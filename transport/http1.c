@@ -153,7 +153,7 @@ hr_http1__respond(hr_conn *c, int status, const char *type, const char *body, si
 
 /* Copy the path of target (query and fragment dropped) into out, still
  * percent-encoded: http.c splits it into segments first and decodes each
- * one, so "%2F" stays inside its segment (CONTRACT.md). Control bytes are
+ * one, so "%2F" stays inside its segment (docs/PROTOCOL.md). Control bytes are
  * refused here. */
 static int
 copy_path(const char *s, size_t n, char *out, size_t outlen)

@@ -1,7 +1,7 @@
 /*
  * iothread.c: an I/O thread: one libwebsockets context, its own SO_REUSEPORT
- * listeners adopted as raw files (STYLE C2), its mailbox's eventfd
- * adopted as a raw file (C1), and every connection it accepted, in a slot
+ * listeners adopted as raw files (lws 4.1.6 does not share a port), its mailbox's eventfd
+ * adopted as a raw file (one wait for both), and every connection it accepted, in a slot
  * table (id = generation << 32 | slot, so stale ids from the router or a late
  * HTTP reply never reach a reused slot).
  *
@@ -349,7 +349,7 @@ ws_receive(hr_conn *c, const void *in, size_t len)
 
 /* ---------------------------------------------------------------- handshake */
 
-/* Match CONTRACT.md's routes; user gets the user_id for the user route. */
+/* Match docs/PROTOCOL.md's routes; user gets the user_id for the user route. */
 static int
 match_route(const char *path, char *user, size_t userlen)
 {

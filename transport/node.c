@@ -1,7 +1,7 @@
 /*
  * node.c: a running herald node: builds the layer, the consumer actors, the
  * router and the I/O threads, prints the ready lines, waits for a stop
- * request and tears everything down in reverse order (STYLE 23).
+ * request and tears everything down in reverse order of creation.
  *
  * Threads: create/run/destroy on the main thread. hr_node_stop may be called
  * from anywhere, a signal handler included: it sets an atomic flag and

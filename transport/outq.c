@@ -1,5 +1,5 @@
 /*
- * outq.c: the write path (DESIGN "the hot path", C3). Consumers hand an I/O
+ * outq.c: the write path (README.md "Reading the code"). Consumers hand an I/O
  * thread one immutable, complete WebSocket frame per event and the ids of its
  * members; the thread pushes a reference on each member's bounded queue
  * (drop oldest on overflow) and writes the queue out:
@@ -44,7 +44,7 @@ hr_outq__want_write(hr_conn *c)
 	lws_callback_on_writable(c->wsi);
 }
 
-/* Close c from outside its callbacks (STYLE 17). */
+/* Close c from outside its callbacks (never free an object inside its own). */
 static void
 kill_conn(hr_conn *c)
 {

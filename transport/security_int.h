@@ -25,7 +25,7 @@
 #define HR_JWT_MAX 8192
 /* Clock skew allowed on exp and nbf, in seconds (the node's default). */
 #define HR_JWT_LEEWAY_S 30
-/* Longest user id a route accepts (CONTRACT: \w+, at most 64 chars). */
+/* Longest user id a route accepts (docs/PROTOCOL.md: \w+, at most 64 chars). */
 #define HR_JWT_USER_MAX 64
 
 /* Refusal reasons (static strings; compare by pointer or strcmp). They are
@@ -171,7 +171,7 @@ bool hr_origins_allowed(const hr_origin_policy *p, const char *origin, size_t le
 /* ---------------------------------------------------------------- rate */
 
 /*
- * Inbound message token bucket, per connection (CONTRACT "--rate-limit"):
+ * Inbound message token bucket, per connection (docs/PROTOCOL.md "Frames"):
  * starts full with 2R tokens, refills continuously at R tokens a second, a
  * message takes one token. A message without a token is refused: the first
  * refusal of each run gets an error frame, and the 2R-th refusal in a row

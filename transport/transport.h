@@ -52,7 +52,7 @@ typedef struct hr_listen_addr {
 	char shown[80]; /* as given on the command line, for the ready line */
 } hr_listen_addr;
 
-/* Every option of CONTRACT.md, parsed. Strings are owned by the config (fixed
+/* Every option of docs/PROTOCOL.md, parsed. Strings are owned by the config (fixed
  * buffers or pointers the CLI keeps alive for the node's lifetime). */
 typedef struct hr_config {
 	hr_listen_addr listen[HR_MAX_LISTEN];
@@ -80,7 +80,7 @@ typedef struct hr_config {
 	bool io_uring; /* true: batched fan-out sends through io_uring when the kernel allows */
 } hr_config;
 
-/* Fill c with CONTRACT.md's defaults (listen localhost:8000 expanded to
+/* Fill c with docs/PROTOCOL.md's defaults (listen localhost:8000 expanded to
  * 127.0.0.1 and ::1, threads = number of cores). */
 void hr_config_default(hr_config *c);
 

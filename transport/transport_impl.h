@@ -74,11 +74,11 @@ extern hr_metrics hr_transport__metrics;
 #define HR_MAIL_IO_HTTP_REPLY (HR_MAIL_USER + 2) /* u64 = conn id, u32 = (uint32_t)status */
 #define HR_MAIL_IO_STOP (HR_MAIL_USER + 3)
 
-/* Per-connection outbound queue bounds (STYLE 16): drop the oldest beyond. */
+/* Per-connection outbound queue bounds (memory stays bounded): drop the oldest beyond. */
 #define HR_CONN_QMAX 1024u
 #define HR_CONN_QBYTES (4u << 20)
 /* Per-thread gather buffer: queued frames are copied here and leave in one
- * write (DESIGN "the hot path"). Also the ws protocol's tx_packet_size so that
+ * write (README.md "Reading the code"). Also the ws protocol's tx_packet_size so that
  * lws sends it with one send(). */
 #define HR_SCRATCH (64u * 1024u)
 #define HR_HTTP_BODY_MAX (1u << 20)
@@ -312,7 +312,7 @@ int hr_http__parse_send(bool group, const char *target, const char *body, size_t
 int hr_metrics__render(hr_node *n, hr_buf *out);
 size_t hr_metrics__ws_total(void);
 
-/* sys_net.c: the OS calls (STYLE 4) */
+/* sys_net.c: the OS calls, kept in one file */
 #include <sys/types.h>
 int hr_sys__listen(
     const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen);

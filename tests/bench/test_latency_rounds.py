@@ -1,4 +1,4 @@
-"""bench/latency_rounds, the interleaved latency rounds README quotes: one
+"""bench/latency_rounds, the interleaved latency rounds bench/README.md quotes: one
 short round with 20 clients prints one line per server (raw1, herald,
 herald-poll, herald-sendmsg), each with every broadcast delivered to every
 client. No speed assertions."""

@@ -1,6 +1,6 @@
 """examples/django end to end: redis-server, herald --redis, a real Celery
 worker (Debian's python3-celery, broker = the same Redis, db 1) running the
-design note's send_notification_task; the task is called with .delay and a
+reference project's send_notification_task; the task is called with .delay and a
 herald WebSocket client on /ws/notifications/ receives its message."""
 import asyncio
 import json

@@ -69,7 +69,7 @@ def test_group_send_errors():
 
 
 def test_path_segments_are_split_before_decoding():
-    """%2F stays inside its segment (CONTRACT.md): a group named "a/b" is an
+    """%2F stays inside its segment (docs/PROTOCOL.md): a group named "a/b" is an
     invalid name (400), not a longer path (404); other escapes decode."""
     h = node()
     st, resp, _ = h.http("POST", "/api/groups/a%2Fb/send", {"type": "x"})

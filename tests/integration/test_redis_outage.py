@@ -45,7 +45,7 @@ async def test_outage_under_publishing():
         wb = await websockets.connect(b.url("/ws/notifications/"))
         pa = (await whoami(wa)).split("!")[0] + "!g.notifications"
         pb = (await whoami(wb)).split("!")[0] + "!g.notifications"
-        # registered asynchronously, within 50 ms of the 101 (CONTRACT.md)
+        # registered asynchronously, within 50 ms of the 101 (docs/PROTOCOL.md)
         wait_until(lambda: sorted(rs.members("notifications")) == sorted([pa, pb]),
                    timeout=2, what="both memberships")
 

@@ -10,7 +10,7 @@ line by line. Expiry is not covered here (Channels reads the wall clock);
 tests/layer/test_memory.c covers it with an injected clock.
 
 Deliberate differences, applied on the reference side so that the rest can be
-compared exactly (each is listed in the report and in layer/layer_memory.c):
+compared exactly (each is listed in docs/PROTOCOL.md and in layer/layer_memory.c):
   * herald honours channel_capacity; InMemoryChannelLayer.send only ever uses
     `capacity` (its BaseChannelLayer keeps the raw dict and never compiles
     it). The reference compiles the globs with Channels' own
@@ -367,7 +367,7 @@ def main():
     ok = True
     for title, lines in SCRIPTS.items():
         ok = compare(title, lines) and ok
-    # The known differences must still be exactly what the report says.
+    # The known differences must still be exactly what layer/layer_memory.c says.
     lines = ["config"] + [c for c, _, _ in KNOWN_NAME_DIFFERENCES]
     herald = run_herald(lines)[1:]
     ref = asyncio.run(run_reference(lines))[1:]

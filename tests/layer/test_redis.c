@@ -1,7 +1,7 @@
 /*
  * test_redis.c: the Redis channel layer against a real redis-server (one per
  * test, started by helper_redis.c), checking both the layer's answers and
- * the exact keys, members, scores and TTLs it leaves in Redis (WIRE.md).
+ * the exact keys, members, scores and TTLs it leaves in Redis (docs/PROTOCOL.md).
  */
 #define _POSIX_C_SOURCE 200809L
 

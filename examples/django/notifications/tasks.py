@@ -1,4 +1,4 @@
-"""The design note's Celery task: process a notification, then broadcast its
+"""The reference project's Celery task (docs/PROTOCOL.md): process a notification, then broadcast its
 status to the `notifications` group through the channel layer. herald's
 WebSocket clients on /ws/notifications/ receive `message` as JSON."""
 from asgiref.sync import async_to_sync

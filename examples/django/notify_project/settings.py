@@ -27,7 +27,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 _redis_host, _, _redis_port = os.environ.get(
     "HERALD_EXAMPLE_REDIS", "127.0.0.1:6379").rpartition(":")
 
-# As in the design note: herald reads and writes exactly these keys.
+# As in the reference project (docs/PROTOCOL.md): herald reads and writes exactly these keys.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

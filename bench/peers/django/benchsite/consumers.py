@@ -1,4 +1,4 @@
-"""The design note's consumer, unchanged."""
+"""The reference project's consumer (docs/PROTOCOL.md), unchanged."""
 import json
 
 from channels.generic.websocket import AsyncWebsocketConsumer

@@ -1,4 +1,4 @@
-"""Minimal Django project: the design note's stack (Daphne + Channels +
+"""Minimal Django project: the reference project's stack (Daphne + Channels +
 channels_redis) for bench/compare.  Redis address from BENCH_REDIS_PORT."""
 import os
 
@@ -15,7 +15,7 @@ LOGGING = {"version": 1, "disable_existing_loggers": True,
            "handlers": {"err": {"class": "logging.StreamHandler"}},
            "root": {"level": "ERROR", "handlers": ["err"]}}
 
-# As in the design note, on the benchmark's own redis-server.
+# As in the reference project (docs/PROTOCOL.md), on the benchmark's own redis-server.
 CHANNEL_LAYERS = {
     'default': {
         'BACKEND': 'channels_redis.core.RedisChannelLayer',
