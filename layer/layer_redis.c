@@ -26,6 +26,8 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,36 @@
 #define RD_KEY_MAX (RD_PREFIX_MAX + HR_NAME_MAX + 32)
 #define RD_RANDOM_LEN 12         /* random bytes in front of every member */
 #define RD_MEMBER_MAX (8u << 20) /* largest member accepted from Redis */
+
+#define HR_ARGV_INLINE 8 /* arguments before the builder allocates */
+#define HR_ARGV_NUM 40   /* one formatted number, NUL included */
+
+/* One Redis command under construction, in hiredis' argc/argv/lens form:
+ * each append counts its argument's length. Strings are borrowed and must
+ * outlive the command's run; numbers are formatted into the builder. The
+ * first failure (HR_ENOMEM, HR_EMSGSIZE) sticks in err and later appends
+ * are ignored; the run reports it before anything is sent, so a command
+ * can be built without checking each append. Not copyable (argv may point
+ * into the struct itself). */
+typedef struct hr_argv {
+	int argc;
+	const char **argv;
+	size_t *lens;
+	int err;
+	size_t _cap;
+	char (*_nums)[HR_ARGV_NUM]; /* _nums[i]: argument i's text if a number */
+	const char *_argv_in[HR_ARGV_INLINE];
+	size_t _lens_in[HR_ARGV_INLINE];
+	char _nums_in[HR_ARGV_INLINE][HR_ARGV_NUM];
+} hr_argv;
+
+void hr_layer__argv_init(hr_argv *a);
+void hr_layer__argv_fini(hr_argv *a);
+int hr_layer__argv_add(hr_argv *a, const char *s, size_t n);
+int hr_layer__argv_str(hr_argv *a, const char *s);
+int hr_layer__argv_ll(hr_argv *a, long long v);
+int hr_layer__argv_score(hr_argv *a, double v);
+int hr_layer__argv_secs(hr_argv *a, int ms);
 
 /* ------------------------------------------------------------ scripts */
 
@@ -167,21 +199,6 @@ shard_of(const rds *r, const char *name, size_t len)
 	return i < r->n ? i : r->n - 1;
 }
 
-static size_t
-fmt_ll(char *buf, size_t cap, long long v)
-{
-	int n = snprintf(buf, cap, "%lld", v);
-	return n > 0 ? (size_t)n : 0;
-}
-
-/* A score as Python's repr(float) would give it, to the same double. */
-static size_t
-fmt_score(char *buf, size_t cap, double v)
-{
-	int n = snprintf(buf, cap, "%.17g", v);
-	return n > 0 ? (size_t)n : 0;
-}
-
 /* prefix + a + b into key (RD_KEY_MAX). */
 static size_t
 mkkey(const hr_layer *l, char *key, const char *a, size_t alen, const char *b, size_t blen)
@@ -192,6 +209,124 @@ mkkey(const hr_layer *l, char *key, const char *a, size_t alen, const char *b, s
 	memcpy(key + r->plen + alen, b, blen);
 	key[r->plen + alen + blen] = '\0';
 	return r->plen + alen + blen;
+}
+
+/* ------------------------------------------------------------ argv builder */
+
+void
+hr_layer__argv_init(hr_argv *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->argv = a->_argv_in;
+	a->lens = a->_lens_in;
+	a->_nums = a->_nums_in;
+	a->_cap = HR_ARGV_INLINE;
+}
+
+void
+hr_layer__argv_fini(hr_argv *a)
+{
+	if (a->argv != a->_argv_in) {
+		free(a->argv);
+		free(a->lens);
+		free(a->_nums);
+	}
+	hr_layer__argv_init(a);
+}
+
+/* Room for one more argument. Numbers live in _nums[i], so argv[i] is
+ * re-pointed when they move. */
+static int
+argv_reserve(hr_argv *a)
+{
+	if (a->err != 0)
+		return a->err;
+	if ((size_t)a->argc < a->_cap)
+		return 0;
+	if (a->argc == INT_MAX || a->_cap > SIZE_MAX / 2 / sizeof(*a->_nums))
+		return a->err = HR_EMSGSIZE;
+	size_t cap = a->_cap * 2;
+	const char **argv = malloc(cap * sizeof(*argv));
+	size_t *lens = malloc(cap * sizeof(*lens));
+	char(*nums)[HR_ARGV_NUM] = malloc(cap * sizeof(*nums));
+	if (argv == NULL || lens == NULL || nums == NULL) {
+		free(argv);
+		free(lens);
+		free(nums);
+		return a->err = HR_ENOMEM;
+	}
+	for (size_t i = 0; i < (size_t)a->argc; i++) {
+		lens[i] = a->lens[i];
+		if (a->argv[i] == a->_nums[i]) {
+			memcpy(nums[i], a->_nums[i], lens[i]);
+			argv[i] = nums[i];
+		} else {
+			argv[i] = a->argv[i];
+		}
+	}
+	if (a->argv != a->_argv_in) {
+		free(a->argv);
+		free(a->lens);
+		free(a->_nums);
+	}
+	a->argv = argv;
+	a->lens = lens;
+	a->_nums = nums;
+	a->_cap = cap;
+	return 0;
+}
+
+int
+hr_layer__argv_add(hr_argv *a, const char *s, size_t n)
+{
+	int rv = argv_reserve(a);
+	if (rv != 0)
+		return rv;
+	a->argv[a->argc] = s;
+	a->lens[a->argc] = n;
+	a->argc++;
+	return 0;
+}
+
+int
+hr_layer__argv_str(hr_argv *a, const char *s)
+{
+	return hr_layer__argv_add(a, s, strlen(s));
+}
+
+/* printf into the next argument's own number slot. */
+__attribute__((format(printf, 2, 3))) static int
+argv_num(hr_argv *a, const char *fmt, ...)
+{
+	int rv = argv_reserve(a);
+	if (rv != 0)
+		return rv;
+	char *slot = a->_nums[a->argc];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(slot, HR_ARGV_NUM, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= HR_ARGV_NUM)
+		return a->err = HR_EMSGSIZE;
+	return hr_layer__argv_add(a, slot, (size_t)n);
+}
+
+int
+hr_layer__argv_ll(hr_argv *a, long long v)
+{
+	return argv_num(a, "%lld", v);
+}
+
+int
+hr_layer__argv_score(hr_argv *a, double v)
+{
+	return argv_num(a, "%.17g", v);
+}
+
+int
+hr_layer__argv_secs(hr_argv *a, int ms)
+{
+	return argv_num(a, "%d.%03d", ms / 1000, ms % 1000);
 }
 
 /* ------------------------------------------------------------ hosts */
@@ -335,34 +470,84 @@ reply_ok(const redisReply *rep)
 	return rep != NULL && rep->type != REDIS_REPLY_ERROR;
 }
 
+/* Run the n pipelined commands cmds[0..n) and collect their replies into
+ * reps[0..n). A command that failed to build is reported (HR_ENOMEM,
+ * HR_EMSGSIZE) before anything is sent. HR_EIO if the connection broke (reps
+ * are then all NULL) or if any reply is an error. The caller frees reps with
+ * free_replies. */
+static void
+free_replies(redisReply **reps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		freeReplyObject(reps[i]);
+		reps[i] = NULL;
+	}
+}
+
+static int
+run_pipeline(redisContext *c, const hr_argv *cmds, size_t n, redisReply **reps)
+{
+	for (size_t i = 0; i < n; i++)
+		reps[i] = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (cmds[i].err != 0)
+			return cmds[i].err;
+	for (size_t i = 0; i < n; i++)
+		if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK)
+			return HR_EIO;
+	int rv = 0;
+	for (size_t i = 0; i < n; i++) {
+		void *rep = NULL;
+		if (redisGetReply(c, &rep) != REDIS_OK) {
+			free_replies(reps, n);
+			return HR_EIO;
+		}
+		reps[i] = rep;
+		if (!reply_ok(reps[i]))
+			rv = HR_EIO;
+	}
+	if (rv != 0)
+		free_replies(reps, n);
+	return rv;
+}
+
+static int
+run1(redisContext *c, const hr_argv *cmd, redisReply **rep)
+{
+	return run_pipeline(c, cmd, 1, rep);
+}
+
 static int
 conn_open(rshard *s, redisContext **out)
 {
+	redisReply *rep = NULL;
+	hr_argv a;
+	hr_layer__argv_init(&a);
 	redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_ms(RD_CONNECT_MS));
 	if (c == NULL || c->err != 0 || redisSetTimeout(c, tv_ms(RD_COMMAND_MS)) != REDIS_OK)
 		goto fail;
 	if (s->password != NULL) {
-		const char *argv[] = { "AUTH", s->password };
-		size_t lens[] = { 4, strlen(s->password) };
-		redisReply *rep = redisCommandArgv(c, 2, argv, lens);
-		bool ok = reply_ok(rep);
-		freeReplyObject(rep);
-		if (!ok)
+		hr_layer__argv_str(&a, "AUTH");
+		hr_layer__argv_str(&a, s->password);
+		if (run1(c, &a, &rep) != 0)
 			goto fail;
+		freeReplyObject(rep);
+		rep = NULL;
+		hr_layer__argv_fini(&a);
 	}
 	if (s->db != 0) {
-		char db[24];
-		const char *argv[] = { "SELECT", db };
-		size_t lens[] = { 6, fmt_ll(db, sizeof(db), s->db) };
-		redisReply *rep = redisCommandArgv(c, 2, argv, lens);
-		bool ok = reply_ok(rep);
-		freeReplyObject(rep);
-		if (!ok)
+		hr_layer__argv_str(&a, "SELECT");
+		hr_layer__argv_ll(&a, s->db);
+		if (run1(c, &a, &rep) != 0)
 			goto fail;
+		freeReplyObject(rep);
+		rep = NULL;
 	}
+	hr_layer__argv_fini(&a);
 	*out = c;
 	return 0;
 fail:
+	hr_layer__argv_fini(&a);
 	if (c != NULL)
 		redisFree(c);
 	return HR_EIO;
@@ -400,55 +585,6 @@ conn_put(rds *r, size_t idx, redisContext *c)
 	}
 	if (c != NULL)
 		redisFree(c);
-}
-
-/* Run n pipelined commands (argv/lens of each) and collect their replies into
- * reps[0..n). HR_EIO if the connection broke (reps are then all NULL) or if
- * any reply is an error. The caller frees reps with free_replies. */
-typedef struct rcmd {
-	int argc;
-	const char **argv;
-	const size_t *lens;
-} rcmd;
-
-static void
-free_replies(redisReply **reps, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		freeReplyObject(reps[i]);
-		reps[i] = NULL;
-	}
-}
-
-static int
-run_pipeline(redisContext *c, const rcmd *cmds, size_t n, redisReply **reps)
-{
-	for (size_t i = 0; i < n; i++)
-		reps[i] = NULL;
-	for (size_t i = 0; i < n; i++)
-		if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK)
-			return HR_EIO;
-	int rv = 0;
-	for (size_t i = 0; i < n; i++) {
-		void *rep = NULL;
-		if (redisGetReply(c, &rep) != REDIS_OK) {
-			free_replies(reps, n);
-			return HR_EIO;
-		}
-		reps[i] = rep;
-		if (!reply_ok(reps[i]))
-			rv = HR_EIO;
-	}
-	if (rv != 0)
-		free_replies(reps, n);
-	return rv;
-}
-
-static int
-run1(redisContext *c, int argc, const char **argv, const size_t *lens, redisReply **rep)
-{
-	rcmd cmd = { argc, argv, lens };
-	return run_pipeline(c, &cmd, 1, rep);
 }
 
 /* ------------------------------------------------------------ enter / leave */
@@ -813,12 +949,11 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 	size_t idx = nl > 0 ? shard_of(r, channel, nl)
 	                    : atomic_fetch_add(&r->send_rr, 1u) % (unsigned)r->n;
 	double now = hr_layer__now(l);
-	char cut[32], score[40], exp[32];
-	size_t cutlen = fmt_ll(cut, sizeof(cut), (long long)now - r->expiry);
-	size_t slen = fmt_score(score, sizeof(score), now);
-	size_t elen = fmt_ll(exp, sizeof(exp), r->expiry);
 	redisContext *c = NULL;
 	redisReply *reps[2] = { NULL, NULL };
+	hr_argv cmds[2];
+	hr_layer__argv_init(&cmds[0]);
+	hr_layer__argv_init(&cmds[1]);
 	if ((rv = enter(r)) != 0) {
 		hr_buf_fini(&member);
 		return rv;
@@ -826,11 +961,14 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 	if ((rv = conn_get(r, idx, &c)) != 0)
 		goto done;
 	{
-		const char *a1[] = { "ZREMRANGEBYSCORE", key, "0", cut };
-		size_t l1[] = { 16, klen, 1, cutlen };
-		const char *a2[] = { "ZCOUNT", key, "-inf", "+inf" };
-		size_t l2[] = { 6, klen, 4, 4 };
-		rcmd cmds[] = { { 4, a1, l1 }, { 4, a2, l2 } };
+		hr_layer__argv_str(&cmds[0], "ZREMRANGEBYSCORE");
+		hr_layer__argv_add(&cmds[0], key, klen);
+		hr_layer__argv_str(&cmds[0], "0");
+		hr_layer__argv_ll(&cmds[0], (long long)now - r->expiry);
+		hr_layer__argv_str(&cmds[1], "ZCOUNT");
+		hr_layer__argv_add(&cmds[1], key, klen);
+		hr_layer__argv_str(&cmds[1], "-inf");
+		hr_layer__argv_str(&cmds[1], "+inf");
 		if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
 			goto done;
 		if (reps[0]->type != REDIS_REPLY_INTEGER || reps[1]->type != REDIS_REPLY_INTEGER) {
@@ -845,17 +983,21 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 			goto done;
 		}
 		free_replies(reps, 2);
+		hr_layer__argv_fini(&cmds[0]);
+		hr_layer__argv_fini(&cmds[1]);
 	}
-	{
-		const char *a1[] = { "ZADD", key, score, (const char *)hr_buf_data(&member) };
-		size_t l1[] = { 4, klen, slen, hr_buf_len(&member) };
-		const char *a2[] = { "EXPIRE", key, exp };
-		size_t l2[] = { 6, klen, elen };
-		rcmd cmds[] = { { 4, a1, l1 }, { 3, a2, l2 } };
-		rv = run_pipeline(c, cmds, 2, reps);
-	}
+	hr_layer__argv_str(&cmds[0], "ZADD");
+	hr_layer__argv_add(&cmds[0], key, klen);
+	hr_layer__argv_score(&cmds[0], now);
+	hr_layer__argv_add(&cmds[0], (const char *)hr_buf_data(&member), hr_buf_len(&member));
+	hr_layer__argv_str(&cmds[1], "EXPIRE");
+	hr_layer__argv_add(&cmds[1], key, klen);
+	hr_layer__argv_ll(&cmds[1], r->expiry);
+	rv = run_pipeline(c, cmds, 2, reps);
 done:
 	free_replies(reps, 2);
+	hr_layer__argv_fini(&cmds[0]);
+	hr_layer__argv_fini(&cmds[1]);
 	conn_put(r, idx, c);
 	leave(r);
 	hr_buf_fini(&member);
@@ -915,24 +1057,28 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 	size_t blen = klen + 9;
 	redisContext *c = NULL;
 	redisReply *reps[2] = { NULL, NULL }, *bk[2] = { NULL, NULL };
+	hr_argv cmds[2];
 	int rv = conn_get(r, idx, &c);
 	if (rv != 0)
 		return rv;
+	hr_layer__argv_init(&cmds[0]);
+	hr_layer__argv_init(&cmds[1]);
 	const redisReply *mem_r, *score_r;
-	{
-		char secs[32];
-		int n = snprintf(secs, sizeof(secs), "%d.%03d", wait_ms / 1000, wait_ms % 1000);
-		const char *ra[] = { "EVAL", restore_lua, "0", key, backup };
-		size_t rl[] = { 4, sizeof(restore_lua) - 1, 1, klen, blen };
-		const char *ba[] = { "BZPOPMIN", key, secs };
-		size_t bl[] = { 8, klen, (size_t)n };
-		const char *za[] = { "ZPOPMIN", key };
-		size_t zl[] = { 7, klen };
-		rcmd cmds[2]
-		    = { { 5, ra, rl }, wait_ms > 0 ? (rcmd) { 3, ba, bl } : (rcmd) { 2, za, zl } };
-		if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
-			goto done;
+	hr_layer__argv_str(&cmds[0], "EVAL");
+	hr_layer__argv_add(&cmds[0], restore_lua, sizeof(restore_lua) - 1);
+	hr_layer__argv_str(&cmds[0], "0");
+	hr_layer__argv_add(&cmds[0], key, klen);
+	hr_layer__argv_add(&cmds[0], backup, blen);
+	if (wait_ms > 0) {
+		hr_layer__argv_str(&cmds[1], "BZPOPMIN");
+		hr_layer__argv_add(&cmds[1], key, klen);
+		hr_layer__argv_secs(&cmds[1], wait_ms);
+	} else {
+		hr_layer__argv_str(&cmds[1], "ZPOPMIN");
+		hr_layer__argv_add(&cmds[1], key, klen);
 	}
+	if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
+		goto done;
 	const redisReply *rep = reps[1];
 	if (wait_ms > 0) {
 		if (rep->type == REDIS_REPLY_NIL) {
@@ -965,17 +1111,18 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		rv = HR_EIO;
 		goto done;
 	}
-	{
-		const char *za[] = { "ZADD", backup, score_r->str, mem_r->str };
-		size_t zl[] = { 4, blen, score_r->len, mem_r->len };
-		const char *pa[] = { "ZPOPMIN", backup };
-		size_t pl[] = { 7, blen };
-		rcmd cmds[2] = { { 4, za, zl }, { 2, pa, pl } };
-		/* On HR_EIO: if the ZADD was applied, the next receive
-		 * restores the member from the backup; if not, it is lost. */
-		if ((rv = run_pipeline(c, cmds, 2, bk)) != 0)
-			goto done;
-	}
+	hr_layer__argv_fini(&cmds[0]);
+	hr_layer__argv_fini(&cmds[1]);
+	hr_layer__argv_str(&cmds[0], "ZADD");
+	hr_layer__argv_add(&cmds[0], backup, blen);
+	hr_layer__argv_add(&cmds[0], score_r->str, score_r->len);
+	hr_layer__argv_add(&cmds[0], mem_r->str, mem_r->len);
+	hr_layer__argv_str(&cmds[1], "ZPOPMIN");
+	hr_layer__argv_add(&cmds[1], backup, blen);
+	/* On HR_EIO: if the ZADD was applied, the next receive restores the
+	 * member from the backup; if not, it is lost. */
+	if ((rv = run_pipeline(c, cmds, 2, bk)) != 0)
+		goto done;
 	if (popped_expired(l, score_r)) {
 		hr_layer__count_expired(l, 1);
 		rv = HR_EBADMSG; /* dropped: the caller moves on as for a bad member */
@@ -987,6 +1134,8 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 done:
 	free_replies(bk, 2);
 	free_replies(reps, 2);
+	hr_layer__argv_fini(&cmds[0]);
+	hr_layer__argv_fini(&cmds[1]);
 	conn_put(r, idx, c);
 	return rv;
 }
@@ -1069,19 +1218,24 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
     bool process_key, hr_layer_item *items, size_t max, size_t *n)
 {
 	rds *r = l->_be;
-	char backup[RD_KEY_MAX + 16], count[24];
+	char backup[RD_KEY_MAX + 16];
 	memcpy(backup, key, klen);
 	memcpy(backup + klen, "$inflight", 10);
 	size_t blen = klen + 9;
 	redisContext *c = NULL;
 	redisReply *rep = NULL, *r2 = NULL;
+	hr_argv a;
 	int rv = conn_get(r, idx, &c);
 	if (rv != 0)
 		return rv;
-	const char *a[] = { "EVAL", batch_lua, "0", key, backup, count };
-	size_t ls[] = { 4, sizeof(batch_lua) - 1, 1, klen, blen,
-		fmt_ll(count, sizeof(count), (long long)(max - *n)) };
-	if ((rv = run1(c, 6, a, ls, &rep)) != 0)
+	hr_layer__argv_init(&a);
+	hr_layer__argv_str(&a, "EVAL");
+	hr_layer__argv_add(&a, batch_lua, sizeof(batch_lua) - 1);
+	hr_layer__argv_str(&a, "0");
+	hr_layer__argv_add(&a, key, klen);
+	hr_layer__argv_add(&a, backup, blen);
+	hr_layer__argv_ll(&a, (long long)(max - *n));
+	if ((rv = run1(c, &a, &rep)) != 0)
 		goto done;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
 		rv = HR_EIO;
@@ -1109,14 +1263,16 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 			rv = rv2; /* out of memory: the backup keeps the rest */
 	}
 	if (got > 0 && rv == 0) {
-		char cnt[24];
-		const char *b[] = { "ZPOPMIN", backup, cnt };
-		size_t bl[] = { 7, blen, fmt_ll(cnt, sizeof(cnt), (long long)got) };
-		rv = run1(c, 3, b, bl, &r2);
+		hr_layer__argv_fini(&a);
+		hr_layer__argv_str(&a, "ZPOPMIN");
+		hr_layer__argv_add(&a, backup, blen);
+		hr_layer__argv_ll(&a, (long long)got);
+		rv = run1(c, &a, &r2);
 	}
 	if (rv == 0 && got == 0)
 		rv = HR_EAGAIN;
 done:
+	hr_layer__argv_fini(&a);
 	freeReplyObject(r2);
 	freeReplyObject(rep);
 	conn_put(r, idx, c);
@@ -1193,10 +1349,9 @@ static int
 rd_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen)
 {
 	rds *r = l->_be;
-	char key[RD_KEY_MAX], score[40], exp[32];
+	char key[RD_KEY_MAX];
 	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
-	size_t slen = fmt_score(score, sizeof(score), hr_layer__now(l));
-	size_t elen = fmt_ll(exp, sizeof(exp), r->group_expiry);
+	double now = hr_layer__now(l);
 	size_t idx = shard_of(r, group, glen);
 	redisContext *c = NULL;
 	redisReply *reps[2];
@@ -1204,13 +1359,20 @@ rd_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, s
 	if (rv != 0)
 		return rv;
 	if ((rv = conn_get(r, idx, &c)) == 0) {
-		const char *a1[] = { "ZADD", key, score, channel };
-		size_t l1[] = { 4, klen, slen, clen };
-		const char *a2[] = { "EXPIRE", key, exp };
-		size_t l2[] = { 6, klen, elen };
-		rcmd cmds[] = { { 4, a1, l1 }, { 3, a2, l2 } };
+		hr_argv cmds[2];
+		hr_layer__argv_init(&cmds[0]);
+		hr_layer__argv_init(&cmds[1]);
+		hr_layer__argv_str(&cmds[0], "ZADD");
+		hr_layer__argv_add(&cmds[0], key, klen);
+		hr_layer__argv_score(&cmds[0], now);
+		hr_layer__argv_add(&cmds[0], channel, clen);
+		hr_layer__argv_str(&cmds[1], "EXPIRE");
+		hr_layer__argv_add(&cmds[1], key, klen);
+		hr_layer__argv_ll(&cmds[1], r->group_expiry);
 		rv = run_pipeline(c, cmds, 2, reps);
 		free_replies(reps, 2);
+		hr_layer__argv_fini(&cmds[0]);
+		hr_layer__argv_fini(&cmds[1]);
 		conn_put(r, idx, c);
 	}
 	leave(r);
@@ -1230,10 +1392,14 @@ rd_group_discard(hr_layer *l, const char *group, size_t glen, const char *channe
 	if (rv != 0)
 		return rv;
 	if ((rv = conn_get(r, idx, &c)) == 0) {
-		const char *a[] = { "ZREM", key, channel };
-		size_t ls[] = { 4, klen, clen };
-		rv = run1(c, 3, a, ls, &rep);
+		hr_argv a;
+		hr_layer__argv_init(&a);
+		hr_layer__argv_str(&a, "ZREM");
+		hr_layer__argv_add(&a, key, klen);
+		hr_layer__argv_add(&a, channel, clen);
+		rv = run1(c, &a, &rep);
 		freeReplyObject(rep);
+		hr_layer__argv_fini(&a);
 		conn_put(r, idx, c);
 	}
 	leave(r);
@@ -1282,67 +1448,49 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 		nk += keys[i].shard == shard;
 	if (nk == 0)
 		return 0;
-	/* EVAL script numkeys keys... members... capacities... now expiry */
-	size_t argc = 3 + 3 * nk + 2;
-	const char **argv = calloc(argc, sizeof(*argv));
-	size_t *lens = calloc(argc, sizeof(*lens));
-	char(*caps)[24] = calloc(nk, sizeof(*caps));
-	rcmd *cmds = calloc(nk + 1, sizeof(*cmds));
-	const char **zargv = calloc(nk * 4, sizeof(*zargv));
-	size_t *zlens = calloc(nk * 4, sizeof(*zlens));
+	/* nk ZREMRANGEBYSCOREs, then EVAL script numkeys keys... members...
+	 * capacities... now expiry */
+	hr_argv *cmds = calloc(nk + 1, sizeof(*cmds));
 	redisReply **reps = calloc(nk + 1, sizeof(*reps));
 	redisReply *rep = NULL;
 	redisContext *c = NULL;
 	size_t *which = calloc(nk, sizeof(*which));
-	char numkeys[24], score[40], exp[24], cut[32];
 	int rv = HR_ENOMEM;
-	if (argv == NULL || lens == NULL || caps == NULL || cmds == NULL || zargv == NULL
-	    || zlens == NULL || reps == NULL || which == NULL)
+	if (cmds == NULL || reps == NULL || which == NULL)
 		goto done;
-	size_t cutlen = fmt_ll(cut, sizeof(cut), (long long)now - r->expiry);
+	for (size_t k = 0; k <= nk; k++)
+		hr_layer__argv_init(&cmds[k]);
+	hr_argv *eval = &cmds[nk];
+	hr_layer__argv_str(eval, "EVAL");
+	hr_layer__argv_add(eval, group_send_lua, sizeof(group_send_lua) - 1);
+	hr_layer__argv_ll(eval, (long long)nk);
 	size_t k = 0;
 	for (size_t i = 0; i < nkeys; i++) {
 		if (keys[i].shard != shard)
 			continue;
 		which[k] = i;
-		const char **za = zargv + 4 * k;
-		size_t *zl = zlens + 4 * k;
-		za[0] = "ZREMRANGEBYSCORE";
-		zl[0] = 16;
-		za[1] = keys[i].key;
-		zl[1] = keys[i].klen;
-		za[2] = "0";
-		zl[2] = 1;
-		za[3] = cut;
-		zl[3] = cutlen;
-		cmds[k] = (rcmd) { 4, za, zl };
-		argv[3 + k] = keys[i].key;
-		lens[3 + k] = keys[i].klen;
-		argv[3 + nk + k] = (const char *)hr_buf_data(&keys[i].member);
-		lens[3 + nk + k] = hr_buf_len(&keys[i].member);
-		argv[3 + 2 * nk + k] = caps[k];
-		lens[3 + 2 * nk + k]
-		    = fmt_ll(caps[k], sizeof(caps[k]), (long long)keys[i].capacity);
+		hr_layer__argv_str(&cmds[k], "ZREMRANGEBYSCORE");
+		hr_layer__argv_add(&cmds[k], keys[i].key, keys[i].klen);
+		hr_layer__argv_str(&cmds[k], "0");
+		hr_layer__argv_ll(&cmds[k], (long long)now - r->expiry);
+		hr_layer__argv_add(eval, keys[i].key, keys[i].klen);
 		k++;
 	}
-	argv[0] = "EVAL";
-	lens[0] = 4;
-	argv[1] = group_send_lua;
-	lens[1] = sizeof(group_send_lua) - 1;
-	argv[2] = numkeys;
-	lens[2] = fmt_ll(numkeys, sizeof(numkeys), (long long)nk);
-	argv[argc - 2] = score;
-	lens[argc - 2] = fmt_score(score, sizeof(score), now);
-	argv[argc - 1] = exp;
-	lens[argc - 1] = fmt_ll(exp, sizeof(exp), r->expiry);
-	if (argc > INT_MAX) {
-		rv = HR_EMSGSIZE;
-		goto done;
+	for (k = 0; k < nk; k++) {
+		const gkey *g = &keys[which[k]];
+		hr_layer__argv_add(
+		    eval, (const char *)hr_buf_data(&g->member), hr_buf_len(&g->member));
 	}
+	for (k = 0; k < nk; k++)
+		hr_layer__argv_ll(eval, (long long)keys[which[k]].capacity);
+	hr_layer__argv_score(eval, now);
+	hr_layer__argv_ll(eval, r->expiry);
+	for (k = 0; k <= nk; k++)
+		if ((rv = cmds[k].err) != 0)
+			goto done;
 	/* The expiry and the capacity script in one write (core.py awaits the
 	 * expiry pipeline first; Redis runs them in the same order either
 	 * way): one round trip less before the member is in Redis. */
-	cmds[nk] = (rcmd) { (int)argc, argv, lens };
 	if ((rv = conn_get(r, shard, &c)) != 0)
 		goto done;
 	if ((rv = run_pipeline(c, cmds, nk + 1, reps)) != 0)
@@ -1370,14 +1518,11 @@ done:
 		free_replies(reps, nk + 1);
 	freeReplyObject(rep);
 	conn_put(r, shard, c);
+	for (size_t i = 0; cmds != NULL && i <= nk; i++)
+		hr_layer__argv_fini(&cmds[i]);
 	free(which);
 	free(reps);
-	free(zlens);
-	free(zargv);
 	free(cmds);
-	free(caps);
-	free(lens);
-	free(argv);
 	return rv;
 }
 
@@ -1386,12 +1531,12 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
     size_t elen, hr_group_send_result *res)
 {
 	rds *r = l->_be;
-	char key[RD_KEY_MAX], cut[32];
+	char key[RD_KEY_MAX];
 	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
 	size_t gidx = shard_of(r, group, glen);
 	double now = hr_layer__now(l);
-	size_t cutlen = fmt_ll(cut, sizeof(cut), (long long)now - r->group_expiry);
 	redisContext *c = NULL;
+	hr_argv cmds[2];
 	redisReply *reps[2] = { NULL, NULL };
 	gmem *gm = NULL;
 	gkey *keys = NULL;
@@ -1401,17 +1546,20 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 		return rv;
 	if ((rv = enter(r)) != 0)
 		return rv;
+	hr_layer__argv_init(&cmds[0]);
+	hr_layer__argv_init(&cmds[1]);
 	if ((rv = conn_get(r, gidx, &c)) != 0)
 		goto done;
-	{
-		const char *a1[] = { "ZREMRANGEBYSCORE", key, "0", cut };
-		size_t l1[] = { 16, klen, 1, cutlen };
-		const char *a2[] = { "ZRANGE", key, "0", "-1" };
-		size_t l2[] = { 6, klen, 1, 2 };
-		rcmd cmds[] = { { 4, a1, l1 }, { 4, a2, l2 } };
-		if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
-			goto done;
-	}
+	hr_layer__argv_str(&cmds[0], "ZREMRANGEBYSCORE");
+	hr_layer__argv_add(&cmds[0], key, klen);
+	hr_layer__argv_str(&cmds[0], "0");
+	hr_layer__argv_ll(&cmds[0], (long long)now - r->group_expiry);
+	hr_layer__argv_str(&cmds[1], "ZRANGE");
+	hr_layer__argv_add(&cmds[1], key, klen);
+	hr_layer__argv_str(&cmds[1], "0");
+	hr_layer__argv_str(&cmds[1], "-1");
+	if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
+		goto done;
 	conn_put(r, gidx, c);
 	c = NULL;
 	if (reps[0]->type == REDIS_REPLY_INTEGER && reps[0]->integer > 0)
@@ -1485,6 +1633,8 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 	}
 done:
 	free_replies(reps, 2);
+	hr_layer__argv_fini(&cmds[0]);
+	hr_layer__argv_fini(&cmds[1]);
 	conn_put(r, gidx, c);
 	for (size_t i = 0; i < nkeys; i++)
 		hr_buf_fini(&keys[i].member);
@@ -1526,10 +1676,15 @@ rd_flush(hr_layer *l)
 		redisReply *rep = NULL;
 		int rv2 = conn_get(r, i, &c);
 		if (rv2 == 0) {
-			const char *a[] = { "EVAL", flush_lua, "0", pat };
-			size_t ls[] = { 4, sizeof(flush_lua) - 1, 1, plen };
-			rv2 = run1(c, 4, a, ls, &rep);
+			hr_argv a;
+			hr_layer__argv_init(&a);
+			hr_layer__argv_str(&a, "EVAL");
+			hr_layer__argv_add(&a, flush_lua, sizeof(flush_lua) - 1);
+			hr_layer__argv_str(&a, "0");
+			hr_layer__argv_add(&a, pat, plen);
+			rv2 = run1(c, &a, &rep);
 			freeReplyObject(rep);
+			hr_layer__argv_fini(&a);
 			conn_put(r, i, c);
 		}
 		if (rv2 != 0 && rv == 0)
