@@ -3,10 +3,9 @@
  * what channels_redis 4.0's RedisChannelLayer writes and reads (WIRE.md;
  * core.py is the authority), through hiredis' synchronous API.
  *
- * Each shard keeps a small pool of idle connections under a mutex: a call
- * borrows one (or connects, with a bounded timeout), runs its commands and
- * gives it back, or frees it if it broke, so a Redis that went away costs
- * one HR_EIO and the next call reconnects. Blocking receives wait in slices
+ * The operations live here; how Redis is reached (URLs, the per-shard pools
+ * of connections, pipelines) is redis_conn.c's, and a call borrows a
+ * connection from it for its commands. Blocking receives wait in slices
  * of at most RD_SLICE_MS so that destroy can stop them (HR_ECLOSED).
  *
  * Where herald departs from core.py (deliberately, see the report):
@@ -26,7 +25,6 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,46 +34,13 @@
 #include <hiredis/hiredis.h>
 #include <openssl/rand.h>
 
-#include "layer/layer_impl.h"
+#include "layer/redis_int.h"
 
-#define RD_CONNECT_MS 1000 /* connect timeout */
-#define RD_COMMAND_MS 5000 /* socket timeout for one reply (> RD_SLICE_MS) */
-#define RD_SLICE_MS 250    /* longest single BZPOPMIN */
-#define RD_POOL_IDLE 8     /* idle connections kept per shard */
-#define RD_PREFIX_MAX 200  /* key prefix length */
+#define RD_SLICE_MS 250   /* longest single BZPOPMIN */
+#define RD_PREFIX_MAX 200 /* key prefix length */
 #define RD_KEY_MAX (RD_PREFIX_MAX + HR_NAME_MAX + 32)
 #define RD_RANDOM_LEN 12         /* random bytes in front of every member */
 #define RD_MEMBER_MAX (8u << 20) /* largest member accepted from Redis */
-
-#define HR_ARGV_INLINE 8 /* arguments before the builder allocates */
-#define HR_ARGV_NUM 40   /* one formatted number, NUL included */
-
-/* One Redis command under construction, in hiredis' argc/argv/lens form:
- * each append counts its argument's length. Strings are borrowed and must
- * outlive the command's run; numbers are formatted into the builder. The
- * first failure (HR_ENOMEM, HR_EMSGSIZE) sticks in err and later appends
- * are ignored; the run reports it before anything is sent, so a command
- * can be built without checking each append. Not copyable (argv may point
- * into the struct itself). */
-typedef struct hr_argv {
-	int argc;
-	const char **argv;
-	size_t *lens;
-	int err;
-	size_t _cap;
-	char (*_nums)[HR_ARGV_NUM]; /* _nums[i]: argument i's text if a number */
-	const char *_argv_in[HR_ARGV_INLINE];
-	size_t _lens_in[HR_ARGV_INLINE];
-	char _nums_in[HR_ARGV_INLINE][HR_ARGV_NUM];
-} hr_argv;
-
-void hr_layer__argv_init(hr_argv *a);
-void hr_layer__argv_fini(hr_argv *a);
-int hr_layer__argv_add(hr_argv *a, const char *s, size_t n);
-int hr_layer__argv_str(hr_argv *a, const char *s);
-int hr_layer__argv_ll(hr_argv *a, long long v);
-int hr_layer__argv_score(hr_argv *a, double v);
-int hr_layer__argv_secs(hr_argv *a, int ms);
 
 /* ------------------------------------------------------------ scripts */
 
@@ -122,33 +87,6 @@ static const char flush_lua[] = "local keys = redis.call('keys', ARGV[1])\n"
                                 "    redis.call('del', unpack(keys, i, math.min(i+4999, #keys)))\n"
                                 "end\n";
 
-/* ------------------------------------------------------------ state */
-
-typedef struct rshard {
-	char *host;
-	int port;
-	char *password; /* NULL: no AUTH */
-	long db;        /* 0: no SELECT */
-	pthread_mutex_t mu;
-	bool mu_ready;
-	redisContext *idle[RD_POOL_IDLE]; /* {mu} */
-	size_t n_idle;                    /* {mu} */
-} rshard;
-
-typedef struct rds {
-	rshard *shards;
-	size_t n;
-	char client_prefix[33];
-	size_t plen;                    /* strlen(prefix) */
-	long long expiry, group_expiry; /* whole seconds, as core.py's int() */
-	atomic_uint send_rr, recv_rr;
-	pthread_mutex_t mu;
-	pthread_cond_t left;
-	bool mu_ready, cond_ready;
-	bool closed;     /* {mu} */
-	unsigned inside; /* {mu} calls running */
-} rds;
-
 /* ------------------------------------------------------------ small helpers */
 
 static int
@@ -190,7 +128,7 @@ crc32_ieee(const char *s, size_t n)
 
 /* channels_redis.utils._consistent_hash */
 static size_t
-shard_of(const rds *r, const char *name, size_t len)
+shard_of(const hr_redis *r, const char *name, size_t len)
 {
 	if (r->n == 1)
 		return 0;
@@ -203,7 +141,7 @@ shard_of(const rds *r, const char *name, size_t len)
 static size_t
 mkkey(const hr_layer *l, char *key, const char *a, size_t alen, const char *b, size_t blen)
 {
-	const rds *r = l->_be;
+	const hr_redis *r = l->_be;
 	memcpy(key, l->_opts.prefix, r->plen);
 	memcpy(key + r->plen, a, alen);
 	memcpy(key + r->plen + alen, b, blen);
@@ -211,442 +149,15 @@ mkkey(const hr_layer *l, char *key, const char *a, size_t alen, const char *b, s
 	return r->plen + alen + blen;
 }
 
-/* ------------------------------------------------------------ argv builder */
-
-void
-hr_layer__argv_init(hr_argv *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->argv = a->_argv_in;
-	a->lens = a->_lens_in;
-	a->_nums = a->_nums_in;
-	a->_cap = HR_ARGV_INLINE;
-}
-
-void
-hr_layer__argv_fini(hr_argv *a)
-{
-	if (a->argv != a->_argv_in) {
-		free(a->argv);
-		free(a->lens);
-		free(a->_nums);
-	}
-	hr_layer__argv_init(a);
-}
-
-/* Room for one more argument. Numbers live in _nums[i], so argv[i] is
- * re-pointed when they move. */
-static int
-argv_reserve(hr_argv *a)
-{
-	if (a->err != 0)
-		return a->err;
-	if ((size_t)a->argc < a->_cap)
-		return 0;
-	if (a->argc == INT_MAX || a->_cap > SIZE_MAX / 2 / sizeof(*a->_nums))
-		return a->err = HR_EMSGSIZE;
-	size_t cap = a->_cap * 2;
-	const char **argv = malloc(cap * sizeof(*argv));
-	size_t *lens = malloc(cap * sizeof(*lens));
-	char(*nums)[HR_ARGV_NUM] = malloc(cap * sizeof(*nums));
-	if (argv == NULL || lens == NULL || nums == NULL) {
-		free(argv);
-		free(lens);
-		free(nums);
-		return a->err = HR_ENOMEM;
-	}
-	for (size_t i = 0; i < (size_t)a->argc; i++) {
-		lens[i] = a->lens[i];
-		if (a->argv[i] == a->_nums[i]) {
-			memcpy(nums[i], a->_nums[i], lens[i]);
-			argv[i] = nums[i];
-		} else {
-			argv[i] = a->argv[i];
-		}
-	}
-	if (a->argv != a->_argv_in) {
-		free(a->argv);
-		free(a->lens);
-		free(a->_nums);
-	}
-	a->argv = argv;
-	a->lens = lens;
-	a->_nums = nums;
-	a->_cap = cap;
-	return 0;
-}
-
-int
-hr_layer__argv_add(hr_argv *a, const char *s, size_t n)
-{
-	int rv = argv_reserve(a);
-	if (rv != 0)
-		return rv;
-	a->argv[a->argc] = s;
-	a->lens[a->argc] = n;
-	a->argc++;
-	return 0;
-}
-
-int
-hr_layer__argv_str(hr_argv *a, const char *s)
-{
-	return hr_layer__argv_add(a, s, strlen(s));
-}
-
-/* printf into the next argument's own number slot. */
-__attribute__((format(printf, 2, 3))) static int
-argv_num(hr_argv *a, const char *fmt, ...)
-{
-	int rv = argv_reserve(a);
-	if (rv != 0)
-		return rv;
-	char *slot = a->_nums[a->argc];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(slot, HR_ARGV_NUM, fmt, ap);
-	va_end(ap);
-	if (n < 0 || n >= HR_ARGV_NUM)
-		return a->err = HR_EMSGSIZE;
-	return hr_layer__argv_add(a, slot, (size_t)n);
-}
-
-int
-hr_layer__argv_ll(hr_argv *a, long long v)
-{
-	return argv_num(a, "%lld", v);
-}
-
-int
-hr_layer__argv_score(hr_argv *a, double v)
-{
-	return argv_num(a, "%.17g", v);
-}
-
-int
-hr_layer__argv_secs(hr_argv *a, int ms)
-{
-	return argv_num(a, "%d.%03d", ms / 1000, ms % 1000);
-}
-
-/* ------------------------------------------------------------ hosts */
-
-static int
-pct_decode(const char *s, size_t n, char **out)
-{
-	char *o = malloc(n + 1);
-	if (o == NULL)
-		return HR_ENOMEM;
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%') {
-			unsigned v = 0;
-			for (size_t j = 1; j <= 2; j++) {
-				char c = i + j < n ? s[i + j] : '\0';
-				int d = (c >= '0' && c <= '9') ? c - '0'
-				    : (c >= 'a' && c <= 'f')   ? c - 'a' + 10
-				    : (c >= 'A' && c <= 'F')   ? c - 'A' + 10
-				                               : -1;
-				if (d < 0) {
-					free(o);
-					return HR_EINVAL;
-				}
-				v = v * 16 + (unsigned)d;
-			}
-			if (v == 0) {
-				free(o);
-				return HR_EINVAL;
-			}
-			o[k++] = (char)v;
-			i += 2;
-		} else {
-			o[k++] = s[i];
-		}
-	}
-	o[k] = '\0';
-	*out = o;
-	return 0;
-}
-
-static bool
-parse_uint(const char *s, size_t n, long max, long *out)
-{
-	if (n == 0 || n > 10)
-		return false;
-	long v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-int
-hr_layer__redis_parse_url(const char *url, char **host, int *port, char **password, long *db)
-{
-	static const char scheme[] = "redis://";
-	*host = NULL;
-	*password = NULL;
-	*port = 6379;
-	*db = 0;
-	if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-		return HR_EINVAL;
-	const char *p = url + sizeof(scheme) - 1;
-	const char *at = strchr(p, '@');
-	int rv = HR_EINVAL;
-	if (at != NULL) {
-		if (p[0] != ':' || at == p + 1)
-			return HR_EINVAL;
-		if ((rv = pct_decode(p + 1, (size_t)(at - p - 1), password)) != 0)
-			return rv;
-		p = at + 1;
-	}
-	const char *h = p, *hend;
-	if (*p == '[') {
-		h = ++p;
-		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')
-		    || (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.')
-			p++;
-		if (*p != ']' || p == h)
-			goto fail;
-		hend = p++;
-	} else {
-		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-		    || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_')
-			p++;
-		hend = p;
-		if (hend == h)
-			goto fail;
-	}
-	if (*p == ':') {
-		const char *ps = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		long v;
-		if (!parse_uint(ps, (size_t)(p - ps), 65535, &v) || v == 0)
-			goto fail;
-		*port = (int)v;
-	}
-	if (*p == '/') {
-		const char *ds = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		if (p != ds && !parse_uint(ds, (size_t)(p - ds), INT_MAX, db))
-			goto fail;
-	}
-	if (*p != '\0')
-		goto fail;
-	*host = malloc((size_t)(hend - h) + 1);
-	if (*host == NULL) {
-		rv = HR_ENOMEM;
-		goto fail;
-	}
-	memcpy(*host, h, (size_t)(hend - h));
-	(*host)[hend - h] = '\0';
-	return 0;
-fail:
-	free(*password);
-	*password = NULL;
-	return rv;
-}
-
-/* ------------------------------------------------------------ connections */
-
-static struct timeval
-tv_ms(int ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	return tv;
-}
-
-/* A reply that is an error, or no reply at all (the connection broke). */
-static bool
-reply_ok(const redisReply *rep)
-{
-	return rep != NULL && rep->type != REDIS_REPLY_ERROR;
-}
-
-/* Run the n pipelined commands cmds[0..n) and collect their replies into
- * reps[0..n). A command that failed to build is reported (HR_ENOMEM,
- * HR_EMSGSIZE) before anything is sent. HR_EIO if the connection broke (reps
- * are then all NULL) or if any reply is an error. The caller frees reps with
- * free_replies. */
-static void
-free_replies(redisReply **reps, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		freeReplyObject(reps[i]);
-		reps[i] = NULL;
-	}
-}
-
-static int
-run_pipeline(redisContext *c, const hr_argv *cmds, size_t n, redisReply **reps)
-{
-	for (size_t i = 0; i < n; i++)
-		reps[i] = NULL;
-	for (size_t i = 0; i < n; i++)
-		if (cmds[i].err != 0)
-			return cmds[i].err;
-	for (size_t i = 0; i < n; i++)
-		if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK)
-			return HR_EIO;
-	int rv = 0;
-	for (size_t i = 0; i < n; i++) {
-		void *rep = NULL;
-		if (redisGetReply(c, &rep) != REDIS_OK) {
-			free_replies(reps, n);
-			return HR_EIO;
-		}
-		reps[i] = rep;
-		if (!reply_ok(reps[i]))
-			rv = HR_EIO;
-	}
-	if (rv != 0)
-		free_replies(reps, n);
-	return rv;
-}
-
-static int
-run1(redisContext *c, const hr_argv *cmd, redisReply **rep)
-{
-	return run_pipeline(c, cmd, 1, rep);
-}
-
-static int
-conn_open(rshard *s, redisContext **out)
-{
-	redisReply *rep = NULL;
-	hr_argv a;
-	hr_layer__argv_init(&a);
-	redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_ms(RD_CONNECT_MS));
-	if (c == NULL || c->err != 0 || redisSetTimeout(c, tv_ms(RD_COMMAND_MS)) != REDIS_OK)
-		goto fail;
-	if (s->password != NULL) {
-		hr_layer__argv_str(&a, "AUTH");
-		hr_layer__argv_str(&a, s->password);
-		if (run1(c, &a, &rep) != 0)
-			goto fail;
-		freeReplyObject(rep);
-		rep = NULL;
-		hr_layer__argv_fini(&a);
-	}
-	if (s->db != 0) {
-		hr_layer__argv_str(&a, "SELECT");
-		hr_layer__argv_ll(&a, s->db);
-		if (run1(c, &a, &rep) != 0)
-			goto fail;
-		freeReplyObject(rep);
-		rep = NULL;
-	}
-	hr_layer__argv_fini(&a);
-	*out = c;
-	return 0;
-fail:
-	hr_layer__argv_fini(&a);
-	if (c != NULL)
-		redisFree(c);
-	return HR_EIO;
-}
-
-static int
-conn_get(rds *r, size_t idx, redisContext **out)
-{
-	rshard *s = &r->shards[idx];
-	pthread_mutex_lock(&s->mu);
-	if (s->n_idle > 0) {
-		*out = s->idle[--s->n_idle];
-		pthread_mutex_unlock(&s->mu);
-		return 0;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return conn_open(s, out);
-}
-
-/* Give c back to the pool, unless it broke (then it is freed and the next
- * call connects afresh). */
-static void
-conn_put(rds *r, size_t idx, redisContext *c)
-{
-	if (c == NULL)
-		return;
-	rshard *s = &r->shards[idx];
-	if (c->err == 0) {
-		pthread_mutex_lock(&s->mu);
-		if (s->n_idle < RD_POOL_IDLE) {
-			s->idle[s->n_idle++] = c;
-			c = NULL;
-		}
-		pthread_mutex_unlock(&s->mu);
-	}
-	if (c != NULL)
-		redisFree(c);
-}
-
-/* ------------------------------------------------------------ enter / leave */
-
-static int
-enter(rds *r)
-{
-	pthread_mutex_lock(&r->mu);
-	bool closed = r->closed;
-	if (!closed)
-		r->inside++;
-	pthread_mutex_unlock(&r->mu);
-	return closed ? HR_ECLOSED : 0;
-}
-
-static void
-leave(rds *r)
-{
-	pthread_mutex_lock(&r->mu);
-	if (--r->inside == 0 && r->closed)
-		pthread_cond_broadcast(&r->left);
-	pthread_mutex_unlock(&r->mu);
-}
-
-static bool
-is_closed(rds *r)
-{
-	pthread_mutex_lock(&r->mu);
-	bool closed = r->closed;
-	pthread_mutex_unlock(&r->mu);
-	return closed;
-}
-
 /* ------------------------------------------------------------ create / destroy */
 
 static void
 rd_destroy(hr_layer *l)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	if (r == NULL)
 		return;
-	if (r->mu_ready && r->cond_ready) {
-		pthread_mutex_lock(&r->mu);
-		r->closed = true;
-		while (r->inside > 0)
-			pthread_cond_wait(&r->left, &r->mu);
-		pthread_mutex_unlock(&r->mu);
-	}
-	for (size_t i = 0; r->shards != NULL && i < r->n; i++) {
-		rshard *s = &r->shards[i];
-		for (size_t k = 0; k < s->n_idle; k++)
-			redisFree(s->idle[k]);
-		if (s->mu_ready)
-			pthread_mutex_destroy(&s->mu);
-		free(s->host);
-		free(s->password);
-	}
-	free(r->shards);
-	if (r->cond_ready)
-		pthread_cond_destroy(&r->left);
-	if (r->mu_ready)
-		pthread_mutex_destroy(&r->mu);
+	hr_layer__redis_close(r);
 	free(r);
 	l->_be = NULL;
 }
@@ -661,7 +172,7 @@ rd_create(hr_layer *l)
 	if (hosts == NULL || n > 4096 || strlen(o->prefix) > RD_PREFIX_MAX || o->expiry > 1e12
 	    || o->group_expiry > 1e12)
 		return HR_EINVAL;
-	rds *r = calloc(1, sizeof(*r));
+	hr_redis *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return HR_ENOMEM;
 	l->_be = r;
@@ -670,29 +181,10 @@ rd_create(hr_layer *l)
 	r->group_expiry = (long long)o->group_expiry;
 	atomic_init(&r->send_rr, 0);
 	atomic_init(&r->recv_rr, 0);
-	if (pthread_mutex_init(&r->mu, NULL) != 0)
-		return HR_ENOMEM;
-	r->mu_ready = true;
-	if (pthread_cond_init(&r->left, NULL) != 0)
-		return HR_ENOMEM;
-	r->cond_ready = true;
 	int rv = uuid4_hex(r->client_prefix);
 	if (rv != 0)
 		return rv;
-	if ((r->shards = calloc(n, sizeof(*r->shards))) == NULL)
-		return HR_ENOMEM;
-	r->n = n;
-	for (size_t i = 0; i < n; i++) {
-		rshard *s = &r->shards[i];
-		if ((rv = hr_layer__redis_parse_url(
-		         hosts[i], &s->host, &s->port, &s->password, &s->db))
-		    != 0)
-			return rv;
-		if (pthread_mutex_init(&s->mu, NULL) != 0)
-			return HR_ENOMEM;
-		s->mu_ready = true;
-	}
-	return 0;
+	return hr_layer__redis_open(r, hosts, n);
 }
 
 /* ------------------------------------------------------------ msgpack bits */
@@ -918,7 +410,7 @@ hr_layer__redis_decode_member(const char *mem, size_t mlen, const char *channel,
 static int
 rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	const unsigned char *dummy;
 	size_t dlen;
 	int rv = hr_codec_map_get(
@@ -954,11 +446,11 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 	hr_argv cmds[2];
 	hr_layer__argv_init(&cmds[0]);
 	hr_layer__argv_init(&cmds[1]);
-	if ((rv = enter(r)) != 0) {
+	if ((rv = hr_layer__redis_enter(r)) != 0) {
 		hr_buf_fini(&member);
 		return rv;
 	}
-	if ((rv = conn_get(r, idx, &c)) != 0)
+	if ((rv = hr_layer__redis_conn_get(r, idx, &c)) != 0)
 		goto done;
 	{
 		hr_layer__argv_str(&cmds[0], "ZREMRANGEBYSCORE");
@@ -969,7 +461,7 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 		hr_layer__argv_add(&cmds[1], key, klen);
 		hr_layer__argv_str(&cmds[1], "-inf");
 		hr_layer__argv_str(&cmds[1], "+inf");
-		if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
+		if ((rv = hr_layer__redis_run(c, cmds, 2, reps)) != 0)
 			goto done;
 		if (reps[0]->type != REDIS_REPLY_INTEGER || reps[1]->type != REDIS_REPLY_INTEGER) {
 			rv = HR_EIO;
@@ -982,7 +474,7 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 			rv = HR_EFULL;
 			goto done;
 		}
-		free_replies(reps, 2);
+		hr_layer__redis_free_replies(reps, 2);
 		hr_layer__argv_fini(&cmds[0]);
 		hr_layer__argv_fini(&cmds[1]);
 	}
@@ -993,13 +485,13 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 	hr_layer__argv_str(&cmds[1], "EXPIRE");
 	hr_layer__argv_add(&cmds[1], key, klen);
 	hr_layer__argv_ll(&cmds[1], r->expiry);
-	rv = run_pipeline(c, cmds, 2, reps);
+	rv = hr_layer__redis_run(c, cmds, 2, reps);
 done:
-	free_replies(reps, 2);
+	hr_layer__redis_free_replies(reps, 2);
 	hr_layer__argv_fini(&cmds[0]);
 	hr_layer__argv_fini(&cmds[1]);
-	conn_put(r, idx, c);
-	leave(r);
+	hr_layer__redis_conn_put(r, idx, c);
+	hr_layer__redis_leave(r);
 	hr_buf_fini(&member);
 	return rv;
 }
@@ -1021,7 +513,7 @@ mono_ms(void)
 static bool
 popped_expired(hr_layer *l, const redisReply *score)
 {
-	const rds *r = l->_be;
+	const hr_redis *r = l->_be;
 	if (score == NULL || score->type != REDIS_REPLY_STRING)
 		return false;
 	char buf[64];
@@ -1050,7 +542,7 @@ static int
 pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *channel, size_t clen,
     bool process_key, int wait_ms, hr_msg **out, hr_layer_targets *t)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char backup[RD_KEY_MAX + 16];
 	memcpy(backup, key, klen);
 	memcpy(backup + klen, "$inflight", 10);
@@ -1058,7 +550,7 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 	redisContext *c = NULL;
 	redisReply *reps[2] = { NULL, NULL }, *bk[2] = { NULL, NULL };
 	hr_argv cmds[2];
-	int rv = conn_get(r, idx, &c);
+	int rv = hr_layer__redis_conn_get(r, idx, &c);
 	if (rv != 0)
 		return rv;
 	hr_layer__argv_init(&cmds[0]);
@@ -1077,7 +569,7 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		hr_layer__argv_str(&cmds[1], "ZPOPMIN");
 		hr_layer__argv_add(&cmds[1], key, klen);
 	}
-	if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
+	if ((rv = hr_layer__redis_run(c, cmds, 2, reps)) != 0)
 		goto done;
 	const redisReply *rep = reps[1];
 	if (wait_ms > 0) {
@@ -1121,7 +613,7 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 	hr_layer__argv_add(&cmds[1], backup, blen);
 	/* On HR_EIO: if the ZADD was applied, the next receive restores the
 	 * member from the backup; if not, it is lost. */
-	if ((rv = run_pipeline(c, cmds, 2, bk)) != 0)
+	if ((rv = hr_layer__redis_run(c, cmds, 2, bk)) != 0)
 		goto done;
 	if (popped_expired(l, score_r)) {
 		hr_layer__count_expired(l, 1);
@@ -1132,11 +624,11 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 			hr_layer__count_bad(l, 1);
 	}
 done:
-	free_replies(bk, 2);
-	free_replies(reps, 2);
+	hr_layer__redis_free_replies(bk, 2);
+	hr_layer__redis_free_replies(reps, 2);
 	hr_layer__argv_fini(&cmds[0]);
 	hr_layer__argv_fini(&cmds[1]);
-	conn_put(r, idx, c);
+	hr_layer__redis_conn_put(r, idx, c);
 	return rv;
 }
 
@@ -1146,7 +638,7 @@ static int
 receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out,
     hr_layer_targets *t, bool swept)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	size_t nl = hr_name_nonlocal_len(channel, clen);
 	bool process_key = nl > 0;
 	if (process_key && nl != clen)
@@ -1155,7 +647,7 @@ receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, h
 	size_t klen = mkkey(l, key, channel, clen, "", 0);
 	size_t idx = process_key ? shard_of(r, channel, clen)
 	                         : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
-	int rv = enter(r);
+	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
 		return rv;
 	long long deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
@@ -1185,14 +677,14 @@ receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, h
 			rv = HR_EAGAIN; /* bad members only: stop after two sweeps */
 			break;
 		}
-		if (is_closed(r)) {
+		if (hr_layer__redis_is_closed(r)) {
 			rv = HR_ECLOSED;
 			break;
 		}
 	}
 	if (rv == HR_EBADMSG)
 		rv = HR_EAGAIN;
-	leave(r);
+	hr_layer__redis_leave(r);
 	return rv;
 }
 
@@ -1217,7 +709,7 @@ static int
 batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *channel, size_t clen,
     bool process_key, hr_layer_item *items, size_t max, size_t *n)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char backup[RD_KEY_MAX + 16];
 	memcpy(backup, key, klen);
 	memcpy(backup + klen, "$inflight", 10);
@@ -1225,7 +717,7 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 	redisContext *c = NULL;
 	redisReply *rep = NULL, *r2 = NULL;
 	hr_argv a;
-	int rv = conn_get(r, idx, &c);
+	int rv = hr_layer__redis_conn_get(r, idx, &c);
 	if (rv != 0)
 		return rv;
 	hr_layer__argv_init(&a);
@@ -1235,7 +727,7 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 	hr_layer__argv_add(&a, key, klen);
 	hr_layer__argv_add(&a, backup, blen);
 	hr_layer__argv_ll(&a, (long long)(max - *n));
-	if ((rv = run1(c, &a, &rep)) != 0)
+	if ((rv = hr_layer__redis_run(c, &a, 1, &rep)) != 0)
 		goto done;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
 		rv = HR_EIO;
@@ -1267,7 +759,7 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 		hr_layer__argv_str(&a, "ZPOPMIN");
 		hr_layer__argv_add(&a, backup, blen);
 		hr_layer__argv_ll(&a, (long long)got);
-		rv = run1(c, &a, &r2);
+		rv = hr_layer__redis_run(c, &a, 1, &r2);
 	}
 	if (rv == 0 && got == 0)
 		rv = HR_EAGAIN;
@@ -1275,7 +767,7 @@ done:
 	hr_layer__argv_fini(&a);
 	freeReplyObject(r2);
 	freeReplyObject(rep);
-	conn_put(r, idx, c);
+	hr_layer__redis_conn_put(r, idx, c);
 	return rv;
 }
 
@@ -1283,7 +775,7 @@ static int
 rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
     hr_layer_item *items, size_t max, size_t *n)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	size_t nl = hr_name_nonlocal_len(channel, clen);
 	bool process_key = nl > 0;
 	if (process_key && nl != clen)
@@ -1292,7 +784,7 @@ rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
 	size_t klen = mkkey(l, key, channel, clen, "", 0);
 	size_t idx = process_key ? shard_of(r, channel, clen)
 	                         : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
-	int rv = enter(r);
+	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
 		return rv;
 	bool empty = true; /* every shard answered "nothing there" */
@@ -1304,7 +796,7 @@ rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
 		if (rv != 0 && rv != HR_EAGAIN)
 			break;
 	}
-	leave(r);
+	hr_layer__redis_leave(r);
 	if (*n > 0)
 		return 0; /* what came is the caller's even if a later shard failed */
 	if (rv != 0 && rv != HR_EAGAIN)
@@ -1322,7 +814,7 @@ rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
 static int
 rd_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char id[33];
 	int rv = uuid4_hex(id);
 	if (rv != 0)
@@ -1336,7 +828,7 @@ rd_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
 static int
 rd_client_prefix(hr_layer *l, char *out, size_t outlen)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	if (outlen < sizeof(r->client_prefix))
 		return HR_EMSGSIZE;
 	memcpy(out, r->client_prefix, sizeof(r->client_prefix));
@@ -1348,17 +840,17 @@ rd_client_prefix(hr_layer *l, char *out, size_t outlen)
 static int
 rd_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char key[RD_KEY_MAX];
 	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
 	double now = hr_layer__now(l);
 	size_t idx = shard_of(r, group, glen);
 	redisContext *c = NULL;
 	redisReply *reps[2];
-	int rv = enter(r);
+	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
 		return rv;
-	if ((rv = conn_get(r, idx, &c)) == 0) {
+	if ((rv = hr_layer__redis_conn_get(r, idx, &c)) == 0) {
 		hr_argv cmds[2];
 		hr_layer__argv_init(&cmds[0]);
 		hr_layer__argv_init(&cmds[1]);
@@ -1369,40 +861,40 @@ rd_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, s
 		hr_layer__argv_str(&cmds[1], "EXPIRE");
 		hr_layer__argv_add(&cmds[1], key, klen);
 		hr_layer__argv_ll(&cmds[1], r->group_expiry);
-		rv = run_pipeline(c, cmds, 2, reps);
-		free_replies(reps, 2);
+		rv = hr_layer__redis_run(c, cmds, 2, reps);
+		hr_layer__redis_free_replies(reps, 2);
 		hr_layer__argv_fini(&cmds[0]);
 		hr_layer__argv_fini(&cmds[1]);
-		conn_put(r, idx, c);
+		hr_layer__redis_conn_put(r, idx, c);
 	}
-	leave(r);
+	hr_layer__redis_leave(r);
 	return rv;
 }
 
 static int
 rd_group_discard(hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char key[RD_KEY_MAX];
 	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
 	size_t idx = shard_of(r, group, glen);
 	redisContext *c = NULL;
 	redisReply *rep = NULL;
-	int rv = enter(r);
+	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
 		return rv;
-	if ((rv = conn_get(r, idx, &c)) == 0) {
+	if ((rv = hr_layer__redis_conn_get(r, idx, &c)) == 0) {
 		hr_argv a;
 		hr_layer__argv_init(&a);
 		hr_layer__argv_str(&a, "ZREM");
 		hr_layer__argv_add(&a, key, klen);
 		hr_layer__argv_add(&a, channel, clen);
-		rv = run1(c, &a, &rep);
+		rv = hr_layer__redis_run(c, &a, 1, &rep);
 		freeReplyObject(rep);
 		hr_layer__argv_fini(&a);
-		conn_put(r, idx, c);
+		hr_layer__redis_conn_put(r, idx, c);
 	}
-	leave(r);
+	hr_layer__redis_leave(r);
 	return rv;
 }
 
@@ -1442,7 +934,7 @@ static int
 group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem *gm, double now,
     hr_group_send_result *res)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	size_t nk = 0;
 	for (size_t i = 0; i < nkeys; i++)
 		nk += keys[i].shard == shard;
@@ -1491,9 +983,9 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 	/* The expiry and the capacity script in one write (core.py awaits the
 	 * expiry pipeline first; Redis runs them in the same order either
 	 * way): one round trip less before the member is in Redis. */
-	if ((rv = conn_get(r, shard, &c)) != 0)
+	if ((rv = hr_layer__redis_conn_get(r, shard, &c)) != 0)
 		goto done;
-	if ((rv = run_pipeline(c, cmds, nk + 1, reps)) != 0)
+	if ((rv = hr_layer__redis_run(c, cmds, nk + 1, reps)) != 0)
 		goto done;
 	for (k = 0; k < nk; k++)
 		if (reps[k]->type == REDIS_REPLY_INTEGER && reps[k]->integer > 0)
@@ -1515,9 +1007,9 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 	}
 done:
 	if (reps != NULL)
-		free_replies(reps, nk + 1);
+		hr_layer__redis_free_replies(reps, nk + 1);
 	freeReplyObject(rep);
-	conn_put(r, shard, c);
+	hr_layer__redis_conn_put(r, shard, c);
 	for (size_t i = 0; cmds != NULL && i <= nk; i++)
 		hr_layer__argv_fini(&cmds[i]);
 	free(which);
@@ -1530,7 +1022,7 @@ static int
 group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const char *except,
     size_t elen, hr_group_send_result *res)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char key[RD_KEY_MAX];
 	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
 	size_t gidx = shard_of(r, group, glen);
@@ -1544,11 +1036,11 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 	int rv = hr_codec_validate(hr_msg_data(msg), hr_msg_len(msg));
 	if (rv != 0)
 		return rv;
-	if ((rv = enter(r)) != 0)
+	if ((rv = hr_layer__redis_enter(r)) != 0)
 		return rv;
 	hr_layer__argv_init(&cmds[0]);
 	hr_layer__argv_init(&cmds[1]);
-	if ((rv = conn_get(r, gidx, &c)) != 0)
+	if ((rv = hr_layer__redis_conn_get(r, gidx, &c)) != 0)
 		goto done;
 	hr_layer__argv_str(&cmds[0], "ZREMRANGEBYSCORE");
 	hr_layer__argv_add(&cmds[0], key, klen);
@@ -1558,9 +1050,9 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 	hr_layer__argv_add(&cmds[1], key, klen);
 	hr_layer__argv_str(&cmds[1], "0");
 	hr_layer__argv_str(&cmds[1], "-1");
-	if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
+	if ((rv = hr_layer__redis_run(c, cmds, 2, reps)) != 0)
 		goto done;
-	conn_put(r, gidx, c);
+	hr_layer__redis_conn_put(r, gidx, c);
 	c = NULL;
 	if (reps[0]->type == REDIS_REPLY_INTEGER && reps[0]->integer > 0)
 		hr_layer__count_group_expired(l, (uint64_t)reps[0]->integer);
@@ -1632,15 +1124,15 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 			rv = rv2; /* the other shards still get it */
 	}
 done:
-	free_replies(reps, 2);
+	hr_layer__redis_free_replies(reps, 2);
 	hr_layer__argv_fini(&cmds[0]);
 	hr_layer__argv_fini(&cmds[1]);
-	conn_put(r, gidx, c);
+	hr_layer__redis_conn_put(r, gidx, c);
 	for (size_t i = 0; i < nkeys; i++)
 		hr_buf_fini(&keys[i].member);
 	free(keys);
 	free(gm);
-	leave(r);
+	hr_layer__redis_leave(r);
 	return rv;
 }
 
@@ -1662,19 +1154,19 @@ rd_group_send_except(hr_layer *l, const char *group, size_t glen, hr_msg *msg, c
 static int
 rd_flush(hr_layer *l)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char pat[RD_PREFIX_MAX + 2];
 	size_t plen = r->plen;
 	memcpy(pat, l->_opts.prefix, plen);
 	pat[plen++] = '*';
 	pat[plen] = '\0';
-	int rv = enter(r);
+	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
 		return rv;
 	for (size_t i = 0; i < r->n; i++) {
 		redisContext *c = NULL;
 		redisReply *rep = NULL;
-		int rv2 = conn_get(r, i, &c);
+		int rv2 = hr_layer__redis_conn_get(r, i, &c);
 		if (rv2 == 0) {
 			hr_argv a;
 			hr_layer__argv_init(&a);
@@ -1682,15 +1174,15 @@ rd_flush(hr_layer *l)
 			hr_layer__argv_add(&a, flush_lua, sizeof(flush_lua) - 1);
 			hr_layer__argv_str(&a, "0");
 			hr_layer__argv_add(&a, pat, plen);
-			rv2 = run1(c, &a, &rep);
+			rv2 = hr_layer__redis_run(c, &a, 1, &rep);
 			freeReplyObject(rep);
 			hr_layer__argv_fini(&a);
-			conn_put(r, i, c);
+			hr_layer__redis_conn_put(r, i, c);
 		}
 		if (rv2 != 0 && rv == 0)
 			rv = rv2;
 	}
-	leave(r);
+	hr_layer__redis_leave(r);
 	return rv;
 }
 
