@@ -32,15 +32,10 @@
 #include <time.h>
 
 #include <hiredis/hiredis.h>
-#include <openssl/rand.h>
 
 #include "layer/redis_int.h"
 
-#define RD_SLICE_MS 250   /* longest single BZPOPMIN */
-#define RD_PREFIX_MAX 200 /* key prefix length */
-#define RD_KEY_MAX (RD_PREFIX_MAX + HR_NAME_MAX + 32)
-#define RD_RANDOM_LEN 12         /* random bytes in front of every member */
-#define RD_MEMBER_MAX (8u << 20) /* largest member accepted from Redis */
+#define RD_SLICE_MS 250 /* longest single BZPOPMIN */
 
 /* ------------------------------------------------------------ scripts */
 
@@ -89,66 +84,6 @@ static const char flush_lua[] = "local keys = redis.call('keys', ARGV[1])\n"
 
 /* ------------------------------------------------------------ small helpers */
 
-static int
-random_bytes(unsigned char *p, size_t n)
-{
-	return RAND_bytes(p, (int)n) == 1 ? 0 : HR_EIO;
-}
-
-/* 32 lowercase hex chars of a random UUID4, as uuid.uuid4().hex. */
-static int
-uuid4_hex(char out[33])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char b[16];
-	if (random_bytes(b, sizeof(b)) != 0)
-		return HR_EIO;
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	for (size_t i = 0; i < 16; i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 15];
-	}
-	out[32] = '\0';
-	return 0;
-}
-
-/* zlib's crc32 (IEEE 802.3, reflected). Names are short: bitwise is fine. */
-static uint32_t
-crc32_ieee(const char *s, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-	for (size_t i = 0; i < n; i++) {
-		c ^= (unsigned char)s[i];
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-	}
-	return c ^ 0xffffffffu;
-}
-
-/* channels_redis.utils._consistent_hash */
-static size_t
-shard_of(const hr_redis *r, const char *name, size_t len)
-{
-	if (r->n == 1)
-		return 0;
-	double bigval = (double)(crc32_ieee(name, len) & 0xfff);
-	size_t i = (size_t)(bigval / (4096.0 / (double)r->n));
-	return i < r->n ? i : r->n - 1;
-}
-
-/* prefix + a + b into key (RD_KEY_MAX). */
-static size_t
-mkkey(const hr_layer *l, char *key, const char *a, size_t alen, const char *b, size_t blen)
-{
-	const hr_redis *r = l->_be;
-	memcpy(key, l->_opts.prefix, r->plen);
-	memcpy(key + r->plen, a, alen);
-	memcpy(key + r->plen + alen, b, blen);
-	key[r->plen + alen + blen] = '\0';
-	return r->plen + alen + blen;
-}
-
 /* ------------------------------------------------------------ create / destroy */
 
 static void
@@ -181,228 +116,10 @@ rd_create(hr_layer *l)
 	r->group_expiry = (long long)o->group_expiry;
 	atomic_init(&r->send_rr, 0);
 	atomic_init(&r->recv_rr, 0);
-	int rv = uuid4_hex(r->client_prefix);
+	int rv = hr_layer__redis_uuid4_hex(r->client_prefix);
 	if (rv != 0)
 		return rv;
 	return hr_layer__redis_open(r, hosts, n);
-}
-
-/* ------------------------------------------------------------ msgpack bits */
-
-/* Header of the msgpack map at mp: pair count and header length. */
-static int
-map_header(const unsigned char *mp, size_t len, uint32_t *n, size_t *hlen)
-{
-	if (len < 1)
-		return HR_EBADMSG;
-	if ((mp[0] & 0xf0) == 0x80) {
-		*n = mp[0] & 0x0f;
-		*hlen = 1;
-	} else if (mp[0] == 0xde && len >= 3) {
-		*n = (uint32_t)mp[1] << 8 | mp[2];
-		*hlen = 3;
-	} else if (mp[0] == 0xdf && len >= 5) {
-		*n = (uint32_t)mp[1] << 24 | (uint32_t)mp[2] << 16 | (uint32_t)mp[3] << 8 | mp[4];
-		*hlen = 5;
-	} else {
-		return HR_ETYPE;
-	}
-	return 0;
-}
-
-/* Build into out: RD_RANDOM_LEN random bytes, then the map msg with
- * "__asgi_channel__" (dropped first if present) appended last, as Python's
- * dict assignment does: a str when as_list is false (names[0]), else a list
- * of names. */
-static int
-build_member(const hr_msg *msg, bool as_list, const char *const *names, const size_t *lens,
-    size_t n, hr_buf *out)
-{
-	unsigned char rnd[RD_RANDOM_LEN];
-	hr_buf body;
-	hr_buf_init(&body, 0);
-	int rv = random_bytes(rnd, sizeof(rnd));
-	if (rv != 0 || (rv = hr_buf_append(out, rnd, sizeof(rnd))) != 0)
-		goto done;
-	if ((rv = hr_codec_map_remove(hr_msg_data(msg), hr_msg_len(msg), "__asgi_channel__", &body))
-	    != 0)
-		goto done;
-	uint32_t pairs;
-	size_t hlen;
-	if ((rv = map_header(hr_buf_data(&body), hr_buf_len(&body), &pairs, &hlen)) != 0)
-		goto done;
-	if (pairs == UINT32_MAX) {
-		rv = HR_EMSGSIZE;
-		goto done;
-	}
-	if ((rv = hr_mp_map(out, pairs + 1)) != 0
-	    || (rv = hr_buf_append(out, hr_buf_data(&body) + hlen, hr_buf_len(&body) - hlen)) != 0
-	    || (rv = hr_mp_cstr(out, "__asgi_channel__")) != 0)
-		goto done;
-	if (!as_list) {
-		rv = hr_mp_str(out, names[0], lens[0]);
-		goto done;
-	}
-	if (n > UINT32_MAX) {
-		rv = HR_EMSGSIZE;
-		goto done;
-	}
-	if ((rv = hr_mp_array(out, (uint32_t)n)) != 0)
-		goto done;
-	for (size_t i = 0; i < n && rv == 0; i++)
-		rv = hr_mp_str(out, names[i], lens[i]);
-done:
-	hr_buf_fini(&body);
-	return rv;
-}
-
-/* Read one msgpack str at *p (bounded by end). */
-static bool
-read_str(const unsigned char **p, const unsigned char *end, const char **s, size_t *n)
-{
-	const unsigned char *q = *p;
-	if (q >= end)
-		return false;
-	size_t len, h;
-	if ((q[0] & 0xe0) == 0xa0) {
-		len = q[0] & 0x1f;
-		h = 1;
-	} else if (q[0] == 0xd9 && end - q >= 2) {
-		len = q[1];
-		h = 2;
-	} else if (q[0] == 0xda && end - q >= 3) {
-		len = (size_t)q[1] << 8 | q[2];
-		h = 3;
-	} else if (q[0] == 0xdb && end - q >= 5) {
-		len = (size_t)q[1] << 24 | (size_t)q[2] << 16 | (size_t)q[3] << 8 | q[4];
-		h = 5;
-	} else {
-		return false;
-	}
-	if ((size_t)(end - q) - h < len)
-		return false;
-	*s = (const char *)q + h;
-	*n = len;
-	*p = q + h + len;
-	return true;
-}
-
-/* Fill t from the __asgi_channel__ value [v, v+vlen): a str or a non-empty
- * list of strs, each a valid channel name; when `nonlocal` is given (a
- * process key was read), each must be a specific channel of that process. */
-static int
-targets_from(
-    const unsigned char *v, size_t vlen, const char *nonlocal, size_t nllen, hr_layer_targets *t)
-{
-	const unsigned char *p = v, *end = v + vlen;
-	size_t n;
-	if ((p[0] & 0xf0) == 0x90) {
-		n = p[0] & 0x0f;
-		p += 1;
-	} else if (p[0] == 0xdc && vlen >= 3) {
-		n = (size_t)p[1] << 8 | p[2];
-		p += 3;
-	} else if (p[0] == 0xdd && vlen >= 5) {
-		n = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
-		p += 5;
-	} else {
-		n = 0; /* a str, read below */
-	}
-	bool list = p != v;
-	if (list && (n == 0 || n > vlen))
-		return HR_EBADMSG;
-	if (!list)
-		n = 1;
-	t->names = calloc(n, sizeof(*t->names));
-	t->_store = malloc(vlen + n); /* the strs' bytes plus a NUL each */
-	if (t->names == NULL || t->_store == NULL)
-		return HR_ENOMEM;
-	size_t off = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *s;
-		size_t len;
-		if (!read_str(&p, end, &s, &len) || hr_name_check_channel(s, len) != 0)
-			return HR_EBADMSG;
-		if (nonlocal != NULL
-		    && (hr_name_nonlocal_len(s, len) != nllen || memcmp(s, nonlocal, nllen) != 0))
-			return HR_EBADMSG;
-		memcpy(t->_store + off, s, len);
-		t->_store[off + len] = '\0';
-		t->names[i] = t->_store + off;
-		off += len + 1;
-	}
-	t->n = n;
-	return p == end ? 0 : HR_EBADMSG;
-}
-
-/* Turn a member popped from Redis into a message and its targets. Anything
- * malformed is HR_EBADMSG (the caller drops and counts it). */
-static int
-decode_member(const char *mem, size_t mlen, const char *channel, size_t clen, bool process_key,
-    hr_msg **out, hr_layer_targets *t)
-{
-	if (mlen <= RD_RANDOM_LEN || mlen > RD_MEMBER_MAX)
-		return HR_EBADMSG;
-	const unsigned char *mp = (const unsigned char *)mem + RD_RANDOM_LEN;
-	size_t len = mlen - RD_RANDOM_LEN;
-	if (hr_codec_validate(mp, len) != 0)
-		return HR_EBADMSG;
-	uint32_t pairs;
-	size_t hlen;
-	if (map_header(mp, len, &pairs, &hlen) != 0)
-		return HR_EBADMSG;
-	const unsigned char *v;
-	size_t vlen;
-	int rv = hr_codec_map_get(mp, len, "__asgi_channel__", &v, &vlen);
-	if (rv == HR_ENOENT) {
-		/* Nothing names a target: the channel read is the target. */
-		hr_layer_targets one = { 0 };
-		if (process_key)
-			return HR_EBADMSG; /* nothing in Channels writes this */
-		one.names = calloc(1, sizeof(*one.names));
-		one._store = malloc(clen + 1);
-		if (one.names == NULL || one._store == NULL) {
-			hr_layer_targets_fini(&one);
-			return HR_ENOMEM;
-		}
-		memcpy(one._store, channel, clen);
-		one._store[clen] = '\0';
-		one.names[0] = one._store;
-		one.n = 1;
-		if ((rv = hr_msg_copy(mp, len, out)) != 0) {
-			hr_layer_targets_fini(&one);
-			return rv;
-		}
-		*t = one;
-		return 0;
-	}
-	if (rv != 0)
-		return HR_EBADMSG;
-	hr_layer_targets got = { 0 };
-	if ((rv = targets_from(v, vlen, process_key ? channel : NULL, clen, &got)) != 0) {
-		hr_layer_targets_fini(&got);
-		return rv;
-	}
-	hr_buf b;
-	hr_buf_init(&b, 0);
-	if ((rv = hr_codec_map_remove(mp, len, "__asgi_channel__", &b)) != 0
-	    || (rv = hr_buf_finish(&b, out)) != 0) {
-		hr_buf_fini(&b);
-		hr_layer_targets_fini(&got);
-		return rv == HR_ENOMEM ? rv : HR_EBADMSG;
-	}
-	hr_buf_fini(&b);
-	*t = got;
-	return 0;
-}
-
-int
-hr_layer__redis_decode_member(const char *mem, size_t mlen, const char *channel, size_t clen,
-    bool process_key, hr_msg **out, hr_layer_targets *t)
-{
-	*out = NULL;
-	memset(t, 0, sizeof(*t));
-	return decode_member(mem, mlen, channel, clen, process_key, out, t);
 }
 
 /* ------------------------------------------------------------ send */
@@ -411,34 +128,17 @@ static int
 rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 {
 	hr_redis *r = l->_be;
-	const unsigned char *dummy;
-	size_t dlen;
-	int rv = hr_codec_map_get(
-	    hr_msg_data(msg), hr_msg_len(msg), "__asgi_channel__", &dummy, &dlen);
-	if (rv == 0)
-		return HR_EINVAL; /* reserved, as core.py asserts */
-	if (rv != HR_ENOENT)
-		return rv == HR_ETYPE ? HR_ETYPE : HR_EBADMSG;
 	size_t nl = hr_name_nonlocal_len(channel, clen);
 	hr_buf member;
 	hr_buf_init(&member, 0);
-	if (nl > 0) {
-		const char *names[] = { channel };
-		size_t lens[] = { clen };
-		rv = build_member(msg, false, names, lens, 1, &member);
-	} else {
-		unsigned char rnd[RD_RANDOM_LEN];
-		if ((rv = random_bytes(rnd, sizeof(rnd))) == 0
-		    && (rv = hr_buf_append(&member, rnd, sizeof(rnd))) == 0)
-			rv = hr_buf_append(&member, hr_msg_data(msg), hr_msg_len(msg));
-	}
+	int rv = hr_layer__redis_member_send(msg, channel, clen, &member);
 	if (rv != 0) {
 		hr_buf_fini(&member);
 		return rv;
 	}
 	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, channel, nl > 0 ? nl : clen, "", 0);
-	size_t idx = nl > 0 ? shard_of(r, channel, nl)
+	size_t klen = hr_layer__redis_key(l, key, channel, nl > 0 ? nl : clen, "", 0);
+	size_t idx = nl > 0 ? hr_layer__redis_shard_of(r->n, channel, nl)
 	                    : atomic_fetch_add(&r->send_rr, 1u) % (unsigned)r->n;
 	double now = hr_layer__now(l);
 	redisContext *c = NULL;
@@ -619,7 +319,8 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		hr_layer__count_expired(l, 1);
 		rv = HR_EBADMSG; /* dropped: the caller moves on as for a bad member */
 	} else {
-		rv = decode_member(mem_r->str, mem_r->len, channel, clen, process_key, out, t);
+		rv = hr_layer__redis_decode_member(
+		    mem_r->str, mem_r->len, channel, clen, process_key, out, t);
 		if (rv == HR_EBADMSG)
 			hr_layer__count_bad(l, 1);
 	}
@@ -644,8 +345,8 @@ receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, h
 	if (process_key && nl != clen)
 		return HR_ENOTSUP; /* a specific channel: receive its process key */
 	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, channel, clen, "", 0);
-	size_t idx = process_key ? shard_of(r, channel, clen)
+	size_t klen = hr_layer__redis_key(l, key, channel, clen, "", 0);
+	size_t idx = process_key ? hr_layer__redis_shard_of(r->n, channel, clen)
 	                         : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
 	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
@@ -745,7 +446,7 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 			continue;
 		}
 		hr_layer_item *it = &items[*n];
-		int rv2 = decode_member(
+		int rv2 = hr_layer__redis_decode_member(
 		    m->str, m->len, channel, clen, process_key, &it->msg, &it->targets);
 		if (rv2 == 0)
 			(*n)++;
@@ -781,8 +482,8 @@ rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
 	if (process_key && nl != clen)
 		return HR_ENOTSUP;
 	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, channel, clen, "", 0);
-	size_t idx = process_key ? shard_of(r, channel, clen)
+	size_t klen = hr_layer__redis_key(l, key, channel, clen, "", 0);
+	size_t idx = process_key ? hr_layer__redis_shard_of(r->n, channel, clen)
 	                         : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
 	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
@@ -816,7 +517,7 @@ rd_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
 {
 	hr_redis *r = l->_be;
 	char id[33];
-	int rv = uuid4_hex(id);
+	int rv = hr_layer__redis_uuid4_hex(id);
 	if (rv != 0)
 		return rv;
 	int n = snprintf(out, outlen, "%s.%s!%s", prefix, r->client_prefix, id);
@@ -842,9 +543,9 @@ rd_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, s
 {
 	hr_redis *r = l->_be;
 	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
+	size_t klen = hr_layer__redis_key(l, key, ":group:", 7, group, glen);
 	double now = hr_layer__now(l);
-	size_t idx = shard_of(r, group, glen);
+	size_t idx = hr_layer__redis_shard_of(r->n, group, glen);
 	redisContext *c = NULL;
 	redisReply *reps[2];
 	int rv = hr_layer__redis_enter(r);
@@ -876,8 +577,8 @@ rd_group_discard(hr_layer *l, const char *group, size_t glen, const char *channe
 {
 	hr_redis *r = l->_be;
 	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
-	size_t idx = shard_of(r, group, glen);
+	size_t klen = hr_layer__redis_key(l, key, ":group:", 7, group, glen);
+	size_t idx = hr_layer__redis_shard_of(r->n, group, glen);
 	redisContext *c = NULL;
 	redisReply *rep = NULL;
 	int rv = hr_layer__redis_enter(r);
@@ -1024,8 +725,8 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 {
 	hr_redis *r = l->_be;
 	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
-	size_t gidx = shard_of(r, group, glen);
+	size_t klen = hr_layer__redis_key(l, key, ":group:", 7, group, glen);
+	size_t gidx = hr_layer__redis_shard_of(r->n, group, glen);
 	double now = hr_layer__now(l);
 	redisContext *c = NULL;
 	hr_argv cmds[2];
@@ -1105,13 +806,13 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 		/* core.py: the capacity of the first channel met for the key;
 		 * the bucket is sorted by group order, so that is gm[i]. */
 		g->capacity = hr_layer__capacity(l, gm[i].name, gm[i].len);
-		g->shard = shard_of(r, gm[i].name, gm[i].nl);
-		g->klen = mkkey(l, g->key, gm[i].name, gm[i].nl, "", 0);
+		g->shard = hr_layer__redis_shard_of(r->n, gm[i].name, gm[i].nl);
+		g->klen = hr_layer__redis_key(l, g->key, gm[i].name, gm[i].nl, "", 0);
 		for (size_t k = i; k < j; k++) {
 			bnames[k - i] = gm[k].name;
 			blens[k - i] = gm[k].len;
 		}
-		rv = build_member(msg, true, bnames, blens, j - i, &g->member);
+		rv = hr_layer__redis_member_group(msg, bnames, blens, j - i, &g->member);
 		i = j;
 	}
 	free(bnames);

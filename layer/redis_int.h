@@ -23,7 +23,9 @@
 
 #include "layer/layer_impl.h"
 
-#define RD_POOL_IDLE 8 /* idle connections kept per shard */
+#define RD_POOL_IDLE 8    /* idle connections kept per shard */
+#define RD_PREFIX_MAX 200 /* key prefix length */
+#define RD_KEY_MAX (RD_PREFIX_MAX + HR_NAME_MAX + 32)
 
 /* ------------------------------------------------------------ argv builder */
 
@@ -121,5 +123,31 @@ void hr_layer__redis_conn_put(hr_redis *r, size_t idx, redisContext *c);
  * caller frees reps with hr_layer__redis_free_replies. */
 int hr_layer__redis_run(redisContext *c, const hr_argv *cmds, size_t n, redisReply **reps);
 void hr_layer__redis_free_replies(redisReply **reps, size_t n);
+
+/* ------------------------------------------------------------ wire */
+
+/* n random bytes from the system's source; HR_EIO if it fails. */
+int hr_layer__redis_random(unsigned char *p, size_t n);
+/* 32 lowercase hex chars of a random UUID4, as uuid.uuid4().hex. */
+int hr_layer__redis_uuid4_hex(char out[33]);
+/* The shard of name[0, len) among n (channels_redis.utils._consistent_hash). */
+size_t hr_layer__redis_shard_of(size_t n, const char *name, size_t len);
+
+/* The key prefix + a[0, alen) + b[0, blen) into key (RD_KEY_MAX bytes, NUL
+ * added), e.g. "asgi" + ":group:" + G; its length. */
+size_t hr_layer__redis_key(
+    const hr_layer *l, char *key, const char *a, size_t alen, const char *b, size_t blen);
+
+/* The member a send of msg to channel[0, clen) stores, into out (the
+ * caller's, appended to): 12 random bytes, then msg, with "__asgi_channel__"
+ * set to the channel when it is specific (so its process can tell).
+ * HR_EINVAL if msg already has that key (reserved, as core.py asserts),
+ * HR_ETYPE/HR_EBADMSG if msg is not a map, HR_EIO, HR_ENOMEM. */
+int hr_layer__redis_member_send(const hr_msg *msg, const char *channel, size_t clen, hr_buf *out);
+/* The member a group_send stores once for one process key: 12 random bytes,
+ * then msg with "__asgi_channel__" the list names[0, n) (lens[i] bytes each,
+ * borrowed). */
+int hr_layer__redis_member_group(
+    const hr_msg *msg, const char *const *names, const size_t *lens, size_t n, hr_buf *out);
 
 #endif /* HERALD_LAYER_REDIS_INT_H */
