@@ -150,4 +150,15 @@ int hr_layer__redis_member_send(const hr_msg *msg, const char *channel, size_t c
 int hr_layer__redis_member_group(
     const hr_msg *msg, const char *const *names, const size_t *lens, size_t n, hr_buf *out);
 
+/* ------------------------------------------------------------ receive */
+
+/* The ops table's receive, receive_targets and receive_batch (redis_recv.c;
+ * contracts in layer_impl.h and layer.h). */
+int hr_layer__redis_receive(
+    hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out);
+int hr_layer__redis_receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
+    hr_msg **out, hr_layer_targets *t);
+int hr_layer__redis_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
+    hr_layer_item *items, size_t max, size_t *n);
+
 #endif /* HERALD_LAYER_REDIS_INT_H */
