@@ -1,13 +1,16 @@
 /*
  * redis_int.h: private to the Redis backend of the `layer` module, shared by
- * its three files:
+ * its four files:
  *  - redis_conn.c: how to reach Redis. Host URLs, the shards and their pools
  *    of connections (connect with deadlines, reconnect after a break), the
  *    enter/leave gate that destroy waits on, the argv builder and pipelines;
- *  - redis_wire.c: the channels_redis member encoding (12 random bytes and
- *    msgpack, "__asgi_channel__"), the shard of a name (CRC32), random ids;
- *  - layer_redis.c: the ops table and the operations (WIRE.md), on top of
- *    the other two, which do not call each other.
+ *  - redis_wire.c: what is stored, as channels_redis stores it: members (12
+ *    random bytes and msgpack, "__asgi_channel__"), key names, the shard of
+ *    a name (CRC32), random ids;
+ *  - layer_redis.c: the ops table and the operations (WIRE.md), and
+ *    redis_recv.c: the receives, both on top of the first two, which do not
+ *    call each other (layer_redis.c -> redis_recv.c -> redis_conn.c and
+ *    redis_wire.c).
  * Threads: any worker thread, concurrently; never an I/O loop thread.
  */
 #ifndef HERALD_LAYER_REDIS_INT_H
