@@ -45,16 +45,16 @@ on_signal(int sig)
 /* The targets (loopback only) and the ranges of every option; for
  * --publish-redis, the Redis layer. 0, or the exit code. */
 static int
-check_options(const char **url, const char **pub)
+check_options(const char *url, const char *pub)
 {
-	if (!*url) {
+	if (!url) {
 		fprintf(stderr, "herald-bench: --url is required\n");
 		usage(stderr);
 		return 2;
 	}
-	if (parse_url(*url, "ws", opt.host, sizeof opt.host, &opt.port, opt.path, sizeof opt.path)
+	if (parse_url(url, "ws", opt.host, sizeof opt.host, &opt.port, opt.path, sizeof opt.path)
 	    != 0) {
-		fprintf(stderr, "herald-bench: bad --url '%s' (want ws://HOST:PORT/PATH)\n", *url);
+		fprintf(stderr, "herald-bench: bad --url '%s' (want ws://HOST:PORT/PATH)\n", url);
 		return 2;
 	}
 	g_target.sin_family = AF_INET;
@@ -63,11 +63,11 @@ check_options(const char **url, const char **pub)
 		fprintf(stderr, "herald-bench: refusing non-loopback target '%s'\n", opt.host);
 		return 2;
 	}
-	if (*pub) {
-		if (parse_url(*pub, "http", opt.pub_host, sizeof opt.pub_host, &opt.pub_port,
+	if (pub) {
+		if (parse_url(pub, "http", opt.pub_host, sizeof opt.pub_host, &opt.pub_port,
 		        opt.pub_path, sizeof opt.pub_path)
 		    != 0) {
-			fprintf(stderr, "herald-bench: bad --publish '%s'\n", *pub);
+			fprintf(stderr, "herald-bench: bad --publish '%s'\n", pub);
 			return 2;
 		}
 		g_pub_addr.sin_family = AF_INET;
@@ -95,7 +95,7 @@ check_options(const char **url, const char **pub)
 		char rh[64], rpath[64];
 		int rport;
 		struct in_addr ra;
-		if (*pub
+		if (pub
 		    || parse_url(opt.redis_url, "redis", rh, sizeof rh, &rport, rpath, sizeof rpath)
 		        != 0
 		    || !loopback_host(rh, &ra)) {
@@ -160,14 +160,13 @@ static void
 wait_connected(uint64_t t0, struct bench_run *run)
 {
 	uint64_t connect_deadline = t0 + (uint64_t)(opt.connect_timeout * 1e9);
-	uint64_t connected = 0, failed = 0, closed = 0;
+	uint64_t connected = 0, failed = 0;
 	uint64_t last_print = t0;
 	for (;;) {
-		connected = failed = closed = 0;
+		connected = failed = 0;
 		for (int i = 0; i < opt.threads; i++) {
 			connected += atomic_load(&g_rx[i].connected);
 			failed += atomic_load(&g_rx[i].failed);
-			closed += atomic_load(&g_rx[i].closed);
 		}
 		uint64_t t = now_ns();
 		if (connected + failed >= (uint64_t)opt.n || t > connect_deadline || g_interrupted)
@@ -278,7 +277,7 @@ main(int argc, char **argv)
 	int rc = parse_args(argc, argv, &url, &pub);
 	if (rc >= 0)
 		return rc;
-	if ((rc = check_options(&url, &pub)) != 0 || (rc = raise_nofile()) != 0)
+	if ((rc = check_options(url, pub)) != 0 || (rc = raise_nofile()) != 0)
 		return rc;
 	if (rx_prepare() != 0) {
 		fprintf(stderr, "herald-bench: path too long\n");
