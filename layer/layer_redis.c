@@ -3,11 +3,10 @@
  * what channels_redis 4.0's RedisChannelLayer writes and reads (docs/PROTOCOL.md;
  * core.py is the authority), through hiredis' synchronous API.
  *
- * Each shard keeps a small pool of idle connections under a mutex: a call
- * borrows one (or connects, with a bounded timeout), runs its commands and
- * gives it back, or frees it if it broke, so a Redis that went away costs
- * one HR_EIO and the next call reconnects. Blocking receives wait in slices
- * of at most RD_SLICE_MS so that destroy can stop them (HR_ECLOSED).
+ * The ops table and the operations live here, the receives in redis_recv.c;
+ * how Redis is reached (URLs, the per-shard pools of connections,
+ * pipelines) is redis_conn.c's, and what is stored (members, keys, shards)
+ * redis_wire.c's (redis_int.h).
  *
  * Where herald departs from core.py (deliberately; docs/PROTOCOL.md "Shards"):
  *  - a send to a specific channel goes to the shard of its non-local name,
@@ -23,50 +22,16 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <limits.h>
-#include <math.h>
-#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <hiredis/hiredis.h>
-#include <openssl/rand.h>
 
-#include "layer/layer_impl.h"
-
-#define RD_CONNECT_MS 1000 /* connect timeout */
-#define RD_COMMAND_MS 5000 /* socket timeout for one reply (> RD_SLICE_MS) */
-#define RD_SLICE_MS 250    /* longest single BZPOPMIN */
-#define RD_POOL_IDLE 8     /* idle connections kept per shard */
-#define RD_PREFIX_MAX 200  /* key prefix length */
-#define RD_KEY_MAX (RD_PREFIX_MAX + HR_NAME_MAX + 32)
-#define RD_RANDOM_LEN 12         /* random bytes in front of every member */
-#define RD_MEMBER_MAX (8u << 20) /* largest member accepted from Redis */
+#include "layer/redis_int.h"
 
 /* ------------------------------------------------------------ scripts */
-
-/* core.py _brpop_with_clean: put the receive backup back into the queue. */
-static const char restore_lua[]
-    = "local backed_up = redis.call('ZRANGE', ARGV[2], 0, -1, 'WITHSCORES')\n"
-      "for i = #backed_up, 1, -2 do\n"
-      "    redis.call('ZADD', ARGV[1], backed_up[i], backed_up[i - 1])\n"
-      "end\n"
-      "redis.call('DEL', ARGV[2])\n";
-
-/* restore_lua, then pop up to ARGV[3] members and back them up, in one go. */
-static const char batch_lua[]
-    = "local backed_up = redis.call('ZRANGE', ARGV[2], 0, -1, 'WITHSCORES')\n"
-      "for i = #backed_up, 1, -2 do\n"
-      "    redis.call('ZADD', ARGV[1], backed_up[i], backed_up[i - 1])\n"
-      "end\n"
-      "redis.call('DEL', ARGV[2])\n"
-      "local popped = redis.call('ZPOPMIN', ARGV[1], tonumber(ARGV[3]))\n"
-      "for i = 1, #popped, 2 do\n"
-      "    redis.call('ZADD', ARGV[2], popped[i + 1], popped[i])\n"
-      "end\n"
-      "return popped\n";
 
 /* core.py group_send_lua, with one flag per key as the result. */
 static const char group_send_lua[]
@@ -90,427 +55,17 @@ static const char flush_lua[] = "local keys = redis.call('keys', ARGV[1])\n"
                                 "    redis.call('del', unpack(keys, i, math.min(i+4999, #keys)))\n"
                                 "end\n";
 
-/* ------------------------------------------------------------ state */
-
-typedef struct rshard {
-	char *host;
-	int port;
-	char *password; /* NULL: no AUTH */
-	long db;        /* 0: no SELECT */
-	pthread_mutex_t mu;
-	bool mu_ready;
-	redisContext *idle[RD_POOL_IDLE]; /* {mu} */
-	size_t n_idle;                    /* {mu} */
-} rshard;
-
-typedef struct rds {
-	rshard *shards;
-	size_t n;
-	char client_prefix[33];
-	size_t plen;                    /* strlen(prefix) */
-	long long expiry, group_expiry; /* whole seconds, as core.py's int() */
-	atomic_uint send_rr, recv_rr;
-	pthread_mutex_t mu;
-	pthread_cond_t left;
-	bool mu_ready, cond_ready;
-	bool closed;     /* {mu} */
-	unsigned inside; /* {mu} calls running */
-} rds;
-
 /* ------------------------------------------------------------ small helpers */
-
-static int
-random_bytes(unsigned char *p, size_t n)
-{
-	return RAND_bytes(p, (int)n) == 1 ? 0 : HR_EIO;
-}
-
-/* 32 lowercase hex chars of a random UUID4, as uuid.uuid4().hex. */
-static int
-uuid4_hex(char out[33])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char b[16];
-	if (random_bytes(b, sizeof(b)) != 0)
-		return HR_EIO;
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	for (size_t i = 0; i < 16; i++) {
-		out[2 * i] = hex[b[i] >> 4];
-		out[2 * i + 1] = hex[b[i] & 15];
-	}
-	out[32] = '\0';
-	return 0;
-}
-
-/* zlib's crc32 (IEEE 802.3, reflected). Names are short: bitwise is fine. */
-static uint32_t
-crc32_ieee(const char *s, size_t n)
-{
-	uint32_t c = 0xffffffffu;
-	for (size_t i = 0; i < n; i++) {
-		c ^= (unsigned char)s[i];
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-	}
-	return c ^ 0xffffffffu;
-}
-
-/* channels_redis.utils._consistent_hash */
-static size_t
-shard_of(const rds *r, const char *name, size_t len)
-{
-	if (r->n == 1)
-		return 0;
-	double bigval = (double)(crc32_ieee(name, len) & 0xfff);
-	size_t i = (size_t)(bigval / (4096.0 / (double)r->n));
-	return i < r->n ? i : r->n - 1;
-}
-
-static size_t
-fmt_ll(char *buf, size_t cap, long long v)
-{
-	int n = snprintf(buf, cap, "%lld", v);
-	return n > 0 ? (size_t)n : 0;
-}
-
-/* A score as Python's repr(float) would give it, to the same double. */
-static size_t
-fmt_score(char *buf, size_t cap, double v)
-{
-	int n = snprintf(buf, cap, "%.17g", v);
-	return n > 0 ? (size_t)n : 0;
-}
-
-/* prefix + a + b into key (RD_KEY_MAX). */
-static size_t
-mkkey(const hr_layer *l, char *key, const char *a, size_t alen, const char *b, size_t blen)
-{
-	const rds *r = l->_be;
-	memcpy(key, l->_opts.prefix, r->plen);
-	memcpy(key + r->plen, a, alen);
-	memcpy(key + r->plen + alen, b, blen);
-	key[r->plen + alen + blen] = '\0';
-	return r->plen + alen + blen;
-}
-
-/* ------------------------------------------------------------ hosts */
-
-static int
-pct_decode(const char *s, size_t n, char **out)
-{
-	char *o = malloc(n + 1);
-	if (o == NULL)
-		return HR_ENOMEM;
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%') {
-			unsigned v = 0;
-			for (size_t j = 1; j <= 2; j++) {
-				char c = i + j < n ? s[i + j] : '\0';
-				int d = (c >= '0' && c <= '9') ? c - '0'
-				    : (c >= 'a' && c <= 'f')   ? c - 'a' + 10
-				    : (c >= 'A' && c <= 'F')   ? c - 'A' + 10
-				                               : -1;
-				if (d < 0) {
-					free(o);
-					return HR_EINVAL;
-				}
-				v = v * 16 + (unsigned)d;
-			}
-			if (v == 0) {
-				free(o);
-				return HR_EINVAL;
-			}
-			o[k++] = (char)v;
-			i += 2;
-		} else {
-			o[k++] = s[i];
-		}
-	}
-	o[k] = '\0';
-	*out = o;
-	return 0;
-}
-
-static bool
-parse_uint(const char *s, size_t n, long max, long *out)
-{
-	if (n == 0 || n > 10)
-		return false;
-	long v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-int
-hr_layer__redis_parse_url(const char *url, char **host, int *port, char **password, long *db)
-{
-	static const char scheme[] = "redis://";
-	*host = NULL;
-	*password = NULL;
-	*port = 6379;
-	*db = 0;
-	if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-		return HR_EINVAL;
-	const char *p = url + sizeof(scheme) - 1;
-	const char *at = strchr(p, '@');
-	int rv = HR_EINVAL;
-	if (at != NULL) {
-		if (p[0] != ':' || at == p + 1)
-			return HR_EINVAL;
-		if ((rv = pct_decode(p + 1, (size_t)(at - p - 1), password)) != 0)
-			return rv;
-		p = at + 1;
-	}
-	const char *h = p, *hend;
-	if (*p == '[') {
-		h = ++p;
-		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')
-		    || (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.')
-			p++;
-		if (*p != ']' || p == h)
-			goto fail;
-		hend = p++;
-	} else {
-		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-		    || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_')
-			p++;
-		hend = p;
-		if (hend == h)
-			goto fail;
-	}
-	if (*p == ':') {
-		const char *ps = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		long v;
-		if (!parse_uint(ps, (size_t)(p - ps), 65535, &v) || v == 0)
-			goto fail;
-		*port = (int)v;
-	}
-	if (*p == '/') {
-		const char *ds = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		if (p != ds && !parse_uint(ds, (size_t)(p - ds), INT_MAX, db))
-			goto fail;
-	}
-	if (*p != '\0')
-		goto fail;
-	*host = malloc((size_t)(hend - h) + 1);
-	if (*host == NULL) {
-		rv = HR_ENOMEM;
-		goto fail;
-	}
-	memcpy(*host, h, (size_t)(hend - h));
-	(*host)[hend - h] = '\0';
-	return 0;
-fail:
-	free(*password);
-	*password = NULL;
-	return rv;
-}
-
-/* ------------------------------------------------------------ connections */
-
-static struct timeval
-tv_ms(int ms)
-{
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	return tv;
-}
-
-/* A reply that is an error, or no reply at all (the connection broke). */
-static bool
-reply_ok(const redisReply *rep)
-{
-	return rep != NULL && rep->type != REDIS_REPLY_ERROR;
-}
-
-static int
-conn_open(rshard *s, redisContext **out)
-{
-	redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_ms(RD_CONNECT_MS));
-	if (c == NULL || c->err != 0 || redisSetTimeout(c, tv_ms(RD_COMMAND_MS)) != REDIS_OK)
-		goto fail;
-	if (s->password != NULL) {
-		const char *argv[] = { "AUTH", s->password };
-		size_t lens[] = { 4, strlen(s->password) };
-		redisReply *rep = redisCommandArgv(c, 2, argv, lens);
-		bool ok = reply_ok(rep);
-		freeReplyObject(rep);
-		if (!ok)
-			goto fail;
-	}
-	if (s->db != 0) {
-		char db[24];
-		const char *argv[] = { "SELECT", db };
-		size_t lens[] = { 6, fmt_ll(db, sizeof(db), s->db) };
-		redisReply *rep = redisCommandArgv(c, 2, argv, lens);
-		bool ok = reply_ok(rep);
-		freeReplyObject(rep);
-		if (!ok)
-			goto fail;
-	}
-	*out = c;
-	return 0;
-fail:
-	if (c != NULL)
-		redisFree(c);
-	return HR_EIO;
-}
-
-static int
-conn_get(rds *r, size_t idx, redisContext **out)
-{
-	rshard *s = &r->shards[idx];
-	pthread_mutex_lock(&s->mu);
-	if (s->n_idle > 0) {
-		*out = s->idle[--s->n_idle];
-		pthread_mutex_unlock(&s->mu);
-		return 0;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return conn_open(s, out);
-}
-
-/* Give c back to the pool, unless it broke (then it is freed and the next
- * call connects afresh). */
-static void
-conn_put(rds *r, size_t idx, redisContext *c)
-{
-	if (c == NULL)
-		return;
-	rshard *s = &r->shards[idx];
-	if (c->err == 0) {
-		pthread_mutex_lock(&s->mu);
-		if (s->n_idle < RD_POOL_IDLE) {
-			s->idle[s->n_idle++] = c;
-			c = NULL;
-		}
-		pthread_mutex_unlock(&s->mu);
-	}
-	if (c != NULL)
-		redisFree(c);
-}
-
-/* Run n pipelined commands (argv/lens of each) and collect their replies into
- * reps[0..n). HR_EIO if the connection broke (reps are then all NULL) or if
- * any reply is an error. The caller frees reps with free_replies. */
-typedef struct rcmd {
-	int argc;
-	const char **argv;
-	const size_t *lens;
-} rcmd;
-
-static void
-free_replies(redisReply **reps, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		freeReplyObject(reps[i]);
-		reps[i] = NULL;
-	}
-}
-
-static int
-run_pipeline(redisContext *c, const rcmd *cmds, size_t n, redisReply **reps)
-{
-	for (size_t i = 0; i < n; i++)
-		reps[i] = NULL;
-	for (size_t i = 0; i < n; i++)
-		if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].lens) != REDIS_OK)
-			return HR_EIO;
-	int rv = 0;
-	for (size_t i = 0; i < n; i++) {
-		void *rep = NULL;
-		if (redisGetReply(c, &rep) != REDIS_OK) {
-			free_replies(reps, n);
-			return HR_EIO;
-		}
-		reps[i] = rep;
-		if (!reply_ok(reps[i]))
-			rv = HR_EIO;
-	}
-	if (rv != 0)
-		free_replies(reps, n);
-	return rv;
-}
-
-static int
-run1(redisContext *c, int argc, const char **argv, const size_t *lens, redisReply **rep)
-{
-	rcmd cmd = { argc, argv, lens };
-	return run_pipeline(c, &cmd, 1, rep);
-}
-
-/* ------------------------------------------------------------ enter / leave */
-
-static int
-enter(rds *r)
-{
-	pthread_mutex_lock(&r->mu);
-	bool closed = r->closed;
-	if (!closed)
-		r->inside++;
-	pthread_mutex_unlock(&r->mu);
-	return closed ? HR_ECLOSED : 0;
-}
-
-static void
-leave(rds *r)
-{
-	pthread_mutex_lock(&r->mu);
-	if (--r->inside == 0 && r->closed)
-		pthread_cond_broadcast(&r->left);
-	pthread_mutex_unlock(&r->mu);
-}
-
-static bool
-is_closed(rds *r)
-{
-	pthread_mutex_lock(&r->mu);
-	bool closed = r->closed;
-	pthread_mutex_unlock(&r->mu);
-	return closed;
-}
 
 /* ------------------------------------------------------------ create / destroy */
 
 static void
 rd_destroy(hr_layer *l)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	if (r == NULL)
 		return;
-	if (r->mu_ready && r->cond_ready) {
-		pthread_mutex_lock(&r->mu);
-		r->closed = true;
-		while (r->inside > 0)
-			pthread_cond_wait(&r->left, &r->mu);
-		pthread_mutex_unlock(&r->mu);
-	}
-	for (size_t i = 0; r->shards != NULL && i < r->n; i++) {
-		rshard *s = &r->shards[i];
-		for (size_t k = 0; k < s->n_idle; k++)
-			redisFree(s->idle[k]);
-		if (s->mu_ready)
-			pthread_mutex_destroy(&s->mu);
-		free(s->host);
-		free(s->password);
-	}
-	free(r->shards);
-	if (r->cond_ready)
-		pthread_cond_destroy(&r->left);
-	if (r->mu_ready)
-		pthread_mutex_destroy(&r->mu);
+	hr_layer__redis_close(r);
 	free(r);
 	l->_be = NULL;
 }
@@ -525,7 +80,7 @@ rd_create(hr_layer *l)
 	if (hosts == NULL || n > 4096 || strlen(o->prefix) > RD_PREFIX_MAX || o->expiry > 1e12
 	    || o->group_expiry > 1e12)
 		return HR_EINVAL;
-	rds *r = calloc(1, sizeof(*r));
+	hr_redis *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return HR_ENOMEM;
 	l->_be = r;
@@ -534,247 +89,10 @@ rd_create(hr_layer *l)
 	r->group_expiry = (long long)o->group_expiry;
 	atomic_init(&r->send_rr, 0);
 	atomic_init(&r->recv_rr, 0);
-	if (pthread_mutex_init(&r->mu, NULL) != 0)
-		return HR_ENOMEM;
-	r->mu_ready = true;
-	if (pthread_cond_init(&r->left, NULL) != 0)
-		return HR_ENOMEM;
-	r->cond_ready = true;
-	int rv = uuid4_hex(r->client_prefix);
+	int rv = hr_layer__redis_uuid4_hex(r->client_prefix);
 	if (rv != 0)
 		return rv;
-	if ((r->shards = calloc(n, sizeof(*r->shards))) == NULL)
-		return HR_ENOMEM;
-	r->n = n;
-	for (size_t i = 0; i < n; i++) {
-		rshard *s = &r->shards[i];
-		if ((rv = hr_layer__redis_parse_url(
-		         hosts[i], &s->host, &s->port, &s->password, &s->db))
-		    != 0)
-			return rv;
-		if (pthread_mutex_init(&s->mu, NULL) != 0)
-			return HR_ENOMEM;
-		s->mu_ready = true;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------ msgpack bits */
-
-/* Header of the msgpack map at mp: pair count and header length. */
-static int
-map_header(const unsigned char *mp, size_t len, uint32_t *n, size_t *hlen)
-{
-	if (len < 1)
-		return HR_EBADMSG;
-	if ((mp[0] & 0xf0) == 0x80) {
-		*n = mp[0] & 0x0f;
-		*hlen = 1;
-	} else if (mp[0] == 0xde && len >= 3) {
-		*n = (uint32_t)mp[1] << 8 | mp[2];
-		*hlen = 3;
-	} else if (mp[0] == 0xdf && len >= 5) {
-		*n = (uint32_t)mp[1] << 24 | (uint32_t)mp[2] << 16 | (uint32_t)mp[3] << 8 | mp[4];
-		*hlen = 5;
-	} else {
-		return HR_ETYPE;
-	}
-	return 0;
-}
-
-/* Build into out: RD_RANDOM_LEN random bytes, then the map msg with
- * "__asgi_channel__" (dropped first if present) appended last, as Python's
- * dict assignment does: a str when as_list is false (names[0]), else a list
- * of names. */
-static int
-build_member(const hr_msg *msg, bool as_list, const char *const *names, const size_t *lens,
-    size_t n, hr_buf *out)
-{
-	unsigned char rnd[RD_RANDOM_LEN];
-	hr_buf body;
-	hr_buf_init(&body, 0);
-	int rv = random_bytes(rnd, sizeof(rnd));
-	if (rv != 0 || (rv = hr_buf_append(out, rnd, sizeof(rnd))) != 0)
-		goto done;
-	if ((rv = hr_codec_map_remove(hr_msg_data(msg), hr_msg_len(msg), "__asgi_channel__", &body))
-	    != 0)
-		goto done;
-	uint32_t pairs;
-	size_t hlen;
-	if ((rv = map_header(hr_buf_data(&body), hr_buf_len(&body), &pairs, &hlen)) != 0)
-		goto done;
-	if (pairs == UINT32_MAX) {
-		rv = HR_EMSGSIZE;
-		goto done;
-	}
-	if ((rv = hr_mp_map(out, pairs + 1)) != 0
-	    || (rv = hr_buf_append(out, hr_buf_data(&body) + hlen, hr_buf_len(&body) - hlen)) != 0
-	    || (rv = hr_mp_cstr(out, "__asgi_channel__")) != 0)
-		goto done;
-	if (!as_list) {
-		rv = hr_mp_str(out, names[0], lens[0]);
-		goto done;
-	}
-	if (n > UINT32_MAX) {
-		rv = HR_EMSGSIZE;
-		goto done;
-	}
-	if ((rv = hr_mp_array(out, (uint32_t)n)) != 0)
-		goto done;
-	for (size_t i = 0; i < n && rv == 0; i++)
-		rv = hr_mp_str(out, names[i], lens[i]);
-done:
-	hr_buf_fini(&body);
-	return rv;
-}
-
-/* Read one msgpack str at *p (bounded by end). */
-static bool
-read_str(const unsigned char **p, const unsigned char *end, const char **s, size_t *n)
-{
-	const unsigned char *q = *p;
-	if (q >= end)
-		return false;
-	size_t len, h;
-	if ((q[0] & 0xe0) == 0xa0) {
-		len = q[0] & 0x1f;
-		h = 1;
-	} else if (q[0] == 0xd9 && end - q >= 2) {
-		len = q[1];
-		h = 2;
-	} else if (q[0] == 0xda && end - q >= 3) {
-		len = (size_t)q[1] << 8 | q[2];
-		h = 3;
-	} else if (q[0] == 0xdb && end - q >= 5) {
-		len = (size_t)q[1] << 24 | (size_t)q[2] << 16 | (size_t)q[3] << 8 | q[4];
-		h = 5;
-	} else {
-		return false;
-	}
-	if ((size_t)(end - q) - h < len)
-		return false;
-	*s = (const char *)q + h;
-	*n = len;
-	*p = q + h + len;
-	return true;
-}
-
-/* Fill t from the __asgi_channel__ value [v, v+vlen): a str or a non-empty
- * list of strs, each a valid channel name; when `nonlocal` is given (a
- * process key was read), each must be a specific channel of that process. */
-static int
-targets_from(
-    const unsigned char *v, size_t vlen, const char *nonlocal, size_t nllen, hr_layer_targets *t)
-{
-	const unsigned char *p = v, *end = v + vlen;
-	size_t n;
-	if ((p[0] & 0xf0) == 0x90) {
-		n = p[0] & 0x0f;
-		p += 1;
-	} else if (p[0] == 0xdc && vlen >= 3) {
-		n = (size_t)p[1] << 8 | p[2];
-		p += 3;
-	} else if (p[0] == 0xdd && vlen >= 5) {
-		n = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
-		p += 5;
-	} else {
-		n = 0; /* a str, read below */
-	}
-	bool list = p != v;
-	if (list && (n == 0 || n > vlen))
-		return HR_EBADMSG;
-	if (!list)
-		n = 1;
-	t->names = calloc(n, sizeof(*t->names));
-	t->_store = malloc(vlen + n); /* the strs' bytes plus a NUL each */
-	if (t->names == NULL || t->_store == NULL)
-		return HR_ENOMEM;
-	size_t off = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *s;
-		size_t len;
-		if (!read_str(&p, end, &s, &len) || hr_name_check_channel(s, len) != 0)
-			return HR_EBADMSG;
-		if (nonlocal != NULL
-		    && (hr_name_nonlocal_len(s, len) != nllen || memcmp(s, nonlocal, nllen) != 0))
-			return HR_EBADMSG;
-		memcpy(t->_store + off, s, len);
-		t->_store[off + len] = '\0';
-		t->names[i] = t->_store + off;
-		off += len + 1;
-	}
-	t->n = n;
-	return p == end ? 0 : HR_EBADMSG;
-}
-
-/* Turn a member popped from Redis into a message and its targets. Anything
- * malformed is HR_EBADMSG (the caller drops and counts it). */
-static int
-decode_member(const char *mem, size_t mlen, const char *channel, size_t clen, bool process_key,
-    hr_msg **out, hr_layer_targets *t)
-{
-	if (mlen <= RD_RANDOM_LEN || mlen > RD_MEMBER_MAX)
-		return HR_EBADMSG;
-	const unsigned char *mp = (const unsigned char *)mem + RD_RANDOM_LEN;
-	size_t len = mlen - RD_RANDOM_LEN;
-	if (hr_codec_validate(mp, len) != 0)
-		return HR_EBADMSG;
-	uint32_t pairs;
-	size_t hlen;
-	if (map_header(mp, len, &pairs, &hlen) != 0)
-		return HR_EBADMSG;
-	const unsigned char *v;
-	size_t vlen;
-	int rv = hr_codec_map_get(mp, len, "__asgi_channel__", &v, &vlen);
-	if (rv == HR_ENOENT) {
-		/* Nothing names a target: the channel read is the target. */
-		hr_layer_targets one = { 0 };
-		if (process_key)
-			return HR_EBADMSG; /* nothing in Channels writes this */
-		one.names = calloc(1, sizeof(*one.names));
-		one._store = malloc(clen + 1);
-		if (one.names == NULL || one._store == NULL) {
-			hr_layer_targets_fini(&one);
-			return HR_ENOMEM;
-		}
-		memcpy(one._store, channel, clen);
-		one._store[clen] = '\0';
-		one.names[0] = one._store;
-		one.n = 1;
-		if ((rv = hr_msg_copy(mp, len, out)) != 0) {
-			hr_layer_targets_fini(&one);
-			return rv;
-		}
-		*t = one;
-		return 0;
-	}
-	if (rv != 0)
-		return HR_EBADMSG;
-	hr_layer_targets got = { 0 };
-	if ((rv = targets_from(v, vlen, process_key ? channel : NULL, clen, &got)) != 0) {
-		hr_layer_targets_fini(&got);
-		return rv;
-	}
-	hr_buf b;
-	hr_buf_init(&b, 0);
-	if ((rv = hr_codec_map_remove(mp, len, "__asgi_channel__", &b)) != 0
-	    || (rv = hr_buf_finish(&b, out)) != 0) {
-		hr_buf_fini(&b);
-		hr_layer_targets_fini(&got);
-		return rv == HR_ENOMEM ? rv : HR_EBADMSG;
-	}
-	hr_buf_fini(&b);
-	*t = got;
-	return 0;
-}
-
-int
-hr_layer__redis_decode_member(const char *mem, size_t mlen, const char *channel, size_t clen,
-    bool process_key, hr_msg **out, hr_layer_targets *t)
-{
-	*out = NULL;
-	memset(t, 0, sizeof(*t));
-	return decode_member(mem, mlen, channel, clen, process_key, out, t);
+	return hr_layer__redis_open(r, hosts, n);
 }
 
 /* ------------------------------------------------------------ send */
@@ -782,56 +100,41 @@ hr_layer__redis_decode_member(const char *mem, size_t mlen, const char *channel,
 static int
 rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 {
-	rds *r = l->_be;
-	const unsigned char *dummy;
-	size_t dlen;
-	int rv = hr_codec_map_get(
-	    hr_msg_data(msg), hr_msg_len(msg), "__asgi_channel__", &dummy, &dlen);
-	if (rv == 0)
-		return HR_EINVAL; /* reserved, as core.py asserts */
-	if (rv != HR_ENOENT)
-		return rv == HR_ETYPE ? HR_ETYPE : HR_EBADMSG;
+	hr_redis *r = l->_be;
 	size_t nl = hr_name_nonlocal_len(channel, clen);
 	hr_buf member;
 	hr_buf_init(&member, 0);
-	if (nl > 0) {
-		const char *names[] = { channel };
-		size_t lens[] = { clen };
-		rv = build_member(msg, false, names, lens, 1, &member);
-	} else {
-		unsigned char rnd[RD_RANDOM_LEN];
-		if ((rv = random_bytes(rnd, sizeof(rnd))) == 0
-		    && (rv = hr_buf_append(&member, rnd, sizeof(rnd))) == 0)
-			rv = hr_buf_append(&member, hr_msg_data(msg), hr_msg_len(msg));
-	}
+	int rv = hr_layer__redis_member_send(msg, channel, clen, &member);
 	if (rv != 0) {
 		hr_buf_fini(&member);
 		return rv;
 	}
 	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, channel, nl > 0 ? nl : clen, "", 0);
-	size_t idx = nl > 0 ? shard_of(r, channel, nl)
+	size_t klen = hr_layer__redis_key(l, key, channel, nl > 0 ? nl : clen, "", 0);
+	size_t idx = nl > 0 ? hr_layer__redis_shard_of(r->n, channel, nl)
 	                    : atomic_fetch_add(&r->send_rr, 1u) % (unsigned)r->n;
 	double now = hr_layer__now(l);
-	char cut[32], score[40], exp[32];
-	size_t cutlen = fmt_ll(cut, sizeof(cut), (long long)now - r->expiry);
-	size_t slen = fmt_score(score, sizeof(score), now);
-	size_t elen = fmt_ll(exp, sizeof(exp), r->expiry);
 	redisContext *c = NULL;
 	redisReply *reps[2] = { NULL, NULL };
-	if ((rv = enter(r)) != 0) {
+	hr_argv cmds[2];
+	hr_layer__argv_init(&cmds[0]);
+	hr_layer__argv_init(&cmds[1]);
+	if ((rv = hr_layer__redis_enter(r)) != 0) {
 		hr_buf_fini(&member);
 		return rv;
 	}
-	if ((rv = conn_get(r, idx, &c)) != 0)
+	if ((rv = hr_layer__redis_conn_get(r, idx, &c)) != 0)
 		goto done;
 	{
-		const char *a1[] = { "ZREMRANGEBYSCORE", key, "0", cut };
-		size_t l1[] = { 16, klen, 1, cutlen };
-		const char *a2[] = { "ZCOUNT", key, "-inf", "+inf" };
-		size_t l2[] = { 6, klen, 4, 4 };
-		rcmd cmds[] = { { 4, a1, l1 }, { 4, a2, l2 } };
-		if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
+		hr_layer__argv_str(&cmds[0], "ZREMRANGEBYSCORE");
+		hr_layer__argv_add(&cmds[0], key, klen);
+		hr_layer__argv_str(&cmds[0], "0");
+		hr_layer__argv_ll(&cmds[0], (long long)now - r->expiry);
+		hr_layer__argv_str(&cmds[1], "ZCOUNT");
+		hr_layer__argv_add(&cmds[1], key, klen);
+		hr_layer__argv_str(&cmds[1], "-inf");
+		hr_layer__argv_str(&cmds[1], "+inf");
+		if ((rv = hr_layer__redis_run(c, cmds, 2, reps)) != 0)
 			goto done;
 		if (reps[0]->type != REDIS_REPLY_INTEGER || reps[1]->type != REDIS_REPLY_INTEGER) {
 			rv = HR_EIO;
@@ -844,320 +147,25 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 			rv = HR_EFULL;
 			goto done;
 		}
-		free_replies(reps, 2);
+		hr_layer__redis_free_replies(reps, 2);
+		hr_layer__argv_fini(&cmds[0]);
+		hr_layer__argv_fini(&cmds[1]);
 	}
-	{
-		const char *a1[] = { "ZADD", key, score, (const char *)hr_buf_data(&member) };
-		size_t l1[] = { 4, klen, slen, hr_buf_len(&member) };
-		const char *a2[] = { "EXPIRE", key, exp };
-		size_t l2[] = { 6, klen, elen };
-		rcmd cmds[] = { { 4, a1, l1 }, { 3, a2, l2 } };
-		rv = run_pipeline(c, cmds, 2, reps);
-	}
+	hr_layer__argv_str(&cmds[0], "ZADD");
+	hr_layer__argv_add(&cmds[0], key, klen);
+	hr_layer__argv_score(&cmds[0], now);
+	hr_layer__argv_add(&cmds[0], (const char *)hr_buf_data(&member), hr_buf_len(&member));
+	hr_layer__argv_str(&cmds[1], "EXPIRE");
+	hr_layer__argv_add(&cmds[1], key, klen);
+	hr_layer__argv_ll(&cmds[1], r->expiry);
+	rv = hr_layer__redis_run(c, cmds, 2, reps);
 done:
-	free_replies(reps, 2);
-	conn_put(r, idx, c);
-	leave(r);
+	hr_layer__redis_free_replies(reps, 2);
+	hr_layer__argv_fini(&cmds[0]);
+	hr_layer__argv_fini(&cmds[1]);
+	hr_layer__redis_conn_put(r, idx, c);
+	hr_layer__redis_leave(r);
 	hr_buf_fini(&member);
-	return rv;
-}
-
-/* ------------------------------------------------------------ receive */
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Whether a member popped with this score (its send time) has expired: the
- * test channels_redis applies when it cleans a key before a send
- * (ZREMRANGEBYSCORE key 0 int(time.time()) - expiry). A node that was
- * stopped, or fell behind, drops what it would otherwise deliver too late. */
-static bool
-popped_expired(hr_layer *l, const redisReply *score)
-{
-	const rds *r = l->_be;
-	if (score == NULL || score->type != REDIS_REPLY_STRING)
-		return false;
-	char buf[64];
-	size_t n = score->len < sizeof(buf) - 1 ? score->len : sizeof(buf) - 1;
-	memcpy(buf, score->str, n);
-	buf[n] = '\0';
-	char *end;
-	double v = strtod(buf, &end);
-	if (end == buf || !isfinite(v))
-		return false;
-	return v <= (double)((long long)hr_layer__now(l) - r->expiry);
-}
-
-/* One attempt on shard idx: restore the backup, pop (blocking up to wait_ms
- * when > 0), back the member up, decode it, drop the backup. 0 with *out set,
- * HR_EAGAIN when nothing came, HR_EBADMSG when a malformed member was dropped
- * (counted), HR_EIO.
- *
- * The commands are core.py's (_brpop_with_clean, then its backup cleaner),
- * in its order, but pipelined: the restore script goes out in one write with
- * the pop, and the backup's ZADD with its ZPOPMIN, so a message costs two
- * round trips instead of four. Every round trip is a wakeup of redis-server
- * and of this thread on a core the node may share with Redis, ahead of the
- * delivery; Redis runs a connection's commands in order either way. */
-static int
-pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *channel, size_t clen,
-    bool process_key, int wait_ms, hr_msg **out, hr_layer_targets *t)
-{
-	rds *r = l->_be;
-	char backup[RD_KEY_MAX + 16];
-	memcpy(backup, key, klen);
-	memcpy(backup + klen, "$inflight", 10);
-	size_t blen = klen + 9;
-	redisContext *c = NULL;
-	redisReply *reps[2] = { NULL, NULL }, *bk[2] = { NULL, NULL };
-	int rv = conn_get(r, idx, &c);
-	if (rv != 0)
-		return rv;
-	const redisReply *mem_r, *score_r;
-	{
-		char secs[32];
-		int n = snprintf(secs, sizeof(secs), "%d.%03d", wait_ms / 1000, wait_ms % 1000);
-		const char *ra[] = { "EVAL", restore_lua, "0", key, backup };
-		size_t rl[] = { 4, sizeof(restore_lua) - 1, 1, klen, blen };
-		const char *ba[] = { "BZPOPMIN", key, secs };
-		size_t bl[] = { 8, klen, (size_t)n };
-		const char *za[] = { "ZPOPMIN", key };
-		size_t zl[] = { 7, klen };
-		rcmd cmds[2]
-		    = { { 5, ra, rl }, wait_ms > 0 ? (rcmd) { 3, ba, bl } : (rcmd) { 2, za, zl } };
-		if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
-			goto done;
-	}
-	const redisReply *rep = reps[1];
-	if (wait_ms > 0) {
-		if (rep->type == REDIS_REPLY_NIL) {
-			rv = HR_EAGAIN;
-			goto done;
-		}
-		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
-			rv = HR_EIO;
-			goto done;
-		}
-		mem_r = rep->element[1];
-		score_r = rep->element[2];
-	} else {
-		if (rep->type != REDIS_REPLY_ARRAY) {
-			rv = HR_EIO;
-			goto done;
-		}
-		if (rep->elements == 0) {
-			rv = HR_EAGAIN;
-			goto done;
-		}
-		if (rep->elements != 2) {
-			rv = HR_EIO;
-			goto done;
-		}
-		mem_r = rep->element[0];
-		score_r = rep->element[1];
-	}
-	if (mem_r->type != REDIS_REPLY_STRING || score_r->type != REDIS_REPLY_STRING) {
-		rv = HR_EIO;
-		goto done;
-	}
-	{
-		const char *za[] = { "ZADD", backup, score_r->str, mem_r->str };
-		size_t zl[] = { 4, blen, score_r->len, mem_r->len };
-		const char *pa[] = { "ZPOPMIN", backup };
-		size_t pl[] = { 7, blen };
-		rcmd cmds[2] = { { 4, za, zl }, { 2, pa, pl } };
-		/* On HR_EIO: if the ZADD was applied, the next receive
-		 * restores the member from the backup; if not, it is lost. */
-		if ((rv = run_pipeline(c, cmds, 2, bk)) != 0)
-			goto done;
-	}
-	if (popped_expired(l, score_r)) {
-		hr_layer__count_expired(l, 1);
-		rv = HR_EBADMSG; /* dropped: the caller moves on as for a bad member */
-	} else {
-		rv = decode_member(mem_r->str, mem_r->len, channel, clen, process_key, out, t);
-		if (rv == HR_EBADMSG)
-			hr_layer__count_bad(l, 1);
-	}
-done:
-	free_replies(bk, 2);
-	free_replies(reps, 2);
-	conn_put(r, idx, c);
-	return rv;
-}
-
-/* swept: the caller has just found every shard empty (receive_batch), so
- * go straight to the blocking pops. */
-static int
-receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out,
-    hr_layer_targets *t, bool swept)
-{
-	rds *r = l->_be;
-	size_t nl = hr_name_nonlocal_len(channel, clen);
-	bool process_key = nl > 0;
-	if (process_key && nl != clen)
-		return HR_ENOTSUP; /* a specific channel: receive its process key */
-	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, channel, clen, "", 0);
-	size_t idx = process_key ? shard_of(r, channel, clen)
-	                         : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
-	int rv = enter(r);
-	if (rv != 0)
-		return rv;
-	long long deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
-	/* Sweep every shard once without waiting, then wait on each in turn. */
-	size_t tries = swept && timeout_ms != 0 ? r->n : 0;
-	for (;;) {
-		int wait = 0;
-		if (tries >= r->n && timeout_ms != 0) {
-			long long left = timeout_ms < 0 ? RD_SLICE_MS : deadline - mono_ms();
-			if (left <= 0) {
-				rv = HR_ETIMEDOUT;
-				break;
-			}
-			wait = (int)(left < RD_SLICE_MS ? left : RD_SLICE_MS);
-			if (r->n > 1 && wait > RD_SLICE_MS / 4)
-				wait = RD_SLICE_MS / 4;
-		}
-		rv = pop_once(l, idx, key, klen, channel, clen, process_key, wait, out, t);
-		if (rv == 0 || (rv != HR_EAGAIN && rv != HR_EBADMSG))
-			break;
-		tries++;
-		idx = (idx + 1) % r->n;
-		if (tries >= r->n && timeout_ms == 0 && rv == HR_EAGAIN) {
-			break;
-		}
-		if (tries > r->n * 2 + 64 && timeout_ms == 0) {
-			rv = HR_EAGAIN; /* bad members only: stop after two sweeps */
-			break;
-		}
-		if (is_closed(r)) {
-			rv = HR_ECLOSED;
-			break;
-		}
-	}
-	if (rv == HR_EBADMSG)
-		rv = HR_EAGAIN;
-	leave(r);
-	return rv;
-}
-
-static int
-rd_receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out,
-    hr_layer_targets *t)
-{
-	return receive_targets(l, channel, clen, timeout_ms, out, t, false);
-}
-
-static int
-rd_receive(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_msg **out)
-{
-	hr_layer_targets t = { 0 };
-	int rv = rd_receive_targets(l, channel, clen, timeout_ms, out, &t);
-	hr_layer_targets_fini(&t);
-	return rv;
-}
-
-/* One batch from shard idx into items[*n .. max). */
-static int
-batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *channel, size_t clen,
-    bool process_key, hr_layer_item *items, size_t max, size_t *n)
-{
-	rds *r = l->_be;
-	char backup[RD_KEY_MAX + 16], count[24];
-	memcpy(backup, key, klen);
-	memcpy(backup + klen, "$inflight", 10);
-	size_t blen = klen + 9;
-	redisContext *c = NULL;
-	redisReply *rep = NULL, *r2 = NULL;
-	int rv = conn_get(r, idx, &c);
-	if (rv != 0)
-		return rv;
-	const char *a[] = { "EVAL", batch_lua, "0", key, backup, count };
-	size_t ls[] = { 4, sizeof(batch_lua) - 1, 1, klen, blen,
-		fmt_ll(count, sizeof(count), (long long)(max - *n)) };
-	if ((rv = run1(c, 6, a, ls, &rep)) != 0)
-		goto done;
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
-		rv = HR_EIO;
-		goto done;
-	}
-	size_t got = rep->elements / 2;
-	for (size_t i = 0; i < got && *n < max; i++) {
-		const redisReply *m = rep->element[2 * i];
-		if (m->type != REDIS_REPLY_STRING) {
-			hr_layer__count_bad(l, 1);
-			continue;
-		}
-		if (popped_expired(l, rep->element[2 * i + 1])) {
-			hr_layer__count_expired(l, 1);
-			continue;
-		}
-		hr_layer_item *it = &items[*n];
-		int rv2 = decode_member(
-		    m->str, m->len, channel, clen, process_key, &it->msg, &it->targets);
-		if (rv2 == 0)
-			(*n)++;
-		else if (rv2 == HR_EBADMSG)
-			hr_layer__count_bad(l, 1);
-		else if (rv == 0)
-			rv = rv2; /* out of memory: the backup keeps the rest */
-	}
-	if (got > 0 && rv == 0) {
-		char cnt[24];
-		const char *b[] = { "ZPOPMIN", backup, cnt };
-		size_t bl[] = { 7, blen, fmt_ll(cnt, sizeof(cnt), (long long)got) };
-		rv = run1(c, 3, b, bl, &r2);
-	}
-	if (rv == 0 && got == 0)
-		rv = HR_EAGAIN;
-done:
-	freeReplyObject(r2);
-	freeReplyObject(rep);
-	conn_put(r, idx, c);
-	return rv;
-}
-
-static int
-rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
-    hr_layer_item *items, size_t max, size_t *n)
-{
-	rds *r = l->_be;
-	size_t nl = hr_name_nonlocal_len(channel, clen);
-	bool process_key = nl > 0;
-	if (process_key && nl != clen)
-		return HR_ENOTSUP;
-	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, channel, clen, "", 0);
-	size_t idx = process_key ? shard_of(r, channel, clen)
-	                         : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
-	int rv = enter(r);
-	if (rv != 0)
-		return rv;
-	bool empty = true; /* every shard answered "nothing there" */
-	for (size_t i = 0; i < r->n && *n < max; i++) {
-		rv = batch_once(
-		    l, (idx + i) % r->n, key, klen, channel, clen, process_key, items, max, n);
-		if (rv != HR_EAGAIN)
-			empty = false;
-		if (rv != 0 && rv != HR_EAGAIN)
-			break;
-	}
-	leave(r);
-	if (*n > 0)
-		return 0; /* what came is the caller's even if a later shard failed */
-	if (rv != 0 && rv != HR_EAGAIN)
-		return rv;
-	if (timeout_ms == 0)
-		return HR_EAGAIN;
-	rv = receive_targets(l, channel, clen, timeout_ms, &items[0].msg, &items[0].targets, empty);
-	if (rv == 0)
-		*n = 1;
 	return rv;
 }
 
@@ -1166,9 +174,9 @@ rd_receive_batch(hr_layer *l, const char *channel, size_t clen, int timeout_ms,
 static int
 rd_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char id[33];
-	int rv = uuid4_hex(id);
+	int rv = hr_layer__redis_uuid4_hex(id);
 	if (rv != 0)
 		return rv;
 	int n = snprintf(out, outlen, "%s.%s!%s", prefix, r->client_prefix, id);
@@ -1180,7 +188,7 @@ rd_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
 static int
 rd_client_prefix(hr_layer *l, char *out, size_t outlen)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	if (outlen < sizeof(r->client_prefix))
 		return HR_EMSGSIZE;
 	memcpy(out, r->client_prefix, sizeof(r->client_prefix));
@@ -1192,51 +200,61 @@ rd_client_prefix(hr_layer *l, char *out, size_t outlen)
 static int
 rd_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen)
 {
-	rds *r = l->_be;
-	char key[RD_KEY_MAX], score[40], exp[32];
-	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
-	size_t slen = fmt_score(score, sizeof(score), hr_layer__now(l));
-	size_t elen = fmt_ll(exp, sizeof(exp), r->group_expiry);
-	size_t idx = shard_of(r, group, glen);
+	hr_redis *r = l->_be;
+	char key[RD_KEY_MAX];
+	size_t klen = hr_layer__redis_key(l, key, ":group:", 7, group, glen);
+	double now = hr_layer__now(l);
+	size_t idx = hr_layer__redis_shard_of(r->n, group, glen);
 	redisContext *c = NULL;
 	redisReply *reps[2];
-	int rv = enter(r);
+	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
 		return rv;
-	if ((rv = conn_get(r, idx, &c)) == 0) {
-		const char *a1[] = { "ZADD", key, score, channel };
-		size_t l1[] = { 4, klen, slen, clen };
-		const char *a2[] = { "EXPIRE", key, exp };
-		size_t l2[] = { 6, klen, elen };
-		rcmd cmds[] = { { 4, a1, l1 }, { 3, a2, l2 } };
-		rv = run_pipeline(c, cmds, 2, reps);
-		free_replies(reps, 2);
-		conn_put(r, idx, c);
+	if ((rv = hr_layer__redis_conn_get(r, idx, &c)) == 0) {
+		hr_argv cmds[2];
+		hr_layer__argv_init(&cmds[0]);
+		hr_layer__argv_init(&cmds[1]);
+		hr_layer__argv_str(&cmds[0], "ZADD");
+		hr_layer__argv_add(&cmds[0], key, klen);
+		hr_layer__argv_score(&cmds[0], now);
+		hr_layer__argv_add(&cmds[0], channel, clen);
+		hr_layer__argv_str(&cmds[1], "EXPIRE");
+		hr_layer__argv_add(&cmds[1], key, klen);
+		hr_layer__argv_ll(&cmds[1], r->group_expiry);
+		rv = hr_layer__redis_run(c, cmds, 2, reps);
+		hr_layer__redis_free_replies(reps, 2);
+		hr_layer__argv_fini(&cmds[0]);
+		hr_layer__argv_fini(&cmds[1]);
+		hr_layer__redis_conn_put(r, idx, c);
 	}
-	leave(r);
+	hr_layer__redis_leave(r);
 	return rv;
 }
 
 static int
 rd_group_discard(hr_layer *l, const char *group, size_t glen, const char *channel, size_t clen)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char key[RD_KEY_MAX];
-	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
-	size_t idx = shard_of(r, group, glen);
+	size_t klen = hr_layer__redis_key(l, key, ":group:", 7, group, glen);
+	size_t idx = hr_layer__redis_shard_of(r->n, group, glen);
 	redisContext *c = NULL;
 	redisReply *rep = NULL;
-	int rv = enter(r);
+	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
 		return rv;
-	if ((rv = conn_get(r, idx, &c)) == 0) {
-		const char *a[] = { "ZREM", key, channel };
-		size_t ls[] = { 4, klen, clen };
-		rv = run1(c, 3, a, ls, &rep);
+	if ((rv = hr_layer__redis_conn_get(r, idx, &c)) == 0) {
+		hr_argv a;
+		hr_layer__argv_init(&a);
+		hr_layer__argv_str(&a, "ZREM");
+		hr_layer__argv_add(&a, key, klen);
+		hr_layer__argv_add(&a, channel, clen);
+		rv = hr_layer__redis_run(c, &a, 1, &rep);
 		freeReplyObject(rep);
-		conn_put(r, idx, c);
+		hr_layer__argv_fini(&a);
+		hr_layer__redis_conn_put(r, idx, c);
 	}
-	leave(r);
+	hr_layer__redis_leave(r);
 	return rv;
 }
 
@@ -1276,76 +294,58 @@ static int
 group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem *gm, double now,
     hr_group_send_result *res)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	size_t nk = 0;
 	for (size_t i = 0; i < nkeys; i++)
 		nk += keys[i].shard == shard;
 	if (nk == 0)
 		return 0;
-	/* EVAL script numkeys keys... members... capacities... now expiry */
-	size_t argc = 3 + 3 * nk + 2;
-	const char **argv = calloc(argc, sizeof(*argv));
-	size_t *lens = calloc(argc, sizeof(*lens));
-	char(*caps)[24] = calloc(nk, sizeof(*caps));
-	rcmd *cmds = calloc(nk + 1, sizeof(*cmds));
-	const char **zargv = calloc(nk * 4, sizeof(*zargv));
-	size_t *zlens = calloc(nk * 4, sizeof(*zlens));
+	/* nk ZREMRANGEBYSCOREs, then EVAL script numkeys keys... members...
+	 * capacities... now expiry */
+	hr_argv *cmds = calloc(nk + 1, sizeof(*cmds));
 	redisReply **reps = calloc(nk + 1, sizeof(*reps));
 	redisReply *rep = NULL;
 	redisContext *c = NULL;
 	size_t *which = calloc(nk, sizeof(*which));
-	char numkeys[24], score[40], exp[24], cut[32];
 	int rv = HR_ENOMEM;
-	if (argv == NULL || lens == NULL || caps == NULL || cmds == NULL || zargv == NULL
-	    || zlens == NULL || reps == NULL || which == NULL)
+	if (cmds == NULL || reps == NULL || which == NULL)
 		goto done;
-	size_t cutlen = fmt_ll(cut, sizeof(cut), (long long)now - r->expiry);
+	for (size_t k = 0; k <= nk; k++)
+		hr_layer__argv_init(&cmds[k]);
+	hr_argv *eval = &cmds[nk];
+	hr_layer__argv_str(eval, "EVAL");
+	hr_layer__argv_add(eval, group_send_lua, sizeof(group_send_lua) - 1);
+	hr_layer__argv_ll(eval, (long long)nk);
 	size_t k = 0;
 	for (size_t i = 0; i < nkeys; i++) {
 		if (keys[i].shard != shard)
 			continue;
 		which[k] = i;
-		const char **za = zargv + 4 * k;
-		size_t *zl = zlens + 4 * k;
-		za[0] = "ZREMRANGEBYSCORE";
-		zl[0] = 16;
-		za[1] = keys[i].key;
-		zl[1] = keys[i].klen;
-		za[2] = "0";
-		zl[2] = 1;
-		za[3] = cut;
-		zl[3] = cutlen;
-		cmds[k] = (rcmd) { 4, za, zl };
-		argv[3 + k] = keys[i].key;
-		lens[3 + k] = keys[i].klen;
-		argv[3 + nk + k] = (const char *)hr_buf_data(&keys[i].member);
-		lens[3 + nk + k] = hr_buf_len(&keys[i].member);
-		argv[3 + 2 * nk + k] = caps[k];
-		lens[3 + 2 * nk + k]
-		    = fmt_ll(caps[k], sizeof(caps[k]), (long long)keys[i].capacity);
+		hr_layer__argv_str(&cmds[k], "ZREMRANGEBYSCORE");
+		hr_layer__argv_add(&cmds[k], keys[i].key, keys[i].klen);
+		hr_layer__argv_str(&cmds[k], "0");
+		hr_layer__argv_ll(&cmds[k], (long long)now - r->expiry);
+		hr_layer__argv_add(eval, keys[i].key, keys[i].klen);
 		k++;
 	}
-	argv[0] = "EVAL";
-	lens[0] = 4;
-	argv[1] = group_send_lua;
-	lens[1] = sizeof(group_send_lua) - 1;
-	argv[2] = numkeys;
-	lens[2] = fmt_ll(numkeys, sizeof(numkeys), (long long)nk);
-	argv[argc - 2] = score;
-	lens[argc - 2] = fmt_score(score, sizeof(score), now);
-	argv[argc - 1] = exp;
-	lens[argc - 1] = fmt_ll(exp, sizeof(exp), r->expiry);
-	if (argc > INT_MAX) {
-		rv = HR_EMSGSIZE;
-		goto done;
+	for (k = 0; k < nk; k++) {
+		const gkey *g = &keys[which[k]];
+		hr_layer__argv_add(
+		    eval, (const char *)hr_buf_data(&g->member), hr_buf_len(&g->member));
 	}
+	for (k = 0; k < nk; k++)
+		hr_layer__argv_ll(eval, (long long)keys[which[k]].capacity);
+	hr_layer__argv_score(eval, now);
+	hr_layer__argv_ll(eval, r->expiry);
+	for (k = 0; k <= nk; k++)
+		if ((rv = cmds[k].err) != 0)
+			goto done;
 	/* The expiry and the capacity script in one write (core.py awaits the
 	 * expiry pipeline first; Redis runs them in the same order either
 	 * way): one round trip less before the member is in Redis. */
-	cmds[nk] = (rcmd) { (int)argc, argv, lens };
-	if ((rv = conn_get(r, shard, &c)) != 0)
+	if ((rv = hr_layer__redis_conn_get(r, shard, &c)) != 0)
 		goto done;
-	if ((rv = run_pipeline(c, cmds, nk + 1, reps)) != 0)
+	if ((rv = hr_layer__redis_run(c, cmds, nk + 1, reps)) != 0)
 		goto done;
 	for (k = 0; k < nk; k++)
 		if (reps[k]->type == REDIS_REPLY_INTEGER && reps[k]->integer > 0)
@@ -1367,17 +367,14 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 	}
 done:
 	if (reps != NULL)
-		free_replies(reps, nk + 1);
+		hr_layer__redis_free_replies(reps, nk + 1);
 	freeReplyObject(rep);
-	conn_put(r, shard, c);
+	hr_layer__redis_conn_put(r, shard, c);
+	for (size_t i = 0; cmds != NULL && i <= nk; i++)
+		hr_layer__argv_fini(&cmds[i]);
 	free(which);
 	free(reps);
-	free(zlens);
-	free(zargv);
 	free(cmds);
-	free(caps);
-	free(lens);
-	free(argv);
 	return rv;
 }
 
@@ -1385,13 +382,13 @@ static int
 group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const char *except,
     size_t elen, hr_group_send_result *res)
 {
-	rds *r = l->_be;
-	char key[RD_KEY_MAX], cut[32];
-	size_t klen = mkkey(l, key, ":group:", 7, group, glen);
-	size_t gidx = shard_of(r, group, glen);
+	hr_redis *r = l->_be;
+	char key[RD_KEY_MAX];
+	size_t klen = hr_layer__redis_key(l, key, ":group:", 7, group, glen);
+	size_t gidx = hr_layer__redis_shard_of(r->n, group, glen);
 	double now = hr_layer__now(l);
-	size_t cutlen = fmt_ll(cut, sizeof(cut), (long long)now - r->group_expiry);
 	redisContext *c = NULL;
+	hr_argv cmds[2];
 	redisReply *reps[2] = { NULL, NULL };
 	gmem *gm = NULL;
 	gkey *keys = NULL;
@@ -1399,20 +396,23 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 	int rv = hr_codec_validate(hr_msg_data(msg), hr_msg_len(msg));
 	if (rv != 0)
 		return rv;
-	if ((rv = enter(r)) != 0)
+	if ((rv = hr_layer__redis_enter(r)) != 0)
 		return rv;
-	if ((rv = conn_get(r, gidx, &c)) != 0)
+	hr_layer__argv_init(&cmds[0]);
+	hr_layer__argv_init(&cmds[1]);
+	if ((rv = hr_layer__redis_conn_get(r, gidx, &c)) != 0)
 		goto done;
-	{
-		const char *a1[] = { "ZREMRANGEBYSCORE", key, "0", cut };
-		size_t l1[] = { 16, klen, 1, cutlen };
-		const char *a2[] = { "ZRANGE", key, "0", "-1" };
-		size_t l2[] = { 6, klen, 1, 2 };
-		rcmd cmds[] = { { 4, a1, l1 }, { 4, a2, l2 } };
-		if ((rv = run_pipeline(c, cmds, 2, reps)) != 0)
-			goto done;
-	}
-	conn_put(r, gidx, c);
+	hr_layer__argv_str(&cmds[0], "ZREMRANGEBYSCORE");
+	hr_layer__argv_add(&cmds[0], key, klen);
+	hr_layer__argv_str(&cmds[0], "0");
+	hr_layer__argv_ll(&cmds[0], (long long)now - r->group_expiry);
+	hr_layer__argv_str(&cmds[1], "ZRANGE");
+	hr_layer__argv_add(&cmds[1], key, klen);
+	hr_layer__argv_str(&cmds[1], "0");
+	hr_layer__argv_str(&cmds[1], "-1");
+	if ((rv = hr_layer__redis_run(c, cmds, 2, reps)) != 0)
+		goto done;
+	hr_layer__redis_conn_put(r, gidx, c);
 	c = NULL;
 	if (reps[0]->type == REDIS_REPLY_INTEGER && reps[0]->integer > 0)
 		hr_layer__count_group_expired(l, (uint64_t)reps[0]->integer);
@@ -1465,13 +465,13 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 		/* core.py: the capacity of the first channel met for the key;
 		 * the bucket is sorted by group order, so that is gm[i]. */
 		g->capacity = hr_layer__capacity(l, gm[i].name, gm[i].len);
-		g->shard = shard_of(r, gm[i].name, gm[i].nl);
-		g->klen = mkkey(l, g->key, gm[i].name, gm[i].nl, "", 0);
+		g->shard = hr_layer__redis_shard_of(r->n, gm[i].name, gm[i].nl);
+		g->klen = hr_layer__redis_key(l, g->key, gm[i].name, gm[i].nl, "", 0);
 		for (size_t k = i; k < j; k++) {
 			bnames[k - i] = gm[k].name;
 			blens[k - i] = gm[k].len;
 		}
-		rv = build_member(msg, true, bnames, blens, j - i, &g->member);
+		rv = hr_layer__redis_member_group(msg, bnames, blens, j - i, &g->member);
 		i = j;
 	}
 	free(bnames);
@@ -1484,13 +484,15 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 			rv = rv2; /* the other shards still get it */
 	}
 done:
-	free_replies(reps, 2);
-	conn_put(r, gidx, c);
+	hr_layer__redis_free_replies(reps, 2);
+	hr_layer__argv_fini(&cmds[0]);
+	hr_layer__argv_fini(&cmds[1]);
+	hr_layer__redis_conn_put(r, gidx, c);
 	for (size_t i = 0; i < nkeys; i++)
 		hr_buf_fini(&keys[i].member);
 	free(keys);
 	free(gm);
-	leave(r);
+	hr_layer__redis_leave(r);
 	return rv;
 }
 
@@ -1512,30 +514,35 @@ rd_group_send_except(hr_layer *l, const char *group, size_t glen, hr_msg *msg, c
 static int
 rd_flush(hr_layer *l)
 {
-	rds *r = l->_be;
+	hr_redis *r = l->_be;
 	char pat[RD_PREFIX_MAX + 2];
 	size_t plen = r->plen;
 	memcpy(pat, l->_opts.prefix, plen);
 	pat[plen++] = '*';
 	pat[plen] = '\0';
-	int rv = enter(r);
+	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
 		return rv;
 	for (size_t i = 0; i < r->n; i++) {
 		redisContext *c = NULL;
 		redisReply *rep = NULL;
-		int rv2 = conn_get(r, i, &c);
+		int rv2 = hr_layer__redis_conn_get(r, i, &c);
 		if (rv2 == 0) {
-			const char *a[] = { "EVAL", flush_lua, "0", pat };
-			size_t ls[] = { 4, sizeof(flush_lua) - 1, 1, plen };
-			rv2 = run1(c, 4, a, ls, &rep);
+			hr_argv a;
+			hr_layer__argv_init(&a);
+			hr_layer__argv_str(&a, "EVAL");
+			hr_layer__argv_add(&a, flush_lua, sizeof(flush_lua) - 1);
+			hr_layer__argv_str(&a, "0");
+			hr_layer__argv_add(&a, pat, plen);
+			rv2 = hr_layer__redis_run(c, &a, 1, &rep);
 			freeReplyObject(rep);
-			conn_put(r, i, c);
+			hr_layer__argv_fini(&a);
+			hr_layer__redis_conn_put(r, i, c);
 		}
 		if (rv2 != 0 && rv == 0)
 			rv = rv2;
 	}
-	leave(r);
+	hr_layer__redis_leave(r);
 	return rv;
 }
 
@@ -1544,15 +551,15 @@ const hr_layer_ops hr_layer_redis_ops = {
 	.create = rd_create,
 	.destroy = rd_destroy,
 	.send = rd_send,
-	.receive = rd_receive,
+	.receive = hr_layer__redis_receive,
 	.new_channel = rd_new_channel,
 	.group_add = rd_group_add,
 	.group_discard = rd_group_discard,
 	.group_send = rd_group_send,
 	.flush = rd_flush,
 	.new_channel_prefix = "specific",
-	.receive_targets = rd_receive_targets,
+	.receive_targets = hr_layer__redis_receive_targets,
 	.client_prefix = rd_client_prefix,
-	.receive_batch = rd_receive_batch,
+	.receive_batch = hr_layer__redis_receive_batch,
 	.group_send_except = rd_group_send_except,
 };

@@ -15,6 +15,7 @@
 #include "helper_redis.h"
 #include "layer/layer.h"
 #include "layer/layer_impl.h"
+#include "layer/redis_int.h"
 
 static hr_test_redis srv, srv2;
 static hr_layer *L;
@@ -189,6 +190,61 @@ Test(redis_layer, parses_host_urls_strictly)
 	o.n_hosts = 2;
 	cr_assert_eq(hr_layer_create(&L, &hr_layer_redis_ops, &o), HR_EINVAL);
 	cr_assert_null(L);
+}
+
+Test(redis_layer, argv_builder_counts_lengths_and_formats_numbers)
+{
+	/* More arguments than the builder holds inline, numbers among them, so
+	 * that it grows and must carry the numbers' text along. */
+	hr_argv a;
+	hr_layer__argv_init(&a);
+	cr_assert_eq(hr_layer__argv_str(&a, "RPUSH"), 0);
+	cr_assert_eq(hr_layer__argv_add(&a, "list\0x", 6), 0);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(hr_layer__argv_ll(&a, -1234567890123LL + i), 0);
+		cr_assert_eq(hr_layer__argv_score(&a, 1700000000.25 + i), 0);
+		cr_assert_eq(hr_layer__argv_secs(&a, 1250 * i), 0);
+		cr_assert_eq(hr_layer__argv_add(&a, "bin\0ary", 7), 0);
+	}
+	cr_assert_eq(a.err, 0);
+	cr_assert_eq(a.argc, 22);
+	cr_assert_eq(a.lens[0], 5);
+	cr_assert_eq(a.lens[1], 6);
+	static const char *want[] = { "-1234567890123", "1700000000.25", "0.000", "bin\0ary",
+		"-1234567890122", "1700000001.25", "1.250", "bin\0ary", "-1234567890121",
+		"1700000002.25", "2.500", "bin\0ary", "-1234567890120", "1700000003.25", "3.750",
+		"bin\0ary", "-1234567890119", "1700000004.25", "5.000", "bin\0ary" };
+	static const size_t want_len[]
+	    = { 14, 13, 5, 7, 14, 13, 5, 7, 14, 13, 5, 7, 14, 13, 5, 7, 14, 13, 5, 7 };
+	for (size_t i = 0; i < 20; i++) {
+		cr_assert_eq(a.lens[2 + i], want_len[i], "argument %zu", 2 + i);
+		cr_assert_eq(memcmp(a.argv[2 + i], want[i], want_len[i]), 0, "argument %zu", 2 + i);
+	}
+	/* What Redis gets is exactly that. */
+	redisReply *rep = NULL;
+	cr_assert_eq(hr_layer__redis_run(srv.c, &a, 1, &rep), 0);
+	cr_assert_eq(rep->type, REDIS_REPLY_INTEGER);
+	cr_assert_eq(rep->integer, 20);
+	hr_layer__redis_free_replies(&rep, 1);
+	cr_assert_null(rep);
+	const char *lr[] = { "LRANGE", "list\0x", "0", "-1" };
+	size_t lrl[] = { 6, 6, 1, 2 };
+	redisReply *got = redisCommandArgv(srv.c, 4, lr, lrl);
+	cr_assert_not_null(got);
+	cr_assert_eq(got->elements, 20);
+	for (size_t i = 0; i < 20; i++) {
+		cr_assert_eq(got->element[i]->len, want_len[i]);
+		cr_assert_eq(memcmp(got->element[i]->str, want[i], want_len[i]), 0);
+	}
+	freeReplyObject(got);
+	/* Empty after fini, and reusable. */
+	hr_layer__argv_fini(&a);
+	cr_assert_eq(a.argc, 0);
+	cr_assert_eq(hr_layer__argv_str(&a, "PING"), 0);
+	cr_assert_eq(hr_layer__redis_run(srv.c, &a, 1, &rep), 0);
+	cr_assert_eq(rep->type, REDIS_REPLY_STATUS);
+	hr_layer__redis_free_replies(&rep, 1);
+	hr_layer__argv_fini(&a);
 }
 
 Test(redis_layer, send_writes_the_channels_redis_layout)

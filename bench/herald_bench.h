@@ -1,0 +1,179 @@
+/*
+ * herald_bench.h: private to herald-bench, shared by its five files:
+ *  - herald_bench.c: main, the checks of the options and the run (connect,
+ *    settle, publish and drain, or hold idle);
+ *  - herald_bench_opts.c: the command line (opt, getopt, usage);
+ *  - herald_bench_recv.c: the WebSocket receivers (one epoll thread each);
+ *  - herald_bench_pub.c: the publishers (HTTP keep-alive with pipelining,
+ *    or group_sends written into Redis by herald's own layer);
+ *  - herald_bench_report.c: /proc readings of the server, and the summary
+ *    and JSON line at the end.
+ * Threads: main, the receivers, the publisher(s); the shared counters are
+ * atomics, the rest is written before the threads start or after they end.
+ */
+#ifndef HERALD_BENCH_H
+#define HERALD_BENCH_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "bench_hist.h"
+
+#define HEAD_MAX 128        /* payload bytes kept per message for the "t" scan */
+#define RX_BUF (256 * 1024) /* per receiver thread */
+#define MAX_PUB_CONNS 64
+#define MAX_PIPELINE 256
+#define BODY_MAX 65536
+
+/* ---- options (set by main before any thread starts) ---- */
+struct bench_opts {
+	char host[64];
+	int port;
+	char path[512];
+	char pub_host[64];
+	int pub_port;
+	char pub_path[512];
+	bool publish;
+	int n;
+	int sources;
+	double connect_rate;
+	double connect_timeout;
+	double rate;
+	int pub_conns;
+	int pipeline;
+	int size;
+	double duration;
+	double drain;
+	double settle;
+	int threads;
+	int server_pid;
+	char body_mode[16]; /* "herald" wraps the message, "raw" sends it as is */
+	char header[256];   /* optional extra request header line */
+	bool quiet;
+	/* --publish-redis: group_sends written into Redis by herald's own
+	 * channels_redis-compatible layer instead of HTTP requests */
+	const char *redis_url;
+	const char *group;
+	const char *prefix;
+	long redis_capacity;
+	long prefill; /* > 0: SIGSTOP the server, write this many, SIGCONT */
+	long window;  /* > 0: --publish-redis waits while this many broadcasts are undelivered */
+};
+extern struct bench_opts opt;
+
+static inline uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- command line (herald_bench_opts.c) ---- */
+/* Defaults, then the command line into opt: -1 to go on, else the exit code
+ * (0 after --help, 2 for an unknown option). *url and *pub get --url and
+ * --publish (borrowed from argv), NULL when absent. */
+int parse_args(int argc, char **argv, const char **url, const char **pub);
+void usage(FILE *f);
+/* scheme://host:port/path into host, *port and path (loopback checks are
+ * the caller's: loopback_host); -1 if malformed or too long. */
+int parse_url(const char *url, const char *scheme, char *host, size_t hcap, int *port, char *path,
+    size_t pcap);
+/* h as an IPv4 address ("localhost" taken as 127.0.0.1) into out; whether
+ * it is a loopback address. */
+bool loopback_host(const char *h, struct in_addr *out);
+
+/* ---- receivers (herald_bench_recv.c) ---- */
+struct conn;
+
+struct rx {
+	pthread_t th;
+	int idx;
+	int epfd;
+	struct conn *conns;
+	int n;
+	int started;
+	uint8_t *buf;
+	struct hr_hist hist;
+	_Atomic uint64_t frames;
+	_Atomic uint64_t connected;
+	_Atomic uint64_t failed;
+	_Atomic uint64_t closed; /* opened, then closed by the server */
+	_Atomic uint64_t no_t;   /* frames without a parsable "t" */
+	uint64_t last_frame_ns;
+	uint64_t connect_done_ns;
+	char first_error[160];
+};
+
+extern struct rx *g_rx;             /* opt.threads of them */
+extern struct sockaddr_in g_target; /* the WebSocket server */
+
+/* Build the upgrade request every connection sends; -1 if it does not fit
+ * (path too long). */
+int rx_prepare(void);
+/* Start opt.threads receivers over opt.n connections at opt.connect_rate;
+ * -1 (message printed) if memory, epoll or a thread fails. */
+int rx_start(void);
+/* Stop and join the receivers; rx_free then closes and frees everything. */
+void rx_stop(void);
+void rx_free(void);
+/* Frames received so far and connections open, over every receiver. */
+uint64_t rx_frames(void);
+uint64_t rx_open(void);
+
+/* ---- publishers (herald_bench_pub.c) ---- */
+struct pub_stats {
+	_Atomic uint64_t sent;
+	_Atomic uint64_t ok;
+	_Atomic uint64_t errors;
+	_Atomic uint64_t reconnects;
+	_Atomic uint64_t late;       /* fixed rate: sends that could not go out on time */
+	_Atomic uint64_t unanswered; /* still in flight when the publisher gave up */
+	_Atomic uint64_t full;       /* Redis: group_sends refused by the capacity script */
+	atomic_bool done;            /* the publisher thread has finished */
+	uint64_t first_ns, last_ns;
+	struct hr_hist answer;
+	char first_error[160];
+};
+extern struct pub_stats g_pub;
+extern atomic_bool g_stop_pub; /* stop the publisher (main on a signal, or itself) */
+
+extern struct sockaddr_in g_pub_addr; /* --publish's server */
+
+/* Before the publisher starts: the herald body prefix (opt.body_mode). */
+void pub_prepare(void);
+/* --publish-redis: create the Redis layer. 0, or the exit code 2 (message
+ * printed). pub_redis_close frees it (any time, also when never opened). */
+int pub_redis_open(void);
+void pub_redis_close(void);
+/* The publisher thread's body: HTTP (--publish) or Redis (--publish-redis). */
+void *pub_thread(void *arg);
+
+/* ---- report (herald_bench_report.c) ---- */
+/* The server's VmRSS in kB, and its user + system CPU seconds, from /proc
+ * (opt.server_pid); < 0 when unknown. */
+long read_rss_kb(int pid);
+double read_cpu_s(int pid);
+/* Seconds from a to b (0 if b is not later). */
+double secs(uint64_t a, uint64_t b);
+
+/* What main measured around the run, for the report. */
+struct bench_run {
+	const char *url;
+	uint64_t connected, failed;
+	double connect_s;
+	bool pub_started;
+	long rss_before, rss_after, rss_end;
+	double cpu_before, cpu_after;
+};
+/* Merge the receivers' histograms and counts (after rx_stop) and print the
+ * summary on stderr and the JSON line on stdout. */
+void report_print(const struct bench_run *run);
+
+#endif /* HERALD_BENCH_H */
