@@ -1,10 +1,9 @@
 /*
  * redis_wire.c: what the Redis backend stores, byte for byte as
- * channels_redis 4.0 does (WIRE.md; core.py is the authority): a member is
- * 12 random bytes and the msgpack message, with "__asgi_channel__" naming
- * the target channel(s) of a specific channel's process key; and which
- * shard a name lives on (zlib's CRC32, channels_redis'
- * _consistent_hash). The message itself goes through the codec
+ * channels_redis 4.0 does (docs/PROTOCOL.md, "The Redis wire format"; channels_redis's core.py is
+ * the authority): a member is 12 random bytes and the msgpack message, with "__asgi_channel__"
+ * naming the target channel(s) of a specific channel's process key; and which shard a name lives on
+ * (zlib's CRC32, channels_redis' _consistent_hash). The message itself goes through the codec
  * (hr_codec_*, hr_mp_*). Pure code, apart from the random source.
  *
  * Threads: any, concurrently (no state).
