@@ -23,6 +23,8 @@
 #define HR_CLI_MAX_FILE (64 * 1024)
 /* Strings owned by a parsed configuration (globs, URLs, secrets...). */
 #define HR_CLI_MAX_STRINGS 128
+/* Rows of serve's option table (cli/options.c asserts it). */
+#define HR_CLI_MAX_OPTIONS 64
 
 /*
  * The result of parsing `herald serve ...`: the node's configuration and the
@@ -33,7 +35,9 @@ typedef struct hr_cli_serve {
 	hr_config cfg;
 	char *_strings[HR_CLI_MAX_STRINGS];
 	size_t _n_strings;
-	bool help; /* `--help` was given: print usage, start nothing */
+	char *_given[HR_CLI_MAX_OPTIONS]; /* each option's winning values, for --check */
+	bool help;                        /* `--help` was given: print usage, start nothing */
+	bool check; /* `--check` was given: print the configuration, start nothing */
 } hr_cli_serve;
 
 void hr_cli__serve_init(hr_cli_serve *s);
@@ -53,6 +57,15 @@ int hr_cli__parse_serve(
 
 /* One-screen summary of serve's options. */
 void hr_cli__serve_usage(FILE *f);
+
+/*
+ * `herald serve --check`: the effective configuration of s (parsed without
+ * error) as config-file lines, `name = value`, one per value of a repeatable
+ * option, every option in --help order; the secrets (--jwt-secret,
+ * --api-key, a Redis password) shown as `***`, an option that is not set as
+ * a `# name: not set` comment. Returns 0, or HR_EIO when f fails.
+ */
+int hr_cli__serve_print(FILE *f, const hr_cli_serve *s);
 
 /* ---------------------------------------------------------------- token */
 
