@@ -1,6 +1,8 @@
 """The design note's Celery task: process a notification, then broadcast its
-status to the `notifications` group through the channel layer. herald's
-WebSocket clients on /ws/notifications/ receive `message` as JSON."""
+status to the `notifications` group through the channel layer, and to the
+group `user_<id>` of the user it is for, when it names one (the group that
+herald's /ws/notifications/<id>/ joins). herald's WebSocket clients receive
+`message` as JSON."""
 from asgiref.sync import async_to_sync
 from celery import shared_task
 from channels.layers import get_channel_layer
@@ -17,15 +19,18 @@ def send_notification_task(self, notification_data):
     result = process_notification(notification_data)
 
     channel_layer = get_channel_layer()
-    async_to_sync(channel_layer.group_send)(
-        "notifications",
-        {
-            "type": "notification_message",
-            "message": {
-                "notification_id": notification_data["id"],
-                "status": result["status"],
-                "timestamp": timezone.now().isoformat(),
-            },
+    event = {
+        "type": "notification_message",
+        "message": {
+            "notification_id": notification_data["id"],
+            "status": result["status"],
+            "timestamp": timezone.now().isoformat(),
         },
-    )
+    }
+    if notification_data.get("title") is not None:
+        event["message"]["title"] = notification_data["title"]
+    async_to_sync(channel_layer.group_send)("notifications", event)
+    user_id = notification_data.get("user_id")
+    if user_id is not None:
+        async_to_sync(channel_layer.group_send)("user_%s" % user_id, event)
     return result
