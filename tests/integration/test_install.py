@@ -104,7 +104,7 @@ def test_unit_hardening_and_verify():
             prefix, prefix)], k["ExecStart"]
         for key, want in (("DynamicUser", "yes"), ("ProtectSystem", "strict"),
                           ("NoNewPrivileges", "yes"), ("ProtectHome", "yes"),
-                          ("PrivateTmp", "yes"), ("RestartPreventExitStatus", "2")):
+                          ("PrivateTmp", "yes"), ("Restart", "on-failure")):
             assert k.get(key) == [want], (key, k.get(key))
         assert int(k["LimitNOFILE"][0]) >= 65536, k["LimitNOFILE"]
         assert k["WantedBy"] == ["multi-user.target"], k
