@@ -15,11 +15,11 @@ void
 hr_cli__serve_usage(FILE *f)
 {
 	fputs("usage: herald serve [--check] [options]\n"
+	      "With --check, print the effective configuration (secrets as ***) and exit 0,\n"
+	      "or the one-line error and exit 2: nothing listens. --help: this text.\n"
 	      "Every option may also be set as HERALD_<OPTION> in the environment\n"
 	      "(comma lists for repeatable ones) or as `option = value` in --config FILE;\n"
-	      "flags beat environment beat file.\n"
-	      "  --check     print the effective configuration (secrets as ***) and exit\n"
-	      "  --help      this text\n",
+	      "flags beat environment beat file.\n",
 	    f);
 	for (size_t i = 0; i < hr_cli__n_options; i++)
 		fprintf(f, "  --%s %s\n", hr_cli__options[i].name, hr_cli__options[i].help);

@@ -1,8 +1,6 @@
 """The design note's Celery task: process a notification, then broadcast its
-status to the `notifications` group through the channel layer, and to the
-group `user_<id>` of the user it is for, when it names one (the group that
-herald's /ws/notifications/<id>/ joins). herald's WebSocket clients receive
-`message` as JSON."""
+status to the `notifications` group through the channel layer. herald's
+WebSocket clients on /ws/notifications/ receive `message` as JSON."""
 from asgiref.sync import async_to_sync
 from celery import shared_task
 from channels.layers import get_channel_layer
@@ -30,6 +28,8 @@ def send_notification_task(self, notification_data):
     if notification_data.get("title") is not None:
         event["message"]["title"] = notification_data["title"]
     async_to_sync(channel_layer.group_send)("notifications", event)
+    # And to the user it is for, when it names one: the group `user_<id>`
+    # that herald's /ws/notifications/<id>/ joins.
     user_id = notification_data.get("user_id")
     if user_id is not None:
         async_to_sync(channel_layer.group_send)("user_%s" % user_id, event)

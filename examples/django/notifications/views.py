@@ -1,5 +1,5 @@
 """The example's views. A logged-in user gets a herald token for their own
-WebSocket route (/token/), queues the design note's Celery task (/notify/),
+WebSocket route (/token/), queues the Celery task (/notify/),
 and can watch the frames arrive in the browser (/)."""
 import base64
 import hashlib
