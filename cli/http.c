@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/cli_impl.h"
 
@@ -75,8 +76,7 @@ hr_cli__send_url(const char *url, const char *path, char **out, char *err, size_
 			return HR_EINVAL;
 		}
 	}
-	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0
-	    && strncmp(url, "HTTP://", 7) != 0 && strncmp(url, "HTTPS://", 8) != 0) {
+	if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
 		snprintf(err, errlen, "--url: '%s' must start with http:// or https://", url);
 		return HR_EINVAL;
 	}

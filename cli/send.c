@@ -151,6 +151,19 @@ parse_args(struct send_args *a, int argc, char *const *argv, char *const *envp)
 		fprintf(stderr, "herald: send: --type: empty\n");
 		return 2;
 	}
+	const char *key = a->val[OPT_API_KEY];
+	for (const char *c = key; c != NULL && *c; c++) {
+		/* A header value: no spaces or control characters (the node's
+		 * rule for --api-key), and bounded. */
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f
+		    || c - key >= HR_CLI_MAX_VALUE) {
+			fprintf(stderr,
+			    "herald: send: --api-key: printable ASCII without "
+			    "spaces, at most %d characters\n",
+			    HR_CLI_MAX_VALUE);
+			return 2;
+		}
+	}
 	if (a->val[OPT_CACERT] != NULL && *a->val[OPT_CACERT] == '\0') {
 		fprintf(stderr, "herald: send: --cacert: empty file name\n");
 		return 2;

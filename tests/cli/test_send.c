@@ -34,7 +34,7 @@ Test(send_url, host_port_and_path_prefix_are_kept)
 	    "http://127.0.0.1:8000/api/groups/g/send");
 	expect_url("https://example.org/prefix/herald//", "/api/channels/c%21x/send",
 	    "https://example.org/prefix/herald/api/channels/c%21x/send");
-	expect_url("HTTPS://example.org:8443/herald", "/api/groups/g/send",
+	expect_url("Https://example.org:8443/herald", "/api/groups/g/send",
 	    "https://example.org:8443/herald/api/groups/g/send");
 	expect_url("http://[::1]:9/", "/api/groups/g/send", "http://[::1]:9/api/groups/g/send");
 }
@@ -113,4 +113,8 @@ Test(send_url, usage_errors_exit_2_and_unreachable_exits_1)
 	cr_assert_eq(run_send(a9, 4, none), 2, "timeout not a number");
 	char *a10[] = { "--cacert=", "--group", "g", "{}" };
 	cr_assert_eq(run_send(a10, 4, none), 2, "empty --cacert");
+	char *a11[] = { "--api-key", "k\r\nX-Injected: 1", "--group", "g", "{}" };
+	cr_assert_eq(run_send(a11, 5, none), 2, "a header in the API key");
+	char *spacekey[] = { "HERALD_API_KEY=a b", NULL };
+	cr_assert_eq(run_send(a7, 3, spacekey), 2, "a space in $HERALD_API_KEY");
 }
