@@ -23,6 +23,8 @@
 #define HR_CLI_MAX_FILE (64 * 1024)
 /* Strings owned by a parsed configuration (globs, URLs, secrets...). */
 #define HR_CLI_MAX_STRINGS 128
+/* Rows of serve's option table (cli/options.c asserts it). */
+#define HR_CLI_MAX_OPTIONS 64
 
 /*
  * The result of parsing `herald serve ...`: the node's configuration and the
@@ -33,7 +35,9 @@ typedef struct hr_cli_serve {
 	hr_config cfg;
 	char *_strings[HR_CLI_MAX_STRINGS];
 	size_t _n_strings;
-	bool help; /* `--help` was given: print usage, start nothing */
+	char *_given[HR_CLI_MAX_OPTIONS]; /* each option's winning values, for --check */
+	bool help;                        /* `--help` was given: print usage, start nothing */
+	bool check; /* `--check` was given: print the configuration, start nothing */
 } hr_cli_serve;
 
 void hr_cli__serve_init(hr_cli_serve *s);
@@ -53,6 +57,15 @@ int hr_cli__parse_serve(
 
 /* One-screen summary of serve's options. */
 void hr_cli__serve_usage(FILE *f);
+
+/*
+ * `herald serve --check`: the effective configuration of s (parsed without
+ * error) as config-file lines, `name = value`, one per value of a repeatable
+ * option, every option in --help order; the secrets (--jwt-secret,
+ * --api-key, a Redis password) shown as `***`, an option that is not set as
+ * a `# name: not set` comment. Returns 0, or HR_EIO when f fails.
+ */
+int hr_cli__serve_print(FILE *f, const hr_cli_serve *s);
 
 /* ---------------------------------------------------------------- token */
 
@@ -74,32 +87,40 @@ int hr_cli__token_main(int argc, char *const *argv, char *const *envp);
 
 /* ---------------------------------------------------------------- send */
 
-/* A parsed http:// URL. */
-typedef struct hr_cli_url {
-	char host[256];  /* without brackets */
-	char port[8];    /* decimal, "80" by default */
-	char base[1024]; /* path prefix without trailing '/', may be empty */
-} hr_cli_url;
-
-/* Parse "http://host[:port][/path]"; [v6] literals allowed. HR_EINVAL + reason. */
-int hr_cli__url_parse(const char *url, hr_cli_url *out, char *err, size_t errlen);
-
-/* Limits of the HTTP client used by `herald send`. */
+/* Limits of `herald send`'s HTTP client (libcurl). */
 #define HR_CLI_HTTP_TIMEOUT_MS 10000
 #define HR_CLI_HTTP_MAX_RESPONSE (1024 * 1024 + 16 * 1024)
 
 /*
- * POST body to url->base + path with Content-Type application/json (and
- * `Authorization: Bearer <api_key>` when api_key is set), HTTP/1.1,
- * Connection: close. On success *status is the HTTP status and the response
- * body (NUL-terminated, caller frees with free()) is in *resp / *resp_len.
- * Each connect, write and read waits at most timeout_ms; the response is
- * bounded by HR_CLI_HTTP_MAX_RESPONSE (else HR_EMSGSIZE). Other failures:
- * HR_EIO / HR_ETIMEDOUT / HR_EBADMSG with a reason in err.
+ * Check a --url value and join it with an API path: "http[s]://host[:port]
+ * [/prefix]" + "/api/..." gives "http[s]://host[:port]/prefix/api/...", the
+ * prefix kept as given (trailing slashes dropped). [v6] literals are allowed;
+ * credentials, a query or a fragment are refused. On success *out is the URL
+ * (caller frees with free()). HR_EINVAL with a reason naming --url, or
+ * HR_ENOMEM.
  */
-int hr_cli__http_post(const hr_cli_url *url, const char *path, const char *api_key,
-    const char *body, size_t body_len, int timeout_ms, int *status, char **resp, size_t *resp_len,
-    char *err, size_t errlen);
+int hr_cli__send_url(const char *url, const char *path, char **out, char *err, size_t errlen);
+
+/* One POST of `herald send`. Strings are borrowed for the call. */
+typedef struct hr_cli_post {
+	const char *url;     /* full URL, from hr_cli__send_url */
+	const char *api_key; /* NULL: no Authorization header */
+	const char *cacert;  /* NULL: the system's CA store */
+	const char *body;
+	size_t body_len;
+	long timeout_ms; /* the whole exchange, connect included */
+} hr_cli_post;
+
+/*
+ * POST req->body as application/json through libcurl (http or https, with
+ * certificate and host name checks). On success *status is the HTTP status
+ * and the response body (NUL-terminated, caller frees with free()) is in
+ * *resp / *resp_len. The response is bounded by HR_CLI_HTTP_MAX_RESPONSE
+ * (else HR_EMSGSIZE); a transfer that fails is HR_EIO (HR_ETIMEDOUT when it
+ * timed out), with libcurl's reason in err.
+ */
+int hr_cli__http_post(
+    const hr_cli_post *req, int *status, char **resp, size_t *resp_len, char *err, size_t errlen);
 
 /* `herald send ...` (argv[0] is the first option). Returns the exit status:
  * 0 on a 2xx answer, 1 when refused or unreachable, 2 for bad usage. */

@@ -24,9 +24,11 @@ usage(FILE *f)
 {
 	fputs("usage: herald <command> [options]\n"
 	      "  serve [options]   run a node (herald serve --help lists the options)\n"
-	      "  send [--url URL] [--api-key K] [--type T] (--group G | --user U | --channel C) "
-	      "JSON\n"
-	      "                    publish through a node's HTTP API\n"
+	      "  serve --check [options]\n"
+	      "                    print the effective configuration and exit\n"
+	      "  send [--url URL] [--api-key K] [--type T] [--cacert FILE] [--timeout S]\n"
+	      "       (--group G | --user U | --channel C) JSON\n"
+	      "                    publish through a node's HTTP API (http or https)\n"
 	      "  token --secret S --user U [--ttl S]\n"
 	      "                    print a signed HS256 JWT for the WebSocket routes\n"
 	      "  help              this text\n"
@@ -54,10 +56,15 @@ serve_main(int argc, char **argv)
 		hr_cli__serve_fini(&s);
 		return 2;
 	}
-	if (s.help) {
-		hr_cli__serve_usage(stdout);
+	if (s.help || s.check) {
+		/* --check: the options are loaded exactly as for serving; nothing
+		 * listens. */
+		if (s.help)
+			hr_cli__serve_usage(stdout);
+		else
+			rc = hr_cli__serve_print(stdout, &s);
 		hr_cli__serve_fini(&s);
-		return 0;
+		return rc == 0 ? 0 : 1;
 	}
 	hr_log_set_level(s.cfg.log_level);
 

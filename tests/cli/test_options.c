@@ -645,3 +645,79 @@ Test(options, usage_lists_every_option)
 		cr_assert_not_null(strstr(buf, names[i]), "%s missing", names[i]);
 	free(buf);
 }
+
+/* hr_cli__serve_print of the last parse, NUL-terminated; caller frees. */
+static char *
+printed(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert_not_null(f);
+	cr_assert_eq(hr_cli__serve_print(f, &S), 0);
+	fclose(f);
+	return buf;
+}
+
+Test(options, check_flag_anywhere_still_parses_everything)
+{
+	cr_assert_eq(parse("--capacity", "7", "--check", "--prefix", "p"), 0, "%s", ERR);
+	cr_assert(S.check);
+	cr_assert(!S.help);
+	cr_assert_eq(S.cfg.capacity, 7);
+	cr_assert_str_eq(S.cfg.prefix, "p");
+	reset();
+	/* --check judges the options exactly as serve does. */
+	expect_error(parse("--check", "--threads", "0"), "--threads:");
+	reset();
+	expect_error(parse("--check=yes"), "unknown option '--check'");
+}
+
+Test(options, check_prints_effective_values_with_secrets_masked)
+{
+	char *env[] = { "HERALD_API_KEY=env-key-77", "HERALD_CAPACITY=9", NULL };
+	write_file(FILE_, "jwt-secret = file-secret-55\ncapacity = 3\nprefix = fromfile\n");
+	cr_assert_eq(parse_env(env, "--check", "--config", FILE_, "--redis",
+	                 "redis://:pw-99@127.0.0.1:6390/2", "--listen", "[::1]:9000",
+	                 "--channel-capacity", "a*=4", (char *)NULL),
+	    0, "%s", ERR);
+	char *out = printed();
+	const char *want[] = { "listen = [::1]:9000\n", "layer = redis\n",
+		"redis = redis://:***@127.0.0.1:6390/2\n", "prefix = fromfile\n", "capacity = 9\n",
+		"channel-capacity = a*=4\n", "jwt-secret = ***\n", "api-key = ***\n",
+		"# tls-cert: not set\n", "max-message = 65536\n", "log-level = info\n" };
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		cr_assert_not_null(strstr(out, want[i]), "'%s' not in:\n%s", want[i], out);
+	cr_assert_not_null(strstr(out, FILE_), "the config file is named:\n%s", out);
+	cr_assert_null(strstr(out, "env-key-77"));
+	cr_assert_null(strstr(out, "file-secret-55"));
+	cr_assert_null(strstr(out, "pw-99"));
+	free(out);
+}
+
+Test(options, check_prints_every_option_of_the_table)
+{
+	cr_assert_eq(parse("--check"), 0, "%s", ERR);
+	char *out = printed();
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	cr_assert_not_null(f);
+	hr_cli__serve_usage(f);
+	fclose(f);
+	/* Each "  --name" line of --help but the modes has a line in --check. */
+	for (char *l = strstr(buf, "\n  --"); l != NULL; l = strstr(l + 1, "\n  --")) {
+		char name[64], line[80], unset[80];
+		if (sscanf(l + 5, "%63[a-z0-9-]", name) != 1)
+			continue;
+		if (strcmp(name, "check") == 0 || strcmp(name, "help") == 0
+		    || strcmp(name, "config") == 0)
+			continue;
+		snprintf(line, sizeof(line), "\n%s = ", name);
+		snprintf(unset, sizeof(unset), "\n# %s: ", name);
+		cr_assert(strstr(out, line) != NULL || strstr(out, unset) != NULL,
+		    "--%s missing from:\n%s", name, out);
+	}
+	free(buf);
+	free(out);
+}

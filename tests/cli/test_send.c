@@ -1,12 +1,13 @@
 /*
- * test_send.c: `herald send`'s URL parsing and usage exit codes (cli/send.c,
- * cli/sys_http.c). Delivery through a real node is in
+ * test_send.c: `herald send`'s URL check and join and its usage exit codes
+ * (cli/send.c, cli/http.c). Delivery through a real node is in
  * tests/integration/test_cli.py.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,24 +16,27 @@
 
 TestSuite(send_url, .timeout = 10);
 
-Test(send_url, host_port_and_base_path)
+static void
+expect_url(const char *base, const char *path, const char *want)
 {
-	hr_cli_url u;
-	char err[256];
-	cr_assert_eq(
-	    hr_cli__url_parse("http://127.0.0.1:8000", &u, err, sizeof(err)), 0, "%s", err);
-	cr_assert_str_eq(u.host, "127.0.0.1");
-	cr_assert_str_eq(u.port, "8000");
-	cr_assert_str_eq(u.base, "");
-	cr_assert_eq(
-	    hr_cli__url_parse("HTTP://example.org/prefix/herald//", &u, err, sizeof(err)), 0);
-	cr_assert_str_eq(u.host, "example.org");
-	cr_assert_str_eq(u.port, "80");
-	cr_assert_str_eq(u.base, "/prefix/herald");
-	cr_assert_eq(hr_cli__url_parse("http://[::1]:9/", &u, err, sizeof(err)), 0);
-	cr_assert_str_eq(u.host, "::1");
-	cr_assert_str_eq(u.port, "9");
-	cr_assert_str_eq(u.base, "");
+	char *out = (char *)"unset";
+	char err[256] = "";
+	cr_assert_eq(hr_cli__send_url(base, path, &out, err, sizeof(err)), 0, "%s: %s", base, err);
+	cr_assert_str_eq(out, want, "%s + %s", base, path);
+	free(out);
+}
+
+Test(send_url, host_port_and_path_prefix_are_kept)
+{
+	expect_url("http://127.0.0.1:8000", "/api/groups/g/send",
+	    "http://127.0.0.1:8000/api/groups/g/send");
+	expect_url("http://127.0.0.1:8000/", "/api/groups/g/send",
+	    "http://127.0.0.1:8000/api/groups/g/send");
+	expect_url("https://example.org/prefix/herald//", "/api/channels/c%21x/send",
+	    "https://example.org/prefix/herald/api/channels/c%21x/send");
+	expect_url("Https://example.org:8443/herald", "/api/groups/g/send",
+	    "https://example.org:8443/herald/api/groups/g/send");
+	expect_url("http://[::1]:9/", "/api/groups/g/send", "http://[::1]:9/api/groups/g/send");
 }
 
 Test(send_url, refusals_name_the_problem)
@@ -40,28 +44,27 @@ Test(send_url, refusals_name_the_problem)
 	struct {
 		const char *url, *why;
 	} bad[] = {
-		{ "https://127.0.0.1", "only http://" },
-		{ "ftp://x", "must start with http://" },
-		{ "127.0.0.1:8000", "must start with http://" },
-		{ "http://", "bad host" },
-		{ "http://:80", "bad host" },
+		{ "ftp://x", "must start with http:// or https://" },
+		{ "127.0.0.1:8000", "must start with http:// or https://" },
+		{ "http://", "--url: 'http://': " },
 		{ "http://h:0", "port must be 1..65535" },
-		{ "http://h:65536", "port must be 1..65535" },
-		{ "http://h:8x", "port must be 1..65535" },
-		{ "http://[::1", "no closing" },
-		{ "http://[::1]x", "bad host" },
-		{ "http://u:p@h", "credentials" },
+		{ "http://h:65536", "--url: 'http://h:65536': " },
+		{ "http://h:8x", "--url: 'http://h:8x': " },
+		{ "http://[::1", "--url: 'http://[::1': " },
+		{ "http://u:p@h", "no credentials" },
 		{ "http://h/a?b=c", "no query" },
+		{ "https://h/a#top", "no fragment" },
 		{ "http://h/a b", "spaces" },
 	};
-	hr_cli_url u;
 	char err[256];
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *out = NULL;
 		err[0] = '\0';
-		cr_assert_eq(hr_cli__url_parse(bad[i].url, &u, err, sizeof(err)), HR_EINVAL, "%s",
-		    bad[i].url);
+		cr_assert_eq(
+		    hr_cli__send_url(bad[i].url, "/api/groups/g/send", &out, err, sizeof(err)),
+		    HR_EINVAL, "%s", bad[i].url);
+		cr_assert_null(out, "%s", bad[i].url);
 		cr_assert_not_null(strstr(err, bad[i].why), "%s: '%s'", bad[i].url, err);
-		cr_assert_not_null(strstr(err, "--url"), "%s", err);
 	}
 }
 
@@ -104,4 +107,14 @@ Test(send_url, usage_errors_exit_2_and_unreachable_exits_1)
 	/* Port 1 on loopback: nothing listens there in a test run. */
 	char *closed[] = { "HERALD_URL=http://127.0.0.1:1", NULL };
 	cr_assert_eq(run_send(a7, 3, closed), 1, "unreachable");
+	char *a8[] = { "--timeout", "0", "--group", "g", "{}" };
+	cr_assert_eq(run_send(a8, 5, none), 2, "zero timeout");
+	char *a9[] = { "--timeout=abc", "--group", "g", "{}" };
+	cr_assert_eq(run_send(a9, 4, none), 2, "timeout not a number");
+	char *a10[] = { "--cacert=", "--group", "g", "{}" };
+	cr_assert_eq(run_send(a10, 4, none), 2, "empty --cacert");
+	char *a11[] = { "--api-key", "k\r\nX-Injected: 1", "--group", "g", "{}" };
+	cr_assert_eq(run_send(a11, 5, none), 2, "a header in the API key");
+	char *spacekey[] = { "HERALD_API_KEY=a b", NULL };
+	cr_assert_eq(run_send(a7, 3, spacekey), 2, "a space in $HERALD_API_KEY");
 }

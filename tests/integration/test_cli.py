@@ -103,7 +103,7 @@ def test_send_usage_and_unreachable():
         (["send", "--group", "g"], "no JSON"),
         (["send", "--group", "g", "{bad"], "bad JSON"),
         (["send", "--group", "g", "--user", "u", "{}"], "two targets"),
-        (["send", "--url", "https://127.0.0.1:1", "--group", "g", "{}"], "https url"),
+        (["send", "--url", "http://127.0.0.1:1/x?y", "--group", "g", "{}"], "url with a query"),
         (["send", "--url", "ftp://x", "--group", "g", "{}"], "bad url"),
         (["send", "--bogus", "--group", "g", "{}"], "unknown option"),
     ]:

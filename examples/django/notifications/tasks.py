@@ -17,15 +17,20 @@ def send_notification_task(self, notification_data):
     result = process_notification(notification_data)
 
     channel_layer = get_channel_layer()
-    async_to_sync(channel_layer.group_send)(
-        "notifications",
-        {
-            "type": "notification_message",
-            "message": {
-                "notification_id": notification_data["id"],
-                "status": result["status"],
-                "timestamp": timezone.now().isoformat(),
-            },
+    event = {
+        "type": "notification_message",
+        "message": {
+            "notification_id": notification_data["id"],
+            "status": result["status"],
+            "timestamp": timezone.now().isoformat(),
         },
-    )
+    }
+    if notification_data.get("title") is not None:
+        event["message"]["title"] = notification_data["title"]
+    async_to_sync(channel_layer.group_send)("notifications", event)
+    # And to the user it is for, when it names one: the group `user_<id>`
+    # that herald's /ws/notifications/<id>/ joins.
+    user_id = notification_data.get("user_id")
+    if user_id is not None:
+        async_to_sync(channel_layer.group_send)("user_%s" % user_id, event)
     return result
