@@ -70,10 +70,6 @@ extern hr_metrics hr_transport__metrics;
 #define HR_METRIC_ADD(field, n)                                                                    \
 	atomic_fetch_add_explicit(&hr_transport__metrics.field, (n), memory_order_relaxed)
 
-/* Mail kinds of an I/O thread's mailbox (HR_MAIL_IO_FRAME is in consumer.h). */
-#define HR_MAIL_IO_HTTP_REPLY (HR_MAIL_USER + 2) /* u64 = conn id, u32 = (uint32_t)status */
-#define HR_MAIL_IO_STOP (HR_MAIL_USER + 3)
-
 /* Per-connection outbound queue bounds (STYLE 16): drop the oldest beyond. */
 #define HR_CONN_QMAX 1024u
 #define HR_CONN_QBYTES (4u << 20)
