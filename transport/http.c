@@ -303,18 +303,6 @@ on_metrics(hr_node *n, hr_conn *c)
 	return rv;
 }
 
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode one NUL-terminated segment in place; -1 on a bad escape or
  * an escaped NUL. */
 static int
@@ -324,8 +312,8 @@ decode_segment(char *s)
 	for (const char *p = s; *p != '\0'; p++) {
 		int ch = (unsigned char)*p;
 		if (ch == '%') {
-			int hi = hexval((unsigned char)p[1]);
-			int lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+			int hi = hr_hexval((unsigned char)p[1]);
+			int lo = hi < 0 ? -1 : hr_hexval((unsigned char)p[2]);
 			if (hi < 0 || lo < 0 || (hi | lo) == 0)
 				return -1;
 			ch = hi << 4 | lo;
