@@ -140,7 +140,7 @@ conn_free(hr_conn *c)
 static int
 ws_writeable(hr_iothread *t, hr_conn *c)
 {
-	if (c->close_code && c->qlen == 0) {
+	if (c->close_code && c->out.len == 0) {
 		size_t rl = c->close_reason ? strlen(c->close_reason) : 0;
 		if (t->evloop == HR_EVLOOP_LIBUV && rl <= 123) {
 			/* lws 4.1.6 on libuv kills the socket without writing the
@@ -160,7 +160,7 @@ ws_writeable(hr_iothread *t, hr_conn *c)
 		    (unsigned char *)c->close_reason, rl);
 		return -1;
 	}
-	if (c->qlen == 0)
+	if (c->out.len == 0)
 		return 0;
 	return hr_outq__write(t, c);
 }

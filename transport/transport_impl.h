@@ -94,6 +94,15 @@ typedef struct hr_sendbatch hr_sendbatch;
 struct iovec;
 typedef struct hr_conn hr_conn;
 
+/* outq.c: a bounded FIFO of frame references (STYLE 16): at most
+ * HR_CONN_QMAX frames and HR_CONN_QBYTES bytes, the oldest dropped beyond.
+ * Zeroed is empty. Owned by one connection, so by one I/O thread. */
+typedef struct hr_outq {
+	hr_msg **ring;
+	uint32_t cap, head, len; /* len frames from ring[head], wrapping at cap */
+	size_t bytes;            /* sum of their lengths */
+} hr_outq;
+
 /* One connection (WebSocket, or HTTP while a request is being answered).
  * ONLY touched from its I/O thread. */
 struct hr_conn {
@@ -106,10 +115,7 @@ struct hr_conn {
 	char channel[128];
 	char group[96];
 
-	/* outbound ring of frame references */
-	hr_msg **q;
-	uint32_t qcap, qhead, qlen;
-	size_t qbytes;
+	hr_outq out;       /* outbound frames (outq.c) */
 	bool flush_listed; /* on the thread's flush list (outq.c) */
 	uint32_t sending;  /* frames in the batched send under way (outq.c) */
 	int sfd;           /* plain-text ws socket for batched sends; -1: lws writes */
@@ -230,7 +236,28 @@ int hr_iothread__conn_new(hr_iothread *t, struct lws *wsi, hr_conn **out);
 void hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c);
 void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
 
-/* outq.c: per-connection frame queues and their writes (I/O thread only) */
+/* outq.c, the queue itself: pure (no lws, no sockets), tests/transport/test_outq.c.
+ * Push frame (takes its reference) behind the others, dropping the oldest
+ * while the queue is at HR_CONN_QMAX frames or frame would take it over
+ * HR_CONN_QBYTES (a frame bigger than that alone ends up alone); *dropped:
+ * how many. HR_ENOMEM: no room to grow, frame released and not queued. */
+int hr_outq__push(hr_outq *q, hr_msg *frame, unsigned *dropped);
+/* The i-th frame from the head (i < q->len), borrowed. */
+hr_msg *hr_outq__peek(const hr_outq *q, uint32_t i);
+/* Take the head frame (q->len > 0): its reference is the caller's. */
+hr_msg *hr_outq__pop(hr_outq *q);
+/* How many frames from the head, at most max_frames, fit in max_bytes
+ * together (0 when the head alone does not). */
+unsigned hr_outq__span(const hr_outq *q, unsigned max_frames, size_t max_bytes);
+/* Point v[0..n) at the first n frames (n <= q->len); they stay queued. */
+void hr_outq__iov(const hr_outq *q, struct iovec *v, unsigned n);
+/* sent bytes of the first n frames left: release the frames sent whole and
+ * return how many; *partial: the bytes sent of the next one (0 when none). */
+unsigned hr_outq__release_sent(hr_outq *q, unsigned n, size_t sent, size_t *partial);
+/* Release every frame and the ring; the queue is empty and reusable. */
+void hr_outq__fini(hr_outq *q);
+
+/* outq.c, the connection's writes (I/O thread only) */
 void hr_outq__want_write(hr_conn *c); /* ask lws for SERVER_WRITEABLE */
 void hr_outq__clear(hr_conn *c);      /* release every queued frame */
 /* One lws_write of what is queued (c->qlen > 0). -1: the socket failed. */
