@@ -513,7 +513,7 @@ reply_cb(void *arg, int status)
 void
 hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 {
-	hr_conn *c = hr_iothread__conn_get(t, conn_id);
+	hr_conn *c = hr_conn__get(t, conn_id);
 
 	if (c == NULL || !c->awaiting_reply)
 		return; /* closed meanwhile */
@@ -653,7 +653,7 @@ hr_http__callback(
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		if (c == NULL && hr_iothread__conn_new(t, wsi, &c) != 0)
+		if (c == NULL && hr_conn__new(t, wsi, &c) != 0)
 			return -1;
 		return on_lws_request(t, wsi, c, in ? (const char *)in : "/") < 0 ? -1 : 0;
 	case LWS_CALLBACK_HTTP_BODY:

@@ -484,7 +484,7 @@ hr_http1__callback(
 	(void)user;
 	switch (reason) {
 	case LWS_CALLBACK_RAW_ADOPT:
-		if (hr_iothread__conn_new(t, wsi, &c) != 0)
+		if (hr_conn__new(t, wsi, &c) != 0)
 			return -1;
 		c->raw_http = true;
 		if ((c->h1 = calloc(1, sizeof(*c->h1))) == NULL)

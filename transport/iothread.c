@@ -1,9 +1,8 @@
 /*
  * iothread.c: an I/O thread: one libwebsockets context, its own SO_REUSEPORT
  * listeners adopted as raw files (STYLE C2), its mailbox's eventfd
- * adopted as a raw file (C1), and every connection it accepted, in a slot
- * table (id = generation << 32 | slot, so stale ids from the router or a late
- * HTTP reply never reach a reused slot).
+ * adopted as a raw file (C1), and every connection it accepted, in its
+ * connection table (conn.c).
  *
  * The write path, per-connection queues and the batched sends at the end of
  * each mailbox drain, is outq.c.
@@ -71,70 +70,6 @@ now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---------------------------------------------------------------- slots */
-
-int
-hr_iothread__conn_new(hr_iothread *t, struct lws *wsi, hr_conn **out)
-{
-	hr_conn *c;
-	uint32_t s;
-
-	if (t->free_head == UINT32_MAX) {
-		uint32_t n = t->nslots ? t->nslots * 2 : 64;
-		hr_slot *ns = realloc(t->slots, n * sizeof(*ns));
-		if (ns == NULL)
-			return HR_ENOMEM;
-		for (uint32_t i = t->nslots; i < n; i++) {
-			ns[i].c = NULL;
-			ns[i].gen = 1;
-			ns[i].next_free = i + 1 < n ? i + 1 : UINT32_MAX;
-		}
-		t->free_head = t->nslots;
-		t->slots = ns;
-		t->nslots = n;
-	}
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return HR_ENOMEM;
-	s = t->free_head;
-	t->free_head = t->slots[s].next_free;
-	t->slots[s].c = c;
-	c->wsi = wsi;
-	c->t = t;
-	c->sfd = -1;
-	c->id = ((uint64_t)t->slots[s].gen << 32) | s;
-	lws_set_opaque_user_data(wsi, c);
-	*out = c;
-	return 0;
-}
-
-hr_conn *
-hr_iothread__conn_get(hr_iothread *t, uint64_t id)
-{
-	uint32_t s = (uint32_t)id;
-	if (s >= t->nslots || t->slots[s].gen != (uint32_t)(id >> 32))
-		return NULL;
-	return t->slots[s].c;
-}
-
-static void
-conn_free(hr_conn *c)
-{
-	hr_iothread *t = c->t;
-	uint32_t s = (uint32_t)c->id;
-
-	hr_outq__clear(c);
-	free(c->rx);
-	hr_http__conn_fini(c);
-	hr_http1__conn_fini(c);
-	t->slots[s].c = NULL;
-	t->slots[s].gen++;
-	if (t->slots[s].gen == 0)
-		t->slots[s].gen = 1;
-	t->slots[s].next_free = t->free_head;
-	t->free_head = s;
-	free(c);
 }
 
 static int
@@ -499,7 +434,7 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 		return refuse(wsi, 403);
 	if (n->cfg.max_connections > 0 && hr_metrics__ws_total() >= n->cfg.max_connections)
 		return refuse(wsi, 503);
-	if (c == NULL && hr_iothread__conn_new(t, wsi, &c) != 0)
+	if (c == NULL && hr_conn__new(t, wsi, &c) != 0)
 		return refuse(wsi, 503);
 	c->is_ws = true;
 	c->route = route;
@@ -549,10 +484,11 @@ hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c)
 			hr_log(
 			    HR_LOG_WARN, "router conn_close %s: %s", c->channel, hr_strerror(rv));
 	}
-	lws_set_opaque_user_data(c->wsi, NULL);
-	conn_free(c);
-	if (t->stopping && t->n_ws == 0)
-		hr_evloop__stop(t);
+	hr_outq__clear(c);
+	free(c->rx);
+	hr_http__conn_fini(c);
+	hr_http1__conn_fini(c);
+	hr_conn__destroy(c);
 }
 
 int
@@ -644,6 +580,16 @@ on_stop_grace(lws_sorted_usec_list_t *sul)
 }
 
 static void
+close_going_away(hr_conn *c, void *arg)
+{
+	if (c->is_ws && c->counted) {
+		c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+		c->close_reason = "server shutting down";
+		hr_outq__want_write(c);
+	}
+}
+
+static void
 begin_stop(hr_iothread *t)
 {
 	if (t->stopping)
@@ -653,14 +599,7 @@ begin_stop(hr_iothread *t)
 		if (t->acceptors[i] != NULL)
 			lws_set_timeout(
 			    t->acceptors[i], PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-	for (uint32_t s = 0; s < t->nslots; s++) {
-		hr_conn *c = t->slots[s].c;
-		if (c != NULL && c->is_ws && c->counted) {
-			c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
-			c->close_reason = "server shutting down";
-			hr_outq__want_write(c);
-		}
-	}
+	hr_conn__each(t, close_going_away, NULL);
 	if (t->n_ws == 0)
 		hr_evloop__stop(t);
 	else
@@ -671,7 +610,7 @@ static void
 on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids)
 {
 	for (uint32_t i = 0; i < ids->n; i++) {
-		hr_conn *c = hr_iothread__conn_get(t, ids->ids[i]);
+		hr_conn *c = hr_conn__get(t, ids->ids[i]);
 		if (c != NULL && c->is_ws && c->counted && c->close_code == 0)
 			hr_iothread__queue_frame(c, hr_msg_ref(frame));
 	}
@@ -772,7 +711,7 @@ hr_iothread__start(hr_iothread *t)
 		    hr_sys__sendbatch_uring(t->sendbatch) ? "io_uring" : "sendmsg");
 	hr_sys__random(&t->rng, sizeof(t->rng));
 	t->rng |= 1;
-	t->free_head = UINT32_MAX;
+	hr_conn__table_init(t);
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
@@ -870,9 +809,7 @@ hr_iothread__fini(hr_iothread *t)
 	t->n_listen = 0;
 	hr_mailbox_destroy(t->mbox);
 	t->mbox = NULL;
-	/* every conn was freed by WSI_DESTROY during lws_context_destroy */
-	free(t->slots);
-	t->slots = NULL;
+	hr_conn__table_fini(t);
 	free(t->scratch);
 	t->scratch = NULL;
 	hr_sys__sendbatch_destroy(t->sendbatch);

@@ -304,7 +304,7 @@ void
 hr_outq__flush_drained(hr_iothread *t)
 {
 	for (uint32_t i = 0; i < t->nflush; i++) {
-		hr_conn *c = hr_iothread__conn_get(t, t->flush[i]);
+		hr_conn *c = hr_conn__get(t, t->flush[i]);
 		if (c == NULL)
 			continue;
 		c->flush_listed = false;

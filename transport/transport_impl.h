@@ -231,9 +231,23 @@ void hr_iothread__join(hr_iothread *t);
 /* 0 joined, HR_ETIMEDOUT still running at deadline (CLOCK_REALTIME) */
 int hr_iothread__join_until(hr_iothread *t, const struct timespec *deadline);
 void hr_iothread__fini(hr_iothread *t);
-hr_conn *hr_iothread__conn_get(hr_iothread *t, uint64_t id);
-int hr_iothread__conn_new(hr_iothread *t, struct lws *wsi, hr_conn **out);
 void hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c);
+
+/* conn.c: the connection table (I/O thread only; init/fini around the
+ * thread). A connection's id stays unique: a closed one's id finds nothing. */
+void hr_conn__table_init(hr_iothread *t);
+void hr_conn__table_fini(hr_iothread *t); /* every connection destroyed already */
+/* A zeroed connection for wsi, in a fresh slot, set as wsi's opaque user
+ * data. HR_ENOMEM. Released with hr_conn__destroy. */
+int hr_conn__new(hr_iothread *t, struct lws *wsi, hr_conn **out);
+/* The connection with that id, or NULL when it has gone (borrowed). */
+hr_conn *hr_conn__get(hr_iothread *t, uint64_t id);
+/* Call fn on every connection (fn must not destroy any). */
+void hr_conn__each(hr_iothread *t, void (*fn)(hr_conn *c, void *arg), void *arg);
+/* Free c and its slot, and unset wsi's opaque user data; its role parts
+ * must be released first. When the thread is stopping and no WebSocket is
+ * left, stop its loop. */
+void hr_conn__destroy(hr_conn *c);
 void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
 
 /* outq.c, the queue itself: pure (no lws, no sockets), tests/transport/test_outq.c.
