@@ -506,8 +506,11 @@ hr_http1__callback(
 			return -1;
 		return on_writeable(c);
 	case LWS_CALLBACK_RAW_CLOSE:
-		if (c != NULL)
-			hr_iothread__conn_destroy(t, c);
+		if (c != NULL) {
+			hr_http__conn_fini(c);
+			hr_http1__conn_fini(c);
+			hr_conn__destroy(c);
+		}
 		return 0;
 	default:
 		return 0;

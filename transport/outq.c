@@ -179,7 +179,7 @@ flush_add(hr_iothread *t, hr_conn *c)
 }
 
 void
-hr_iothread__queue_frame(hr_conn *c, hr_msg *frame)
+hr_outq__queue(hr_conn *c, hr_msg *frame)
 {
 	unsigned dropped;
 	int rv = hr_outq__push(&c->out, frame, &dropped);

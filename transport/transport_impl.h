@@ -231,7 +231,6 @@ void hr_iothread__join(hr_iothread *t);
 /* 0 joined, HR_ETIMEDOUT still running at deadline (CLOCK_REALTIME) */
 int hr_iothread__join_until(hr_iothread *t, const struct timespec *deadline);
 void hr_iothread__fini(hr_iothread *t);
-void hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c);
 
 /* conn.c: the connection table (I/O thread only; init/fini around the
  * thread). A connection's id stays unique: a closed one's id finds nothing. */
@@ -248,7 +247,7 @@ void hr_conn__each(hr_iothread *t, void (*fn)(hr_conn *c, void *arg), void *arg)
  * must be released first. When the thread is stopping and no WebSocket is
  * left, stop its loop. */
 void hr_conn__destroy(hr_conn *c);
-void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
+void hr_outq__queue(hr_conn *c, hr_msg *frame); /* takes the ref */
 
 /* outq.c, the queue itself: pure (no lws, no sockets), tests/transport/test_outq.c.
  * Push frame (takes its reference) behind the others, dropping the oldest
@@ -278,8 +277,15 @@ void hr_outq__clear(hr_conn *c);      /* release every queued frame */
 int hr_outq__write(hr_iothread *t, hr_conn *c);
 /* The end of a mailbox drain: write every connection queued during it. */
 void hr_outq__flush_drained(hr_iothread *t);
-int hr_transport__callback(
+
+/* ws.c: the WebSocket side (I/O thread only). The callback of the lws
+ * protocol every lws-framed connection starts on (protocols[0]): WebSocket
+ * events here, plain HTTP events handed to the HTTP side. */
+int hr_ws__callback(
     struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+/* Stopping: ask every open WebSocket to close with 1001 once its queue has
+ * left. */
+void hr_ws__close_all(hr_iothread *t);
 
 /* log.c: route libwebsockets' log lines through hr_log (main thread, at start) */
 void hr_log__lws_init(hr_log_level lvl);
