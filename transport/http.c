@@ -9,6 +9,11 @@
  * response here, looked up by connection id so that a connection closed
  * meanwhile is simply skipped.
  *
+ * The requests come from a framing side, http_lws.c (lws's h1 server, TLS)
+ * or http1.c (raw plain-text sockets); the answers go back through the
+ * connection's framing hook (hr_http_framing), so this file never asks
+ * which one it serves.
+ *
  * Threads: everything on the owning I/O thread, except reply_cb (router
  * thread), which only posts mail.
  */
@@ -64,34 +69,15 @@ hr_http__conn_fini(hr_conn *c)
 	c->resp_ready = false;
 }
 
-/* Queue a response; it is written at the next HTTP_WRITEABLE. body is
- * copied. */
+/* Answer the request through the connection's framing (copies body). */
 static int
 respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 {
-	if (c->raw_http) {
-		c->awaiting_reply = false;
-		return hr_http1__respond(c, status, type, body, len);
-	}
-	free(c->resp);
-	c->resp = malloc(len + 1);
-	if (c->resp == NULL) {
-		c->resp_len = 0;
-		return -1;
-	}
-	memcpy(c->resp, body, len);
-	c->resp[len] = '\0';
-	c->resp_len = len;
-	c->resp_status = status;
-	c->resp_type = type;
-	c->resp_ready = true;
-	c->awaiting_reply = false;
-	lws_callback_on_writable(c->wsi);
-	return 0;
+	return c->framing->respond(c, status, type, body, len);
 }
 
-static int
-respond_error(hr_conn *c, int status, const char *reason)
+int
+hr_http__respond_error(hr_conn *c, int status, const char *reason)
 {
 	hr_buf b;
 	int rv;
@@ -126,41 +112,6 @@ respond_kv(hr_conn *c, int status, const char *key, const char *val)
 	return rv;
 }
 
-static int
-write_response(struct lws *wsi, hr_conn *c)
-{
-	size_t cap = LWS_PRE + 1024 + c->resp_len;
-	unsigned char *buf, *start, *p, *end;
-	int rv = 0;
-
-	if (!c->resp_ready)
-		return 0;
-	if ((buf = malloc(cap)) == NULL)
-		return -1;
-	start = p = buf + LWS_PRE;
-	end = buf + cap - 1;
-	if (lws_add_http_common_headers(
-	        wsi, (unsigned)c->resp_status, c->resp_type, c->resp_len, &p, end)
-	    || (c->close_after
-	        && lws_add_http_header_by_token(
-	            wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
-	    || lws_finalize_http_header(wsi, &p, end)) {
-		free(buf);
-		return -1;
-	}
-	memcpy(p, c->resp, c->resp_len);
-	p += c->resp_len;
-	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) != (int)(p - start))
-		rv = -1;
-	free(buf);
-	hr_http__conn_fini(c);
-	if (rv == 0 && c->close_after)
-		rv = -1;
-	if (rv == 0 && lws_http_transaction_completed(wsi))
-		rv = -1;
-	return rv;
-}
-
 /* ---------------------------------------------------------------- notifications */
 
 /*
@@ -175,7 +126,7 @@ on_notification_post(hr_node *n, hr_conn *c)
 	int rv;
 
 	if (n->worker == NULL)
-		return respond_error(c, 503, "worker not running");
+		return hr_http__respond_error(c, 503, "worker not running");
 	rv = hr_worker_submit(n->worker, c->body ? c->body : "", c->body_len, id, err, sizeof(err));
 	switch (rv) {
 	case 0: {
@@ -183,13 +134,13 @@ on_notification_post(hr_node *n, hr_conn *c)
 		return respond(c, 202, "application/json", body, (size_t)len);
 	}
 	case HR_EINVAL:
-		return respond_error(c, 400, err);
+		return hr_http__respond_error(c, 400, err);
 	case HR_EMSGSIZE:
-		return respond_error(c, 413, "body over 1 MiB");
+		return hr_http__respond_error(c, 413, "body over 1 MiB");
 	case HR_EAGAIN:
-		return respond_error(c, 429, "worker busy, retry later");
+		return hr_http__respond_error(c, 429, "worker busy, retry later");
 	default:
-		return respond_error(c, 503, hr_strerror(rv));
+		return hr_http__respond_error(c, 503, hr_strerror(rv));
 	}
 }
 
@@ -200,15 +151,15 @@ on_notification_get(hr_node *n, hr_conn *c)
 	char body[256];
 
 	if (n->worker == NULL)
-		return respond_error(c, 503, "worker not running");
+		return hr_http__respond_error(c, 503, "worker not running");
 	if (hr_worker_get(n->worker, c->target, &info) != 0)
-		return respond_error(c, 404, "no such notification");
+		return hr_http__respond_error(c, 404, "no such notification");
 	int len = snprintf(body, sizeof(body),
 	    "{\"id\":\"%s\",\"status\":\"%s\",\"created_at\":\"%s\","
 	    "\"updated_at\":\"%s\"}",
 	    info.id, info.status, info.created_at, info.updated_at);
 	if (len < 0 || (size_t)len >= sizeof(body))
-		return respond_error(c, 503, "record too long");
+		return hr_http__respond_error(c, 503, "record too long");
 	return respond(c, 200, "application/json", body, (size_t)len);
 }
 
@@ -295,7 +246,7 @@ on_metrics(hr_node *n, hr_conn *c)
 	hr_buf_init(&b, 0);
 	if (hr_metrics__render(n, &b) != 0) {
 		hr_buf_fini(&b);
-		return respond_error(c, 503, "out of memory");
+		return hr_http__respond_error(c, 503, "out of memory");
 	}
 	rv = respond(
 	    c, 200, "text/plain; version=0.0.4", (const char *)hr_buf_data(&b), hr_buf_len(&b));
@@ -430,7 +381,7 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 
 	if (c->method != LWSHUMETH_POST) {
 		if (status)
-			return respond_error(c, status, err);
+			return hr_http__respond_error(c, status, err);
 		if (c->api == API_HEALTHZ)
 			return on_healthz(n, c);
 		if (c->api == API_METRICS)
@@ -442,7 +393,7 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	long long clen = req->clen;
 	if (clen > (long long)HR_HTTP_BODY_MAX) {
 		c->close_after = true;
-		return respond_error(c, 413, "body over 1 MiB");
+		return hr_http__respond_error(c, 413, "body over 1 MiB");
 	}
 	if (status) {
 		c->pending_status = status;
@@ -452,44 +403,12 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 		/* lws 4.1 hands no chunked request body to the protocol: refuse
 		 * clearly and close rather than parse the chunks as a request */
 		c->close_after = true;
-		return respond_error(
+		return hr_http__respond_error(
 		    c, status ? status : 400, status ? err : "send the body with a Content-Length");
 	}
 	if (clen <= 0) /* no body is coming: answer now */
 		return hr_http__body_complete(t, c);
 	return 0;
-}
-
-/* The head of a request lws parsed (TLS connections). */
-static int
-on_lws_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
-{
-	char auth[1024], key[1024], ct[256], cl[32];
-	hr_http_req req = { .uri = uri, .clen = -1 };
-	char *ptr;
-	int ulen, k;
-
-	req.method = lws_http_get_uri_and_method(wsi, &ptr, &ulen);
-	if ((k = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION)) > 0) {
-		req.auth = auth;
-		req.auth_len = (size_t)k;
-	}
-	if ((k = lws_hdr_custom_copy(wsi, key, sizeof(key), "x-api-key:", 10)) > 0) {
-		req.api_key = key;
-		req.api_key_len = (size_t)k;
-	}
-	k = lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE);
-	if (k > 0) {
-		req.ctype = ct;
-		req.ctype_len = (size_t)k;
-	} else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE) > 0) {
-		req.ctype = "?"; /* too long to be application/json */
-		req.ctype_len = 1;
-	}
-	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
-		req.clen = atoll(cl);
-	req.chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
-	return hr_http__request(t, c, &req);
 }
 
 /* ---------------------------------------------------------------- sends */
@@ -526,27 +445,28 @@ hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 		respond_kv(c, 202, group ? "group" : "channel", c->target);
 		break;
 	case HR_EFULL:
-		respond_error(c, 503, "channel full");
+		hr_http__respond_error(c, 503, "channel full");
 		break;
 	case HR_EBADNAME:
-		respond_error(c, 400, group ? "invalid group name" : "invalid channel name");
+		hr_http__respond_error(
+		    c, 400, group ? "invalid group name" : "invalid channel name");
 		break;
 	case HR_ENOENT:
-		respond_error(c, 404, "no such channel");
+		hr_http__respond_error(c, 404, "no such channel");
 		break;
 	case HR_ECANCELED:
 	case HR_ECLOSED:
-		respond_error(c, 503, "shutting down");
+		hr_http__respond_error(c, 503, "shutting down");
 		break;
 	case HR_EIO:
-		respond_error(c, 503, "redis unavailable");
+		hr_http__respond_error(c, 503, "redis unavailable");
 		break;
 	default:
-		respond_error(c, 503, hr_strerror(status));
+		hr_http__respond_error(c, 503, hr_strerror(status));
 		break;
 	}
-	if (c->raw_http)
-		hr_http1__resume(c);
+	if (c->framing->resume != NULL)
+		c->framing->resume(c);
 }
 
 int
@@ -598,12 +518,12 @@ on_send(hr_iothread *t, hr_conn *c)
 	bool group = c->api == API_GROUP_SEND;
 	rv = hr_http__parse_send(group, c->target, c->body, c->body_len, &msg, err, sizeof(err));
 	if (rv != 0)
-		return respond_error(c, rv, err);
+		return hr_http__respond_error(c, rv, err);
 
 	reply_ctx *r = malloc(sizeof(*r));
 	if (r == NULL) {
 		hr_msg_unref(msg);
-		return respond_error(c, 503, "out of memory");
+		return hr_http__respond_error(c, 503, "out of memory");
 	}
 	r->t = t;
 	r->conn = c->id;
@@ -625,8 +545,8 @@ on_send(hr_iothread *t, hr_conn *c)
 		free(r);
 		c->awaiting_reply = false;
 		if (rv == HR_EAGAIN || rv == HR_ETIMEDOUT)
-			return respond_error(c, 429, "server busy, retry later");
-		return respond_error(c, 503, hr_strerror(rv));
+			return hr_http__respond_error(c, 429, "server busy, retry later");
+		return hr_http__respond_error(c, 503, hr_strerror(rv));
 	}
 	return 0;
 }
@@ -635,65 +555,12 @@ int
 hr_http__body_complete(hr_iothread *t, hr_conn *c)
 {
 	if (c->pending_status)
-		return respond_error(c, c->pending_status, c->pending_error);
+		return hr_http__respond_error(c, c->pending_status, c->pending_error);
 	switch (c->api) {
 	case API_GROUP_SEND:
 	case API_CHANNEL_SEND:
 		return on_send(t, c);
 	default:
 		return on_notification_post(t->node, c);
-	}
-}
-
-int
-hr_http__callback(
-    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len)
-{
-	hr_conn *c = lws_get_opaque_user_data(wsi);
-
-	switch (reason) {
-	case LWS_CALLBACK_HTTP:
-		if (c == NULL && hr_conn__new(t, wsi, &c) != 0)
-			return -1;
-		return on_lws_request(t, wsi, c, in ? (const char *)in : "/") < 0 ? -1 : 0;
-	case LWS_CALLBACK_HTTP_BODY:
-		if (c == NULL)
-			return -1;
-		if (c->resp_ready || c->awaiting_reply)
-			return 0;
-		if (c->body_len + len > HR_HTTP_BODY_MAX) {
-			/* stop reading: answer and close */
-			c->close_after = true;
-			lws_rx_flow_control(wsi, 0);
-			return respond_error(c, 413, "body over 1 MiB") < 0 ? -1 : 0;
-		}
-		if (c->pending_status == 0) {
-			char *nb = realloc(c->body, c->body_len + len + 1);
-			if (nb == NULL)
-				return -1;
-			memcpy(nb + c->body_len, in, len);
-			c->body = nb;
-			c->body_len += len;
-			c->body[c->body_len] = '\0';
-		}
-		return 0;
-	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (c == NULL)
-			return -1;
-		if (c->resp_ready || c->awaiting_reply) {
-			/* A second completion for one request with a body is lws
-			 * 4.1.6 re-reading a pipelined request from its buflist
-			 * (lws_http_action's loop, which never ends): close the
-			 * connection rather than spin. Plain-text connections
-			 * never get here (http1.c). */
-			return c->req_clen > 0 && !c->close_after ? -1 : 0;
-		}
-		return hr_http__body_complete(t, c) < 0 ? -1 : 0;
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		if (c == NULL)
-			return 0;
-		return write_response(wsi, c);
-	default:
-		return 0;
 	}
 }

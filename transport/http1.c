@@ -129,13 +129,15 @@ reason_phrase(int status)
 	}
 }
 
-int
-hr_http1__respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
+/* The framing hook (hr_http_framing.respond): the response goes to out. */
+static int
+respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 {
 	struct hr_http1 *h = c->h1;
 	char head[256];
 	int n;
 
+	c->awaiting_reply = false;
 	if (h == NULL)
 		return -1;
 	if (h->req_close)
@@ -383,7 +385,7 @@ pump(hr_conn *c)
 		if (hl == 0) {
 			if (n >= HEAD_MAX) {
 				c->close_after = true;
-				return hr_http1__respond(c, 431, "application/json",
+				return respond(c, 431, "application/json",
 				           "{\"error\":\"request head over 16 KiB\"}", 36)
 				    ? -1
 				    : 0;
@@ -395,7 +397,7 @@ pump(hr_conn *c)
 		if (hd.bad) {
 			c->close_after = true;
 			in_consume(&h->in, n);
-			return hr_http1__respond(
+			return respond(
 			           c, 400, "application/json", "{\"error\":\"bad request\"}", 23)
 			    ? -1
 			    : 0;
@@ -441,12 +443,16 @@ pump(hr_conn *c)
 	return 0;
 }
 
-void
-hr_http1__resume(hr_conn *c)
+/* The framing hook (hr_http_framing.resume): a reply arrived, go on with
+ * the buffered requests. */
+static void
+resume(hr_conn *c)
 {
 	if (c->h1 != NULL && pump(c) < 0)
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
+
+static const hr_http_framing h1_framing = { respond, resume };
 
 static int
 on_writeable(hr_conn *c)
@@ -486,7 +492,7 @@ hr_http1__callback(
 	case LWS_CALLBACK_RAW_ADOPT:
 		if (hr_conn__new(t, wsi, &c) != 0)
 			return -1;
-		c->raw_http = true;
+		c->framing = &h1_framing;
 		if ((c->h1 = calloc(1, sizeof(*c->h1))) == NULL)
 			return -1;
 		hr_buf_init(&c->h1->in.b, 0);

@@ -94,6 +94,18 @@ typedef struct hr_sendbatch hr_sendbatch;
 struct iovec;
 typedef struct hr_conn hr_conn;
 
+/* How a connection's HTTP answers leave, set by its framing side:
+ * http_lws.c (lws's h1 server, TLS) or http1.c (raw plain-text sockets).
+ * http.c answers through it and never asks which one it is. */
+typedef struct hr_http_framing {
+	/* Queue the answer (type borrowed for the connection's life; body
+	 * copied) and clear c->awaiting_reply. -1: close the connection. */
+	int (*respond)(hr_conn *c, int status, const char *type, const char *body, size_t len);
+	/* A router reply was answered: go on with the requests waiting behind
+	 * it. NULL when none can wait. */
+	void (*resume)(hr_conn *c);
+} hr_http_framing;
+
 /* outq.c: a bounded FIFO of frame references (STYLE 16): at most
  * HR_CONN_QMAX frames and HR_CONN_QBYTES bytes, the oldest dropped beyond.
  * Zeroed is empty. Owned by one connection, so by one I/O thread. */
@@ -146,8 +158,8 @@ struct hr_conn {
 	size_t resp_len;
 	const char *resp_type;
 
+	const hr_http_framing *framing; /* set by http_lws.c or http1.c */
 	/* plain-text HTTP API connections parsed by http1.c (raw socket) */
-	bool raw_http;
 	long long req_clen;  /* the current request's Content-Length, -1 none */
 	bool peer_eof;       /* the client shut its side: finish, then close */
 	bool rx_paused;      /* lws_rx_flow_control(wsi, 0) in effect */
@@ -304,14 +316,24 @@ void hr_evloop__stop(hr_iothread *t);
 /* Destroy t->ctx (NULL afterwards) and then t->loop. */
 void hr_evloop__destroy(hr_iothread *t);
 
-/* http.c: plain HTTP requests on the http protocol */
-int hr_http__callback(
-    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len);
+/* http.c: the HTTP API, whichever framing brought the request (I/O thread
+ * only). Answers leave through c->framing. */
+/* A router reply for connection conn_id (HR_MAIL_IO_HTTP_REPLY): answer its
+ * pending send; nothing when the connection has gone meanwhile. */
 void hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status);
+/* Free the current request's body and kept response. */
 void hr_http__conn_fini(hr_conn *c);
-/* A request head is in: route it; answer now or wait for the body. */
+/* A request head is in: route it; answer now or wait for the body. -1: close. */
 int hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req);
+/* The body (c->body) is complete: answer, or send and await the router. */
 int hr_http__body_complete(hr_iothread *t, hr_conn *c);
+/* Answer {"error": reason} with status. -1: close. */
+int hr_http__respond_error(hr_conn *c, int status, const char *reason);
+
+/* http_lws.c: the HTTP events of lws-framed connections (TLS), from
+ * hr_ws__callback. */
+int hr_http_lws__callback(
+    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len);
 
 /* http1.c: the plain-text HTTP API on raw sockets (lws 4.1.6's h1 server
  * loops forever on a pipelined request with a body, see http1.c) */
@@ -332,8 +354,6 @@ size_t hr_http1__head_len(const char *p, size_t n);
 /* Parse the head p[0..n) (n from hr_http1__head_len); h borrows p for its
  * header values. Pure: no lws, no I/O (tests/fuzz/fuzz_http1.c). */
 void hr_http1__parse_head(char *p, size_t n, hr_http1_head *h);
-int hr_http1__respond(hr_conn *c, int status, const char *type, const char *body, size_t len);
-void hr_http1__resume(hr_conn *c); /* a reply arrived: go on with buffered requests */
 void hr_http1__conn_fini(hr_conn *c);
 
 /* The pure parts of the HTTP API, callable without lws (tests/fuzz/fuzz_http.c).

@@ -4,7 +4,7 @@
  * before the 101, the inbound frames (reassembled up to --max-message,
  * rate-limited, answered), the writeable callback that hands the queue to
  * outq.c, and the close of a connection lws ends. hr_ws__callback is the lws
- * protocol that serves plain HTTP too (lws binds an upgraded WebSocket to
+ * protocol that serves HTTP too (lws binds an upgraded WebSocket to
  * the vhost's first protocol): its HTTP events go to http_lws.c.
  *
  * Inbound frames are parsed here, on the I/O thread: they are small (bounded
@@ -500,7 +500,7 @@ hr_ws__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	case LWS_CALLBACK_HTTP_BODY:
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return hr_http__callback(t, wsi, reason, in, len);
+		return hr_http_lws__callback(t, wsi, reason, in, len);
 	default:
 		break;
 	}
