@@ -62,7 +62,7 @@ hr_conn__new(hr_iothread *t, struct lws *wsi, hr_conn **out)
 	t->slots[s].c = c;
 	c->wsi = wsi;
 	c->t = t;
-	c->sfd = -1;
+	c->ws.sfd = -1;
 	c->id = ((uint64_t)t->slots[s].gen << 32) | s;
 	lws_set_opaque_user_data(wsi, c);
 	*out = c;

@@ -57,23 +57,42 @@ hr_json__append_str(hr_buf *b, const char *s, size_t n)
 	return rv ? rv : hr_buf_putc(b, '"');
 }
 
+int
+hr_http__attach(hr_conn *c, const hr_http_framing *framing)
+{
+	if (c->http == NULL && (c->http = calloc(1, sizeof(*c->http))) == NULL)
+		return HR_ENOMEM;
+	c->http->framing = framing;
+	return 0;
+}
+
+void
+hr_http__detach(hr_conn *c)
+{
+	if (c->http != NULL) {
+		hr_http__conn_fini(c);
+		free(c->http);
+		c->http = NULL;
+	}
+}
+
 void
 hr_http__conn_fini(hr_conn *c)
 {
-	free(c->body);
-	c->body = NULL;
-	c->body_len = 0;
-	free(c->resp);
-	c->resp = NULL;
-	c->resp_len = 0;
-	c->resp_ready = false;
+	free(c->http->body);
+	c->http->body = NULL;
+	c->http->body_len = 0;
+	free(c->http->resp);
+	c->http->resp = NULL;
+	c->http->resp_len = 0;
+	c->http->resp_ready = false;
 }
 
 /* Answer the request through the connection's framing (copies body). */
 static int
 respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 {
-	return c->framing->respond(c, status, type, body, len);
+	return c->http->framing->respond(c, status, type, body, len);
 }
 
 int
@@ -127,7 +146,8 @@ on_notification_post(hr_node *n, hr_conn *c)
 
 	if (n->worker == NULL)
 		return hr_http__respond_error(c, 503, "worker not running");
-	rv = hr_worker_submit(n->worker, c->body ? c->body : "", c->body_len, id, err, sizeof(err));
+	rv = hr_worker_submit(
+	    n->worker, c->http->body ? c->http->body : "", c->http->body_len, id, err, sizeof(err));
 	switch (rv) {
 	case 0: {
 		int len = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"queued\"}", id);
@@ -152,7 +172,7 @@ on_notification_get(hr_node *n, hr_conn *c)
 
 	if (n->worker == NULL)
 		return hr_http__respond_error(c, 503, "worker not running");
-	if (hr_worker_get(n->worker, c->target, &info) != 0)
+	if (hr_worker_get(n->worker, c->http->target, &info) != 0)
 		return hr_http__respond_error(c, 404, "no such notification");
 	int len = snprintf(body, sizeof(body),
 	    "{\"id\":\"%s\",\"status\":\"%s\",\"created_at\":\"%s\","
@@ -343,32 +363,33 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	hr_node *n = t->node;
 	const char *uri = req->uri;
 
-	c->method = req->method;
-	c->req_clen = req->clen;
-	c->pending_status = 0;
-	c->pending_error = NULL;
-	c->close_after = false;
-	c->awaiting_reply = false;
+	c->http->method = req->method;
+	c->http->req_clen = req->clen;
+	c->http->pending_status = 0;
+	c->http->pending_error = NULL;
+	c->http->close_after = false;
+	c->http->awaiting_reply = false;
 	hr_http__conn_fini(c);
 	HR_METRIC_ADD(http_requests, 1);
 
 	int want; /* LWSHUMETH_* the endpoint takes */
 	const char *bad;
-	c->api = hr_http__route(uri, req->raw_path, &want, c->target, sizeof(c->target), &bad);
+	c->http->api = hr_http__route(
+	    uri, req->raw_path, &want, c->http->target, sizeof(c->http->target), &bad);
 	if (bad != NULL) {
-		c->pending_status = 400;
-		c->pending_error = bad;
+		c->http->pending_status = 400;
+		c->http->pending_error = bad;
 	}
 
 	int status = 0;
 	const char *err = NULL;
-	if (c->api == API_NONE) {
+	if (c->http->api == API_NONE) {
 		status = bad != NULL ? 400 : 404;
 		err = bad != NULL ? bad : "not found";
-	} else if (c->method != want) {
+	} else if (c->http->method != want) {
 		status = 405;
 		err = "method not allowed";
-	} else if (c->api >= API_NOTIF_POST && n->cfg.api_key != NULL
+	} else if (c->http->api >= API_NOTIF_POST && n->cfg.api_key != NULL
 	    && !api_key_ok(req, n->cfg.api_key)) {
 		HR_METRIC_ADD(auth_failures[HR_AUTH_API_KEY], 1);
 		log_api_key_refusal(c);
@@ -379,12 +400,12 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 		err = "Content-Type must be application/json";
 	}
 
-	if (c->method != LWSHUMETH_POST) {
+	if (c->http->method != LWSHUMETH_POST) {
 		if (status)
 			return hr_http__respond_error(c, status, err);
-		if (c->api == API_HEALTHZ)
+		if (c->http->api == API_HEALTHZ)
 			return on_healthz(n, c);
-		if (c->api == API_METRICS)
+		if (c->http->api == API_METRICS)
 			return on_metrics(n, c);
 		return on_notification_get(n, c);
 	}
@@ -392,17 +413,17 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	/* POST: the body decides, unless Content-Length already does */
 	long long clen = req->clen;
 	if (clen > (long long)HR_HTTP_BODY_MAX) {
-		c->close_after = true;
+		c->http->close_after = true;
 		return hr_http__respond_error(c, 413, "body over 1 MiB");
 	}
 	if (status) {
-		c->pending_status = status;
-		c->pending_error = err;
+		c->http->pending_status = status;
+		c->http->pending_error = err;
 	}
 	if (clen < 0 && req->chunked) {
 		/* lws 4.1 hands no chunked request body to the protocol: refuse
 		 * clearly and close rather than parse the chunks as a request */
-		c->close_after = true;
+		c->http->close_after = true;
 		return hr_http__respond_error(
 		    c, status ? status : 400, status ? err : "send the body with a Content-Length");
 	}
@@ -434,15 +455,15 @@ hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 {
 	hr_conn *c = hr_conn__get(t, conn_id);
 
-	if (c == NULL || !c->awaiting_reply)
+	if (c == NULL || c->http == NULL || !c->http->awaiting_reply)
 		return; /* closed meanwhile */
-	c->awaiting_reply = false;
-	bool group = c->api == API_GROUP_SEND;
+	c->http->awaiting_reply = false;
+	bool group = c->http->api == API_GROUP_SEND;
 	switch (status) {
 	case 0:
 		if (group)
 			HR_METRIC_ADD(group_sends, 1);
-		respond_kv(c, 202, group ? "group" : "channel", c->target);
+		respond_kv(c, 202, group ? "group" : "channel", c->http->target);
 		break;
 	case HR_EFULL:
 		hr_http__respond_error(c, 503, "channel full");
@@ -465,8 +486,8 @@ hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 		hr_http__respond_error(c, 503, hr_strerror(status));
 		break;
 	}
-	if (c->framing->resume != NULL)
-		c->framing->resume(c);
+	if (c->http->framing->resume != NULL)
+		c->http->framing->resume(c);
 }
 
 int
@@ -515,8 +536,9 @@ on_send(hr_iothread *t, hr_conn *c)
 	hr_msg *msg = NULL;
 	int rv;
 
-	bool group = c->api == API_GROUP_SEND;
-	rv = hr_http__parse_send(group, c->target, c->body, c->body_len, &msg, err, sizeof(err));
+	bool group = c->http->api == API_GROUP_SEND;
+	rv = hr_http__parse_send(
+	    group, c->http->target, c->http->body, c->http->body_len, &msg, err, sizeof(err));
 	if (rv != 0)
 		return hr_http__respond_error(c, rv, err);
 
@@ -527,23 +549,25 @@ on_send(hr_iothread *t, hr_conn *c)
 	}
 	r->t = t;
 	r->conn = c->id;
-	c->awaiting_reply = true;
+	c->http->awaiting_reply = true;
 	/* With Redis, a channel outside this node's process key lives in Redis. */
 	if (!group && n->bridge != NULL
-	    && strncmp(c->target, hr_bridge_process_key(n->bridge),
+	    && strncmp(c->http->target, hr_bridge_process_key(n->bridge),
 	           strlen(hr_bridge_process_key(n->bridge)))
 	        != 0)
-		rv = hr_bridge_send(n->bridge, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		rv = hr_bridge_send(
+		    n->bridge, c->http->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	else if (group)
 		rv = hr_router_group_send(
-		    n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		    n->router, c->http->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	else
-		rv = hr_router_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		rv = hr_router_send(
+		    n->router, c->http->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	hr_msg_unref(msg);
 	if (rv != 0) {
 		/* an async call that fails never calls back (STYLE 9) */
 		free(r);
-		c->awaiting_reply = false;
+		c->http->awaiting_reply = false;
 		if (rv == HR_EAGAIN || rv == HR_ETIMEDOUT)
 			return hr_http__respond_error(c, 429, "server busy, retry later");
 		return hr_http__respond_error(c, 503, hr_strerror(rv));
@@ -554,9 +578,9 @@ on_send(hr_iothread *t, hr_conn *c)
 int
 hr_http__body_complete(hr_iothread *t, hr_conn *c)
 {
-	if (c->pending_status)
-		return hr_http__respond_error(c, c->pending_status, c->pending_error);
-	switch (c->api) {
+	if (c->http->pending_status)
+		return hr_http__respond_error(c, c->http->pending_status, c->http->pending_error);
+	switch (c->http->api) {
 	case API_GROUP_SEND:
 	case API_CHANNEL_SEND:
 		return on_send(t, c);

@@ -55,6 +55,8 @@ struct hr_http1 {
 	bool upgrading;
 	bool answered;  /* the current request has its response in out */
 	bool req_close; /* the current request asked to close (or is HTTP/1.0) */
+	bool peer_eof;  /* the client shut its side: finish, then close */
+	bool rx_paused; /* lws_rx_flow_control(wsi, 0) in effect */
 };
 
 static const unsigned char *
@@ -137,19 +139,19 @@ respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 	char head[256];
 	int n;
 
-	c->awaiting_reply = false;
+	c->http->awaiting_reply = false;
 	if (h == NULL)
 		return -1;
 	if (h->req_close)
-		c->close_after = true;
+		c->http->close_after = true;
 	n = snprintf(head, sizeof(head),
 	    "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n%s\r\n", status,
-	    reason_phrase(status), type, len, c->close_after ? "connection: close\r\n" : "");
+	    reason_phrase(status), type, len, c->http->close_after ? "connection: close\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(head) || hr_buf_append(&h->out, head, (size_t)n) != 0
 	    || hr_buf_append(&h->out, body, len) != 0)
 		return -1;
 	hr_http__conn_fini(c); /* the request's body */
-	if (c->close_after)
+	if (c->http->close_after)
 		h->close_when_flushed = true;
 	h->answered = true;
 	lws_callback_on_writable(c->wsi);
@@ -340,9 +342,9 @@ arm_deadline(hr_conn *c)
 static void
 set_rx(hr_conn *c, bool on)
 {
-	if (c->rx_paused == !on)
+	if (c->h1->rx_paused == !on)
 		return;
-	c->rx_paused = !on;
+	c->h1->rx_paused = !on;
 	lws_rx_flow_control(c->wsi, on ? 1 : 0);
 }
 
@@ -377,14 +379,15 @@ pump(hr_conn *c)
 	struct hr_http1 *h = c->h1;
 
 	for (int k = 0; k < PUMP_MAX; k++) {
-		if (c->awaiting_reply || h->close_when_flushed || hr_buf_len(&h->out) >= OUT_HIGH)
+		if (c->http->awaiting_reply || h->close_when_flushed
+		    || hr_buf_len(&h->out) >= OUT_HIGH)
 			break;
 		/* the parser only reads p (it borrows it for the header values) */
 		char *p = (char *)in_data(&h->in);
 		size_t n = in_len(&h->in), hl = hr_http1__head_len(p, n);
 		if (hl == 0) {
 			if (n >= HEAD_MAX) {
-				c->close_after = true;
+				c->http->close_after = true;
 				return respond(c, 431, "application/json",
 				           "{\"error\":\"request head over 16 KiB\"}", 36)
 				    ? -1
@@ -395,7 +398,7 @@ pump(hr_conn *c)
 		head hd;
 		hr_http1__parse_head(p, hl, &hd);
 		if (hd.bad) {
-			c->close_after = true;
+			c->http->close_after = true;
 			in_consume(&h->in, n);
 			return respond(
 			           c, 400, "application/json", "{\"error\":\"bad request\"}", 23)
@@ -417,20 +420,20 @@ pump(hr_conn *c)
 			/* answered from the head (413, chunked): close after */
 			int rv = hr_http__request(c->t, c, &hd.req);
 			in_consume(&h->in, in_len(&h->in));
-			c->close_after = true;
+			c->http->close_after = true;
 			h->close_when_flushed = true;
 			return rv < 0 ? -1 : 0;
 		}
 		h->answered = false;
 		int rv = hr_http__request(c->t, c, &hd.req);
-		if (rv == 0 && cl > 0 && !h->answered && !c->awaiting_reply) {
+		if (rv == 0 && cl > 0 && !h->answered && !c->http->awaiting_reply) {
 			/* the body decides: hand it over as http.c expects */
-			free(c->body);
-			if ((c->body = malloc((size_t)cl + 1)) == NULL)
+			free(c->http->body);
+			if ((c->http->body = malloc((size_t)cl + 1)) == NULL)
 				return -1;
-			memcpy(c->body, p + hl, (size_t)cl);
-			c->body[cl] = '\0';
-			c->body_len = (size_t)cl;
+			memcpy(c->http->body, p + hl, (size_t)cl);
+			c->http->body[cl] = '\0';
+			c->http->body_len = (size_t)cl;
 			rv = hr_http__body_complete(c->t, c);
 		}
 		in_consume(&h->in, used);
@@ -438,7 +441,7 @@ pump(hr_conn *c)
 		if (rv < 0)
 			return -1;
 	}
-	if (!c->peer_eof)
+	if (!c->h1->peer_eof)
 		set_rx(c, in_len(&h->in) < IN_HIGH && hr_buf_len(&h->out) < OUT_HIGH);
 	return 0;
 }
@@ -475,7 +478,7 @@ on_writeable(hr_conn *c)
 		return -1;
 	if (hr_buf_len(&h->out) > 0)
 		lws_callback_on_writable(c->wsi);
-	else if (c->peer_eof && !c->awaiting_reply)
+	else if (c->h1->peer_eof && !c->http->awaiting_reply)
 		return -1;
 	return 0;
 }
@@ -492,7 +495,8 @@ hr_http1__callback(
 	case LWS_CALLBACK_RAW_ADOPT:
 		if (hr_conn__new(t, wsi, &c) != 0)
 			return -1;
-		c->framing = &h1_framing;
+		if (hr_http__attach(c, &h1_framing) != 0)
+			return -1;
 		if ((c->h1 = calloc(1, sizeof(*c->h1))) == NULL)
 			return -1;
 		hr_buf_init(&c->h1->in.b, 0);
@@ -513,7 +517,7 @@ hr_http1__callback(
 		return on_writeable(c);
 	case LWS_CALLBACK_RAW_CLOSE:
 		if (c != NULL) {
-			hr_http__conn_fini(c);
+			hr_http__detach(c);
 			hr_http1__conn_fini(c);
 			hr_conn__destroy(c);
 		}

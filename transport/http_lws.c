@@ -17,19 +17,19 @@
 static int
 respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 {
-	free(c->resp);
-	c->resp = malloc(len + 1);
-	if (c->resp == NULL) {
-		c->resp_len = 0;
+	free(c->http->resp);
+	c->http->resp = malloc(len + 1);
+	if (c->http->resp == NULL) {
+		c->http->resp_len = 0;
 		return -1;
 	}
-	memcpy(c->resp, body, len);
-	c->resp[len] = '\0';
-	c->resp_len = len;
-	c->resp_status = status;
-	c->resp_type = type;
-	c->resp_ready = true;
-	c->awaiting_reply = false;
+	memcpy(c->http->resp, body, len);
+	c->http->resp[len] = '\0';
+	c->http->resp_len = len;
+	c->http->resp_status = status;
+	c->http->resp_type = type;
+	c->http->resp_ready = true;
+	c->http->awaiting_reply = false;
 	lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -39,32 +39,32 @@ static const hr_http_framing lws_framing = { respond, NULL };
 static int
 write_response(struct lws *wsi, hr_conn *c)
 {
-	size_t cap = LWS_PRE + 1024 + c->resp_len;
+	size_t cap = LWS_PRE + 1024 + c->http->resp_len;
 	unsigned char *buf, *start, *p, *end;
 	int rv = 0;
 
-	if (!c->resp_ready)
+	if (!c->http->resp_ready)
 		return 0;
 	if ((buf = malloc(cap)) == NULL)
 		return -1;
 	start = p = buf + LWS_PRE;
 	end = buf + cap - 1;
 	if (lws_add_http_common_headers(
-	        wsi, (unsigned)c->resp_status, c->resp_type, c->resp_len, &p, end)
-	    || (c->close_after
+	        wsi, (unsigned)c->http->resp_status, c->http->resp_type, c->http->resp_len, &p, end)
+	    || (c->http->close_after
 	        && lws_add_http_header_by_token(
 	            wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
 	    || lws_finalize_http_header(wsi, &p, end)) {
 		free(buf);
 		return -1;
 	}
-	memcpy(p, c->resp, c->resp_len);
-	p += c->resp_len;
+	memcpy(p, c->http->resp, c->http->resp_len);
+	p += c->http->resp_len;
 	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) != (int)(p - start))
 		rv = -1;
 	free(buf);
 	hr_http__conn_fini(c);
-	if (rv == 0 && c->close_after)
+	if (rv == 0 && c->http->close_after)
 		rv = -1;
 	if (rv == 0 && lws_http_transaction_completed(wsi))
 		rv = -1;
@@ -113,43 +113,44 @@ hr_http_lws__callback(
 	case LWS_CALLBACK_HTTP:
 		if (c == NULL && hr_conn__new(t, wsi, &c) != 0)
 			return -1;
-		c->framing = &lws_framing;
+		if (hr_http__attach(c, &lws_framing) != 0)
+			return -1;
 		return on_lws_request(t, wsi, c, in ? (const char *)in : "/") < 0 ? -1 : 0;
 	case LWS_CALLBACK_HTTP_BODY:
-		if (c == NULL)
+		if (c == NULL || c->http == NULL)
 			return -1;
-		if (c->resp_ready || c->awaiting_reply)
+		if (c->http->resp_ready || c->http->awaiting_reply)
 			return 0;
-		if (c->body_len + len > HR_HTTP_BODY_MAX) {
+		if (c->http->body_len + len > HR_HTTP_BODY_MAX) {
 			/* stop reading: answer and close */
-			c->close_after = true;
+			c->http->close_after = true;
 			lws_rx_flow_control(wsi, 0);
 			return hr_http__respond_error(c, 413, "body over 1 MiB") < 0 ? -1 : 0;
 		}
-		if (c->pending_status == 0) {
-			char *nb = realloc(c->body, c->body_len + len + 1);
+		if (c->http->pending_status == 0) {
+			char *nb = realloc(c->http->body, c->http->body_len + len + 1);
 			if (nb == NULL)
 				return -1;
-			memcpy(nb + c->body_len, in, len);
-			c->body = nb;
-			c->body_len += len;
-			c->body[c->body_len] = '\0';
+			memcpy(nb + c->http->body_len, in, len);
+			c->http->body = nb;
+			c->http->body_len += len;
+			c->http->body[c->http->body_len] = '\0';
 		}
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (c == NULL)
+		if (c == NULL || c->http == NULL)
 			return -1;
-		if (c->resp_ready || c->awaiting_reply) {
+		if (c->http->resp_ready || c->http->awaiting_reply) {
 			/* A second completion for one request with a body is lws
 			 * 4.1.6 re-reading a pipelined request from its buflist
 			 * (lws_http_action's loop, which never ends): close the
 			 * connection rather than spin. Plain-text connections
 			 * never get here (http1.c). */
-			return c->req_clen > 0 && !c->close_after ? -1 : 0;
+			return c->http->req_clen > 0 && !c->http->close_after ? -1 : 0;
 		}
 		return hr_http__body_complete(t, c) < 0 ? -1 : 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		if (c == NULL)
+		if (c == NULL || c->http == NULL)
 			return 0;
 		return write_response(wsi, c);
 	default:

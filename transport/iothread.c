@@ -119,7 +119,7 @@ on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids)
 {
 	for (uint32_t i = 0; i < ids->n; i++) {
 		hr_conn *c = hr_conn__get(t, ids->ids[i]);
-		if (c != NULL && c->is_ws && c->counted && c->close_code == 0)
+		if (c != NULL && c->ws.is_ws && c->ws.counted && c->ws.close_code == 0)
 			hr_outq__queue(c, hr_msg_ref(frame));
 	}
 	hr_msg_unref(frame);

@@ -155,7 +155,7 @@ kill_conn(hr_conn *c)
 void
 hr_outq__clear(hr_conn *c)
 {
-	hr_outq__fini(&c->out);
+	hr_outq__fini(&c->ws.out);
 }
 
 /* During a mailbox drain: remember c for the write at the end of the drain.
@@ -163,7 +163,7 @@ hr_outq__clear(hr_conn *c)
 static bool
 flush_add(hr_iothread *t, hr_conn *c)
 {
-	if (c->flush_listed)
+	if (c->ws.flush_listed)
 		return true;
 	if (t->nflush == t->flushcap) {
 		uint32_t ncap = t->flushcap ? t->flushcap * 2 : 256;
@@ -174,7 +174,7 @@ flush_add(hr_iothread *t, hr_conn *c)
 		t->flushcap = ncap;
 	}
 	t->flush[t->nflush++] = c->id;
-	c->flush_listed = true;
+	c->ws.flush_listed = true;
 	return true;
 }
 
@@ -182,7 +182,7 @@ void
 hr_outq__queue(hr_conn *c, hr_msg *frame)
 {
 	unsigned dropped;
-	int rv = hr_outq__push(&c->out, frame, &dropped);
+	int rv = hr_outq__push(&c->ws.out, frame, &dropped);
 
 	if (dropped > 0)
 		HR_METRIC_ADD(dropped[HR_DROP_SLOW_CONSUMER], dropped);
@@ -190,7 +190,7 @@ hr_outq__queue(hr_conn *c, hr_msg *frame)
 		HR_METRIC_ADD(dropped[HR_DROP_SLOW_CONSUMER], 1);
 		return;
 	}
-	if (c->out.len == 1 && !(c->t->draining && flush_add(c->t, c)))
+	if (c->ws.out.len == 1 && !(c->t->draining && flush_add(c->t, c)))
 		hr_outq__want_write(c);
 }
 
@@ -201,19 +201,19 @@ hr_outq__write(hr_iothread *t, hr_conn *c)
 	unsigned n = 0;
 	int w;
 
-	hr_msg *head = hr_outq__peek(&c->out, 0);
-	if (c->out.len == 1 || hr_msg_len(head) > HR_SCRATCH / 2) {
+	hr_msg *head = hr_outq__peek(&c->ws.out, 0);
+	if (c->ws.out.len == 1 || hr_msg_len(head) > HR_SCRATCH / 2) {
 		/* read-only use of the shared frame: LWS_WRITE_RAW writes nothing
 		 * in front of p */
-		hr_msg *m = hr_outq__pop(&c->out);
+		hr_msg *m = hr_outq__pop(&c->ws.out);
 		used = hr_msg_len(m);
 		w = lws_write(c->wsi, hr_msg_data(m), used, LWS_WRITE_RAW);
 		hr_msg_unref(m);
 		n = 1;
 	} else {
-		n = hr_outq__span(&c->out, UINT_MAX, HR_SCRATCH);
+		n = hr_outq__span(&c->ws.out, UINT_MAX, HR_SCRATCH);
 		for (unsigned i = 0; i < n; i++) {
-			hr_msg *m = hr_outq__pop(&c->out);
+			hr_msg *m = hr_outq__pop(&c->ws.out);
 			memcpy(t->scratch + used, hr_msg_data(m), hr_msg_len(m));
 			used += hr_msg_len(m);
 			hr_msg_unref(m);
@@ -224,7 +224,7 @@ hr_outq__write(hr_iothread *t, hr_conn *c)
 		return -1;
 	HR_METRIC_ADD(frames_sent, n);
 	HR_METRIC_ADD(ws_writes, 1);
-	if (c->out.len > 0 || c->close_code)
+	if (c->ws.out.len > 0 || c->ws.close_code)
 		hr_outq__want_write(c);
 	return 0;
 }
@@ -232,7 +232,7 @@ hr_outq__write(hr_iothread *t, hr_conn *c)
 /* ---------------------------------------------------------------- batched sends */
 
 /*
- * A batched send to c ended: res bytes of its first c->sending frames left
+ * A batched send to c ended: res bytes of its first c->ws.sending frames left
  * (or -errno). Whole frames sent are released; the unsent rest of a frame cut
  * short, and the frames after it in that send, are copied to lws in one
  * lws_write (they fit the scratch buffer: add_send bounds a send by it).
@@ -242,9 +242,9 @@ sent(void *cookie, ssize_t res, void *arg)
 {
 	hr_iothread *t = arg;
 	hr_conn *c = cookie;
-	unsigned n = c->sending;
+	unsigned n = c->ws.sending;
 
-	c->sending = 0;
+	c->ws.sending = 0;
 	if (res == -EAGAIN || res == -EWOULDBLOCK || res == -EINTR || res == 0) {
 		hr_outq__want_write(c); /* nothing sent: every frame still queued */
 		return;
@@ -254,11 +254,11 @@ sent(void *cookie, ssize_t res, void *arg)
 		return;
 	}
 	size_t left;
-	unsigned k = hr_outq__release_sent(&c->out, n, (size_t)res, &left);
+	unsigned k = hr_outq__release_sent(&c->ws.out, n, (size_t)res, &left);
 	if (k < n) {
 		size_t used = 0;
 		for (; k < n; k++, left = 0) {
-			hr_msg *m = hr_outq__pop(&c->out);
+			hr_msg *m = hr_outq__pop(&c->ws.out);
 			memcpy(t->scratch + used, hr_msg_data(m) + left, hr_msg_len(m) - left);
 			used += hr_msg_len(m) - left;
 			hr_msg_unref(m);
@@ -270,7 +270,7 @@ sent(void *cookie, ssize_t res, void *arg)
 	}
 	HR_METRIC_ADD(frames_sent, n);
 	HR_METRIC_ADD(ws_writes, 1);
-	if (c->out.len > 0 || c->close_code)
+	if (c->ws.out.len > 0 || c->ws.close_code)
 		hr_outq__want_write(c);
 }
 
@@ -279,18 +279,18 @@ sent(void *cookie, ssize_t res, void *arg)
 static void
 add_send(hr_iothread *t, hr_conn *c)
 {
-	unsigned n = hr_outq__span(&c->out, SEND_FRAMES_MAX, HR_SCRATCH);
-	struct iovec *v = hr_sys__sendbatch_add(t->sendbatch, c->sfd, n, c);
+	unsigned n = hr_outq__span(&c->ws.out, SEND_FRAMES_MAX, HR_SCRATCH);
+	struct iovec *v = hr_sys__sendbatch_add(t->sendbatch, c->ws.sfd, n, c);
 	if (v == NULL) {
 		hr_sys__sendbatch_flush(t->sendbatch, sent, t);
-		if ((v = hr_sys__sendbatch_add(t->sendbatch, c->sfd, n, c)) == NULL) {
+		if ((v = hr_sys__sendbatch_add(t->sendbatch, c->ws.sfd, n, c)) == NULL) {
 			if (hr_outq__write(t, c) != 0) /* cannot happen: n <= HR_SENDBATCH_IOV */
 				kill_conn(c);
 			return;
 		}
 	}
-	hr_outq__iov(&c->out, v, n);
-	c->sending = n;
+	hr_outq__iov(&c->ws.out, v, n);
+	c->ws.sending = n;
 }
 
 /*
@@ -307,14 +307,14 @@ hr_outq__flush_drained(hr_iothread *t)
 		hr_conn *c = hr_conn__get(t, t->flush[i]);
 		if (c == NULL)
 			continue;
-		c->flush_listed = false;
-		if (c->out.len == 0)
+		c->ws.flush_listed = false;
+		if (c->ws.out.len == 0)
 			continue;
-		if (c->close_code || lws_partial_buffered(c->wsi)) {
+		if (c->ws.close_code || lws_partial_buffered(c->wsi)) {
 			hr_outq__want_write(c);
 			continue;
 		}
-		if (c->sfd >= 0 && hr_msg_len(hr_outq__peek(&c->out, 0)) <= HR_SCRATCH)
+		if (c->ws.sfd >= 0 && hr_msg_len(hr_outq__peek(&c->ws.out, 0)) <= HR_SCRATCH)
 			add_send(t, c);
 		else if (hr_outq__write(t, c) != 0)
 			kill_conn(c);

@@ -115,55 +115,68 @@ typedef struct hr_outq {
 	size_t bytes;            /* sum of their lengths */
 } hr_outq;
 
-/* One connection (WebSocket, or HTTP while a request is being answered).
- * ONLY touched from its I/O thread. */
-struct hr_conn {
-	struct lws *wsi;
-	hr_iothread *t;
-	uint64_t id; /* generation << 32 | slot */
-	bool is_ws;
-	bool registered; /* the router knows its channel */
-	int route;       /* HR_ROUTE_* (ws) */
-	char channel[128];
-	char group[96];
-
+/* The WebSocket part of a connection (ws.c; its queue and sends outq.c),
+ * in use from its accepted upgrade. The fields the fan-out touches for
+ * every frame come first, next to the connection's head. */
+typedef struct hr_ws_conn {
 	hr_outq out;       /* outbound frames (outq.c) */
+	bool is_ws;        /* the upgrade was accepted */
+	bool counted;      /* ESTABLISHED seen: in n_ws */
 	bool flush_listed; /* on the thread's flush list (outq.c) */
+	int close_code;    /* != 0: close with this code at the next writeable */
 	uint32_t sending;  /* frames in the batched send under way (outq.c) */
 	int sfd;           /* plain-text ws socket for batched sends; -1: lws writes */
-	int close_code;    /* != 0: close with this code at the next writeable */
 	const char *close_reason;
 
+	bool registered; /* the router knows its channel */
+	bool gauged;     /* upgrade accepted: in the connections gauge */
+	int route;       /* HR_ROUTE_* */
 	/* inbound */
+	bool rx_binary, rx_in_msg;
 	unsigned char *rx;
 	size_t rxlen, rxcap;
-	bool rx_binary, rx_in_msg;
-	bool counted;   /* ESTABLISHED seen: in n_ws */
-	bool gauged;    /* upgrade accepted: in the connections gauge */
 	hr_bucket rate; /* inbound token bucket */
+	char channel[128];
+	char group[96];
+} hr_ws_conn;
 
-	/* http */
+/* The HTTP part of a connection (http.c, and its framing side), allocated
+ * at its first request by hr_http__attach. */
+typedef struct hr_http_conn {
+	const hr_http_framing *framing; /* set by http_lws.c or http1.c */
 	int method;
 	int api;            /* which API endpoint (http.c) */
 	int pending_status; /* error decided at header time, answered at completion */
 	const char *pending_error;
-	char target[128]; /* decoded group / channel / id */
+	long long req_clen; /* the current request's Content-Length, -1 none */
 	char *body;
 	size_t body_len;
 	bool awaiting_reply; /* a router reply is on its way */
-	bool resp_ready;
 	bool close_after;
+	char target[128]; /* decoded group / channel / id */
+	/* http_lws.c: the answer kept for the next HTTP_WRITEABLE */
+	bool resp_ready;
 	int resp_status;
 	char *resp; /* malloc'd JSON or text */
 	size_t resp_len;
 	const char *resp_type;
+} hr_http_conn;
 
-	const hr_http_framing *framing; /* set by http_lws.c or http1.c */
-	/* plain-text HTTP API connections parsed by http1.c (raw socket) */
-	long long req_clen;  /* the current request's Content-Length, -1 none */
-	bool peer_eof;       /* the client shut its side: finish, then close */
-	bool rx_paused;      /* lws_rx_flow_control(wsi, 0) in effect */
-	struct hr_http1 *h1; /* its buffers (http1.c) */
+/*
+ * One connection: a common head, then a part per role. A WebSocket uses ws;
+ * an HTTP connection uses http (lws-framed, TLS) or http and h1 (raw
+ * plain-text HTTP/1, http1.c); a TLS connection may answer HTTP requests and
+ * then upgrade on the same wsi, so ws and http can both be in use. Whoever
+ * closes it releases the parts it used, then hr_conn__destroy.
+ * ONLY touched from its I/O thread.
+ */
+struct hr_conn {
+	struct lws *wsi;
+	hr_iothread *t;
+	uint64_t id;         /* generation << 32 | slot (conn.c) */
+	hr_ws_conn ws;       /* WebSocket (ws.c, outq.c) */
+	hr_http_conn *http;  /* HTTP (http.c): NULL before its first request */
+	struct hr_http1 *h1; /* raw HTTP/1 framing (http1.c): NULL on lws's */
 };
 
 /* A request's head, from lws (TLS) or from http1.c's parser (plain). */
@@ -321,8 +334,13 @@ void hr_evloop__destroy(hr_iothread *t);
 /* A router reply for connection conn_id (HR_MAIL_IO_HTTP_REPLY): answer its
  * pending send; nothing when the connection has gone meanwhile. */
 void hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status);
-/* Free the current request's body and kept response. */
+/* Give c its HTTP part (once) answered through framing (static, borrowed).
+ * HR_ENOMEM. */
+int hr_http__attach(hr_conn *c, const hr_http_framing *framing);
+/* Free the current request's body and kept response (c->http set). */
 void hr_http__conn_fini(hr_conn *c);
+/* Release c's HTTP part, if any (at close). */
+void hr_http__detach(hr_conn *c);
 /* A request head is in: route it; answer now or wait for the body. -1: close. */
 int hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req);
 /* The body (c->body) is complete: answer, or send and await the router. */

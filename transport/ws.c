@@ -41,8 +41,8 @@ now_ns(void)
 static int
 ws_writeable(hr_iothread *t, hr_conn *c)
 {
-	if (c->close_code && c->out.len == 0) {
-		size_t rl = c->close_reason ? strlen(c->close_reason) : 0;
+	if (c->ws.close_code && c->ws.out.len == 0) {
+		size_t rl = c->ws.close_reason ? strlen(c->ws.close_reason) : 0;
 		if (t->evloop == HR_EVLOOP_LIBUV && rl <= 123) {
 			/* lws 4.1.6 on libuv kills the socket without writing the
 			 * close frame it was given: write it here (RFC 6455 5.5.1,
@@ -50,18 +50,18 @@ ws_writeable(hr_iothread *t, hr_conn *c)
 			unsigned char f[2 + 2 + 123];
 			f[0] = 0x88;
 			f[1] = (unsigned char)(2 + rl);
-			f[2] = (unsigned char)(c->close_code >> 8);
-			f[3] = (unsigned char)c->close_code;
+			f[2] = (unsigned char)(c->ws.close_code >> 8);
+			f[3] = (unsigned char)c->ws.close_code;
 			if (rl > 0)
-				memcpy(f + 4, c->close_reason, rl);
+				memcpy(f + 4, c->ws.close_reason, rl);
 			(void)lws_write(c->wsi, f, 4 + rl, LWS_WRITE_RAW);
 			return -1;
 		}
-		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-		    (unsigned char *)c->close_reason, rl);
+		lws_close_reason(c->wsi, (enum lws_close_status)c->ws.close_code,
+		    (unsigned char *)c->ws.close_reason, rl);
 		return -1;
 	}
-	if (c->out.len == 0)
+	if (c->ws.out.len == 0)
 		return 0;
 	return hr_outq__write(t, c);
 }
@@ -110,7 +110,7 @@ send_whoami(hr_conn *c)
 	hr_buf b;
 	hr_buf_init(&b, HR_FRAME_HEADROOM);
 	if (hr_buf_append(&b, "{\"type\":\"whoami\",\"channel\":", 27) == 0
-	    && hr_json__append_str(&b, c->channel, strlen(c->channel)) == 0
+	    && hr_json__append_str(&b, c->ws.channel, strlen(c->ws.channel)) == 0
 	    && hr_buf_putc(&b, '}') == 0)
 		(void)queue_json(c, &b);
 	hr_buf_fini(&b);
@@ -151,8 +151,8 @@ send_status(hr_conn *c)
 static void
 close_after_queue(hr_conn *c, int code, const char *reason)
 {
-	c->close_code = code;
-	c->close_reason = reason;
+	c->ws.close_code = code;
+	c->ws.close_reason = reason;
 	hr_outq__want_write(c);
 }
 
@@ -164,7 +164,7 @@ handle_message(hr_conn *c)
 	json_t *root, *type;
 
 	HR_METRIC_ADD(frames_received, 1);
-	switch (hr_bucket_take(&c->rate, now_ns())) {
+	switch (hr_bucket_take(&c->ws.rate, now_ns())) {
 	case HR_BUCKET_ALLOW:
 		break;
 	case HR_BUCKET_REFUSE_ERROR:
@@ -179,11 +179,11 @@ handle_message(hr_conn *c)
 		close_after_queue(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit");
 		return 0;
 	}
-	if (c->rx_binary) {
+	if (c->ws.rx_binary) {
 		send_error(c, "binary frames are not supported");
 		return 0;
 	}
-	root = json_loadb((const char *)c->rx, c->rxlen, JSON_DECODE_ANY, &jerr);
+	root = json_loadb((const char *)c->ws.rx, c->ws.rxlen, JSON_DECODE_ANY, &jerr);
 	if (root == NULL) {
 		send_error(c, "invalid JSON");
 		return 0;
@@ -202,7 +202,7 @@ handle_message(hr_conn *c)
 		send_pong(c);
 	else if (strcmp(ty, "whoami") == 0)
 		send_whoami(c);
-	else if (strcmp(ty, "status") == 0 && c->route == HR_ROUTE_HEALTH)
+	else if (strcmp(ty, "status") == 0 && c->ws.route == HR_ROUTE_HEALTH)
 		send_status(c);
 	else
 		send_error(c, "unknown type");
@@ -216,35 +216,35 @@ ws_receive(hr_conn *c, const void *in, size_t len)
 {
 	size_t max = c->t->node->cfg.max_message;
 
-	if (c->rx_in_msg == false) {
-		c->rx_in_msg = true;
-		c->rxlen = 0;
-		c->rx_binary = lws_frame_is_binary(c->wsi) != 0;
+	if (c->ws.rx_in_msg == false) {
+		c->ws.rx_in_msg = true;
+		c->ws.rxlen = 0;
+		c->ws.rx_binary = lws_frame_is_binary(c->wsi) != 0;
 	}
-	if (c->close_code)
+	if (c->ws.close_code)
 		return 0; /* closing: what still arrives is not read */
-	if (c->rxlen + len > max) {
+	if (c->ws.rxlen + len > max) {
 		close_after_queue(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
 		return 0;
 	}
-	if (c->rxlen + len > c->rxcap) {
-		size_t ncap = c->rxcap ? c->rxcap : 256;
-		while (ncap < c->rxlen + len)
+	if (c->ws.rxlen + len > c->ws.rxcap) {
+		size_t ncap = c->ws.rxcap ? c->ws.rxcap : 256;
+		while (ncap < c->ws.rxlen + len)
 			ncap *= 2;
 		if (ncap > max)
 			ncap = max;
-		unsigned char *nrx = realloc(c->rx, ncap);
+		unsigned char *nrx = realloc(c->ws.rx, ncap);
 		if (nrx == NULL)
 			return -1;
-		c->rx = nrx;
-		c->rxcap = ncap;
+		c->ws.rx = nrx;
+		c->ws.rxcap = ncap;
 	}
 	if (len > 0)
-		memcpy(c->rx + c->rxlen, in, len);
-	c->rxlen += len;
+		memcpy(c->ws.rx + c->ws.rxlen, in, len);
+	c->ws.rxlen += len;
 	if (!lws_is_final_fragment(c->wsi) || lws_remaining_packet_payload(c->wsi) > 0)
 		return 0;
-	c->rx_in_msg = false;
+	c->ws.rx_in_msg = false;
 	return handle_message(c);
 }
 
@@ -287,8 +287,8 @@ make_channel(hr_iothread *t, hr_conn *c)
 		rnd[i] = (char)('a' + (t->rng >> 33) % 26);
 	}
 	rnd[12] = '\0';
-	snprintf(c->channel, sizeof(c->channel), "specific.%s!%s%x.%llx", t->node->node_prefix, rnd,
-	    t->index, (unsigned long long)c->id);
+	snprintf(c->ws.channel, sizeof(c->ws.channel), "specific.%s!%s%x.%llx",
+	    t->node->node_prefix, rnd, t->index, (unsigned long long)c->id);
 }
 
 /*
@@ -402,33 +402,35 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 		return refuse(wsi, 503);
 	if (c == NULL && hr_conn__new(t, wsi, &c) != 0)
 		return refuse(wsi, 503);
-	c->is_ws = true;
-	c->route = route;
+	c->ws.is_ws = true;
+	c->ws.route = route;
 	make_channel(t, c);
 	if (route == HR_ROUTE_NOTIFICATIONS)
-		snprintf(c->group, sizeof(c->group), "notifications");
+		snprintf(c->ws.group, sizeof(c->ws.group), "notifications");
 	else if (route == HR_ROUTE_USER)
-		snprintf(c->group, sizeof(c->group), "user_%s", user);
+		snprintf(c->ws.group, sizeof(c->ws.group), "user_%s", user);
 
 	/* Registered before the 101 leaves: the router's mailbox is FIFO, so a
 	 * group_send posted after the client saw the 101 is handled after
 	 * these. */
 	hr_member m = { .thread = (uint16_t)t->index, .consumer = (uint16_t)route, .conn = c->id };
-	if ((rv = hr_router_conn_open(n->router, c->channel, m, 200)) != 0) {
+	if ((rv = hr_router_conn_open(n->router, c->ws.channel, m, 200)) != 0) {
 		hr_log(HR_LOG_WARN, "router refused a connection: %s", hr_strerror(rv));
 		return refuse(wsi, 503);
 	}
-	c->registered = true;
-	if (c->group[0] != '\0' && (rv = hr_router_group_add(n->router, c->group, m, 200)) != 0) {
-		hr_log(HR_LOG_WARN, "router refused group_add %s: %s", c->group, hr_strerror(rv));
+	c->ws.registered = true;
+	if (c->ws.group[0] != '\0'
+	    && (rv = hr_router_group_add(n->router, c->ws.group, m, 200)) != 0) {
+		hr_log(
+		    HR_LOG_WARN, "router refused group_add %s: %s", c->ws.group, hr_strerror(rv));
 		return refuse(wsi, 503);
 	}
 	/* Counted in the gauge now, not at ESTABLISHED: lws writes the 101
 	 * before it calls ESTABLISHED (server-ws.c), and a client that has its
 	 * 101 must find itself in /metrics and /healthz, whichever I/O thread
 	 * answers them. */
-	atomic_fetch_add(&hr_transport__metrics.connections[c->route], 1);
-	c->gauged = true;
+	atomic_fetch_add(&hr_transport__metrics.connections[c->ws.route], 1);
+	c->ws.gauged = true;
 	return 0;
 }
 
@@ -437,24 +439,24 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 static void
 ws_fini(hr_iothread *t, hr_conn *c)
 {
-	if (c->gauged)
-		atomic_fetch_sub(&hr_transport__metrics.connections[c->route], 1);
-	if (c->counted) {
-		hr_log(HR_LOG_DEBUG, "ws close %s", c->channel);
+	if (c->ws.gauged)
+		atomic_fetch_sub(&hr_transport__metrics.connections[c->ws.route], 1);
+	if (c->ws.counted) {
+		hr_log(HR_LOG_DEBUG, "ws close %s", c->ws.channel);
 		t->n_ws--;
 	}
-	if (c->registered) {
-		hr_member m = {
-			.thread = (uint16_t)t->index, .consumer = (uint16_t)c->route, .conn = c->id
-		};
-		int rv = hr_router_conn_close(t->node->router, c->channel, m, 1000);
+	if (c->ws.registered) {
+		hr_member m = { .thread = (uint16_t)t->index,
+			.consumer = (uint16_t)c->ws.route,
+			.conn = c->id };
+		int rv = hr_router_conn_close(t->node->router, c->ws.channel, m, 1000);
 		if (rv != 0)
-			hr_log(
-			    HR_LOG_WARN, "router conn_close %s: %s", c->channel, hr_strerror(rv));
+			hr_log(HR_LOG_WARN, "router conn_close %s: %s", c->ws.channel,
+			    hr_strerror(rv));
 	}
 	hr_outq__clear(c);
-	free(c->rx);
-	c->rx = NULL;
+	free(c->ws.rx);
+	c->ws.rx = NULL;
 }
 
 int
@@ -467,17 +469,17 @@ hr_ws__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(t, wsi, in);
 	case LWS_CALLBACK_ESTABLISHED:
-		if (c == NULL || !c->is_ws)
+		if (c == NULL || !c->ws.is_ws)
 			return -1;
-		c->counted = true;
+		c->ws.counted = true;
 		if (!lws_is_ssl(wsi))
-			c->sfd = (int)lws_get_socket_fd(wsi); /* outq.c's batched sends */
+			c->ws.sfd = (int)lws_get_socket_fd(wsi); /* outq.c's batched sends */
 		t->n_ws++;
-		hr_bucket_init(&c->rate, t->node->cfg.rate_limit, now_ns());
-		hr_log(
-		    HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->channel, c->route, t->index);
+		hr_bucket_init(&c->ws.rate, t->node->cfg.rate_limit, now_ns());
+		hr_log(HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->ws.channel, c->ws.route,
+		    t->index);
 		if (t->stopping) {
-			c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+			c->ws.close_code = LWS_CLOSE_STATUS_GOINGAWAY;
 			hr_outq__want_write(c);
 		}
 		return 0;
@@ -492,7 +494,7 @@ hr_ws__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (c != NULL) {
 			ws_fini(t, c);
-			hr_http__conn_fini(c);
+			hr_http__detach(c);
 			hr_conn__destroy(c);
 		}
 		return 0;
@@ -510,9 +512,9 @@ hr_ws__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 static void
 close_going_away(hr_conn *c, void *arg)
 {
-	if (c->is_ws && c->counted) {
-		c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
-		c->close_reason = "server shutting down";
+	if (c->ws.is_ws && c->ws.counted) {
+		c->ws.close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+		c->ws.close_reason = "server shutting down";
 		hr_outq__want_write(c);
 	}
 }
