@@ -48,6 +48,9 @@ typedef struct inbuf {
 	size_t off;
 } inbuf;
 
+/* A raw HTTP/1 connection's framing state (hr_conn.h1). Allocated at
+ * RAW_ADOPT, freed by hr_http1__conn_fini at RAW_CLOSE. ONLY touched from
+ * the connection's I/O thread. */
 struct hr_http1 {
 	inbuf in;
 	hr_buf out; /* always written out whole */

@@ -230,6 +230,18 @@ struct hr_iothread {
 	uint32_t nflush, flushcap;
 };
 
+/*
+ * A node: one per process (node.c). Built, run and torn down by the main
+ * thread. Everything but threads[] and the stop fields is written before the
+ * first I/O thread starts and only read afterwards, by any thread: the I/O
+ * threads read cfg, node_prefix, origins, started_at and use the actors'
+ * handles (router, bridge, worker, consumers, layer), each of which is
+ * thread-safe through its own mailbox or atomics. threads[i] belongs to I/O
+ * thread i once started; the main thread touches it only through
+ * hr_iothread__start/post_stop/join/fini. stop_requested is atomic and
+ * stop_pipe[1] is written from any thread, a signal handler included
+ * (hr_node_stop).
+ */
 struct hr_node {
 	hr_config cfg;
 	char node_prefix[33];
@@ -243,8 +255,8 @@ struct hr_node {
 	unsigned n_threads;
 	uint16_t ports[HR_MAX_LISTEN]; /* bound ports (port 0 resolved) */
 	hr_origin_policy origins;      /* parsed --allowed-origins */
-	int stop_pipe[2];
-	atomic_bool stop_requested;
+	int stop_pipe[2];              /* [0] main thread polls, [1] anyone writes */
+	atomic_bool stop_requested;    /* any thread */
 	double started_at;
 };
 
