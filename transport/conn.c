@@ -8,7 +8,7 @@
  * when it runs out.
  *
  * The table knows nothing of the roles: whoever closes a connection releases
- * its role parts first (ws.c, http.c, http1.c), then calls hr_conn__destroy.
+ * its role parts first (ws.c, http.c, http1.c: hr_conn says which), then calls hr_conn__destroy.
  *
  * Threads: the owning I/O thread only (init/fini: before it starts, after it
  * ended).

@@ -20,7 +20,8 @@
  * request at a time in order; the next one waits until the previous one is
  * answered (a group send's reply comes back through the mailbox). The
  * routing and answers are http.c's (hr_http__request), shared with the lws
- * path that TLS connections still take. A WebSocket upgrade is handed to
+ * path that TLS connections still take (http_lws.c); http.c answers through
+ * this file's framing hook. A WebSocket upgrade is handed to
  * lws with the bytes read so far (lws_adopt_socket_vhost_readbuf on a dup of
  * the socket; raw sockets are closed without shutdown(), so the dup lives
  * on).

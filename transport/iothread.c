@@ -27,7 +27,7 @@
  * 16 KiB block touched a fresh page per connection: 6.4 KB of RSS per idle
  * connection at 16384, 3.0 KB at 1024 (herald-bench, 5,000 idle
  * connections, one thread). Inbound frames are small commands; a bigger
- * one arrives in several RECEIVE callbacks and ws_receive() reassembles it
+ * one arrives in several RECEIVE callbacks and ws.c reassembles it
  * up to --max-message.
  */
 #define HR_WS_RX_BUF 1024

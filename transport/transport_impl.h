@@ -5,6 +5,14 @@
  * Threads: an hr_iothread and everything reachable from it (connections,
  * slot table, scratch buffer) is ONLY touched from that I/O thread, except
  * its mailbox (any thread posts) and the fields marked atomic.
+ *
+ * Files, each calling only those below it: node.c (the node) -> iothread.c
+ * (a thread: context, listeners, mailbox drain) -> ws.c (WebSocket
+ * handshake, inbound frames, close), http1.c (plain-text HTTP/1 framing),
+ * http_lws.c (lws's HTTP framing, TLS) -> http.c (the HTTP API, answering
+ * through the connection's framing hook) and outq.c (frame queues and their
+ * writes) -> conn.c (the connection table) -> evloop.c. ws.c also uses
+ * node.c's clock helpers, hr_node__now and hr_node__iso8601.
  */
 #ifndef HERALD_TRANSPORT_IMPL_H
 #define HERALD_TRANSPORT_IMPL_H
