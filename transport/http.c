@@ -79,13 +79,14 @@ hr_http__detach(hr_conn *c)
 void
 hr_http__conn_fini(hr_conn *c)
 {
-	free(c->http->body);
-	c->http->body = NULL;
-	c->http->body_len = 0;
-	free(c->http->resp);
-	c->http->resp = NULL;
-	c->http->resp_len = 0;
-	c->http->resp_ready = false;
+	hr_http_conn *h = c->http;
+	free(h->body);
+	h->body = NULL;
+	h->body_len = 0;
+	free(h->resp);
+	h->resp = NULL;
+	h->resp_len = 0;
+	h->resp_ready = false;
 }
 
 /* Answer the request through the connection's framing (copies body). */
@@ -140,14 +141,14 @@ respond_kv(hr_conn *c, int status, const char *key, const char *val)
 static int
 on_notification_post(hr_node *n, hr_conn *c)
 {
+	hr_http_conn *h = c->http;
 	char id[37], err[160] = "bad notification";
 	char body[96];
 	int rv;
 
 	if (n->worker == NULL)
 		return hr_http__respond_error(c, 503, "worker not running");
-	rv = hr_worker_submit(
-	    n->worker, c->http->body ? c->http->body : "", c->http->body_len, id, err, sizeof(err));
+	rv = hr_worker_submit(n->worker, h->body ? h->body : "", h->body_len, id, err, sizeof(err));
 	switch (rv) {
 	case 0: {
 		int len = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"queued\"}", id);
@@ -360,36 +361,36 @@ log_api_key_refusal(hr_conn *c)
 int
 hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 {
+	hr_http_conn *h = c->http;
 	hr_node *n = t->node;
 	const char *uri = req->uri;
 
-	c->http->method = req->method;
-	c->http->req_clen = req->clen;
-	c->http->pending_status = 0;
-	c->http->pending_error = NULL;
-	c->http->close_after = false;
-	c->http->awaiting_reply = false;
+	h->method = req->method;
+	h->req_clen = req->clen;
+	h->pending_status = 0;
+	h->pending_error = NULL;
+	h->close_after = false;
+	h->awaiting_reply = false;
 	hr_http__conn_fini(c);
 	HR_METRIC_ADD(http_requests, 1);
 
 	int want; /* LWSHUMETH_* the endpoint takes */
 	const char *bad;
-	c->http->api = hr_http__route(
-	    uri, req->raw_path, &want, c->http->target, sizeof(c->http->target), &bad);
+	h->api = hr_http__route(uri, req->raw_path, &want, h->target, sizeof(h->target), &bad);
 	if (bad != NULL) {
-		c->http->pending_status = 400;
-		c->http->pending_error = bad;
+		h->pending_status = 400;
+		h->pending_error = bad;
 	}
 
 	int status = 0;
 	const char *err = NULL;
-	if (c->http->api == API_NONE) {
+	if (h->api == API_NONE) {
 		status = bad != NULL ? 400 : 404;
 		err = bad != NULL ? bad : "not found";
-	} else if (c->http->method != want) {
+	} else if (h->method != want) {
 		status = 405;
 		err = "method not allowed";
-	} else if (c->http->api >= API_NOTIF_POST && n->cfg.api_key != NULL
+	} else if (h->api >= API_NOTIF_POST && n->cfg.api_key != NULL
 	    && !api_key_ok(req, n->cfg.api_key)) {
 		HR_METRIC_ADD(auth_failures[HR_AUTH_API_KEY], 1);
 		log_api_key_refusal(c);
@@ -400,12 +401,12 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 		err = "Content-Type must be application/json";
 	}
 
-	if (c->http->method != LWSHUMETH_POST) {
+	if (h->method != LWSHUMETH_POST) {
 		if (status)
 			return hr_http__respond_error(c, status, err);
-		if (c->http->api == API_HEALTHZ)
+		if (h->api == API_HEALTHZ)
 			return on_healthz(n, c);
-		if (c->http->api == API_METRICS)
+		if (h->api == API_METRICS)
 			return on_metrics(n, c);
 		return on_notification_get(n, c);
 	}
@@ -413,17 +414,17 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	/* POST: the body decides, unless Content-Length already does */
 	long long clen = req->clen;
 	if (clen > (long long)HR_HTTP_BODY_MAX) {
-		c->http->close_after = true;
+		h->close_after = true;
 		return hr_http__respond_error(c, 413, "body over 1 MiB");
 	}
 	if (status) {
-		c->http->pending_status = status;
-		c->http->pending_error = err;
+		h->pending_status = status;
+		h->pending_error = err;
 	}
 	if (clen < 0 && req->chunked) {
 		/* lws 4.1 hands no chunked request body to the protocol: refuse
 		 * clearly and close rather than parse the chunks as a request */
-		c->http->close_after = true;
+		h->close_after = true;
 		return hr_http__respond_error(
 		    c, status ? status : 400, status ? err : "send the body with a Content-Length");
 	}
@@ -454,16 +455,17 @@ void
 hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 {
 	hr_conn *c = hr_conn__get(t, conn_id);
+	hr_http_conn *h = c != NULL ? c->http : NULL;
 
-	if (c == NULL || c->http == NULL || !c->http->awaiting_reply)
+	if (h == NULL || !h->awaiting_reply)
 		return; /* closed meanwhile */
-	c->http->awaiting_reply = false;
-	bool group = c->http->api == API_GROUP_SEND;
+	h->awaiting_reply = false;
+	bool group = h->api == API_GROUP_SEND;
 	switch (status) {
 	case 0:
 		if (group)
 			HR_METRIC_ADD(group_sends, 1);
-		respond_kv(c, 202, group ? "group" : "channel", c->http->target);
+		respond_kv(c, 202, group ? "group" : "channel", h->target);
 		break;
 	case HR_EFULL:
 		hr_http__respond_error(c, 503, "channel full");
@@ -486,8 +488,8 @@ hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 		hr_http__respond_error(c, 503, hr_strerror(status));
 		break;
 	}
-	if (c->http->framing->resume != NULL)
-		c->http->framing->resume(c);
+	if (h->framing->resume != NULL)
+		h->framing->resume(c);
 }
 
 int
@@ -531,14 +533,14 @@ hr_http__parse_send(bool group, const char *target, const char *body, size_t len
 static int
 on_send(hr_iothread *t, hr_conn *c)
 {
+	hr_http_conn *h = c->http;
 	hr_node *n = t->node;
 	char err[128];
 	hr_msg *msg = NULL;
 	int rv;
 
-	bool group = c->http->api == API_GROUP_SEND;
-	rv = hr_http__parse_send(
-	    group, c->http->target, c->http->body, c->http->body_len, &msg, err, sizeof(err));
+	bool group = h->api == API_GROUP_SEND;
+	rv = hr_http__parse_send(group, h->target, h->body, h->body_len, &msg, err, sizeof(err));
 	if (rv != 0)
 		return hr_http__respond_error(c, rv, err);
 
@@ -549,25 +551,23 @@ on_send(hr_iothread *t, hr_conn *c)
 	}
 	r->t = t;
 	r->conn = c->id;
-	c->http->awaiting_reply = true;
+	h->awaiting_reply = true;
 	/* With Redis, a channel outside this node's process key lives in Redis. */
 	if (!group && n->bridge != NULL
-	    && strncmp(c->http->target, hr_bridge_process_key(n->bridge),
+	    && strncmp(h->target, hr_bridge_process_key(n->bridge),
 	           strlen(hr_bridge_process_key(n->bridge)))
 	        != 0)
-		rv = hr_bridge_send(
-		    n->bridge, c->http->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		rv = hr_bridge_send(n->bridge, h->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	else if (group)
 		rv = hr_router_group_send(
-		    n->router, c->http->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		    n->router, h->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	else
-		rv = hr_router_send(
-		    n->router, c->http->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		rv = hr_router_send(n->router, h->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	hr_msg_unref(msg);
 	if (rv != 0) {
 		/* an async call that fails never calls back (STYLE 9) */
 		free(r);
-		c->http->awaiting_reply = false;
+		h->awaiting_reply = false;
 		if (rv == HR_EAGAIN || rv == HR_ETIMEDOUT)
 			return hr_http__respond_error(c, 429, "server busy, retry later");
 		return hr_http__respond_error(c, 503, hr_strerror(rv));
@@ -578,9 +578,10 @@ on_send(hr_iothread *t, hr_conn *c)
 int
 hr_http__body_complete(hr_iothread *t, hr_conn *c)
 {
-	if (c->http->pending_status)
-		return hr_http__respond_error(c, c->http->pending_status, c->http->pending_error);
-	switch (c->http->api) {
+	hr_http_conn *h = c->http;
+	if (h->pending_status)
+		return hr_http__respond_error(c, h->pending_status, h->pending_error);
+	switch (h->api) {
 	case API_GROUP_SEND:
 	case API_CHANNEL_SEND:
 		return on_send(t, c);

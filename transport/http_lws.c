@@ -17,19 +17,20 @@
 static int
 respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 {
-	free(c->http->resp);
-	c->http->resp = malloc(len + 1);
-	if (c->http->resp == NULL) {
-		c->http->resp_len = 0;
+	hr_http_conn *h = c->http;
+	free(h->resp);
+	h->resp = malloc(len + 1);
+	if (h->resp == NULL) {
+		h->resp_len = 0;
 		return -1;
 	}
-	memcpy(c->http->resp, body, len);
-	c->http->resp[len] = '\0';
-	c->http->resp_len = len;
-	c->http->resp_status = status;
-	c->http->resp_type = type;
-	c->http->resp_ready = true;
-	c->http->awaiting_reply = false;
+	memcpy(h->resp, body, len);
+	h->resp[len] = '\0';
+	h->resp_len = len;
+	h->resp_status = status;
+	h->resp_type = type;
+	h->resp_ready = true;
+	h->awaiting_reply = false;
 	lws_callback_on_writable(c->wsi);
 	return 0;
 }
@@ -39,32 +40,33 @@ static const hr_http_framing lws_framing = { respond, NULL };
 static int
 write_response(struct lws *wsi, hr_conn *c)
 {
-	size_t cap = LWS_PRE + 1024 + c->http->resp_len;
+	hr_http_conn *h = c->http;
+	size_t cap = LWS_PRE + 1024 + h->resp_len;
 	unsigned char *buf, *start, *p, *end;
 	int rv = 0;
 
-	if (!c->http->resp_ready)
+	if (!h->resp_ready)
 		return 0;
 	if ((buf = malloc(cap)) == NULL)
 		return -1;
 	start = p = buf + LWS_PRE;
 	end = buf + cap - 1;
 	if (lws_add_http_common_headers(
-	        wsi, (unsigned)c->http->resp_status, c->http->resp_type, c->http->resp_len, &p, end)
-	    || (c->http->close_after
+	        wsi, (unsigned)h->resp_status, h->resp_type, h->resp_len, &p, end)
+	    || (h->close_after
 	        && lws_add_http_header_by_token(
 	            wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
 	    || lws_finalize_http_header(wsi, &p, end)) {
 		free(buf);
 		return -1;
 	}
-	memcpy(p, c->http->resp, c->http->resp_len);
-	p += c->http->resp_len;
+	memcpy(p, h->resp, h->resp_len);
+	p += h->resp_len;
 	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) != (int)(p - start))
 		rv = -1;
 	free(buf);
 	hr_http__conn_fini(c);
-	if (rv == 0 && c->http->close_after)
+	if (rv == 0 && h->close_after)
 		rv = -1;
 	if (rv == 0 && lws_http_transaction_completed(wsi))
 		rv = -1;
