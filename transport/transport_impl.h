@@ -219,9 +219,9 @@ struct hr_iothread {
 	int listen_fd[HR_MAX_LISTEN]; /* owned until adopted, then lws owns them */
 	size_t n_listen;
 	struct lws *acceptors[HR_MAX_LISTEN];
-	hr_slot *slots;
+	hr_slot *slots; /* the connection table (conn.c) */
 	uint32_t nslots, free_head;
-	size_t n_ws;
+	size_t n_ws; /* WebSockets past ESTABLISHED (ws.c) */
 	bool stopping;
 	atomic_bool exit;
 	hr_event_loop evloop; /* cfg.event_loop */
@@ -231,8 +231,8 @@ struct hr_iothread {
 	uint64_t rng;
 	unsigned char *scratch;         /* HR_SCRATCH bytes */
 	struct hr_sendbatch *sendbatch; /* sys_send.c */
-	/* connections whose queue went non-empty during a mailbox drain,
-	 * written at the end of that drain (iothread.c) */
+	/* connections whose queue went non-empty during a mailbox drain
+	 * (iothread.c), written at the end of that drain (outq.c) */
 	bool draining;
 	uint64_t *flush; /* conn ids */
 	uint32_t nflush, flushcap;
