@@ -24,10 +24,19 @@ enum {
 	HR_N_CONSUMERS = 3,
 };
 
-/* Mail posted to an I/O thread's mailbox: p1 = hr_msg * (a complete,
- * immutable WebSocket frame, one reference), p2 = hr_idlist * (one reference):
- * queue the frame on every listed connection. */
+/*
+ * The mail kinds of an I/O thread's mailbox, all of them (the transport
+ * module handles them; the consumers post the first).
+ * HR_MAIL_IO_FRAME: p1 = hr_msg * (a complete, immutable WebSocket frame, one
+ *   reference), p2 = hr_idlist * (one reference): queue the frame on every
+ *   listed connection.
+ * HR_MAIL_IO_HTTP_REPLY: u64 = connection id, u32 = (uint32_t) the router's
+ *   status: answer that connection's pending HTTP send.
+ * HR_MAIL_IO_STOP: no payload: stop accepting and close the connections.
+ */
 #define HR_MAIL_IO_FRAME (HR_MAIL_USER + 1)
+#define HR_MAIL_IO_HTTP_REPLY (HR_MAIL_USER + 2)
+#define HR_MAIL_IO_STOP (HR_MAIL_USER + 3)
 
 typedef struct hr_consumers hr_consumers;
 

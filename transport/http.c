@@ -9,6 +9,11 @@
  * response here, looked up by connection id so that a connection closed
  * meanwhile is simply skipped.
  *
+ * The requests come from a framing side, http_lws.c (lws's h1 server, TLS)
+ * or http1.c (raw plain-text sockets); the answers go back through the
+ * connection's framing hook (hr_http_framing), so this file never asks
+ * which one it serves.
+ *
  * Threads: everything on the owning I/O thread, except reply_cb (router
  * thread), which only posts mail.
  */
@@ -52,46 +57,47 @@ hr_json__append_str(hr_buf *b, const char *s, size_t n)
 	return rv ? rv : hr_buf_putc(b, '"');
 }
 
-void
-hr_http__conn_fini(hr_conn *c)
+int
+hr_http__attach(hr_conn *c, const hr_http_framing *framing)
 {
-	free(c->body);
-	c->body = NULL;
-	c->body_len = 0;
-	free(c->resp);
-	c->resp = NULL;
-	c->resp_len = 0;
-	c->resp_ready = false;
-}
-
-/* Queue a response; it is written at the next HTTP_WRITEABLE. body is
- * copied. */
-static int
-respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
-{
-	if (c->raw_http) {
-		c->awaiting_reply = false;
-		return hr_http1__respond(c, status, type, body, len);
-	}
-	free(c->resp);
-	c->resp = malloc(len + 1);
-	if (c->resp == NULL) {
-		c->resp_len = 0;
-		return -1;
-	}
-	memcpy(c->resp, body, len);
-	c->resp[len] = '\0';
-	c->resp_len = len;
-	c->resp_status = status;
-	c->resp_type = type;
-	c->resp_ready = true;
-	c->awaiting_reply = false;
-	lws_callback_on_writable(c->wsi);
+	if (c->http == NULL && (c->http = calloc(1, sizeof(*c->http))) == NULL)
+		return HR_ENOMEM;
+	c->http->framing = framing;
 	return 0;
 }
 
+void
+hr_http__detach(hr_conn *c)
+{
+	if (c->http != NULL) {
+		hr_http__conn_fini(c);
+		free(c->http);
+		c->http = NULL;
+	}
+}
+
+void
+hr_http__conn_fini(hr_conn *c)
+{
+	hr_http_conn *h = c->http;
+	free(h->body);
+	h->body = NULL;
+	h->body_len = 0;
+	free(h->resp);
+	h->resp = NULL;
+	h->resp_len = 0;
+	h->resp_ready = false;
+}
+
+/* Answer the request through the connection's framing (copies body). */
 static int
-respond_error(hr_conn *c, int status, const char *reason)
+respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
+{
+	return c->http->framing->respond(c, status, type, body, len);
+}
+
+int
+hr_http__respond_error(hr_conn *c, int status, const char *reason)
 {
 	hr_buf b;
 	int rv;
@@ -126,41 +132,6 @@ respond_kv(hr_conn *c, int status, const char *key, const char *val)
 	return rv;
 }
 
-static int
-write_response(struct lws *wsi, hr_conn *c)
-{
-	size_t cap = LWS_PRE + 1024 + c->resp_len;
-	unsigned char *buf, *start, *p, *end;
-	int rv = 0;
-
-	if (!c->resp_ready)
-		return 0;
-	if ((buf = malloc(cap)) == NULL)
-		return -1;
-	start = p = buf + LWS_PRE;
-	end = buf + cap - 1;
-	if (lws_add_http_common_headers(
-	        wsi, (unsigned)c->resp_status, c->resp_type, c->resp_len, &p, end)
-	    || (c->close_after
-	        && lws_add_http_header_by_token(
-	            wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
-	    || lws_finalize_http_header(wsi, &p, end)) {
-		free(buf);
-		return -1;
-	}
-	memcpy(p, c->resp, c->resp_len);
-	p += c->resp_len;
-	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_FINAL) != (int)(p - start))
-		rv = -1;
-	free(buf);
-	hr_http__conn_fini(c);
-	if (rv == 0 && c->close_after)
-		rv = -1;
-	if (rv == 0 && lws_http_transaction_completed(wsi))
-		rv = -1;
-	return rv;
-}
-
 /* ---------------------------------------------------------------- notifications */
 
 /*
@@ -170,26 +141,27 @@ write_response(struct lws *wsi, hr_conn *c)
 static int
 on_notification_post(hr_node *n, hr_conn *c)
 {
+	hr_http_conn *h = c->http;
 	char id[37], err[160] = "bad notification";
 	char body[96];
 	int rv;
 
 	if (n->worker == NULL)
-		return respond_error(c, 503, "worker not running");
-	rv = hr_worker_submit(n->worker, c->body ? c->body : "", c->body_len, id, err, sizeof(err));
+		return hr_http__respond_error(c, 503, "worker not running");
+	rv = hr_worker_submit(n->worker, h->body ? h->body : "", h->body_len, id, err, sizeof(err));
 	switch (rv) {
 	case 0: {
 		int len = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"queued\"}", id);
 		return respond(c, 202, "application/json", body, (size_t)len);
 	}
 	case HR_EINVAL:
-		return respond_error(c, 400, err);
+		return hr_http__respond_error(c, 400, err);
 	case HR_EMSGSIZE:
-		return respond_error(c, 413, "body over 1 MiB");
+		return hr_http__respond_error(c, 413, "body over 1 MiB");
 	case HR_EAGAIN:
-		return respond_error(c, 429, "worker busy, retry later");
+		return hr_http__respond_error(c, 429, "worker busy, retry later");
 	default:
-		return respond_error(c, 503, hr_strerror(rv));
+		return hr_http__respond_error(c, 503, hr_strerror(rv));
 	}
 }
 
@@ -200,15 +172,15 @@ on_notification_get(hr_node *n, hr_conn *c)
 	char body[256];
 
 	if (n->worker == NULL)
-		return respond_error(c, 503, "worker not running");
-	if (hr_worker_get(n->worker, c->target, &info) != 0)
-		return respond_error(c, 404, "no such notification");
+		return hr_http__respond_error(c, 503, "worker not running");
+	if (hr_worker_get(n->worker, c->http->target, &info) != 0)
+		return hr_http__respond_error(c, 404, "no such notification");
 	int len = snprintf(body, sizeof(body),
 	    "{\"id\":\"%s\",\"status\":\"%s\",\"created_at\":\"%s\","
 	    "\"updated_at\":\"%s\"}",
 	    info.id, info.status, info.created_at, info.updated_at);
 	if (len < 0 || (size_t)len >= sizeof(body))
-		return respond_error(c, 503, "record too long");
+		return hr_http__respond_error(c, 503, "record too long");
 	return respond(c, 200, "application/json", body, (size_t)len);
 }
 
@@ -295,24 +267,12 @@ on_metrics(hr_node *n, hr_conn *c)
 	hr_buf_init(&b, 0);
 	if (hr_metrics__render(n, &b) != 0) {
 		hr_buf_fini(&b);
-		return respond_error(c, 503, "out of memory");
+		return hr_http__respond_error(c, 503, "out of memory");
 	}
 	rv = respond(
 	    c, 200, "text/plain; version=0.0.4", (const char *)hr_buf_data(&b), hr_buf_len(&b));
 	hr_buf_fini(&b);
 	return rv;
-}
-
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
 }
 
 /* Percent-decode one NUL-terminated segment in place; -1 on a bad escape or
@@ -324,8 +284,8 @@ decode_segment(char *s)
 	for (const char *p = s; *p != '\0'; p++) {
 		int ch = (unsigned char)*p;
 		if (ch == '%') {
-			int hi = hexval((unsigned char)p[1]);
-			int lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+			int hi = hr_hexval((unsigned char)p[1]);
+			int lo = hi < 0 ? -1 : hr_hexval((unsigned char)p[2]);
 			if (hi < 0 || lo < 0 || (hi | lo) == 0)
 				return -1;
 			ch = hi << 4 | lo;
@@ -401,35 +361,36 @@ log_api_key_refusal(hr_conn *c)
 int
 hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 {
+	hr_http_conn *h = c->http;
 	hr_node *n = t->node;
 	const char *uri = req->uri;
 
-	c->method = req->method;
-	c->req_clen = req->clen;
-	c->pending_status = 0;
-	c->pending_error = NULL;
-	c->close_after = false;
-	c->awaiting_reply = false;
+	h->method = req->method;
+	h->req_clen = req->clen;
+	h->pending_status = 0;
+	h->pending_error = NULL;
+	h->close_after = false;
+	h->awaiting_reply = false;
 	hr_http__conn_fini(c);
 	HR_METRIC_ADD(http_requests, 1);
 
 	int want; /* LWSHUMETH_* the endpoint takes */
 	const char *bad;
-	c->api = hr_http__route(uri, req->raw_path, &want, c->target, sizeof(c->target), &bad);
+	h->api = hr_http__route(uri, req->raw_path, &want, h->target, sizeof(h->target), &bad);
 	if (bad != NULL) {
-		c->pending_status = 400;
-		c->pending_error = bad;
+		h->pending_status = 400;
+		h->pending_error = bad;
 	}
 
 	int status = 0;
 	const char *err = NULL;
-	if (c->api == API_NONE) {
+	if (h->api == API_NONE) {
 		status = bad != NULL ? 400 : 404;
 		err = bad != NULL ? bad : "not found";
-	} else if (c->method != want) {
+	} else if (h->method != want) {
 		status = 405;
 		err = "method not allowed";
-	} else if (c->api >= API_NOTIF_POST && n->cfg.api_key != NULL
+	} else if (h->api >= API_NOTIF_POST && n->cfg.api_key != NULL
 	    && !api_key_ok(req, n->cfg.api_key)) {
 		HR_METRIC_ADD(auth_failures[HR_AUTH_API_KEY], 1);
 		log_api_key_refusal(c);
@@ -440,12 +401,12 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 		err = "Content-Type must be application/json";
 	}
 
-	if (c->method != LWSHUMETH_POST) {
+	if (h->method != LWSHUMETH_POST) {
 		if (status)
-			return respond_error(c, status, err);
-		if (c->api == API_HEALTHZ)
+			return hr_http__respond_error(c, status, err);
+		if (h->api == API_HEALTHZ)
 			return on_healthz(n, c);
-		if (c->api == API_METRICS)
+		if (h->api == API_METRICS)
 			return on_metrics(n, c);
 		return on_notification_get(n, c);
 	}
@@ -453,55 +414,23 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	/* POST: the body decides, unless Content-Length already does */
 	long long clen = req->clen;
 	if (clen > (long long)HR_HTTP_BODY_MAX) {
-		c->close_after = true;
-		return respond_error(c, 413, "body over 1 MiB");
+		h->close_after = true;
+		return hr_http__respond_error(c, 413, "body over 1 MiB");
 	}
 	if (status) {
-		c->pending_status = status;
-		c->pending_error = err;
+		h->pending_status = status;
+		h->pending_error = err;
 	}
 	if (clen < 0 && req->chunked) {
 		/* lws 4.1 hands no chunked request body to the protocol: refuse
 		 * clearly and close rather than parse the chunks as a request */
-		c->close_after = true;
-		return respond_error(
+		h->close_after = true;
+		return hr_http__respond_error(
 		    c, status ? status : 400, status ? err : "send the body with a Content-Length");
 	}
 	if (clen <= 0) /* no body is coming: answer now */
 		return hr_http__body_complete(t, c);
 	return 0;
-}
-
-/* The head of a request lws parsed (TLS connections). */
-static int
-on_lws_request(hr_iothread *t, struct lws *wsi, hr_conn *c, const char *uri)
-{
-	char auth[1024], key[1024], ct[256], cl[32];
-	hr_http_req req = { .uri = uri, .clen = -1 };
-	char *ptr;
-	int ulen, k;
-
-	req.method = lws_http_get_uri_and_method(wsi, &ptr, &ulen);
-	if ((k = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION)) > 0) {
-		req.auth = auth;
-		req.auth_len = (size_t)k;
-	}
-	if ((k = lws_hdr_custom_copy(wsi, key, sizeof(key), "x-api-key:", 10)) > 0) {
-		req.api_key = key;
-		req.api_key_len = (size_t)k;
-	}
-	k = lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE);
-	if (k > 0) {
-		req.ctype = ct;
-		req.ctype_len = (size_t)k;
-	} else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE) > 0) {
-		req.ctype = "?"; /* too long to be application/json */
-		req.ctype_len = 1;
-	}
-	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
-		req.clen = atoll(cl);
-	req.chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
-	return hr_http__request(t, c, &req);
 }
 
 /* ---------------------------------------------------------------- sends */
@@ -525,40 +454,42 @@ reply_cb(void *arg, int status)
 void
 hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status)
 {
-	hr_conn *c = hr_iothread__conn_get(t, conn_id);
+	hr_conn *c = hr_conn__get(t, conn_id);
+	hr_http_conn *h = c != NULL ? c->http : NULL;
 
-	if (c == NULL || !c->awaiting_reply)
+	if (h == NULL || !h->awaiting_reply)
 		return; /* closed meanwhile */
-	c->awaiting_reply = false;
-	bool group = c->api == API_GROUP_SEND;
+	h->awaiting_reply = false;
+	bool group = h->api == API_GROUP_SEND;
 	switch (status) {
 	case 0:
 		if (group)
 			HR_METRIC_ADD(group_sends, 1);
-		respond_kv(c, 202, group ? "group" : "channel", c->target);
+		respond_kv(c, 202, group ? "group" : "channel", h->target);
 		break;
 	case HR_EFULL:
-		respond_error(c, 503, "channel full");
+		hr_http__respond_error(c, 503, "channel full");
 		break;
 	case HR_EBADNAME:
-		respond_error(c, 400, group ? "invalid group name" : "invalid channel name");
+		hr_http__respond_error(
+		    c, 400, group ? "invalid group name" : "invalid channel name");
 		break;
 	case HR_ENOENT:
-		respond_error(c, 404, "no such channel");
+		hr_http__respond_error(c, 404, "no such channel");
 		break;
 	case HR_ECANCELED:
 	case HR_ECLOSED:
-		respond_error(c, 503, "shutting down");
+		hr_http__respond_error(c, 503, "shutting down");
 		break;
 	case HR_EIO:
-		respond_error(c, 503, "redis unavailable");
+		hr_http__respond_error(c, 503, "redis unavailable");
 		break;
 	default:
-		respond_error(c, 503, hr_strerror(status));
+		hr_http__respond_error(c, 503, hr_strerror(status));
 		break;
 	}
-	if (c->raw_http)
-		hr_http1__resume(c);
+	if (h->framing->resume != NULL)
+		h->framing->resume(c);
 }
 
 int
@@ -602,43 +533,44 @@ hr_http__parse_send(bool group, const char *target, const char *body, size_t len
 static int
 on_send(hr_iothread *t, hr_conn *c)
 {
+	hr_http_conn *h = c->http;
 	hr_node *n = t->node;
 	char err[128];
 	hr_msg *msg = NULL;
 	int rv;
 
-	bool group = c->api == API_GROUP_SEND;
-	rv = hr_http__parse_send(group, c->target, c->body, c->body_len, &msg, err, sizeof(err));
+	bool group = h->api == API_GROUP_SEND;
+	rv = hr_http__parse_send(group, h->target, h->body, h->body_len, &msg, err, sizeof(err));
 	if (rv != 0)
-		return respond_error(c, rv, err);
+		return hr_http__respond_error(c, rv, err);
 
 	reply_ctx *r = malloc(sizeof(*r));
 	if (r == NULL) {
 		hr_msg_unref(msg);
-		return respond_error(c, 503, "out of memory");
+		return hr_http__respond_error(c, 503, "out of memory");
 	}
 	r->t = t;
 	r->conn = c->id;
-	c->awaiting_reply = true;
+	h->awaiting_reply = true;
 	/* With Redis, a channel outside this node's process key lives in Redis. */
 	if (!group && n->bridge != NULL
-	    && strncmp(c->target, hr_bridge_process_key(n->bridge),
+	    && strncmp(h->target, hr_bridge_process_key(n->bridge),
 	           strlen(hr_bridge_process_key(n->bridge)))
 	        != 0)
-		rv = hr_bridge_send(n->bridge, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		rv = hr_bridge_send(n->bridge, h->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	else if (group)
 		rv = hr_router_group_send(
-		    n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		    n->router, h->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	else
-		rv = hr_router_send(n->router, c->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		rv = hr_router_send(n->router, h->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
 	hr_msg_unref(msg);
 	if (rv != 0) {
 		/* an async call that fails never calls back: r is still ours */
 		free(r);
-		c->awaiting_reply = false;
+		h->awaiting_reply = false;
 		if (rv == HR_EAGAIN || rv == HR_ETIMEDOUT)
-			return respond_error(c, 429, "server busy, retry later");
-		return respond_error(c, 503, hr_strerror(rv));
+			return hr_http__respond_error(c, 429, "server busy, retry later");
+		return hr_http__respond_error(c, 503, hr_strerror(rv));
 	}
 	return 0;
 }
@@ -646,66 +578,14 @@ on_send(hr_iothread *t, hr_conn *c)
 int
 hr_http__body_complete(hr_iothread *t, hr_conn *c)
 {
-	if (c->pending_status)
-		return respond_error(c, c->pending_status, c->pending_error);
-	switch (c->api) {
+	hr_http_conn *h = c->http;
+	if (h->pending_status)
+		return hr_http__respond_error(c, h->pending_status, h->pending_error);
+	switch (h->api) {
 	case API_GROUP_SEND:
 	case API_CHANNEL_SEND:
 		return on_send(t, c);
 	default:
 		return on_notification_post(t->node, c);
-	}
-}
-
-int
-hr_http__callback(
-    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len)
-{
-	hr_conn *c = lws_get_opaque_user_data(wsi);
-
-	switch (reason) {
-	case LWS_CALLBACK_HTTP:
-		if (c == NULL && hr_iothread__conn_new(t, wsi, &c) != 0)
-			return -1;
-		return on_lws_request(t, wsi, c, in ? (const char *)in : "/") < 0 ? -1 : 0;
-	case LWS_CALLBACK_HTTP_BODY:
-		if (c == NULL)
-			return -1;
-		if (c->resp_ready || c->awaiting_reply)
-			return 0;
-		if (c->body_len + len > HR_HTTP_BODY_MAX) {
-			/* stop reading: answer and close */
-			c->close_after = true;
-			lws_rx_flow_control(wsi, 0);
-			return respond_error(c, 413, "body over 1 MiB") < 0 ? -1 : 0;
-		}
-		if (c->pending_status == 0) {
-			char *nb = realloc(c->body, c->body_len + len + 1);
-			if (nb == NULL)
-				return -1;
-			memcpy(nb + c->body_len, in, len);
-			c->body = nb;
-			c->body_len += len;
-			c->body[c->body_len] = '\0';
-		}
-		return 0;
-	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		if (c == NULL)
-			return -1;
-		if (c->resp_ready || c->awaiting_reply) {
-			/* A second completion for one request with a body is lws
-			 * 4.1.6 re-reading a pipelined request from its buflist
-			 * (lws_http_action's loop, which never ends): close the
-			 * connection rather than spin. Plain-text connections
-			 * never get here (http1.c). */
-			return c->req_clen > 0 && !c->close_after ? -1 : 0;
-		}
-		return hr_http__body_complete(t, c) < 0 ? -1 : 0;
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		if (c == NULL)
-			return 0;
-		return write_response(wsi, c);
-	default:
-		return 0;
 	}
 }

@@ -20,7 +20,8 @@
  * request at a time in order; the next one waits until the previous one is
  * answered (a group send's reply comes back through the mailbox). The
  * routing and answers are http.c's (hr_http__request), shared with the lws
- * path that TLS connections still take. A WebSocket upgrade is handed to
+ * path that TLS connections still take (http_lws.c); http.c answers through
+ * this file's framing hook. A WebSocket upgrade is handed to
  * lws with the bytes read so far (lws_adopt_socket_vhost_readbuf on a dup of
  * the socket; raw sockets are closed without shutdown(), so the dup lives
  * on).
@@ -42,55 +43,65 @@
 #define OUT_HIGH (256u * 1024u)
 #define PUMP_MAX 256 /* requests handled per turn; the rest on the next */
 
-typedef struct bytes {
-	unsigned char *p;
-	size_t off, len, cap; /* data at p + off, len bytes */
-} bytes;
+/* The unparsed input: an hr_buf read from the front (off bytes are done). */
+typedef struct inbuf {
+	hr_buf b;
+	size_t off;
+} inbuf;
 
+/* A raw HTTP/1 connection's framing state (hr_conn.h1). Allocated at
+ * RAW_ADOPT, freed by hr_http1__conn_fini at RAW_CLOSE. ONLY touched from
+ * the connection's I/O thread. */
 struct hr_http1 {
-	bytes in, out;
+	inbuf in;
+	hr_buf out; /* always written out whole */
 	bool close_when_flushed;
 	bool upgrading;
 	bool answered;  /* the current request has its response in out */
 	bool req_close; /* the current request asked to close (or is HTTP/1.0) */
+	bool peer_eof;  /* the client shut its side: finish, then close */
+	bool rx_paused; /* lws_rx_flow_control(wsi, 0) in effect */
 };
 
-static void
-bytes_fini(bytes *b)
+static const unsigned char *
+in_data(const inbuf *q)
 {
-	free(b->p);
-	memset(b, 0, sizeof(*b));
+	return hr_buf_data(&q->b) + q->off;
 }
 
+static size_t
+in_len(const inbuf *q)
+{
+	return hr_buf_len(&q->b) - q->off;
+}
+
+/* Append; first move what is left to a buffer of its own once the consumed
+ * front outweighs it, so the dead front never exceeds the live rest. */
 static int
-bytes_append(bytes *b, const void *p, size_t n)
+in_append(inbuf *q, const void *p, size_t n)
 {
-	if (b->off > 0 && b->off + b->len + n > b->cap) {
-		memmove(b->p, b->p + b->off, b->len);
-		b->off = 0;
-	}
-	if (b->off + b->len + n > b->cap) {
-		size_t ncap = b->cap ? b->cap : 1024;
-		while (ncap < b->len + n)
-			ncap *= 2;
-		unsigned char *np = realloc(b->p, ncap);
-		if (np == NULL)
+	if (q->off > 0 && q->off > in_len(q)) {
+		hr_buf nb;
+		hr_buf_init(&nb, 0);
+		if (hr_buf_append(&nb, in_data(q), in_len(q)) != 0) {
+			hr_buf_fini(&nb);
 			return HR_ENOMEM;
-		b->p = np;
-		b->cap = ncap;
+		}
+		hr_buf_fini(&q->b);
+		q->b = nb;
+		q->off = 0;
 	}
-	memcpy(b->p + b->off + b->len, p, n);
-	b->len += n;
-	return 0;
+	return hr_buf_append(&q->b, p, n);
 }
 
 static void
-bytes_consume(bytes *b, size_t n)
+in_consume(inbuf *q, size_t n)
 {
-	b->off += n;
-	b->len -= n;
-	if (b->len == 0)
-		b->off = 0;
+	q->off += n;
+	if (q->off == hr_buf_len(&q->b)) {
+		hr_buf_reset(&q->b);
+		q->off = 0;
+	}
 }
 
 static const char *
@@ -124,25 +135,27 @@ reason_phrase(int status)
 	}
 }
 
-int
-hr_http1__respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
+/* The framing hook (hr_http_framing.respond): the response goes to out. */
+static int
+respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 {
 	struct hr_http1 *h = c->h1;
 	char head[256];
 	int n;
 
+	c->http->awaiting_reply = false;
 	if (h == NULL)
 		return -1;
 	if (h->req_close)
-		c->close_after = true;
+		c->http->close_after = true;
 	n = snprintf(head, sizeof(head),
 	    "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n%s\r\n", status,
-	    reason_phrase(status), type, len, c->close_after ? "connection: close\r\n" : "");
-	if (n < 0 || (size_t)n >= sizeof(head) || bytes_append(&h->out, head, (size_t)n) != 0
-	    || bytes_append(&h->out, body, len) != 0)
+	    reason_phrase(status), type, len, c->http->close_after ? "connection: close\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(head) || hr_buf_append(&h->out, head, (size_t)n) != 0
+	    || hr_buf_append(&h->out, body, len) != 0)
 		return -1;
 	hr_http__conn_fini(c); /* the request's body */
-	if (c->close_after)
+	if (c->http->close_after)
 		h->close_when_flushed = true;
 	h->answered = true;
 	lws_callback_on_writable(c->wsi);
@@ -333,9 +346,9 @@ arm_deadline(hr_conn *c)
 static void
 set_rx(hr_conn *c, bool on)
 {
-	if (c->rx_paused == !on)
+	if (c->h1->rx_paused == !on)
 		return;
-	c->rx_paused = !on;
+	c->h1->rx_paused = !on;
 	lws_rx_flow_control(c->wsi, on ? 1 : 0);
 }
 
@@ -356,7 +369,7 @@ hand_to_lws(hr_conn *c)
 	 * while it flushes). Closing it here closed whichever connection had
 	 * been given that fd number since. */
 	(void)lws_adopt_socket_vhost_readbuf(
-	    c->t->vh, fd, (const char *)h->in.p + h->in.off, h->in.len);
+	    c->t->vh, fd, (const char *)in_data(&h->in), in_len(&h->in));
 	return -1;
 }
 
@@ -370,14 +383,16 @@ pump(hr_conn *c)
 	struct hr_http1 *h = c->h1;
 
 	for (int k = 0; k < PUMP_MAX; k++) {
-		if (c->awaiting_reply || h->close_when_flushed || h->out.len >= OUT_HIGH)
+		if (c->http->awaiting_reply || h->close_when_flushed
+		    || hr_buf_len(&h->out) >= OUT_HIGH)
 			break;
-		char *p = (char *)h->in.p + h->in.off;
-		size_t n = h->in.len, hl = hr_http1__head_len(p, n);
+		/* the parser only reads p (it borrows it for the header values) */
+		char *p = (char *)in_data(&h->in);
+		size_t n = in_len(&h->in), hl = hr_http1__head_len(p, n);
 		if (hl == 0) {
 			if (n >= HEAD_MAX) {
-				c->close_after = true;
-				return hr_http1__respond(c, 431, "application/json",
+				c->http->close_after = true;
+				return respond(c, 431, "application/json",
 				           "{\"error\":\"request head over 16 KiB\"}", 36)
 				    ? -1
 				    : 0;
@@ -387,15 +402,15 @@ pump(hr_conn *c)
 		head hd;
 		hr_http1__parse_head(p, hl, &hd);
 		if (hd.bad) {
-			c->close_after = true;
-			bytes_consume(&h->in, n);
-			return hr_http1__respond(
+			c->http->close_after = true;
+			in_consume(&h->in, n);
+			return respond(
 			           c, 400, "application/json", "{\"error\":\"bad request\"}", 23)
 			    ? -1
 			    : 0;
 		}
 		if (hd.upgrade_ws) {
-			if (h->out.len > 0)
+			if (hr_buf_len(&h->out) > 0)
 				break; /* answers first, then the upgrade */
 			return hand_to_lws(c);
 		}
@@ -408,60 +423,66 @@ pump(hr_conn *c)
 		if (early) {
 			/* answered from the head (413, chunked): close after */
 			int rv = hr_http__request(c->t, c, &hd.req);
-			bytes_consume(&h->in, h->in.len);
-			c->close_after = true;
+			in_consume(&h->in, in_len(&h->in));
+			c->http->close_after = true;
 			h->close_when_flushed = true;
 			return rv < 0 ? -1 : 0;
 		}
 		h->answered = false;
 		int rv = hr_http__request(c->t, c, &hd.req);
-		if (rv == 0 && cl > 0 && !h->answered && !c->awaiting_reply) {
+		if (rv == 0 && cl > 0 && !h->answered && !c->http->awaiting_reply) {
 			/* the body decides: hand it over as http.c expects */
-			free(c->body);
-			if ((c->body = malloc((size_t)cl + 1)) == NULL)
+			free(c->http->body);
+			if ((c->http->body = malloc((size_t)cl + 1)) == NULL)
 				return -1;
-			memcpy(c->body, p + hl, (size_t)cl);
-			c->body[cl] = '\0';
-			c->body_len = (size_t)cl;
+			memcpy(c->http->body, p + hl, (size_t)cl);
+			c->http->body[cl] = '\0';
+			c->http->body_len = (size_t)cl;
 			rv = hr_http__body_complete(c->t, c);
 		}
-		bytes_consume(&h->in, used);
+		in_consume(&h->in, used);
 		arm_deadline(c);
 		if (rv < 0)
 			return -1;
 	}
-	if (!c->peer_eof)
-		set_rx(c, h->in.len < IN_HIGH && h->out.len < OUT_HIGH);
+	if (!c->h1->peer_eof)
+		set_rx(c, in_len(&h->in) < IN_HIGH && hr_buf_len(&h->out) < OUT_HIGH);
 	return 0;
 }
 
-void
-hr_http1__resume(hr_conn *c)
+/* The framing hook (hr_http_framing.resume): a reply arrived, go on with
+ * the buffered requests. */
+static void
+resume(hr_conn *c)
 {
 	if (c->h1 != NULL && pump(c) < 0)
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
+
+static const hr_http_framing h1_framing = { respond, resume };
 
 static int
 on_writeable(hr_conn *c)
 {
 	struct hr_http1 *h = c->h1;
 
-	if (h->out.len > 0) {
-		size_t n = h->out.len;
+	if (hr_buf_len(&h->out) > 0) {
+		size_t n = hr_buf_len(&h->out);
 		/* LWS_WRITE_RAW on a raw socket: lws_issue_raw, which keeps an
-		 * unsent tail itself and writes it before the next callback */
-		if (lws_write(c->wsi, h->out.p + h->out.off, n, LWS_WRITE_RAW) < (int)n)
+		 * unsent tail itself and writes it before the next callback; it
+		 * only reads the buffer */
+		if (lws_write(c->wsi, (unsigned char *)hr_buf_data(&h->out), n, LWS_WRITE_RAW)
+		    < (int)n)
 			return -1;
-		bytes_consume(&h->out, n);
+		hr_buf_reset(&h->out);
 	}
 	if (h->close_when_flushed)
 		return -1;
 	if (pump(c) < 0)
 		return -1;
-	if (h->out.len > 0)
+	if (hr_buf_len(&h->out) > 0)
 		lws_callback_on_writable(c->wsi);
-	else if (c->peer_eof && !c->awaiting_reply)
+	else if (c->h1->peer_eof && !c->http->awaiting_reply)
 		return -1;
 	return 0;
 }
@@ -476,11 +497,14 @@ hr_http1__callback(
 	(void)user;
 	switch (reason) {
 	case LWS_CALLBACK_RAW_ADOPT:
-		if (hr_iothread__conn_new(t, wsi, &c) != 0)
+		if (hr_conn__new(t, wsi, &c) != 0)
 			return -1;
-		c->raw_http = true;
+		if (hr_http__attach(c, &h1_framing) != 0)
+			return -1;
 		if ((c->h1 = calloc(1, sizeof(*c->h1))) == NULL)
 			return -1;
+		hr_buf_init(&c->h1->in.b, 0);
+		hr_buf_init(&c->h1->out, 0);
 		arm_deadline(c);
 		return 0;
 	case LWS_CALLBACK_RAW_RX:
@@ -488,7 +512,7 @@ hr_http1__callback(
 			return -1;
 		if (c->h1->close_when_flushed || c->h1->upgrading)
 			return 0; /* discard what follows a closing request */
-		if (bytes_append(&c->h1->in, in, len) != 0)
+		if (in_append(&c->h1->in, in, len) != 0)
 			return -1;
 		return pump(c);
 	case LWS_CALLBACK_RAW_WRITEABLE:
@@ -496,8 +520,11 @@ hr_http1__callback(
 			return -1;
 		return on_writeable(c);
 	case LWS_CALLBACK_RAW_CLOSE:
-		if (c != NULL)
-			hr_iothread__conn_destroy(t, c);
+		if (c != NULL) {
+			hr_http__detach(c);
+			hr_http1__conn_fini(c);
+			hr_conn__destroy(c);
+		}
 		return 0;
 	default:
 		return 0;
@@ -508,8 +535,8 @@ void
 hr_http1__conn_fini(hr_conn *c)
 {
 	if (c->h1 != NULL) {
-		bytes_fini(&c->h1->in);
-		bytes_fini(&c->h1->out);
+		hr_buf_fini(&c->h1->in.b);
+		hr_buf_fini(&c->h1->out);
 		free(c->h1);
 		c->h1 = NULL;
 	}

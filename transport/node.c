@@ -67,11 +67,66 @@ fmt_listen(const hr_listen_addr *a, uint16_t port, char *out, size_t outlen)
 	snprintf(out, outlen, "%s%s%s:%u", v6 ? "[" : "", a->host, v6 ? "]" : "", port);
 }
 
+/* Every listener of every thread first, so that a bad --listen fails
+ * before any thread exists. Port 0: the first bind picks, the rest share. */
+static int
+open_listeners(hr_node *n, char *err, size_t errlen)
+{
+	const hr_config *cfg = &n->cfg;
+
+	for (size_t j = 0; j < cfg->n_listen; j++) {
+		uint16_t port = cfg->listen[j].port;
+		for (unsigned i = 0; i < n->n_threads; i++) {
+			hr_iothread *t = &n->threads[i];
+			uint16_t bound;
+			int rv = hr_sys__listen(
+			    cfg->listen[j].host, port, &t->listen_fd[j], &bound, err, errlen);
+			if (rv != 0)
+				return rv;
+			port = bound;
+			t->n_listen = j + 1;
+		}
+		n->ports[j] = port;
+	}
+	return 0;
+}
+
+/* The channel layer of --layer (memory, or Redis at --redis). */
+static int
+create_layer(hr_node *n, char *err, size_t errlen)
+{
+	const hr_config *cfg = &n->cfg;
+	hr_layer_opts lo;
+	int rv;
+
+	hr_layer_opts_default(&lo);
+	lo.prefix = cfg->prefix ? cfg->prefix : "asgi";
+	lo.capacity = cfg->capacity;
+	lo.channel_capacity = cfg->channel_capacity;
+	lo.n_channel_capacity = cfg->n_channel_capacity;
+	lo.expiry = cfg->expiry;
+	lo.group_expiry = cfg->group_expiry;
+	if (cfg->layer_redis) {
+		lo.hosts = cfg->redis;
+		lo.n_hosts = cfg->n_redis;
+	}
+	if ((rv = hr_layer_create(
+	         &n->layer, cfg->layer_redis ? &hr_layer_redis_ops : &hr_layer_memory_ops, &lo))
+	    != 0) {
+		char hosts[256];
+		fmt_hosts(cfg, hosts, sizeof(hosts));
+		if (cfg->layer_redis)
+			snprintf(err, errlen, "redis %s: %s", hosts, hr_strerror(rv));
+		else
+			snprintf(err, errlen, "layer: %s", hr_strerror(rv));
+	}
+	return rv;
+}
+
 int
 hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 {
 	hr_node *n;
-	hr_layer_opts lo;
 	hr_mailbox *io[HR_MAX_THREADS];
 	unsigned char rnd[16];
 	int rv;
@@ -119,45 +174,8 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		goto fail;
 	}
 
-	/* Every listener of every thread first, so that a bad --listen fails
-	 * before any thread exists. Port 0: the first bind picks, the rest share. */
-	for (size_t j = 0; j < cfg->n_listen; j++) {
-		uint16_t port = cfg->listen[j].port;
-		for (unsigned i = 0; i < n->n_threads; i++) {
-			hr_iothread *t = &n->threads[i];
-			uint16_t bound;
-			rv = hr_sys__listen(
-			    cfg->listen[j].host, port, &t->listen_fd[j], &bound, err, errlen);
-			if (rv != 0)
-				goto fail;
-			port = bound;
-			t->n_listen = j + 1;
-		}
-		n->ports[j] = port;
-	}
-
-	hr_layer_opts_default(&lo);
-	lo.prefix = cfg->prefix ? cfg->prefix : "asgi";
-	lo.capacity = cfg->capacity;
-	lo.channel_capacity = cfg->channel_capacity;
-	lo.n_channel_capacity = cfg->n_channel_capacity;
-	lo.expiry = cfg->expiry;
-	lo.group_expiry = cfg->group_expiry;
-	if (cfg->layer_redis) {
-		lo.hosts = cfg->redis;
-		lo.n_hosts = cfg->n_redis;
-	}
-	if ((rv = hr_layer_create(
-	         &n->layer, cfg->layer_redis ? &hr_layer_redis_ops : &hr_layer_memory_ops, &lo))
-	    != 0) {
-		char hosts[256];
-		fmt_hosts(cfg, hosts, sizeof(hosts));
-		if (cfg->layer_redis)
-			snprintf(err, errlen, "redis %s: %s", hosts, hr_strerror(rv));
-		else
-			snprintf(err, errlen, "layer: %s", hr_strerror(rv));
+	if ((rv = open_listeners(n, err, errlen)) != 0 || (rv = create_layer(n, err, errlen)) != 0)
 		goto fail;
-	}
 	/* Connection channels live in this node's process key. */
 	if (cfg->layer_redis
 	    && (rv = hr_layer_client_prefix(n->layer, n->node_prefix, sizeof(n->node_prefix)))

@@ -29,6 +29,7 @@
  * Threads: everything here runs on the connection's I/O thread.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -37,6 +38,106 @@
 
 /* Frames per batched send: what one sendmsg takes well (IOV_MAX is 1024) */
 #define SEND_FRAMES_MAX 256u
+
+/* ---------------------------------------------------------------- the queue */
+
+hr_msg *
+hr_outq__peek(const hr_outq *q, uint32_t i)
+{
+	return q->ring[(q->head + i) % q->cap];
+}
+
+hr_msg *
+hr_outq__pop(hr_outq *q)
+{
+	hr_msg *m = q->ring[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->len--;
+	q->bytes -= hr_msg_len(m);
+	return m;
+}
+
+int
+hr_outq__push(hr_outq *q, hr_msg *frame, unsigned *dropped)
+{
+	size_t len = hr_msg_len(frame);
+
+	*dropped = 0;
+	while (q->len > 0 && (q->len >= HR_CONN_QMAX || q->bytes + len > HR_CONN_QBYTES)) {
+		hr_msg_unref(hr_outq__pop(q));
+		(*dropped)++;
+	}
+	if (q->len == q->cap) {
+		uint32_t ncap = q->cap ? q->cap * 2 : 8;
+		hr_msg **nr;
+		if (ncap > HR_CONN_QMAX)
+			ncap = HR_CONN_QMAX;
+		if ((nr = malloc(ncap * sizeof(*nr))) == NULL) {
+			hr_msg_unref(frame);
+			return HR_ENOMEM;
+		}
+		for (uint32_t i = 0; i < q->len; i++)
+			nr[i] = hr_outq__peek(q, i);
+		free(q->ring);
+		q->ring = nr;
+		q->cap = ncap;
+		q->head = 0;
+	}
+	q->ring[(q->head + q->len) % q->cap] = frame;
+	q->len++;
+	q->bytes += len;
+	return 0;
+}
+
+unsigned
+hr_outq__span(const hr_outq *q, unsigned max_frames, size_t max_bytes)
+{
+	unsigned n = 0;
+	size_t bytes = 0;
+	while (n < q->len && n < max_frames) {
+		size_t len = hr_msg_len(hr_outq__peek(q, n));
+		if (bytes + len > max_bytes)
+			break;
+		bytes += len;
+		n++;
+	}
+	return n;
+}
+
+void
+hr_outq__iov(const hr_outq *q, struct iovec *v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		hr_msg *m = hr_outq__peek(q, i);
+		v[i].iov_base = (void *)hr_msg_data(m);
+		v[i].iov_len = hr_msg_len(m);
+	}
+}
+
+unsigned
+hr_outq__release_sent(hr_outq *q, unsigned n, size_t sent, size_t *partial)
+{
+	unsigned k = 0;
+	while (k < n && sent >= hr_msg_len(q->ring[q->head])) {
+		hr_msg *m = hr_outq__pop(q);
+		sent -= hr_msg_len(m);
+		hr_msg_unref(m);
+		k++;
+	}
+	*partial = k < n ? sent : 0;
+	return k;
+}
+
+void
+hr_outq__fini(hr_outq *q)
+{
+	while (q->len > 0)
+		hr_msg_unref(hr_outq__pop(q));
+	free(q->ring);
+	memset(q, 0, sizeof(*q));
+}
+
+/* ---------------------------------------------------------------- the connection's writes */
 
 void
 hr_outq__want_write(hr_conn *c)
@@ -54,14 +155,7 @@ kill_conn(hr_conn *c)
 void
 hr_outq__clear(hr_conn *c)
 {
-	while (c->qlen > 0) {
-		hr_msg_unref(c->q[c->qhead]);
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qlen--;
-	}
-	free(c->q);
-	c->q = NULL;
-	c->qbytes = 0;
+	hr_outq__fini(&c->ws.out);
 }
 
 /* During a mailbox drain: remember c for the write at the end of the drain.
@@ -69,7 +163,7 @@ hr_outq__clear(hr_conn *c)
 static bool
 flush_add(hr_iothread *t, hr_conn *c)
 {
-	if (c->flush_listed)
+	if (c->ws.flush_listed)
 		return true;
 	if (t->nflush == t->flushcap) {
 		uint32_t ncap = t->flushcap ? t->flushcap * 2 : 256;
@@ -80,90 +174,57 @@ flush_add(hr_iothread *t, hr_conn *c)
 		t->flushcap = ncap;
 	}
 	t->flush[t->nflush++] = c->id;
-	c->flush_listed = true;
+	c->ws.flush_listed = true;
 	return true;
 }
 
 void
-hr_iothread__queue_frame(hr_conn *c, hr_msg *frame)
+hr_outq__queue(hr_conn *c, hr_msg *frame)
 {
-	size_t len = hr_msg_len(frame);
+	unsigned dropped;
+	int rv = hr_outq__push(&c->ws.out, frame, &dropped);
 
-	while (c->qlen > 0 && (c->qlen >= HR_CONN_QMAX || c->qbytes + len > HR_CONN_QBYTES)) {
-		hr_msg *old = c->q[c->qhead];
-		c->qbytes -= hr_msg_len(old);
-		hr_msg_unref(old);
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qlen--;
+	if (dropped > 0)
+		HR_METRIC_ADD(dropped[HR_DROP_SLOW_CONSUMER], dropped);
+	if (rv != 0) {
 		HR_METRIC_ADD(dropped[HR_DROP_SLOW_CONSUMER], 1);
+		return;
 	}
-	if (c->qlen == c->qcap) {
-		uint32_t ncap = c->qcap ? c->qcap * 2 : 8;
-		hr_msg **nq;
-		if (ncap > HR_CONN_QMAX)
-			ncap = HR_CONN_QMAX;
-		if ((nq = malloc(ncap * sizeof(*nq))) == NULL) {
-			hr_msg_unref(frame);
-			HR_METRIC_ADD(dropped[HR_DROP_SLOW_CONSUMER], 1);
-			return;
-		}
-		for (uint32_t i = 0; i < c->qlen; i++)
-			nq[i] = c->q[(c->qhead + i) % c->qcap];
-		free(c->q);
-		c->q = nq;
-		c->qcap = ncap;
-		c->qhead = 0;
-	}
-	c->q[(c->qhead + c->qlen) % c->qcap] = frame;
-	c->qlen++;
-	c->qbytes += len;
-	if (c->qlen == 1 && !(c->t->draining && flush_add(c->t, c)))
+	if (c->ws.out.len == 1 && !(c->t->draining && flush_add(c->t, c)))
 		hr_outq__want_write(c);
-}
-
-static hr_msg *
-queue_pop(hr_conn *c)
-{
-	hr_msg *m = c->q[c->qhead];
-	c->qhead = (c->qhead + 1) % c->qcap;
-	c->qlen--;
-	c->qbytes -= hr_msg_len(m);
-	return m;
 }
 
 int
 hr_outq__write(hr_iothread *t, hr_conn *c)
 {
-	unsigned char *p;
 	size_t used = 0;
 	unsigned n = 0;
 	int w;
 
-	hr_msg *head = c->q[c->qhead];
-	if (c->qlen == 1 || hr_msg_len(head) > HR_SCRATCH / 2) {
+	hr_msg *head = hr_outq__peek(&c->ws.out, 0);
+	if (c->ws.out.len == 1 || hr_msg_len(head) > HR_SCRATCH / 2) {
 		/* read-only use of the shared frame: LWS_WRITE_RAW writes nothing
 		 * in front of p */
-		hr_msg *m = queue_pop(c);
+		hr_msg *m = hr_outq__pop(&c->ws.out);
 		used = hr_msg_len(m);
 		w = lws_write(c->wsi, hr_msg_data(m), used, LWS_WRITE_RAW);
 		hr_msg_unref(m);
 		n = 1;
 	} else {
-		p = t->scratch;
-		while (c->qlen > 0 && used + hr_msg_len(c->q[c->qhead]) <= HR_SCRATCH) {
-			hr_msg *m = queue_pop(c);
-			memcpy(p + used, hr_msg_data(m), hr_msg_len(m));
+		n = hr_outq__span(&c->ws.out, UINT_MAX, HR_SCRATCH);
+		for (unsigned i = 0; i < n; i++) {
+			hr_msg *m = hr_outq__pop(&c->ws.out);
+			memcpy(t->scratch + used, hr_msg_data(m), hr_msg_len(m));
 			used += hr_msg_len(m);
 			hr_msg_unref(m);
-			n++;
 		}
-		w = lws_write(c->wsi, p, used, LWS_WRITE_RAW);
+		w = lws_write(c->wsi, t->scratch, used, LWS_WRITE_RAW);
 	}
 	if (w < (int)used)
 		return -1;
 	HR_METRIC_ADD(frames_sent, n);
 	HR_METRIC_ADD(ws_writes, 1);
-	if (c->qlen > 0 || c->close_code)
+	if (c->ws.out.len > 0 || c->ws.close_code)
 		hr_outq__want_write(c);
 	return 0;
 }
@@ -171,7 +232,7 @@ hr_outq__write(hr_iothread *t, hr_conn *c)
 /* ---------------------------------------------------------------- batched sends */
 
 /*
- * A batched send to c ended: res bytes of its first c->sending frames left
+ * A batched send to c ended: res bytes of its first c->ws.sending frames left
  * (or -errno). Whole frames sent are released; the unsent rest of a frame cut
  * short, and the frames after it in that send, are copied to lws in one
  * lws_write (they fit the scratch buffer: add_send bounds a send by it).
@@ -181,9 +242,9 @@ sent(void *cookie, ssize_t res, void *arg)
 {
 	hr_iothread *t = arg;
 	hr_conn *c = cookie;
-	unsigned n = c->sending;
+	unsigned n = c->ws.sending;
 
-	c->sending = 0;
+	c->ws.sending = 0;
 	if (res == -EAGAIN || res == -EWOULDBLOCK || res == -EINTR || res == 0) {
 		hr_outq__want_write(c); /* nothing sent: every frame still queued */
 		return;
@@ -192,18 +253,12 @@ sent(void *cookie, ssize_t res, void *arg)
 		kill_conn(c);
 		return;
 	}
-	size_t left = (size_t)res;
-	unsigned k = 0;
-	while (k < n && left >= hr_msg_len(c->q[c->qhead])) {
-		hr_msg *m = queue_pop(c);
-		left -= hr_msg_len(m);
-		hr_msg_unref(m);
-		k++;
-	}
+	size_t left;
+	unsigned k = hr_outq__release_sent(&c->ws.out, n, (size_t)res, &left);
 	if (k < n) {
 		size_t used = 0;
 		for (; k < n; k++, left = 0) {
-			hr_msg *m = queue_pop(c);
+			hr_msg *m = hr_outq__pop(&c->ws.out);
 			memcpy(t->scratch + used, hr_msg_data(m) + left, hr_msg_len(m) - left);
 			used += hr_msg_len(m) - left;
 			hr_msg_unref(m);
@@ -215,7 +270,7 @@ sent(void *cookie, ssize_t res, void *arg)
 	}
 	HR_METRIC_ADD(frames_sent, n);
 	HR_METRIC_ADD(ws_writes, 1);
-	if (c->qlen > 0 || c->close_code)
+	if (c->ws.out.len > 0 || c->ws.close_code)
 		hr_outq__want_write(c);
 }
 
@@ -224,30 +279,18 @@ sent(void *cookie, ssize_t res, void *arg)
 static void
 add_send(hr_iothread *t, hr_conn *c)
 {
-	unsigned n = 0;
-	size_t bytes = 0;
-	while (n < c->qlen && n < SEND_FRAMES_MAX) {
-		size_t len = hr_msg_len(c->q[(c->qhead + n) % c->qcap]);
-		if (bytes + len > HR_SCRATCH)
-			break;
-		bytes += len;
-		n++;
-	}
-	struct iovec *v = hr_sys__sendbatch_add(t->sendbatch, c->sfd, n, c);
+	unsigned n = hr_outq__span(&c->ws.out, SEND_FRAMES_MAX, HR_SCRATCH);
+	struct iovec *v = hr_sys__sendbatch_add(t->sendbatch, c->ws.sfd, n, c);
 	if (v == NULL) {
 		hr_sys__sendbatch_flush(t->sendbatch, sent, t);
-		if ((v = hr_sys__sendbatch_add(t->sendbatch, c->sfd, n, c)) == NULL) {
+		if ((v = hr_sys__sendbatch_add(t->sendbatch, c->ws.sfd, n, c)) == NULL) {
 			if (hr_outq__write(t, c) != 0) /* cannot happen: n <= HR_SENDBATCH_IOV */
 				kill_conn(c);
 			return;
 		}
 	}
-	for (unsigned i = 0; i < n; i++) {
-		hr_msg *m = c->q[(c->qhead + i) % c->qcap];
-		v[i].iov_base = (void *)hr_msg_data(m);
-		v[i].iov_len = hr_msg_len(m);
-	}
-	c->sending = n;
+	hr_outq__iov(&c->ws.out, v, n);
+	c->ws.sending = n;
 }
 
 /*
@@ -261,17 +304,17 @@ void
 hr_outq__flush_drained(hr_iothread *t)
 {
 	for (uint32_t i = 0; i < t->nflush; i++) {
-		hr_conn *c = hr_iothread__conn_get(t, t->flush[i]);
+		hr_conn *c = hr_conn__get(t, t->flush[i]);
 		if (c == NULL)
 			continue;
-		c->flush_listed = false;
-		if (c->qlen == 0)
+		c->ws.flush_listed = false;
+		if (c->ws.out.len == 0)
 			continue;
-		if (c->close_code || lws_partial_buffered(c->wsi)) {
+		if (c->ws.close_code || lws_partial_buffered(c->wsi)) {
 			hr_outq__want_write(c);
 			continue;
 		}
-		if (c->sfd >= 0 && hr_msg_len(c->q[c->qhead]) <= HR_SCRATCH)
+		if (c->ws.sfd >= 0 && hr_msg_len(hr_outq__peek(&c->ws.out, 0)) <= HR_SCRATCH)
 			add_send(t, c);
 		else if (hr_outq__write(t, c) != 0)
 			kill_conn(c);

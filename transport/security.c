@@ -335,8 +335,8 @@ ascii_caseeq(const char *s, const char *lower, size_t n)
 	return true;
 }
 
-static int
-hexval(unsigned char c)
+int
+hr_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -366,8 +366,8 @@ hr_auth_token_from_query(const char *query, size_t qlen, char *out, size_t outca
 			unsigned char c = (unsigned char)query[k];
 			if (c == '%') {
 				int hi, lo;
-				if (end - k < 3 || (hi = hexval((unsigned char)query[k + 1])) < 0
-				    || (lo = hexval((unsigned char)query[k + 2])) < 0)
+				if (end - k < 3 || (hi = hr_hexval((unsigned char)query[k + 1])) < 0
+				    || (lo = hr_hexval((unsigned char)query[k + 2])) < 0)
 					return HR_EBADMSG;
 				c = (unsigned char)(hi << 4 | lo);
 				k += 2;

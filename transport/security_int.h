@@ -96,6 +96,10 @@ int hr_jwt_verify(const char *token, size_t len, const void *secret, size_t secr
 int hr_auth_token_from_query(
     const char *query, size_t qlen, char *out, size_t outcap, size_t *outlen);
 
+/* The value of the hex digit ch (0-9, a-f, A-F), -1 when ch is none. Pure;
+ * also http.c's path decoding. */
+int hr_hexval(int ch);
+
 /*
  * The credentials of an Authorization header value of the form
  * "Bearer <credentials>" (scheme case-insensitive, one or more spaces or

@@ -5,6 +5,14 @@
  * Threads: an hr_iothread and everything reachable from it (connections,
  * slot table, scratch buffer) is ONLY touched from that I/O thread, except
  * its mailbox (any thread posts) and the fields marked atomic.
+ *
+ * Files, each calling only those below it: node.c (the node) -> iothread.c
+ * (a thread: context, listeners, mailbox drain) -> ws.c (WebSocket
+ * handshake, inbound frames, close), http1.c (plain-text HTTP/1 framing),
+ * http_lws.c (lws's HTTP framing, TLS) -> http.c (the HTTP API, answering
+ * through the connection's framing hook) and outq.c (frame queues and their
+ * writes) -> conn.c (the connection table) -> evloop.c. ws.c also uses
+ * node.c's clock helpers, hr_node__now and hr_node__iso8601.
  */
 #ifndef HERALD_TRANSPORT_IMPL_H
 #define HERALD_TRANSPORT_IMPL_H
@@ -70,10 +78,6 @@ extern hr_metrics hr_transport__metrics;
 #define HR_METRIC_ADD(field, n)                                                                    \
 	atomic_fetch_add_explicit(&hr_transport__metrics.field, (n), memory_order_relaxed)
 
-/* Mail kinds of an I/O thread's mailbox (HR_MAIL_IO_FRAME is in consumer.h). */
-#define HR_MAIL_IO_HTTP_REPLY (HR_MAIL_USER + 2) /* u64 = conn id, u32 = (uint32_t)status */
-#define HR_MAIL_IO_STOP (HR_MAIL_USER + 3)
-
 /* Per-connection outbound queue bounds (memory stays bounded): drop the oldest beyond. */
 #define HR_CONN_QMAX 1024u
 #define HR_CONN_QBYTES (4u << 20)
@@ -98,58 +102,89 @@ typedef struct hr_sendbatch hr_sendbatch;
 struct iovec;
 typedef struct hr_conn hr_conn;
 
-/* One connection (WebSocket, or HTTP while a request is being answered).
- * ONLY touched from its I/O thread. */
-struct hr_conn {
-	struct lws *wsi;
-	hr_iothread *t;
-	uint64_t id; /* generation << 32 | slot */
-	bool is_ws;
-	bool registered; /* the router knows its channel */
-	int route;       /* HR_ROUTE_* (ws) */
-	char channel[128];
-	char group[96];
+/* How a connection's HTTP answers leave, set by its framing side:
+ * http_lws.c (lws's h1 server, TLS) or http1.c (raw plain-text sockets).
+ * http.c answers through it and never asks which one it is. */
+typedef struct hr_http_framing {
+	/* Queue the answer (type borrowed for the connection's life; body
+	 * copied) and clear c->awaiting_reply. -1: close the connection. */
+	int (*respond)(hr_conn *c, int status, const char *type, const char *body, size_t len);
+	/* A router reply was answered: go on with the requests waiting behind
+	 * it. NULL when none can wait. */
+	void (*resume)(hr_conn *c);
+} hr_http_framing;
 
-	/* outbound ring of frame references */
-	hr_msg **q;
-	uint32_t qcap, qhead, qlen;
-	size_t qbytes;
+/* outq.c: a bounded FIFO of frame references: at most
+ * HR_CONN_QMAX frames and HR_CONN_QBYTES bytes, the oldest dropped beyond.
+ * Zeroed is empty. Owned by one connection, so by one I/O thread. */
+typedef struct hr_outq {
+	hr_msg **ring;
+	uint32_t cap, head, len; /* len frames from ring[head], wrapping at cap */
+	size_t bytes;            /* sum of their lengths */
+} hr_outq;
+
+/* The WebSocket part of a connection (ws.c; its queue and sends outq.c),
+ * in use from its accepted upgrade. The fields the fan-out touches for
+ * every frame come first, next to the connection's head. */
+typedef struct hr_ws_conn {
+	hr_outq out;       /* outbound frames (outq.c) */
+	bool is_ws;        /* the upgrade was accepted */
+	bool counted;      /* ESTABLISHED seen: in n_ws */
 	bool flush_listed; /* on the thread's flush list (outq.c) */
+	int close_code;    /* != 0: close with this code at the next writeable */
 	uint32_t sending;  /* frames in the batched send under way (outq.c) */
 	int sfd;           /* plain-text ws socket for batched sends; -1: lws writes */
-	int close_code;    /* != 0: close with this code at the next writeable */
 	const char *close_reason;
 
+	bool registered; /* the router knows its channel */
+	bool gauged;     /* upgrade accepted: in the connections gauge */
+	int route;       /* HR_ROUTE_* */
 	/* inbound */
+	bool rx_binary, rx_in_msg;
 	unsigned char *rx;
 	size_t rxlen, rxcap;
-	bool rx_binary, rx_in_msg;
-	bool counted;   /* ESTABLISHED seen: in n_ws */
-	bool gauged;    /* upgrade accepted: in the connections gauge */
 	hr_bucket rate; /* inbound token bucket */
+	char channel[128];
+	char group[96];
+} hr_ws_conn;
 
-	/* http */
+/* The HTTP part of a connection (http.c, and its framing side), allocated
+ * at its first request by hr_http__attach. */
+typedef struct hr_http_conn {
+	const hr_http_framing *framing; /* set by http_lws.c or http1.c */
 	int method;
 	int api;            /* which API endpoint (http.c) */
 	int pending_status; /* error decided at header time, answered at completion */
 	const char *pending_error;
-	char target[128]; /* decoded group / channel / id */
+	long long req_clen; /* the current request's Content-Length, -1 none */
 	char *body;
 	size_t body_len;
 	bool awaiting_reply; /* a router reply is on its way */
-	bool resp_ready;
 	bool close_after;
+	char target[128]; /* decoded group / channel / id */
+	/* http_lws.c: the answer kept for the next HTTP_WRITEABLE */
+	bool resp_ready;
 	int resp_status;
 	char *resp; /* malloc'd JSON or text */
 	size_t resp_len;
 	const char *resp_type;
+} hr_http_conn;
 
-	/* plain-text HTTP API connections parsed by http1.c (raw socket) */
-	bool raw_http;
-	long long req_clen;  /* the current request's Content-Length, -1 none */
-	bool peer_eof;       /* the client shut its side: finish, then close */
-	bool rx_paused;      /* lws_rx_flow_control(wsi, 0) in effect */
-	struct hr_http1 *h1; /* its buffers (http1.c) */
+/*
+ * One connection: a common head, then a part per role. A WebSocket uses ws;
+ * an HTTP connection uses http (lws-framed, TLS) or http and h1 (raw
+ * plain-text HTTP/1, http1.c); a TLS connection may answer HTTP requests and
+ * then upgrade on the same wsi, so ws and http can both be in use. Whoever
+ * closes it releases the parts it used, then hr_conn__destroy.
+ * ONLY touched from its I/O thread.
+ */
+struct hr_conn {
+	struct lws *wsi;
+	hr_iothread *t;
+	uint64_t id;         /* generation << 32 | slot (conn.c) */
+	hr_ws_conn ws;       /* WebSocket (ws.c, outq.c) */
+	hr_http_conn *http;  /* HTTP (http.c): NULL before its first request */
+	struct hr_http1 *h1; /* raw HTTP/1 framing (http1.c): NULL on lws's */
 };
 
 /* A request's head, from lws (TLS) or from http1.c's parser (plain). */
@@ -184,9 +219,9 @@ struct hr_iothread {
 	int listen_fd[HR_MAX_LISTEN]; /* owned until adopted, then lws owns them */
 	size_t n_listen;
 	struct lws *acceptors[HR_MAX_LISTEN];
-	hr_slot *slots;
+	hr_slot *slots; /* the connection table (conn.c) */
 	uint32_t nslots, free_head;
-	size_t n_ws;
+	size_t n_ws; /* WebSockets past ESTABLISHED (ws.c) */
 	bool stopping;
 	atomic_bool exit;
 	hr_event_loop evloop; /* cfg.event_loop */
@@ -196,13 +231,25 @@ struct hr_iothread {
 	uint64_t rng;
 	unsigned char *scratch;         /* HR_SCRATCH bytes */
 	struct hr_sendbatch *sendbatch; /* sys_send.c */
-	/* connections whose queue went non-empty during a mailbox drain,
-	 * written at the end of that drain (iothread.c) */
+	/* connections whose queue went non-empty during a mailbox drain
+	 * (iothread.c), written at the end of that drain (outq.c) */
 	bool draining;
 	uint64_t *flush; /* conn ids */
 	uint32_t nflush, flushcap;
 };
 
+/*
+ * A node: one per process (node.c). Built, run and torn down by the main
+ * thread. Everything but threads[] and the stop fields is written before the
+ * first I/O thread starts and only read afterwards, by any thread: the I/O
+ * threads read cfg, node_prefix, origins, started_at and use the actors'
+ * handles (router, bridge, worker, consumers, layer), each of which is
+ * thread-safe through its own mailbox or atomics. threads[i] belongs to I/O
+ * thread i once started; the main thread touches it only through
+ * hr_iothread__start/post_stop/join/fini. stop_requested is atomic and
+ * stop_pipe[1] is written from any thread, a signal handler included
+ * (hr_node_stop).
+ */
 struct hr_node {
 	hr_config cfg;
 	char node_prefix[33];
@@ -216,8 +263,8 @@ struct hr_node {
 	unsigned n_threads;
 	uint16_t ports[HR_MAX_LISTEN]; /* bound ports (port 0 resolved) */
 	hr_origin_policy origins;      /* parsed --allowed-origins */
-	int stop_pipe[2];
-	atomic_bool stop_requested;
+	int stop_pipe[2];              /* [0] main thread polls, [1] anyone writes */
+	atomic_bool stop_requested;    /* any thread */
 	double started_at;
 };
 
@@ -229,20 +276,61 @@ void hr_iothread__join(hr_iothread *t);
 /* 0 joined, HR_ETIMEDOUT still running at deadline (CLOCK_REALTIME) */
 int hr_iothread__join_until(hr_iothread *t, const struct timespec *deadline);
 void hr_iothread__fini(hr_iothread *t);
-hr_conn *hr_iothread__conn_get(hr_iothread *t, uint64_t id);
-int hr_iothread__conn_new(hr_iothread *t, struct lws *wsi, hr_conn **out);
-void hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c);
-void hr_iothread__queue_frame(hr_conn *c, hr_msg *frame); /* takes the ref */
 
-/* outq.c: per-connection frame queues and their writes (I/O thread only) */
+/* conn.c: the connection table (I/O thread only; init/fini around the
+ * thread). A connection's id stays unique: a closed one's id finds nothing. */
+void hr_conn__table_init(hr_iothread *t);
+void hr_conn__table_fini(hr_iothread *t); /* every connection destroyed already */
+/* A zeroed connection for wsi, in a fresh slot, set as wsi's opaque user
+ * data. HR_ENOMEM. Released with hr_conn__destroy. */
+int hr_conn__new(hr_iothread *t, struct lws *wsi, hr_conn **out);
+/* The connection with that id, or NULL when it has gone (borrowed). */
+hr_conn *hr_conn__get(hr_iothread *t, uint64_t id);
+/* Call fn on every connection (fn must not destroy any). */
+void hr_conn__each(hr_iothread *t, void (*fn)(hr_conn *c, void *arg), void *arg);
+/* Free c and its slot, and unset wsi's opaque user data; its role parts
+ * must be released first. When the thread is stopping and no WebSocket is
+ * left, stop its loop. */
+void hr_conn__destroy(hr_conn *c);
+void hr_outq__queue(hr_conn *c, hr_msg *frame); /* takes the ref */
+
+/* outq.c, the queue itself: pure (no lws, no sockets), tests/transport/test_outq.c.
+ * Push frame (takes its reference) behind the others, dropping the oldest
+ * while the queue is at HR_CONN_QMAX frames or frame would take it over
+ * HR_CONN_QBYTES (a frame bigger than that alone ends up alone); *dropped:
+ * how many. HR_ENOMEM: no room to grow, frame released and not queued. */
+int hr_outq__push(hr_outq *q, hr_msg *frame, unsigned *dropped);
+/* The i-th frame from the head (i < q->len), borrowed. */
+hr_msg *hr_outq__peek(const hr_outq *q, uint32_t i);
+/* Take the head frame (q->len > 0): its reference is the caller's. */
+hr_msg *hr_outq__pop(hr_outq *q);
+/* How many frames from the head, at most max_frames, fit in max_bytes
+ * together (0 when the head alone does not). */
+unsigned hr_outq__span(const hr_outq *q, unsigned max_frames, size_t max_bytes);
+/* Point v[0..n) at the first n frames (n <= q->len); they stay queued. */
+void hr_outq__iov(const hr_outq *q, struct iovec *v, unsigned n);
+/* sent bytes of the first n frames left: release the frames sent whole and
+ * return how many; *partial: the bytes sent of the next one (0 when none). */
+unsigned hr_outq__release_sent(hr_outq *q, unsigned n, size_t sent, size_t *partial);
+/* Release every frame and the ring; the queue is empty and reusable. */
+void hr_outq__fini(hr_outq *q);
+
+/* outq.c, the connection's writes (I/O thread only) */
 void hr_outq__want_write(hr_conn *c); /* ask lws for SERVER_WRITEABLE */
 void hr_outq__clear(hr_conn *c);      /* release every queued frame */
 /* One lws_write of what is queued (c->qlen > 0). -1: the socket failed. */
 int hr_outq__write(hr_iothread *t, hr_conn *c);
 /* The end of a mailbox drain: write every connection queued during it. */
 void hr_outq__flush_drained(hr_iothread *t);
-int hr_transport__callback(
+
+/* ws.c: the WebSocket side (I/O thread only). The callback of the lws
+ * protocol every lws-framed connection starts on (protocols[0]): WebSocket
+ * events here, plain HTTP events handed to the HTTP side. */
+int hr_ws__callback(
     struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+/* Stopping: ask every open WebSocket to close with 1001 once its queue has
+ * left. */
+void hr_ws__close_all(hr_iothread *t);
 
 /* log.c: route libwebsockets' log lines through hr_log (main thread, at start) */
 void hr_log__lws_init(hr_log_level lvl);
@@ -261,14 +349,29 @@ void hr_evloop__stop(hr_iothread *t);
 /* Destroy t->ctx (NULL afterwards) and then t->loop. */
 void hr_evloop__destroy(hr_iothread *t);
 
-/* http.c: plain HTTP requests on the http protocol */
-int hr_http__callback(
-    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len);
+/* http.c: the HTTP API, whichever framing brought the request (I/O thread
+ * only). Answers leave through c->framing. */
+/* A router reply for connection conn_id (HR_MAIL_IO_HTTP_REPLY): answer its
+ * pending send; nothing when the connection has gone meanwhile. */
 void hr_http__on_reply(hr_iothread *t, uint64_t conn_id, int status);
+/* Give c its HTTP part (once) answered through framing (static, borrowed).
+ * HR_ENOMEM. */
+int hr_http__attach(hr_conn *c, const hr_http_framing *framing);
+/* Free the current request's body and kept response (c->http set). */
 void hr_http__conn_fini(hr_conn *c);
-/* A request head is in: route it; answer now or wait for the body. */
+/* Release c's HTTP part, if any (at close). */
+void hr_http__detach(hr_conn *c);
+/* A request head is in: route it; answer now or wait for the body. -1: close. */
 int hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req);
+/* The body (c->body) is complete: answer, or send and await the router. */
 int hr_http__body_complete(hr_iothread *t, hr_conn *c);
+/* Answer {"error": reason} with status. -1: close. */
+int hr_http__respond_error(hr_conn *c, int status, const char *reason);
+
+/* http_lws.c: the HTTP events of lws-framed connections (TLS), from
+ * hr_ws__callback. */
+int hr_http_lws__callback(
+    hr_iothread *t, struct lws *wsi, enum lws_callback_reasons reason, void *in, size_t len);
 
 /* http1.c: the plain-text HTTP API on raw sockets (lws 4.1.6's h1 server
  * loops forever on a pipelined request with a body, see http1.c) */
@@ -289,8 +392,6 @@ size_t hr_http1__head_len(const char *p, size_t n);
 /* Parse the head p[0..n) (n from hr_http1__head_len); h borrows p for its
  * header values. Pure: no lws, no I/O (tests/fuzz/fuzz_http1.c). */
 void hr_http1__parse_head(char *p, size_t n, hr_http1_head *h);
-int hr_http1__respond(hr_conn *c, int status, const char *type, const char *body, size_t len);
-void hr_http1__resume(hr_conn *c); /* a reply arrived: go on with buffered requests */
 void hr_http1__conn_fini(hr_conn *c);
 
 /* The pure parts of the HTTP API, callable without lws (tests/fuzz/fuzz_http.c).

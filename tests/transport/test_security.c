@@ -436,6 +436,23 @@ Test(token_extract, query_refusals)
 	cr_assert_eq(n, 15);
 }
 
+Test(token_extract, hexval_takes_every_hex_digit_and_nothing_else)
+{
+	const char *digits = "0123456789abcdef";
+	for (int i = 0; i < 16; i++) {
+		cr_assert_eq(hr_hexval(digits[i]), i);
+		if (i >= 10)
+			cr_assert_eq(hr_hexval(digits[i] - 'a' + 'A'), i);
+	}
+	cr_assert_eq(hr_hexval('g'), -1);
+	cr_assert_eq(hr_hexval('G'), -1);
+	cr_assert_eq(hr_hexval('/'), -1);
+	cr_assert_eq(hr_hexval(':'), -1);
+	cr_assert_eq(hr_hexval('%'), -1);
+	cr_assert_eq(hr_hexval('\0'), -1);
+	cr_assert_eq(hr_hexval(0xff), -1);
+}
+
 Test(token_extract, bearer_header)
 {
 	const char *t = NULL;
