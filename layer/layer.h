@@ -128,7 +128,8 @@ int hr_ws_frame_text(hr_buf *b, hr_msg **out);
  * length: nothing is allocated from a count before the input is known to
  * hold that many elements, nesting is bounded by HR_CODEC_MAX_DEPTH, and
  * malformed input is an error (HR_EBADMSG, HR_EDEPTH, HR_EUTF8, HR_ETYPE),
- * never an over-read.
+ * never an over-read. Of several faults, the first met in input order is
+ * reported (a count larger than the input is met where the input runs out).
  *
  * JSON → msgpack: parsed with jansson. Integers that fit int64 stay ints,
  * other numbers become float64. Strings are validated UTF-8.
