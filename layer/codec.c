@@ -232,9 +232,10 @@ w_cb_map_item(walk *w, int *c, int k, int v)
 static inline int
 w_cb_str(walk *w, const char *b, const char *p, unsigned l, int *o)
 {
-	(void)b;
 	(void)o;
-	return w_bytes(w, W_STR, p, l);
+	/* For an empty str p is stale (even NULL): give a pointer into the
+	 * input (b is its start), so that a borrowed "" is never NULL. */
+	return w_bytes(w, W_STR, l != 0 ? p : b, l);
 }
 static inline int
 w_cb_bin(walk *w, const char *b, const char *p, unsigned l, int *o)
@@ -298,9 +299,10 @@ hr_codec_validate(const void *mp, size_t len)
 
 /* ---------------------------------------------------------------- maps */
 
-/* The map at mp: its pair count and the offset of its first key. */
+/* The top value at mp stops the walk: its type in c->user.top, and *end is
+ * where it ends (for a container, its header). */
 static int
-map_open(w_context *c, const unsigned char *mp, size_t len, uint32_t *n, size_t *body)
+walk_top(w_context *c, const unsigned char *mp, size_t len, size_t *end)
 {
 	size_t off = 0;
 	walk_reset(&c->user, 0, false, false);
@@ -308,10 +310,50 @@ map_open(w_context *c, const unsigned char *mp, size_t len, uint32_t *n, size_t 
 	int rc = walk_one(c, mp, len, &off);
 	if (rc != W_STOP)
 		return rc != 0 ? rc : HR_ETYPE; /* 0: cannot happen, the top value stops */
-	if (c->user.top != W_MAP)
+	*end = off + 1;
+	return 0;
+}
+
+static int
+header(const void *mp, size_t len, enum w_kind kind, uint32_t *n, size_t *hlen)
+{
+	w_context c;
+	size_t end;
+	int rc = walk_top(&c, mp, len, &end);
+	if (rc != 0)
+		return rc;
+	if (c.user.top != kind)
 		return HR_ETYPE;
-	*n = c->user.n;
-	*body = off + 1;
+	*n = c.user.n;
+	*hlen = end;
+	return 0;
+}
+
+int
+hr_codec_map_header(const void *mp, size_t len, uint32_t *n, size_t *hlen)
+{
+	return header(mp, len, W_MAP, n, hlen);
+}
+
+int
+hr_codec_array_header(const void *mp, size_t len, uint32_t *n, size_t *hlen)
+{
+	return header(mp, len, W_ARRAY, n, hlen);
+}
+
+int
+hr_codec_read_str(const void *mp, size_t len, const char **s, size_t *n, size_t *used)
+{
+	w_context c;
+	size_t end;
+	int rc = walk_top(&c, mp, len, &end);
+	if (rc != 0)
+		return rc;
+	if (c.user.top != W_STR)
+		return HR_ETYPE;
+	*s = c.user.s;
+	*n = c.user.n;
+	*used = end;
 	return 0;
 }
 
@@ -344,7 +386,7 @@ map_find(w_context *c, const unsigned char *mp, size_t len, const char *key, siz
 	size_t off;
 	bool hit;
 	size_t klen = strlen(key);
-	int rc = map_open(c, mp, len, &n, &off);
+	int rc = hr_codec_map_header(mp, len, &n, &off);
 	if (rc != 0)
 		return rc;
 	for (uint32_t i = 0; i < n; i++) {
@@ -404,7 +446,7 @@ hr_codec_map_remove(const void *mp, size_t len, const char *key, hr_buf *out)
 	uint32_t n;
 	size_t body, off;
 	bool hit;
-	int rc = map_open(&c, d, len, &n, &body);
+	int rc = hr_codec_map_header(d, len, &n, &body);
 	if (rc != 0)
 		return rc;
 	/* Unlike map_get this walks the whole map, which must fill [mp, mp+len)

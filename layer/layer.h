@@ -167,6 +167,19 @@ int hr_codec_get_type(const void *mp, size_t len, const char **type, size_t *tle
 /* Copy map mp to out without key `key` (used to strip __asgi_channel__). */
 int hr_codec_map_remove(const void *mp, size_t len, const char *key, hr_buf *out);
 
+/* The header of the map (array) at mp: its pair (element) count in *n and
+ * the header's length in bytes in *hlen; the elements follow and are not
+ * looked at. HR_ETYPE if the value at mp is not a map (array), HR_EBADMSG if
+ * the header is cut short or malformed. */
+int hr_codec_map_header(const void *mp, size_t len, uint32_t *n, size_t *hlen);
+int hr_codec_array_header(const void *mp, size_t len, uint32_t *n, size_t *hlen);
+
+/* The str at mp (bytes after it are not looked at): *s and *n are its bytes
+ * (borrowed from mp, not NUL-terminated, UTF-8 not checked) and *used its
+ * encoded length. HR_ETYPE if the value at mp is not a str (a str cut short
+ * is HR_EBADMSG). */
+int hr_codec_read_str(const void *mp, size_t len, const char **s, size_t *n, size_t *used);
+
 /* msgpack writers used to build messages (map headers, str, int, nil, float,
  * bool, raw pre-encoded value), over msgpack-c's packer: each appends the
  * smallest encoding to out (as msgpack-python with use_bin_type=True), or

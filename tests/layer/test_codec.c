@@ -644,3 +644,64 @@ Test(codec, writer_refusals_leave_the_buffer_as_it_was)
 	assert_buf_str(&b, "keep");
 	hr_buf_fini(&b);
 }
+
+Test(codec, headers_and_strs_one_value_at_a_time)
+{
+	uint32_t n;
+	size_t hl, used, sl;
+	const char *s;
+	cr_assert_eq(hr_codec_map_header(MP("\x80"), &n, &hl), 0);
+	cr_assert(n == 0 && hl == 1);
+	cr_assert_eq(hr_codec_map_header(MP("\x8f\xc1"), &n, &hl), 0); /* elements not read */
+	cr_assert(n == 15 && hl == 1);
+	cr_assert_eq(hr_codec_map_header(MP("\xde\x01\x02"), &n, &hl), 0);
+	cr_assert(n == 0x102 && hl == 3);
+	cr_assert_eq(hr_codec_map_header(MP("\xdf\x01\x02\x03\x04"), &n, &hl), 0);
+	cr_assert(n == 0x01020304 && hl == 5);
+	cr_assert_eq(hr_codec_map_header(MP("\xdf\x01\x02\x03"), &n, &hl), HR_EBADMSG);
+	cr_assert_eq(hr_codec_map_header(MP(""), &n, &hl), HR_EBADMSG);
+	cr_assert_eq(hr_codec_map_header(MP("\xc1"), &n, &hl), HR_EBADMSG);
+	cr_assert_eq(hr_codec_map_header(MP("\x90"), &n, &hl), HR_ETYPE);
+	cr_assert_eq(hr_codec_map_header(MP("\xa1x"), &n, &hl), HR_ETYPE);
+	cr_assert_eq(hr_codec_map_header(MP("\xa2x"), &n, &hl), HR_EBADMSG);
+	cr_assert_eq(hr_codec_array_header(MP("\x93"), &n, &hl), 0);
+	cr_assert(n == 3 && hl == 1);
+	cr_assert_eq(hr_codec_array_header(MP("\xdc\x00\x10"), &n, &hl), 0);
+	cr_assert(n == 16 && hl == 3);
+	cr_assert_eq(hr_codec_array_header(MP("\xdd\x00\x01\x00\x00"), &n, &hl), 0);
+	cr_assert(n == 65536 && hl == 5);
+	cr_assert_eq(hr_codec_array_header(MP("\x80"), &n, &hl), HR_ETYPE);
+	cr_assert_eq(hr_codec_array_header(MP("\xdc\x00"), &n, &hl), HR_EBADMSG);
+
+	static const struct {
+		const char *mp;
+		size_t len, used, n;
+	} strs[] = {
+		{ "\xa0\xc1", 2, 1, 0 },
+		{ "\xa3"
+		  "abc\xc0",
+		    5, 4, 3 },
+		{ "\xd9\x00", 2, 2, 0 },
+		{ "\xd9\x02"
+		  "ab",
+		    4, 4, 2 },
+		{ "\xda\x00\x01z", 4, 4, 1 },
+		{ "\xdb\x00\x00\x00\x02zz\x01", 8, 7, 2 },
+	};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		cr_assert_eq(hr_codec_read_str(strs[i].mp, strs[i].len, &s, &sl, &used), 0);
+		cr_assert_eq(used, strs[i].used, "case %zu", i);
+		cr_assert_eq(sl, strs[i].n);
+		if (sl != 0)
+			cr_assert_eq(s, strs[i].mp + strs[i].used - strs[i].n);
+		else
+			cr_assert(s >= strs[i].mp && s <= strs[i].mp + strs[i].len);
+	}
+	cr_assert_eq(hr_codec_read_str(MP("\xa1\xff"), &s, &sl, &used), 0); /* no UTF-8 check */
+	cr_assert_eq(hr_codec_read_str(MP("\xc4\x01x"), &s, &sl, &used), HR_ETYPE);
+	cr_assert_eq(hr_codec_read_str(MP("\x91\xa0"), &s, &sl, &used), HR_ETYPE);
+	cr_assert_eq(hr_codec_read_str(MP("\x05"), &s, &sl, &used), HR_ETYPE);
+	cr_assert_eq(hr_codec_read_str(MP("\xdb\xff\xff\xff\xff"), &s, &sl, &used), HR_EBADMSG);
+	cr_assert_eq(hr_codec_read_str(MP("\xa2x"), &s, &sl, &used), HR_EBADMSG);
+	cr_assert_eq(hr_codec_read_str(MP(""), &s, &sl, &used), HR_EBADMSG);
+}
