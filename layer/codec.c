@@ -4,7 +4,7 @@
  * once per broadcast. Pure code, any thread.
  *
  * Two ways of reading, both msgpack-c's decoder:
- * - walk(): msgpack-c's unpacking state machine (msgpack/unpack_template.h,
+ * - The walker (walk_one): msgpack-c's unpacking state machine (msgpack/unpack_template.h,
  *   the code behind msgpack_unpack_next) instantiated with callbacks that
  *   build nothing. It never allocates and never reads past the input. Its
  *   callbacks bound nesting (HR_CODEC_MAX_DEPTH, the top container is depth
@@ -15,7 +15,7 @@
  *   JSON encoder prints. msgpack-c's object unpacker allocates count × 24
  *   bytes (48 for a map) as soon as it reads a container header, before it
  *   knows whether the input holds that many elements: five bytes can ask
- *   for 96 GiB. So it only ever sees input that walk() has accepted whole,
+ *   for 96 GiB. So it only ever sees input that the walker accepted whole,
  *   whose counts are true, and the zone is sized by that walk (at most 24
  *   bytes per input byte, one allocation).
  * Truncated, malformed or trailing input is HR_EBADMSG.
