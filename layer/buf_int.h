@@ -19,6 +19,11 @@ void hr_buf__advance(hr_buf *b, size_t n);
  * partial append when an encoder fails half way. */
 void hr_buf__truncate(hr_buf *b, size_t len);
 
+/* msgpack-c's write callback (msgpack_packer_write) appending to the hr_buf
+ * at data: msgpack_packer_init(&pk, buf, hr_buf__mp_write). Returns 0 or
+ * HR_ENOMEM, which the msgpack_pack_* call returns in turn. */
+int hr_buf__mp_write(void *data, const char *p, size_t n);
+
 /* Current reference count, for tests only (racy by nature). */
 unsigned hr_msg__refs(const hr_msg *m);
 

@@ -1,14 +1,24 @@
 /*
- * codec.c: reading msgpack. A bounded, non-allocating reader, and on top of
- * it validation, map lookups (map_get, get_type, map_remove) and the
- * msgpack → JSON encoder that runs once per broadcast. Pure code, any thread.
+ * codec.c: reading msgpack, with msgpack-c. Validation, map lookups
+ * (map_get, get_type, map_remove) and the msgpack → JSON encoder that runs
+ * once per broadcast. Pure code, any thread.
  *
- * The reader never trusts a length: every header is checked against the
- * bytes left before anything is read, so truncated or lying input is
- * HR_EBADMSG and never an over-read. Nesting is bounded by HR_CODEC_MAX_DEPTH
- * (the top container is depth 1), which also bounds the recursion here.
- * Nothing allocates except the output buffer, which grows in a few large
- * steps per document rather than per element.
+ * Two ways of reading, both msgpack-c's decoder:
+ * - The walker (walk_one): msgpack-c's unpacking state machine (msgpack/unpack_template.h,
+ *   the code behind msgpack_unpack_next) instantiated with callbacks that
+ *   build nothing. It never allocates and never reads past the input. Its
+ *   callbacks bound nesting (HR_CODEC_MAX_DEPTH, the top container is depth
+ *   1), check UTF-8 and key types, and note the top value of what they walk;
+ *   walking one element at a time gives the offsets that map_get and
+ *   map_remove need (each walk stops after one object and says where).
+ * - msgpack_unpack() into a zone builds the msgpack_object tree that the
+ *   JSON encoder prints. msgpack-c's object unpacker allocates count × 24
+ *   bytes (48 for a map) as soon as it reads a container header, before it
+ *   knows whether the input holds that many elements: five bytes can ask
+ *   for 96 GiB. So it only ever sees input that the walker accepted whole,
+ *   whose counts are true, and the zone is sized by that walk (at most 24
+ *   bytes per input byte, one allocation).
+ * Truncated, malformed or trailing input is HR_EBADMSG.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,199 +28,50 @@
 #include "layer/buf_int.h"
 #include "layer/layer.h"
 
-/* ---------------------------------------------------------------- reader */
+/* The walker's own stack is one deeper than the bound, so that the bound is
+ * always the callbacks' HR_EDEPTH and never msgpack-c's stack overflow. */
+#define MSGPACK_EMBED_STACK_SIZE (HR_CODEC_MAX_DEPTH + 1)
+#include <msgpack.h>
+#include <msgpack/unpack_define.h>
 
-enum mp_kind {
-	MP_NIL,
-	MP_BOOL,
-	MP_UINT,
-	MP_INT,
-	MP_FLOAT,
-	MP_STR,
-	MP_BIN,
-	MP_EXT,
-	MP_ARRAY,
-	MP_MAP
-};
+/* ---------------------------------------------------------------- walker */
 
-typedef struct mp_tok {
-	enum mp_kind kind;
-	bool b;                 /* MP_BOOL */
-	uint64_t u;             /* MP_UINT */
-	int64_t i;              /* MP_INT */
-	double d;               /* MP_FLOAT (float32 widened) */
-	const unsigned char *p; /* MP_STR, MP_BIN, MP_EXT: payload (borrowed) */
-	uint32_t n;             /* payload bytes, or elements (array), pairs (map) */
-	int8_t ext;             /* MP_EXT: type */
-} mp_tok;
+#define W_STOP (-1999) /* a callback ended the walk on purpose */
 
-typedef struct mp_rd {
-	const unsigned char *p, *end;
-} mp_rd;
+enum w_kind { W_OTHER, W_STR, W_ARRAY, W_MAP };
 
-static uint64_t
-be(const unsigned char *p, size_t n)
+typedef struct w_level {
+	uint32_t left; /* elements (maps: pairs) still to come */
+	bool map;
+	bool want_key; /* maps, with str_keys: the next value is a key */
+} w_level;
+
+/* The walker's user data: settings, then what the walk found. */
+typedef struct walk {
+	int base;         /* nesting depth of the walked object in its document */
+	bool utf8;        /* every str must be valid UTF-8 (HR_EUTF8) */
+	bool str_keys;    /* every map key must be a str (HR_ETYPE) */
+	bool stop_at_top; /* stop at the top value (containers: after the header) */
+	int depth;        /* containers open */
+	enum w_kind top;  /* the walked object's type */
+	const char *s;    /* ... when a str: its bytes (borrowed) */
+	uint32_t n;       /* ... when a str, its length; a container, its count */
+	size_t zone;      /* bytes msgpack_unpack's zone needs for the containers */
+	w_level lv[HR_CODEC_MAX_DEPTH];
+} walk;
+
+static void
+walk_reset(walk *w, int base, bool utf8, bool str_keys)
 {
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/* Consume n bytes (a header field or a payload); NULL if fewer are left. */
-static const unsigned char *
-take(mp_rd *r, size_t n)
-{
-	if ((size_t)(r->end - r->p) < n)
-		return NULL;
-	const unsigned char *p = r->p;
-	r->p += n;
-	return p;
-}
-
-/* Consume a w-byte big-endian field into *v. */
-static int
-take_be(mp_rd *r, size_t w, uint64_t *v)
-{
-	const unsigned char *q = take(r, w);
-	if (q == NULL)
-		return HR_EBADMSG;
-	*v = be(q, w);
-	return 0;
-}
-
-/* Read one header, and for str/bin/ext the payload behind it. Containers
- * only have their count read; their elements follow. */
-static int
-rd_next(mp_rd *r, mp_tok *t)
-{
-	const unsigned char *q = take(r, 1);
-	if (q == NULL)
-		return HR_EBADMSG;
-	unsigned c = *q;
-	uint64_t v; /* a length or value field */
-	memset(t, 0, sizeof(*t));
-	if (c <= 0x7f) {
-		t->kind = MP_UINT;
-		t->u = c;
-		return 0;
-	}
-	if (c >= 0xe0) {
-		t->kind = MP_INT;
-		t->i = (int64_t)c - 256;
-		return 0;
-	}
-	if (c >= 0xa0 && c <= 0xbf) {
-		t->kind = MP_STR;
-		t->n = c & 0x1f;
-		goto payload;
-	}
-	if (c >= 0x80 && c <= 0x8f) {
-		t->kind = MP_MAP;
-		t->n = c & 0x0f;
-		goto count;
-	}
-	if (c >= 0x90 && c <= 0x9f) {
-		t->kind = MP_ARRAY;
-		t->n = c & 0x0f;
-		goto count;
-	}
-	/* bin8..32, ext8..32, str8..32: a 1, 2 or 4-byte length, then (ext) a type. */
-	static const struct {
-		unsigned first;
-		enum mp_kind kind;
-	} sized[] = { { 0xc4, MP_BIN }, { 0xc7, MP_EXT }, { 0xd9, MP_STR } };
-	for (size_t i = 0; i < sizeof(sized) / sizeof(sized[0]); i++) {
-		if (c < sized[i].first || c > sized[i].first + 2)
-			continue;
-		t->kind = sized[i].kind;
-		if (take_be(r, (size_t)1 << (c - sized[i].first), &v) != 0)
-			return HR_EBADMSG;
-		t->n = (uint32_t)v;
-		if (t->kind == MP_EXT)
-			goto ext_type;
-		goto payload;
-	}
-	switch (c) {
-	case 0xc0:
-		t->kind = MP_NIL;
-		return 0;
-	case 0xc2:
-	case 0xc3:
-		t->kind = MP_BOOL;
-		t->b = c == 0xc3;
-		return 0;
-	case 0xcc:
-	case 0xcd:
-	case 0xce:
-	case 0xcf:
-		if (take_be(r, (size_t)1 << (c - 0xcc), &t->u) != 0)
-			return HR_EBADMSG;
-		t->kind = MP_UINT;
-		return 0;
-	case 0xd0:
-	case 0xd1:
-	case 0xd2:
-	case 0xd3: {
-		size_t w = (size_t)1 << (c - 0xd0);
-		if (take_be(r, w, &v) != 0)
-			return HR_EBADMSG;
-		/* Sign-extend from w bytes without relying on signed overflow. */
-		uint64_t sign = (uint64_t)1 << (8 * w - 1);
-		t->kind = MP_INT;
-		t->i = (v & sign) ? -(int64_t)(~v & (sign - 1)) - 1 : (int64_t)v;
-		return 0;
-	}
-	case 0xca: {
-		if (take_be(r, 4, &v) != 0)
-			return HR_EBADMSG;
-		uint32_t u = (uint32_t)v;
-		float f;
-		memcpy(&f, &u, sizeof(f));
-		t->kind = MP_FLOAT;
-		t->d = f;
-		return 0;
-	}
-	case 0xcb:
-		if (take_be(r, 8, &v) != 0)
-			return HR_EBADMSG;
-		t->kind = MP_FLOAT;
-		memcpy(&t->d, &v, sizeof(t->d));
-		return 0;
-	case 0xd4:
-	case 0xd5:
-	case 0xd6:
-	case 0xd7:
-	case 0xd8:
-		t->kind = MP_EXT;
-		t->n = 1u << (c - 0xd4);
-		goto ext_type;
-	case 0xdc: /* array16, array32, map16, map32 */
-	case 0xdd:
-	case 0xde:
-	case 0xdf:
-		t->kind = c <= 0xdd ? MP_ARRAY : MP_MAP;
-		if (take_be(r, (c & 1) ? 4 : 2, &v) != 0)
-			return HR_EBADMSG;
-		t->n = (uint32_t)v;
-		goto count;
-	default: /* 0xc1 is never used */
-		return HR_EBADMSG;
-	}
-ext_type: /* a signed byte */
-	if ((q = take(r, 1)) == NULL)
-		return HR_EBADMSG;
-	t->ext = (int8_t)(*q >= 128 ? (int)*q - 256 : (int)*q);
-payload:
-	if ((t->p = take(r, t->n)) == NULL)
-		return HR_EBADMSG;
-	return 0;
-count:
-	/* Every element takes at least one byte: a count the input cannot hold
-	 * is a lie, caught here before any loop runs over it. */
-	if ((uint64_t)t->n * (t->kind == MP_MAP ? 2 : 1) > (uint64_t)(r->end - r->p))
-		return HR_EBADMSG;
-	return 0;
+	w->base = base;
+	w->utf8 = utf8;
+	w->str_keys = str_keys;
+	w->stop_at_top = false;
+	w->depth = 0;
+	w->top = W_OTHER;
+	w->s = NULL;
+	w->n = 0;
+	w->zone = 0;
 }
 
 /* 0 when [p, p+n) is valid UTF-8: shortest form, no surrogates, <= U+10FFFF. */
@@ -253,31 +114,171 @@ utf8_check(const unsigned char *p, size_t n)
 	return 0;
 }
 
-/* Walk one whole object. With check_utf8 every str is validated as well
- * (validation); without, it is a structural skip (lookups). */
+/* Every value, as it starts: note the top one, check map keys. */
 static int
-rd_skip(mp_rd *r, int depth, bool check_utf8)
+w_value(walk *w, enum w_kind kind, const char *s, uint32_t n)
 {
-	mp_tok t;
-	int rc = rd_next(r, &t);
+	if (w->depth == 0) {
+		w->top = kind;
+		w->s = s;
+		w->n = n;
+		return w->stop_at_top ? W_STOP : 0;
+	}
+	w_level *l = &w->lv[w->depth - 1];
+	if (w->str_keys && l->map && l->want_key) {
+		if (kind != W_STR)
+			return HR_ETYPE;
+		l->want_key = false;
+	}
+	return 0;
+}
+
+static int
+w_open(walk *w, bool map, unsigned n)
+{
+	int rc = w_value(w, map ? W_MAP : W_ARRAY, NULL, n);
 	if (rc != 0)
 		return rc;
-	switch (t.kind) {
-	case MP_STR:
-		return check_utf8 ? utf8_check(t.p, t.n) : 0;
-	case MP_ARRAY:
-	case MP_MAP: {
-		if (depth >= HR_CODEC_MAX_DEPTH)
-			return HR_EDEPTH;
-		uint64_t n = (uint64_t)t.n * (t.kind == MP_MAP ? 2 : 1);
-		for (uint64_t i = 0; i < n; i++)
-			if ((rc = rd_skip(r, depth + 1, check_utf8)) != 0)
-				return rc;
-		return 0;
+	if (w->base + w->depth >= HR_CODEC_MAX_DEPTH)
+		return HR_EDEPTH;
+	w->zone += n * (map ? sizeof(msgpack_object_kv) : sizeof(msgpack_object));
+	if (n != 0)
+		w->lv[w->depth++] = (w_level) { n, map, true };
+	return 0;
+}
+
+/* An element (a pair, in a map) of the innermost container is complete. */
+static int
+w_item(walk *w)
+{
+	w_level *l = &w->lv[w->depth - 1];
+	if (--l->left == 0)
+		w->depth--;
+	else
+		l->want_key = true;
+	return 0;
+}
+
+static int
+w_bytes(walk *w, enum w_kind kind, const char *p, unsigned l)
+{
+	int rc = w_value(w, kind, p, l);
+	if (rc == 0 && kind == W_STR && w->utf8)
+		rc = utf8_check((const unsigned char *)p, l);
+	return rc;
+}
+
+/* The callbacks msgpack-c's template calls; the "object" it carries is a
+ * dummy int: nothing is built. */
+static inline int
+w_cb_root(walk *w)
+{
+	(void)w;
+	return 0;
+}
+#define W_SCALAR(name, type)                                                                       \
+	static inline int w_cb_##name(walk *w, type v, int *o)                                     \
+	{                                                                                          \
+		(void)v;                                                                           \
+		(void)o;                                                                           \
+		return w_value(w, W_OTHER, NULL, 0);                                               \
 	}
-	default:
-		return 0;
+W_SCALAR(uint8, uint8_t)
+W_SCALAR(uint16, uint16_t)
+W_SCALAR(uint32, uint32_t)
+W_SCALAR(uint64, uint64_t)
+W_SCALAR(int8, int8_t)
+W_SCALAR(int16, int16_t)
+W_SCALAR(int32, int32_t)
+W_SCALAR(int64, int64_t)
+W_SCALAR(float, float)
+W_SCALAR(double, double)
+#define W_CONST(name)                                                                              \
+	static inline int w_cb_##name(walk *w, int *o)                                             \
+	{                                                                                          \
+		(void)o;                                                                           \
+		return w_value(w, W_OTHER, NULL, 0);                                               \
 	}
+W_CONST(nil)
+W_CONST(true)
+W_CONST(false)
+static inline int
+w_cb_array(walk *w, unsigned n, int *o)
+{
+	(void)o;
+	return w_open(w, false, n);
+}
+static inline int
+w_cb_array_item(walk *w, int *c, int o)
+{
+	(void)c;
+	(void)o;
+	return w_item(w);
+}
+static inline int
+w_cb_map(walk *w, unsigned n, int *o)
+{
+	(void)o;
+	return w_open(w, true, n);
+}
+static inline int
+w_cb_map_item(walk *w, int *c, int k, int v)
+{
+	(void)c;
+	(void)k;
+	(void)v;
+	return w_item(w);
+}
+static inline int
+w_cb_str(walk *w, const char *b, const char *p, unsigned l, int *o)
+{
+	(void)o;
+	/* For an empty str p is stale (even NULL): give a pointer into the
+	 * input (b is its start), so that a borrowed "" is never NULL. */
+	return w_bytes(w, W_STR, l != 0 ? p : b, l);
+}
+static inline int
+w_cb_bin(walk *w, const char *b, const char *p, unsigned l, int *o)
+{
+	(void)b;
+	(void)o;
+	return w_bytes(w, W_OTHER, p, l);
+}
+static inline int
+w_cb_ext(walk *w, const char *b, const char *p, unsigned l, int *o)
+{
+	(void)b;
+	(void)o;
+	/* l counts the type byte too; 0 means an ext32 length of 2^32 - 1
+	 * wrapped (msgpack-c's own unpacker refuses it the same way). */
+	if (l == 0)
+		return HR_EBADMSG;
+	return w_bytes(w, W_OTHER, p, l);
+}
+
+#define msgpack_unpack_struct(name) struct w##name
+#define msgpack_unpack_func(ret, name) static inline ret w##name
+#define msgpack_unpack_callback(name) w_cb##name
+#define msgpack_unpack_object int
+#define msgpack_unpack_user walk
+#include <msgpack/unpack_template.h>
+
+typedef struct w_context w_context;
+
+/* Walk the one object at mp + *off with c->user's settings; *off moves past
+ * it (on W_STOP: to the last byte of the value that stopped the walk, for a
+ * container the last byte of its header). */
+static int
+walk_one(w_context *c, const unsigned char *mp, size_t len, size_t *off)
+{
+	w_init(c);
+	int rc = w_execute(c, (const char *)mp, len, off);
+	if (rc == 1)
+		return 0;
+	HR_ASSERT(rc != MSGPACK_UNPACK_NOMEM_ERROR); /* the stack is deeper than the bound */
+	if (rc == MSGPACK_UNPACK_CONTINUE || rc == MSGPACK_UNPACK_PARSE_ERROR)
+		return HR_EBADMSG; /* truncated; 0xc1 */
+	return rc;                 /* a callback's HR_E*, or W_STOP */
 }
 
 /* Besides the structure, every str must be valid UTF-8 (HR_EUTF8): the
@@ -287,19 +288,120 @@ rd_skip(mp_rd *r, int depth, bool check_utf8)
 int
 hr_codec_validate(const void *mp, size_t len)
 {
-	mp_rd r = { mp, (const unsigned char *)mp + len };
-	int rc = rd_skip(&r, 0, true);
-	if (rc == 0 && r.p != r.end)
+	w_context c;
+	size_t off = 0;
+	walk_reset(&c.user, 0, true, false);
+	int rc = walk_one(&c, mp, len, &off);
+	if (rc == 0 && off != len)
 		rc = HR_EBADMSG; /* more than one object */
 	return rc;
 }
 
 /* ---------------------------------------------------------------- maps */
 
-static bool
-key_is(const mp_tok *t, const char *key, size_t klen)
+/* The top value at mp stops the walk: its type in c->user.top, and *end is
+ * where it ends (for a container, its header). */
+static int
+walk_top(w_context *c, const unsigned char *mp, size_t len, size_t *end)
 {
-	return t->kind == MP_STR && t->n == klen && memcmp(t->p, key, klen) == 0;
+	size_t off = 0;
+	walk_reset(&c->user, 0, false, false);
+	c->user.stop_at_top = true;
+	int rc = walk_one(c, mp, len, &off);
+	if (rc != W_STOP)
+		return rc != 0 ? rc : HR_ETYPE; /* 0: cannot happen, the top value stops */
+	*end = off + 1;
+	return 0;
+}
+
+static int
+header(const void *mp, size_t len, enum w_kind kind, uint32_t *n, size_t *hlen)
+{
+	w_context c;
+	size_t end;
+	int rc = walk_top(&c, mp, len, &end);
+	if (rc != 0)
+		return rc;
+	if (c.user.top != kind)
+		return HR_ETYPE;
+	*n = c.user.n;
+	*hlen = end;
+	return 0;
+}
+
+int
+hr_codec_map_header(const void *mp, size_t len, uint32_t *n, size_t *hlen)
+{
+	return header(mp, len, W_MAP, n, hlen);
+}
+
+int
+hr_codec_array_header(const void *mp, size_t len, uint32_t *n, size_t *hlen)
+{
+	return header(mp, len, W_ARRAY, n, hlen);
+}
+
+int
+hr_codec_read_str(const void *mp, size_t len, const char **s, size_t *n, size_t *used)
+{
+	w_context c;
+	size_t end;
+	int rc = walk_top(&c, mp, len, &end);
+	if (rc != 0)
+		return rc;
+	if (c.user.top != W_STR)
+		return HR_ETYPE;
+	*s = c.user.s;
+	*n = c.user.n;
+	*used = end;
+	return 0;
+}
+
+/* Step over one key (at depth 1) at *off; *hit when it is the str `key`. */
+static int
+map_key(w_context *c, const unsigned char *mp, size_t len, size_t *off, const char *key,
+    size_t klen, bool *hit)
+{
+	walk_reset(&c->user, 1, false, false);
+	int rc = walk_one(c, mp, len, off);
+	*hit = rc == 0 && c->user.top == W_STR && c->user.n == klen
+	    && memcmp(c->user.s, key, klen) == 0;
+	return rc;
+}
+
+/* Step over one value (at depth 1) at *off. */
+static int
+map_value(w_context *c, const unsigned char *mp, size_t len, size_t *off)
+{
+	walk_reset(&c->user, 1, false, false);
+	return walk_one(c, mp, len, off);
+}
+
+/* map_get, and the walk of the value found (c->user) for get_type. */
+static int
+map_find(w_context *c, const unsigned char *mp, size_t len, const char *key, size_t *vstart,
+    size_t *vend)
+{
+	uint32_t n;
+	size_t off;
+	bool hit;
+	size_t klen = strlen(key);
+	int rc = hr_codec_map_header(mp, len, &n, &off);
+	if (rc != 0)
+		return rc;
+	for (uint32_t i = 0; i < n; i++) {
+		if ((rc = map_key(c, mp, len, &off, key, klen, &hit)) != 0)
+			return rc;
+		size_t v = off;
+		if ((rc = map_value(c, mp, len, &off)) != 0)
+			return rc;
+		if (hit) {
+			*vstart = v;
+			*vend = off;
+			return 0;
+		}
+	}
+	return HR_ENOENT;
 }
 
 /* Reads only up to the value found: bytes after it, even malformed ones, are
@@ -308,103 +410,77 @@ int
 hr_codec_map_get(
     const void *mp, size_t len, const char *key, const unsigned char **val, size_t *vlen)
 {
-	mp_rd r = { mp, (const unsigned char *)mp + len };
-	mp_tok t, k;
-	size_t klen = strlen(key);
-	int rc = rd_next(&r, &t);
+	w_context c;
+	size_t vs, ve;
+	int rc = map_find(&c, mp, len, key, &vs, &ve);
 	if (rc != 0)
 		return rc;
-	if (t.kind != MP_MAP)
-		return HR_ETYPE;
-	for (uint32_t i = 0; i < t.n; i++) {
-		/* Peek at the key, then step over it whole (a non-str key may
-		 * itself be a container). */
-		mp_rd kr = r;
-		if ((rc = rd_next(&kr, &k)) != 0 || (rc = rd_skip(&r, 1, false)) != 0)
-			return rc;
-		const unsigned char *v = r.p;
-		if ((rc = rd_skip(&r, 1, false)) != 0)
-			return rc;
-		if (key_is(&k, key, klen)) {
-			*val = v;
-			*vlen = (size_t)(r.p - v);
-			return 0;
-		}
-	}
-	return HR_ENOENT;
+	*val = (const unsigned char *)mp + vs;
+	*vlen = ve - vs;
+	return 0;
 }
 
 int
 hr_codec_get_type(const void *mp, size_t len, const char **type, size_t *tlen)
 {
-	const unsigned char *v;
-	size_t vlen;
-	int rc = hr_codec_map_get(mp, len, "type", &v, &vlen);
+	w_context c;
+	size_t vs, ve;
+	int rc = map_find(&c, mp, len, "type", &vs, &ve);
 	if (rc != 0)
 		return rc;
-	mp_rd r = { v, v + vlen };
-	mp_tok t;
-	if ((rc = rd_next(&r, &t)) != 0)
-		return rc;
-	if (t.kind != MP_STR)
+	if (c.user.top != W_STR)
 		return HR_ETYPE;
-	if ((rc = utf8_check(t.p, t.n)) != 0)
+	if ((rc = utf8_check((const unsigned char *)c.user.s, c.user.n)) != 0)
 		return rc;
-	*type = (const char *)t.p;
-	*tlen = t.n;
+	*type = c.user.s;
+	*tlen = c.user.n;
 	return 0;
 }
 
 int
 hr_codec_map_remove(const void *mp, size_t len, const char *key, hr_buf *out)
 {
-	mp_rd r = { mp, (const unsigned char *)mp + len };
-	mp_tok t;
+	w_context c;
+	const unsigned char *d = mp;
 	size_t klen = strlen(key);
-	int rc = rd_next(&r, &t);
+	uint32_t n;
+	size_t body, off;
+	bool hit;
+	int rc = hr_codec_map_header(d, len, &n, &body);
 	if (rc != 0)
 		return rc;
-	if (t.kind != MP_MAP)
-		return HR_ETYPE;
 	/* Unlike map_get this walks the whole map, which must fill [mp, mp+len)
 	 * exactly. First pass: check the whole map and count the pairs that stay. */
-	const unsigned char *body = r.p;
 	uint32_t keep = 0;
-	for (uint32_t i = 0; i < t.n; i++) {
-		mp_rd kr = r;
-		mp_tok k;
-		if ((rc = rd_next(&kr, &k)) != 0)
+	off = body;
+	for (uint32_t i = 0; i < n; i++) {
+		if ((rc = map_key(&c, d, len, &off, key, klen, &hit)) != 0
+		    || (rc = map_value(&c, d, len, &off)) != 0)
 			return rc;
-		if ((rc = rd_skip(&r, 1, false)) != 0 || (rc = rd_skip(&r, 1, false)) != 0)
-			return rc;
-		keep += !key_is(&k, key, klen);
+		keep += !hit;
 	}
-	if (r.p != r.end)
+	if (off != len)
 		return HR_EBADMSG;
 	/* Second pass: copy the pairs that stay, as runs of contiguous bytes. */
 	size_t mark = hr_buf_len(out);
 	if ((rc = hr_mp_map(out, keep)) != 0)
 		return rc;
-	r.p = body;
-	const unsigned char *run = body;
-	for (uint32_t i = 0; i < t.n; i++) {
-		const unsigned char *pair = r.p;
-		mp_rd kr = r;
-		mp_tok k;
+	size_t run = body;
+	off = body;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t pair = off;
 		/* The first pass checked all of it: these cannot fail. */
-		rc = rd_next(&kr, &k);
+		rc = map_key(&c, d, len, &off, key, klen, &hit);
 		HR_ASSERT(rc == 0);
-		rc = rd_skip(&r, 1, false);
+		rc = map_value(&c, d, len, &off);
 		HR_ASSERT(rc == 0);
-		rc = rd_skip(&r, 1, false);
-		HR_ASSERT(rc == 0);
-		if (key_is(&k, key, klen)) {
-			if ((rc = hr_buf_append(out, run, (size_t)(pair - run))) != 0)
+		if (hit) {
+			if ((rc = hr_buf_append(out, d + run, pair - run)) != 0)
 				goto fail;
-			run = r.p;
+			run = off;
 		}
 	}
-	if ((rc = hr_buf_append(out, run, (size_t)(r.end - run))) != 0)
+	if ((rc = hr_buf_append(out, d + run, len - run)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -444,15 +520,14 @@ json_str_len(const unsigned char *p, size_t n)
 	return out;
 }
 
+/* p is valid UTF-8 (the walk checked it). */
 static int
 json_str(hr_buf *out, const unsigned char *p, size_t n)
 {
-	int rc = utf8_check(p, n);
-	if (rc != 0)
-		return rc;
 	size_t need = json_str_len(p, n);
 	unsigned char *o;
-	if ((rc = hr_buf__tail(out, need, &o)) != 0)
+	int rc = hr_buf__tail(out, need, &o);
+	if (rc != 0)
 		return rc;
 	unsigned char *start = o;
 	*o++ = '"';
@@ -597,79 +672,98 @@ json_double(hr_buf *out, double d)
 	return hr_buf_append(out, tmp, (size_t)n);
 }
 
-/* A map key and its ':'; JSON keys must be strings. */
 static int
-json_key(mp_rd *r, hr_buf *out)
+json_object(const msgpack_object *o, hr_buf *out)
 {
-	mp_tok k;
-	int rc = rd_next(r, &k);
-	if (rc != 0)
-		return rc;
-	if (k.kind != MP_STR)
-		return HR_ETYPE;
-	if ((rc = json_str(out, k.p, k.n)) != 0)
-		return rc;
-	return hr_buf_putc(out, ':');
-}
-
-static int
-json_value(mp_rd *r, hr_buf *out, int depth)
-{
-	mp_tok t;
-	int rc = rd_next(r, &t);
-	if (rc != 0)
-		return rc;
-	switch (t.kind) {
-	case MP_NIL:
+	int rc;
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
 		return hr_buf_append(out, "null", 4);
-	case MP_BOOL:
-		return t.b ? hr_buf_append(out, "true", 4) : hr_buf_append(out, "false", 5);
-	case MP_UINT:
-		return json_uint(out, t.u, false);
-	case MP_INT:
-		return json_int(out, t.i);
-	case MP_FLOAT:
-		return json_double(out, t.d);
-	case MP_STR:
-		return json_str(out, t.p, t.n);
-	case MP_BIN:
-		return json_base64(out, t.p, t.n);
-	case MP_EXT:
+	case MSGPACK_OBJECT_BOOLEAN:
+		return o->via.boolean ? hr_buf_append(out, "true", 4)
+		                      : hr_buf_append(out, "false", 5);
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		return json_uint(out, o->via.u64, false);
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return json_int(out, o->via.i64);
+	case MSGPACK_OBJECT_FLOAT32: /* widened to double by msgpack-c */
+	case MSGPACK_OBJECT_FLOAT64:
+		return json_double(out, o->via.f64);
+	case MSGPACK_OBJECT_STR:
+		return json_str(out, (const unsigned char *)o->via.str.ptr, o->via.str.size);
+	case MSGPACK_OBJECT_BIN:
+		return json_base64(out, (const unsigned char *)o->via.bin.ptr, o->via.bin.size);
+	case MSGPACK_OBJECT_EXT:
 		if ((rc = hr_buf_append(out, "{\"ext\":", 7)) != 0
-		    || (rc = json_int(out, t.ext)) != 0
+		    || (rc = json_int(out, o->via.ext.type)) != 0
 		    || (rc = hr_buf_append(out, ",\"data\":", 8)) != 0
-		    || (rc = json_base64(out, t.p, t.n)) != 0)
+		    || (rc = json_base64(
+		            out, (const unsigned char *)o->via.ext.ptr, o->via.ext.size))
+		        != 0)
 			return rc;
 		return hr_buf_putc(out, '}');
-	case MP_ARRAY:
-	case MP_MAP: {
-		bool map = t.kind == MP_MAP;
-		if (depth >= HR_CODEC_MAX_DEPTH)
-			return HR_EDEPTH;
-		if ((rc = hr_buf_putc(out, map ? '{' : '[')) != 0)
+	case MSGPACK_OBJECT_ARRAY:
+		if ((rc = hr_buf_putc(out, '[')) != 0)
 			return rc;
-		for (uint32_t i = 0; i < t.n; i++) {
+		for (uint32_t i = 0; i < o->via.array.size; i++) {
 			if (i != 0 && (rc = hr_buf_putc(out, ',')) != 0)
 				return rc;
-			if (map && (rc = json_key(r, out)) != 0)
-				return rc;
-			if ((rc = json_value(r, out, depth + 1)) != 0)
+			if ((rc = json_object(&o->via.array.ptr[i], out)) != 0)
 				return rc;
 		}
-		return hr_buf_putc(out, map ? '}' : ']');
-	}
+		return hr_buf_putc(out, ']');
+	case MSGPACK_OBJECT_MAP:
+		if ((rc = hr_buf_putc(out, '{')) != 0)
+			return rc;
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+			HR_ASSERT(kv->key.type == MSGPACK_OBJECT_STR); /* walked with str_keys */
+			if ((i != 0 && (rc = hr_buf_putc(out, ',')) != 0)
+			    || (rc = json_str(out, (const unsigned char *)kv->key.via.str.ptr,
+			            kv->key.via.str.size))
+			        != 0
+			    || (rc = hr_buf_putc(out, ':')) != 0
+			    || (rc = json_object(&kv->val, out)) != 0)
+				return rc;
+		}
+		return hr_buf_putc(out, '}');
 	}
 	return HR_EBADMSG;
 }
 
+/* The walk checks everything, in input order, as the JSON needs it (UTF-8,
+ * str keys, depth, one whole object); msgpack-c then builds the tree in a
+ * zone of the size the walk counted, and the tree is printed. */
 int
 hr_codec_msgpack_to_json(const void *mp, size_t len, hr_buf *out)
 {
-	mp_rd r = { mp, (const unsigned char *)mp + len };
-	size_t mark = hr_buf_len(out);
-	int rc = json_value(&r, out, 0);
-	if (rc == 0 && r.p != r.end)
+	w_context c;
+	size_t off = 0;
+	walk_reset(&c.user, 0, true, true);
+	int rc = walk_one(&c, mp, len, &off);
+	if (rc == 0 && off != len)
 		rc = HR_EBADMSG; /* trailing bytes */
+	if (rc != 0)
+		return rc;
+	msgpack_zone zone;
+	if (!msgpack_zone_init(&zone, c.user.zone))
+		return HR_ENOMEM;
+	msgpack_object o;
+	size_t mark = hr_buf_len(out);
+	off = 0;
+	switch (msgpack_unpack(mp, len, &off, &zone, &o)) {
+	case MSGPACK_UNPACK_SUCCESS:
+		rc = json_object(&o, out);
+		break;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		rc = HR_ENOMEM;
+		break;
+	default: /* the walk accepted it: cannot happen */
+		HR_ASSERT(0);
+		rc = HR_EBADMSG;
+		break;
+	}
+	msgpack_zone_destroy(&zone);
 	if (rc != 0)
 		hr_buf__truncate(out, mark);
 	return rc;

@@ -1,7 +1,8 @@
 /*
  * codec_json.c: JSON text → msgpack, for what clients send (WebSocket
  * frames, HTTP API bodies). Parsed with jansson, then walked once into the
- * output buffer with the hr_mp_* writers. Pure code, any thread.
+ * output buffer by msgpack-c's packer (msgpack_packer writing straight into
+ * the hr_buf). Pure code, any thread.
  *
  * Choices, made to match what Python's json.loads + msgpack.packb would do
  * on the Django side:
@@ -17,13 +18,24 @@
  */
 #include <jansson.h>
 #include <math.h>
+#include <msgpack.h>
 #include <stdio.h>
 
 #include "layer/buf_int.h"
 #include "layer/layer.h"
 
+/* A str (header, then body); the caller undoes a partial write. */
 static int
-encode(json_t *v, hr_buf *out, int depth, bool ints_as_reals)
+pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+	if ((uint64_t)n > 0xffffffffu)
+		return HR_EMSGSIZE;
+	int rc = msgpack_pack_str(pk, n);
+	return rc != 0 ? rc : msgpack_pack_str_body(pk, s, n);
+}
+
+static int
+encode(json_t *v, msgpack_packer *pk, int depth, bool ints_as_reals)
 {
 	int rc;
 	switch (json_typeof(v)) {
@@ -35,12 +47,12 @@ encode(json_t *v, hr_buf *out, int depth, bool ints_as_reals)
 			return HR_EDEPTH;
 		if (json_object_size(v) > UINT32_MAX)
 			return HR_EMSGSIZE;
-		if ((rc = hr_mp_map(out, (uint32_t)json_object_size(v))) != 0)
+		if ((rc = msgpack_pack_map(pk, json_object_size(v))) != 0)
 			return rc;
 		json_object_keylen_foreach(v, key, klen, val)
 		{
-			if ((rc = hr_mp_str(out, key, klen)) != 0
-			    || (rc = encode(val, out, depth + 1, ints_as_reals)) != 0)
+			if ((rc = pack_str(pk, key, klen)) != 0
+			    || (rc = encode(val, pk, depth + 1, ints_as_reals)) != 0)
 				return rc;
 		}
 		return 0;
@@ -52,31 +64,31 @@ encode(json_t *v, hr_buf *out, int depth, bool ints_as_reals)
 			return HR_EDEPTH;
 		if (json_array_size(v) > UINT32_MAX)
 			return HR_EMSGSIZE;
-		if ((rc = hr_mp_array(out, (uint32_t)json_array_size(v))) != 0)
+		if ((rc = msgpack_pack_array(pk, json_array_size(v))) != 0)
 			return rc;
 		json_array_foreach(v, i, val)
 		{
-			if ((rc = encode(val, out, depth + 1, ints_as_reals)) != 0)
+			if ((rc = encode(val, pk, depth + 1, ints_as_reals)) != 0)
 				return rc;
 		}
 		return 0;
 	}
 	case JSON_STRING:
-		return hr_mp_str(out, json_string_value(v), json_string_length(v));
+		return pack_str(pk, json_string_value(v), json_string_length(v));
 	case JSON_INTEGER:
-		return hr_mp_int(out, (int64_t)json_integer_value(v));
+		return msgpack_pack_int64(pk, (int64_t)json_integer_value(v));
 	case JSON_REAL: {
 		double d = json_real_value(v);
 		if (ints_as_reals && d == trunc(d) && fabs(d) <= 9007199254740992.0)
-			return hr_mp_int(out, (int64_t)d);
-		return hr_mp_double(out, d);
+			return msgpack_pack_int64(pk, (int64_t)d);
+		return msgpack_pack_double(pk, d);
 	}
 	case JSON_TRUE:
-		return hr_mp_bool(out, true);
+		return msgpack_pack_true(pk);
 	case JSON_FALSE:
-		return hr_mp_bool(out, false);
+		return msgpack_pack_false(pk);
 	case JSON_NULL:
-		return hr_mp_nil(out);
+		return msgpack_pack_nil(pk);
 	}
 	return HR_EINVAL;
 }
@@ -125,7 +137,9 @@ hr_codec_json_to_msgpack(
 		rc = HR_ETYPE;
 		goto done;
 	}
-	rc = encode(root, out, 0, ints_as_reals);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, out, hr_buf__mp_write);
+	rc = encode(root, &pk, 0, ints_as_reals);
 	if (rc != 0) {
 		hr_buf__truncate(out, mark);
 		set_err(err, errlen,

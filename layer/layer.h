@@ -124,10 +124,12 @@ int hr_ws_frame_text(hr_buf *b, hr_msg **out);
 
 /*
  * Channels messages are dicts, carried as msgpack (str keys, use_bin_type).
- * The codec reads msgpack with a bounded, non-allocating reader: every length
- * is checked against the input, nesting is bounded by HR_CODEC_MAX_DEPTH, and
+ * The codec reads and writes msgpack with msgpack-c. Reading never trusts a
+ * length: nothing is allocated from a count before the input is known to
+ * hold that many elements, nesting is bounded by HR_CODEC_MAX_DEPTH, and
  * malformed input is an error (HR_EBADMSG, HR_EDEPTH, HR_EUTF8, HR_ETYPE),
- * never an over-read.
+ * never an over-read. Of several faults, the first met in input order is
+ * reported (a count larger than the input is met where the input runs out).
  *
  * JSON → msgpack: parsed with jansson. Integers that fit int64 stay ints,
  * other numbers become float64. Strings are validated UTF-8.
@@ -165,8 +167,24 @@ int hr_codec_get_type(const void *mp, size_t len, const char **type, size_t *tle
 /* Copy map mp to out without key `key` (used to strip __asgi_channel__). */
 int hr_codec_map_remove(const void *mp, size_t len, const char *key, hr_buf *out);
 
-/* Minimal msgpack writer used to build messages (map headers, str, int, nil,
- * float, bool, raw pre-encoded value). Each appends to out. */
+/* The header of the map (array) at mp: its pair (element) count in *n and
+ * the header's length in bytes in *hlen; the elements follow and are not
+ * looked at. HR_ETYPE if the value at mp is not a map (array), HR_EBADMSG if
+ * the header is cut short or malformed. */
+int hr_codec_map_header(const void *mp, size_t len, uint32_t *n, size_t *hlen);
+int hr_codec_array_header(const void *mp, size_t len, uint32_t *n, size_t *hlen);
+
+/* The str at mp (bytes after it are not looked at): *s and *n are its bytes
+ * (borrowed from mp, not NUL-terminated, UTF-8 not checked) and *used its
+ * encoded length. HR_ETYPE if the value at mp is not a str (a str cut short
+ * is HR_EBADMSG). */
+int hr_codec_read_str(const void *mp, size_t len, const char **s, size_t *n, size_t *used);
+
+/* msgpack writers used to build messages (map headers, str, int, nil, float,
+ * bool, raw pre-encoded value), over msgpack-c's packer: each appends the
+ * smallest encoding to out (as msgpack-python with use_bin_type=True), or
+ * fails (HR_ENOMEM; HR_EMSGSIZE for a str over 2^32 - 1 bytes) leaving out
+ * as it was. */
 int hr_mp_map(hr_buf *out, uint32_t n);
 int hr_mp_array(hr_buf *out, uint32_t n);
 int hr_mp_str(hr_buf *out, const char *s, size_t n);

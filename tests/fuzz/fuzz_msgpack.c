@@ -1,13 +1,16 @@
 /*
- * fuzz_msgpack.c: libFuzzer harness for the msgpack reader, which reads
- * every message a Redis member (channels_redis, another node) hands us:
- * hr_codec_validate, hr_codec_map_get, hr_codec_get_type,
- * hr_codec_map_remove and hr_codec_msgpack_to_json.
+ * fuzz_msgpack.c: libFuzzer harness for the codec's msgpack reading (msgpack-c),
+ * which reads every message a Redis member (channels_redis, another node)
+ * hands us: hr_codec_validate, hr_codec_map_get, hr_codec_get_type,
+ * hr_codec_map_remove, hr_codec_msgpack_to_json and the one-value readers
+ * (hr_codec_map_header, hr_codec_array_header, hr_codec_read_str).
  *
- * Input: msgpack bytes (any). Properties beyond "no crash, no leak": spans
- * returned by lookups lie inside the input; map_remove of a valid map is a
- * valid map without the key; msgpack → JSON output is JSON that encodes
- * back to msgpack, and after that first trip JSON and msgpack are stable.
+ * Input: msgpack bytes (any). Properties beyond "no crash, no leak" (and no
+ * allocation from a count the input cannot hold: libFuzzer's malloc limit
+ * catches one): spans returned by lookups lie inside the input; map_remove
+ * of a valid map is a valid map without the key; msgpack → JSON succeeds
+ * only on valid input, and its output is JSON that encodes back to msgpack,
+ * and after that first trip JSON and msgpack are stable.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,6 +54,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		inside(data, size, v, vl);
 	if (hr_codec_get_type(data, size, &t, &tl) == 0)
 		inside(data, size, (const unsigned char *)t, tl);
+	uint32_t n;
+	size_t used;
+	if (hr_codec_map_header(data, size, &n, &used) == 0
+	    || hr_codec_array_header(data, size, &n, &used) == 0)
+		CHECK(used >= 1 && used <= 5 && used <= size);
+	if (hr_codec_read_str(data, size, &t, &tl, &used) == 0) {
+		CHECK(used <= size);
+		inside(data, size, (const unsigned char *)t, tl);
+	}
 
 	hr_buf_init(&out, 0);
 	if (hr_codec_map_remove(data, size, "__asgi_channel__", &out) == 0 && valid == 0) {
@@ -68,6 +80,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int tj = hr_codec_msgpack_to_json(data, size, &js);
 	if (tj != 0)
 		CHECK(hr_buf_len(&js) == 0);
+	else
+		CHECK(valid == 0);
 	int back = tj == 0 ? hr_codec_json_to_msgpack((const char *)hr_buf_data(&js),
 	               hr_buf_len(&js), false, &mp2, err, sizeof(err))
 	                   : -1;
