@@ -179,10 +179,12 @@ check_msg(hr_msg *msg)
 {
 	if (msg == NULL || hr_msg_len(msg) == 0)
 		return HR_EINVAL;
-	unsigned char b = hr_msg_data(msg)[0];
-	if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf)
-		return 0;
-	return HR_ETYPE;
+	uint32_t n;
+	size_t hl;
+	/* Only the header is read; a map cut short is the backend's to refuse. */
+	return hr_codec_map_header(hr_msg_data(msg), hr_msg_len(msg), &n, &hl) == HR_ETYPE
+	    ? HR_ETYPE
+	    : 0;
 }
 
 /* Channels' name rules, with the name's length in *len for the backend. */

@@ -83,27 +83,6 @@ hr_layer__redis_key(
 
 /* ------------------------------------------------------------ members */
 
-/* Header of the msgpack map at mp: pair count and header length. */
-static int
-map_header(const unsigned char *mp, size_t len, uint32_t *n, size_t *hlen)
-{
-	if (len < 1)
-		return HR_EBADMSG;
-	if ((mp[0] & 0xf0) == 0x80) {
-		*n = mp[0] & 0x0f;
-		*hlen = 1;
-	} else if (mp[0] == 0xde && len >= 3) {
-		*n = (uint32_t)mp[1] << 8 | mp[2];
-		*hlen = 3;
-	} else if (mp[0] == 0xdf && len >= 5) {
-		*n = (uint32_t)mp[1] << 24 | (uint32_t)mp[2] << 16 | (uint32_t)mp[3] << 8 | mp[4];
-		*hlen = 5;
-	} else {
-		return HR_ETYPE;
-	}
-	return 0;
-}
-
 /* Build into out: RD_RANDOM_LEN random bytes, then the map msg with
  * "__asgi_channel__" (dropped first if present) appended last, as Python's
  * dict assignment does: a str when as_list is false (names[0]), else a list
@@ -123,7 +102,7 @@ build_member(const hr_msg *msg, bool as_list, const char *const *names, const si
 		goto done;
 	uint32_t pairs;
 	size_t hlen;
-	if ((rv = map_header(hr_buf_data(&body), hr_buf_len(&body), &pairs, &hlen)) != 0)
+	if ((rv = hr_codec_map_header(hr_buf_data(&body), hr_buf_len(&body), &pairs, &hlen)) != 0)
 		goto done;
 	if (pairs == UINT32_MAX) {
 		rv = HR_EMSGSIZE;
@@ -180,37 +159,6 @@ hr_layer__redis_member_group(
 	return build_member(msg, true, names, lens, n, out);
 }
 
-/* Read one msgpack str at *p (bounded by end). */
-static bool
-read_str(const unsigned char **p, const unsigned char *end, const char **s, size_t *n)
-{
-	const unsigned char *q = *p;
-	if (q >= end)
-		return false;
-	size_t len, h;
-	if ((q[0] & 0xe0) == 0xa0) {
-		len = q[0] & 0x1f;
-		h = 1;
-	} else if (q[0] == 0xd9 && end - q >= 2) {
-		len = q[1];
-		h = 2;
-	} else if (q[0] == 0xda && end - q >= 3) {
-		len = (size_t)q[1] << 8 | q[2];
-		h = 3;
-	} else if (q[0] == 0xdb && end - q >= 5) {
-		len = (size_t)q[1] << 24 | (size_t)q[2] << 16 | (size_t)q[3] << 8 | q[4];
-		h = 5;
-	} else {
-		return false;
-	}
-	if ((size_t)(end - q) - h < len)
-		return false;
-	*s = (const char *)q + h;
-	*n = len;
-	*p = q + h + len;
-	return true;
-}
-
 /* Fill t from the __asgi_channel__ value [v, v+vlen): a str or a non-empty
  * list of strs, each a valid channel name; when `nonlocal` is given (a
  * process key was read), each must be a specific channel of that process. */
@@ -219,24 +167,16 @@ targets_from(
     const unsigned char *v, size_t vlen, const char *nonlocal, size_t nllen, hr_layer_targets *t)
 {
 	const unsigned char *p = v, *end = v + vlen;
-	size_t n;
-	if ((p[0] & 0xf0) == 0x90) {
-		n = p[0] & 0x0f;
-		p += 1;
-	} else if (p[0] == 0xdc && vlen >= 3) {
-		n = (size_t)p[1] << 8 | p[2];
-		p += 3;
-	} else if (p[0] == 0xdd && vlen >= 5) {
-		n = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
-		p += 5;
-	} else {
-		n = 0; /* a str, read below */
-	}
-	bool list = p != v;
-	if (list && (n == 0 || n > vlen))
+	uint32_t count;
+	size_t n, hl;
+	int rv = hr_codec_array_header(v, vlen, &count, &hl);
+	bool list = rv == 0;
+	if (rv != 0 && rv != HR_ETYPE)
 		return HR_EBADMSG;
-	if (!list)
-		n = 1;
+	if (list && (count == 0 || count > vlen))
+		return HR_EBADMSG;
+	n = list ? count : 1; /* else a str, read below */
+	p += list ? hl : 0;
 	t->names = calloc(n, sizeof(*t->names));
 	t->_store = malloc(vlen + n); /* the strs' bytes plus a NUL each */
 	if (t->names == NULL || t->_store == NULL)
@@ -244,9 +184,11 @@ targets_from(
 	size_t off = 0;
 	for (size_t i = 0; i < n; i++) {
 		const char *s;
-		size_t len;
-		if (!read_str(&p, end, &s, &len) || hr_name_check_channel(s, len) != 0)
+		size_t len, used;
+		if (hr_codec_read_str(p, (size_t)(end - p), &s, &len, &used) != 0
+		    || hr_name_check_channel(s, len) != 0)
 			return HR_EBADMSG;
+		p += used;
 		if (nonlocal != NULL
 		    && (hr_name_nonlocal_len(s, len) != nllen || memcmp(s, nonlocal, nllen) != 0))
 			return HR_EBADMSG;
@@ -273,7 +215,7 @@ decode_member(const char *mem, size_t mlen, const char *channel, size_t clen, bo
 		return HR_EBADMSG;
 	uint32_t pairs;
 	size_t hlen;
-	if (map_header(mp, len, &pairs, &hlen) != 0)
+	if (hr_codec_map_header(mp, len, &pairs, &hlen) != 0)
 		return HR_EBADMSG;
 	const unsigned char *v;
 	size_t vlen;
