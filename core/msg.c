@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer/buf_int.h"
-#include "layer/layer.h"
+#include "core/buf_int.h"
+#include "core/core.h"
 
 struct hr_msg {
 	atomic_uint refs;

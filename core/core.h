@@ -1,0 +1,18 @@
+/*
+ * core.h: the public face of the `core` module, the floor beneath every
+ * other module: error codes (errors.h), refcounted messages, buffers and
+ * WebSocket text frames (msg.h), the msgpack/JSON codec (codec.h) and
+ * Channels' name rules (names.h).
+ *
+ * core calls nothing above it (layer, actors, transport, cli). Threads: see
+ * each header; hr_msg references may cross threads, the rest is pure code.
+ */
+#ifndef HERALD_CORE_H
+#define HERALD_CORE_H
+
+#include "core/codec.h"
+#include "core/errors.h"
+#include "core/msg.h"
+#include "core/names.h"
+
+#endif /* HERALD_CORE_H */
