@@ -9,8 +9,8 @@
  */
 #include <string.h>
 
-#include "layer/buf_int.h"
-#include "layer/layer.h"
+#include "core/buf_int.h"
+#include "core/core.h"
 
 static size_t
 put_be(unsigned char *p, uint64_t v, size_t n)

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer/buf_int.h"
-#include "layer/layer.h"
+#include "core/buf_int.h"
+#include "core/core.h"
 
 /* ---------------------------------------------------------------- reader */
 

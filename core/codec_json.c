@@ -19,8 +19,8 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "layer/buf_int.h"
-#include "layer/layer.h"
+#include "core/buf_int.h"
+#include "core/core.h"
 
 static int
 encode(json_t *v, hr_buf *out, int depth, bool ints_as_reals)
