@@ -87,38 +87,6 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* ISO-8601 UTC with microseconds, as Django's timezone.now().isoformat(). */
-static void
-format_time(int64_t us, char *out, size_t outlen)
-{
-	if (us < 0)
-		us = 0;
-	time_t sec = (time_t)(us / 1000000);
-	unsigned frac = (unsigned)(us % 1000000);
-	struct tm tm;
-	/* Wide enough for any int fields, so the compiler can prove no cut. */
-	char tmp[128];
-	if (gmtime_r(&sec, &tm) == NULL)
-		snprintf(tmp, sizeof(tmp), "1970-01-01T00:00:00.000000+00:00");
-	else
-		snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06u+00:00",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		    frac);
-	size_t n = strlen(tmp);
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, tmp, n);
-	out[n] = '\0';
-}
-
 static int
 make_uuid4(char out[37])
 {
@@ -278,7 +246,7 @@ static int
 build_event(const struct job *j, enum state st, int64_t us, hr_msg **out)
 {
 	char ts[40];
-	format_time(us, ts, sizeof(ts));
+	hr_clock_iso8601(us, ts, sizeof(ts));
 	bool full = st == ST_SENT;
 	hr_buf b;
 	hr_buf_init(&b, 0);
@@ -366,7 +334,7 @@ on_job(hr_actor *self, void *state, hr_mail *mail)
 
 	int rc = broadcast(w, j, ST_QUEUED, j->created_us);
 	if (rc == 0) {
-		int64_t t = now_us();
+		int64_t t = hr_clock_wall_us();
 		set_state(w, j->id, ST_PROCESSING, t);
 		rc = broadcast(w, j, ST_PROCESSING, t);
 	}
@@ -374,12 +342,12 @@ on_job(hr_actor *self, void *state, hr_mail *mail)
 		/* The task's work is the delivery itself: the `sent` broadcast. The
 		 * record says sent before the mail goes out, so a client that asks
 		 * right after seeing it gets the same answer. */
-		int64_t t = now_us();
+		int64_t t = hr_clock_wall_us();
 		set_state(w, j->id, ST_SENT, t);
 		rc = broadcast(w, j, ST_SENT, t);
 	}
 	if (rc != 0) {
-		int64_t t = now_us();
+		int64_t t = hr_clock_wall_us();
 		set_state(w, j->id, ST_FAILED, t);
 		/* Best effort: the router may be what failed. */
 		(void)broadcast(w, j, ST_FAILED, t);
@@ -624,7 +592,7 @@ hr_worker_submit(
 	}
 	memcpy(j->id, r->id, sizeof(j->id));
 	r->state = ST_QUEUED;
-	r->created_us = r->updated_us = j->created_us = now_us();
+	r->created_us = r->updated_us = j->created_us = hr_clock_wall_us();
 
 	/* The record goes in before the job is posted, so that the worker always
 	 * finds it; a refused post takes it out again. Holding the lock across
@@ -676,8 +644,8 @@ hr_worker_get(hr_worker *w, const char *id, hr_notification_info *out)
 		return HR_ENOENT;
 	memcpy(out->id, id, 37);
 	memcpy(out->status, state_names[st], strlen(state_names[st]) + 1);
-	format_time(created, out->created_at, sizeof(out->created_at));
-	format_time(updated, out->updated_at, sizeof(out->updated_at));
+	hr_clock_iso8601(created, out->created_at, sizeof(out->created_at));
+	hr_clock_iso8601(updated, out->updated_at, sizeof(out->updated_at));
 	return 0;
 }
 

@@ -343,10 +343,6 @@ struct iovec *hr_sys__sendbatch_add(hr_sendbatch *b, int fd, unsigned niov, void
  * this returns. The batch is empty afterwards. */
 void hr_sys__sendbatch_flush(hr_sendbatch *b, hr_sendbatch_done done, void *arg);
 
-/* node.c */
-double hr_node__now(void);
-void hr_node__iso8601(char out[64]);
-
 /* Append a JSON string literal (quotes included) escaping per RFC 8259. */
 int hr_json__append_str(hr_buf *b, const char *s, size_t n);
 
