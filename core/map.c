@@ -1,5 +1,6 @@
 /*
- * map.c: the hash map (core/map.h). Open addressing, linear probing,
+ * map.c: the hash map (core/map.h): growth, adds, deletes, iteration. The
+ * lookups are inline in map.h. Open addressing, linear probing,
  * backward-shift deletion, power-of-two capacity, load <= 3/4.
  *
  * Each slot keeps the key's full hash; 0 marks an empty slot, so a hash that
@@ -17,34 +18,6 @@
 #include "core/map.h"
 
 #define MAP_MIN_CAP 8
-
-uint64_t
-hr_hash_bytes(uint64_t seed, const void *p, size_t len)
-{
-	const unsigned char *s = p;
-	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ s[i]) * 0x100000001b3ULL;
-	return h;
-}
-
-static uint64_t
-slot_hash(uint64_t h)
-{
-	return h != 0 ? h : 1;
-}
-
-static uint64_t
-hash_int(const hr_map *m, uint64_t key)
-{
-	return slot_hash(hr_hash_mix64(key ^ m->_seed));
-}
-
-static uint64_t
-hash_str(const hr_map *m, const void *key, size_t len)
-{
-	return slot_hash(hr_hash_mix64(hr_hash_bytes(m->_seed, key, len) ^ len));
-}
 
 void
 hr_map_init(hr_map *m, const hr_map_type *type, uint64_t seed)
@@ -121,39 +94,19 @@ hr_map_reserve(hr_map *m, size_t more)
 	return 0;
 }
 
-hr_map_entry *
-hr_map_find_int(const hr_map *m, uint64_t key)
+/* Add an entry known to be absent: room first, so that failure changes
+ * nothing. */
+static int
+add(hr_map *m, hr_map_entry proto, hr_map_entry **out)
 {
-	if (m->_n == 0)
-		return NULL;
-	uint64_t h = hash_int(m, key);
-	size_t mask = m->_cap - 1;
-	for (size_t i = (size_t)h & mask; m->_e[i]._hash != 0; i = (i + 1) & mask) {
-		hr_map_entry *e = &m->_e[i];
-		if (e->_hash == h && e->key == key)
-			return e;
-	}
-	return NULL;
-}
-
-static hr_map_entry *
-find_str(const hr_map *m, uint64_t h, const void *key, size_t len)
-{
-	size_t mask = m->_cap - 1;
-	for (size_t i = (size_t)h & mask; m->_e[i]._hash != 0; i = (i + 1) & mask) {
-		hr_map_entry *e = &m->_e[i];
-		if (e->_hash == h && e->key == len && memcmp(e->str, key, len) == 0)
-			return e;
-	}
-	return NULL;
-}
-
-hr_map_entry *
-hr_map_find_str(const hr_map *m, const void *key, size_t len)
-{
-	if (m->_n == 0)
-		return NULL;
-	return find_str(m, hash_str(m, key, len), key, len);
+	int rv = hr_map_reserve(m, 1);
+	if (rv != 0)
+		return rv;
+	hr_map_entry *e = &m->_e[free_slot(m->_e, m->_cap, proto._hash)];
+	*e = proto;
+	m->_n++;
+	*out = e;
+	return 0;
 }
 
 int
@@ -163,49 +116,53 @@ hr_map_put_int(hr_map *m, uint64_t key, hr_map_entry **out, bool *added)
 	hr_map_entry *e = hr_map_find_int(m, key);
 	if (added != NULL)
 		*added = e == NULL;
-	if (e == NULL) {
-		int rv = hr_map_reserve(m, 1);
-		if (rv != 0)
-			return rv;
-		uint64_t h = hash_int(m, key);
-		e = &m->_e[free_slot(m->_e, m->_cap, h)];
-		*e = (hr_map_entry) { ._hash = h, .key = key };
-		m->_n++;
+	if (e != NULL) {
+		*out = e;
+		return 0;
 	}
-	*out = e;
-	return 0;
+	return add(m, (hr_map_entry) { ._hash = hr_map__hash_int(m, key), .key = key }, out);
+}
+
+int
+hr_map_put_int2(hr_map *m, uint64_t key, uint64_t key2, hr_map_entry **out, bool *added)
+{
+	HR_ASSERT(m->_type->kind == HR_MAP_INT2);
+	hr_map_entry *e = hr_map_find_int2(m, key, key2);
+	if (added != NULL)
+		*added = e == NULL;
+	if (e != NULL) {
+		*out = e;
+		return 0;
+	}
+	hr_map_entry proto = { ._hash = hr_map__hash_int2(m, key, key2), .key = key, .key2 = key2 };
+	return add(m, proto, out);
 }
 
 int
 hr_map_put_str(hr_map *m, const void *key, size_t len, hr_map_entry **out, bool *added)
 {
 	HR_ASSERT(m->_type->kind == HR_MAP_STR);
-	uint64_t h = hash_str(m, key, len);
-	hr_map_entry *e = m->_n > 0 ? find_str(m, h, key, len) : NULL;
+	uint64_t h = hr_map__hash_str(m, key, len);
+	hr_map_entry *e = m->_n > 0 ? hr_map__find_str(m, h, key, len) : NULL;
 	if (added != NULL)
 		*added = e == NULL;
-	if (e == NULL) {
-		const char *str = key;
-		if (m->_type->copy_keys) {
-			char *copy = len < SIZE_MAX ? malloc(len + 1) : NULL;
-			if (copy == NULL)
-				return HR_ENOMEM;
-			memcpy(copy, key, len);
-			copy[len] = '\0';
-			str = copy;
-		}
-		int rv = hr_map_reserve(m, 1);
-		if (rv != 0) {
-			if (m->_type->copy_keys)
-				free((char *)str);
-			return rv;
-		}
-		e = &m->_e[free_slot(m->_e, m->_cap, h)];
-		*e = (hr_map_entry) { ._hash = h, .key = len, .str = str };
-		m->_n++;
+	if (e != NULL) {
+		*out = e;
+		return 0;
 	}
-	*out = e;
-	return 0;
+	const char *str = key;
+	if (m->_type->copy_keys) {
+		char *copy = len < SIZE_MAX ? malloc(len + 1) : NULL;
+		if (copy == NULL)
+			return HR_ENOMEM;
+		memcpy(copy, key, len);
+		copy[len] = '\0';
+		str = copy;
+	}
+	int rv = add(m, (hr_map_entry) { ._hash = h, .key = len, .str = str }, out);
+	if (rv != 0 && m->_type->copy_keys)
+		free((char *)str);
+	return rv;
 }
 
 void
@@ -228,10 +185,9 @@ hr_map_delete(hr_map *m, hr_map_entry *e)
 	m->_e[i] = (hr_map_entry) { 0 };
 }
 
-int
-hr_map_del_int(hr_map *m, uint64_t key)
+static int
+del(hr_map *m, hr_map_entry *e)
 {
-	hr_map_entry *e = hr_map_find_int(m, key);
 	if (e == NULL)
 		return HR_ENOENT;
 	hr_map_delete(m, e);
@@ -239,13 +195,21 @@ hr_map_del_int(hr_map *m, uint64_t key)
 }
 
 int
+hr_map_del_int(hr_map *m, uint64_t key)
+{
+	return del(m, hr_map_find_int(m, key));
+}
+
+int
+hr_map_del_int2(hr_map *m, uint64_t key, uint64_t key2)
+{
+	return del(m, hr_map_find_int2(m, key, key2));
+}
+
+int
 hr_map_del_str(hr_map *m, const void *key, size_t len)
 {
-	hr_map_entry *e = hr_map_find_str(m, key, len);
-	if (e == NULL)
-		return HR_ENOENT;
-	hr_map_delete(m, e);
-	return 0;
+	return del(m, hr_map_find_str(m, key, len));
 }
 
 void

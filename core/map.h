@@ -1,13 +1,14 @@
 /*
- * map.h: herald's one hash map, after Redis's dict + dictType: integer keys
- * or byte-string keys, chosen per map by an hr_map_type, with the one string
- * hash (hr_hash_bytes) and the one integer mixer (hr_hash_mix64) that every
- * module uses (core.h).
+ * map.h: herald's one hash map, after Redis's dict + dictType: integer keys,
+ * pairs of integers, or byte-string keys, chosen per map by an hr_map_type,
+ * with the one string hash (hr_hash_bytes) and the one integer mixer
+ * (hr_hash_mix64) that every module uses (core.h).
  *
  * Open addressing with linear probing and backward-shift deletion (no
  * tombstones), power-of-two sizes, load at most 3/4, plain rehash on growth;
  * a delete never shrinks or reallocates. Entries are 32 bytes and carry
- * their full hash, so a probe compares keys only on a hash match.
+ * their full hash, so a probe compares keys only on a hash match. Lookups
+ * are inline: the router looks a group up on every group_send.
  *
  * Threads: a map belongs to one thread at a time (or to the lock that its
  * owner names); nothing here locks.
@@ -18,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /*
  * The one string hash: 64-bit FNV-1a over len bytes, starting from FNV's
@@ -27,7 +29,15 @@
  * the low k bits of each byte), so a table always finishes it with
  * hr_hash_mix64.
  */
-uint64_t hr_hash_bytes(uint64_t seed, const void *p, size_t len);
+static inline uint64_t
+hr_hash_bytes(uint64_t seed, const void *p, size_t len)
+{
+	const unsigned char *s = p;
+	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ s[i]) * 0x100000001b3ULL;
+	return h;
+}
 
 /* The one integer mixer: SplitMix64's finaliser (Stafford's variant 13), a
  * bijection of 64-bit words in which every input bit affects every output
@@ -44,8 +54,9 @@ hr_hash_mix64(uint64_t x)
 }
 
 typedef enum hr_map_kind {
-	HR_MAP_INT, /* uint64_t keys */
-	HR_MAP_STR, /* byte strings (pointer, length): any bytes, NUL included */
+	HR_MAP_INT,  /* uint64_t keys */
+	HR_MAP_INT2, /* pairs of uint64_t (a connection id and where it lives) */
+	HR_MAP_STR,  /* byte strings (pointer, length): any bytes, NUL included */
 } hr_map_kind;
 
 /* What a map's keys are and who owns what (Redis's dictType). Usually a
@@ -63,9 +74,12 @@ typedef struct hr_map_type {
 } hr_map_type;
 
 typedef struct hr_map_entry {
-	uint64_t _hash;  /* 0: an empty slot */
-	uint64_t key;    /* HR_MAP_INT: the key; HR_MAP_STR: its length */
-	const char *str; /* HR_MAP_STR: the key's bytes; NULL for HR_MAP_INT */
+	uint64_t _hash; /* 0: an empty slot */
+	uint64_t key;   /* HR_MAP_INT and _INT2: the (first) key; _STR: its length */
+	union {
+		const char *str; /* HR_MAP_STR: the key's bytes */
+		uint64_t key2;   /* HR_MAP_INT2: the second word; 0 for HR_MAP_INT */
+	};
 	union {
 		void *ptr;
 		uint64_t u64;
@@ -97,15 +111,18 @@ size_t hr_map_count(const hr_map *m);
 int hr_map_reserve(hr_map *m, size_t more);
 
 /* The entry of key, or NULL. An entry pointer stays valid until the next
- * add or delete; the caller may change its val, nothing else. */
-hr_map_entry *hr_map_find_int(const hr_map *m, uint64_t key);
-hr_map_entry *hr_map_find_str(const hr_map *m, const void *key, size_t len);
+ * add or delete; the caller may change its val, nothing else. (Inline,
+ * below.) */
+static inline hr_map_entry *hr_map_find_int(const hr_map *m, uint64_t key);
+static inline hr_map_entry *hr_map_find_int2(const hr_map *m, uint64_t key, uint64_t key2);
+static inline hr_map_entry *hr_map_find_str(const hr_map *m, const void *key, size_t len);
 
 /* Find key, adding it (val zero) if it is absent. *out: its entry (as for
  * find); *added (may be NULL): whether it is new. A string key is copied
  * when the type says so, else borrowed from now on. 0, or HR_ENOMEM with
  * the map unchanged. */
 int hr_map_put_int(hr_map *m, uint64_t key, hr_map_entry **out, bool *added);
+int hr_map_put_int2(hr_map *m, uint64_t key, uint64_t key2, hr_map_entry **out, bool *added);
 int hr_map_put_str(hr_map *m, const void *key, size_t len, hr_map_entry **out, bool *added);
 
 /* Remove the entry e (from find, put or an iteration) and free its key
@@ -113,6 +130,7 @@ int hr_map_put_str(hr_map *m, const void *key, size_t len, hr_map_entry **out, b
 void hr_map_delete(hr_map *m, hr_map_entry *e);
 /* Remove key: 0, or HR_ENOENT when it is absent. */
 int hr_map_del_int(hr_map *m, uint64_t key);
+int hr_map_del_int2(hr_map *m, uint64_t key, uint64_t key2);
 int hr_map_del_str(hr_map *m, const void *key, size_t len);
 
 /*
@@ -130,5 +148,77 @@ typedef struct hr_map_iter {
 void hr_map_iter_init(hr_map_iter *it, hr_map *m);
 /* The next entry, or NULL at the end. */
 hr_map_entry *hr_map_next(hr_map_iter *it);
+
+/* ---------------------------------------------------------------- inline */
+
+/* A key's slot hash; 0 marks an empty slot, so a 0 is stored as 1. */
+static inline uint64_t
+hr_map__hash_int(const hr_map *m, uint64_t key)
+{
+	uint64_t h = hr_hash_mix64(key ^ m->_seed);
+	return h != 0 ? h : 1;
+}
+
+static inline uint64_t
+hr_map__hash_int2(const hr_map *m, uint64_t key, uint64_t key2)
+{
+	uint64_t h = hr_hash_mix64(key ^ hr_hash_mix64(key2 ^ m->_seed));
+	return h != 0 ? h : 1;
+}
+
+static inline uint64_t
+hr_map__hash_str(const hr_map *m, const void *key, size_t len)
+{
+	uint64_t h = hr_hash_mix64(hr_hash_bytes(m->_seed, key, len) ^ len);
+	return h != 0 ? h : 1;
+}
+
+static inline hr_map_entry *
+hr_map__find_str(const hr_map *m, uint64_t h, const void *key, size_t len)
+{
+	size_t mask = m->_cap - 1;
+	for (size_t i = (size_t)h & mask; m->_e[i]._hash != 0; i = (i + 1) & mask) {
+		hr_map_entry *e = &m->_e[i];
+		if (e->_hash == h && e->key == len && memcmp(e->str, key, len) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static inline hr_map_entry *
+hr_map__find_int2(const hr_map *m, uint64_t h, uint64_t key, uint64_t key2)
+{
+	size_t mask = m->_cap - 1;
+	for (size_t i = (size_t)h & mask; m->_e[i]._hash != 0; i = (i + 1) & mask) {
+		hr_map_entry *e = &m->_e[i];
+		if (e->_hash == h && e->key == key && e->key2 == key2)
+			return e;
+	}
+	return NULL;
+}
+
+static inline hr_map_entry *
+hr_map_find_int(const hr_map *m, uint64_t key)
+{
+	if (m->_n == 0)
+		return NULL;
+	return hr_map__find_int2(m, hr_map__hash_int(m, key), key, 0);
+}
+
+static inline hr_map_entry *
+hr_map_find_int2(const hr_map *m, uint64_t key, uint64_t key2)
+{
+	if (m->_n == 0)
+		return NULL;
+	return hr_map__find_int2(m, hr_map__hash_int2(m, key, key2), key, key2);
+}
+
+static inline hr_map_entry *
+hr_map_find_str(const hr_map *m, const void *key, size_t len)
+{
+	if (m->_n == 0)
+		return NULL;
+	return hr_map__find_str(m, hr_map__hash_str(m, key, len), key, len);
+}
 
 #endif /* HERALD_CORE_MAP_H */

@@ -371,3 +371,37 @@ Test(map, a_failed_growth_leaves_the_map_as_it_was)
 	free(big);
 }
 #endif
+
+Test(map, int2_keys_match_on_both_words)
+{
+	enum { N = 3000 };
+	static const hr_map_type int2_type = { .kind = HR_MAP_INT2 };
+	hr_map m;
+	hr_map_entry *e;
+	bool added;
+	hr_map_init(&m, &int2_type, 5);
+	for (uint64_t i = 0; i < N; i++) {
+		cr_assert_eq(hr_map_put_int2(&m, i / 3, i % 3, &e, &added), 0);
+		cr_assert(added);
+		cr_assert_eq(e->key, i / 3);
+		cr_assert_eq(e->key2, i % 3);
+		e->val.u64 = i;
+	}
+	cr_assert_eq(hr_map_count(&m), N);
+	cr_assert_eq(hr_map_put_int2(&m, 5, 2, &e, &added), 0);
+	cr_assert_not(added);
+	cr_assert_eq(e->val.u64, 17);
+	for (uint64_t i = 0; i < N; i++) {
+		e = hr_map_find_int2(&m, i / 3, i % 3);
+		cr_assert_not_null(e);
+		cr_assert_eq(e->val.u64, i);
+	}
+	cr_assert_null(hr_map_find_int2(&m, 5, 3));
+	cr_assert_null(hr_map_find_int2(&m, 3, 5));
+	cr_assert_eq(hr_map_del_int2(&m, 5, 3), HR_ENOENT);
+	cr_assert_eq(hr_map_del_int2(&m, 5, 1), 0);
+	cr_assert_null(hr_map_find_int2(&m, 5, 1));
+	cr_assert_not_null(hr_map_find_int2(&m, 5, 0));
+	cr_assert_eq(hr_map_count(&m), N - 1);
+	hr_map_fini(&m);
+}
