@@ -10,9 +10,9 @@
  * router. Jobs are handled one at a time in submit order, so the mails of one
  * notification, and of consecutive ones, reach a client in order.
  *
- * The status table is the only state shared between threads: a hash of
- * fixed-size records plus a list in creation order for eviction, both under
- * `lock`. Everything else (the job being run) belongs to the worker thread.
+ * The status table is the only state shared between threads: a map
+ * (core/map.h) of fixed-size records by id plus a list in creation order for
+ * eviction, both under `lock`. Everything else (the job being run) belongs to the worker thread.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -39,7 +39,6 @@ struct record {
 	uint8_t state;
 	int64_t created_us; /* wall clock, microseconds since the epoch */
 	int64_t updated_us;
-	struct record *hnext; /* hash chain */
 	struct record *older, *newer;
 };
 
@@ -63,8 +62,7 @@ struct hr_worker {
 	size_t max_kept;
 	pthread_mutex_t lock;
 	/* {lock} */
-	struct record **buckets;
-	size_t n_buckets; /* power of two */
+	hr_map table; /* id -> record; the map borrows the record's id */
 	struct record *oldest, *newest;
 	size_t n_records;
 	size_t n_unfinished;
@@ -107,18 +105,6 @@ make_uuid4(char out[37])
 	return 0;
 }
 
-static size_t
-hash_id(const char *id)
-{
-	/* FNV-1a; ids are random, any spread will do. */
-	uint64_t h = 1469598103934665603ull;
-	for (const char *c = id; *c; c++) {
-		h ^= (unsigned char)*c;
-		h *= 1099511628211ull;
-	}
-	return (size_t)h;
-}
-
 static void
 job_free(struct job *j)
 {
@@ -140,24 +126,25 @@ drop_mail(void *arg, hr_mail *mail)
 
 /* ---------------------------------------------------------------- table */
 
-/* {lock} held by the caller for every table_* function. */
+/* {lock} held by the caller for every table_* function. Ids are random:
+ * the map needs no seed. */
+
+#define ID_LEN 36
+static const hr_map_type table_type = { .kind = HR_MAP_STR };
 
 static struct record *
 table_find(hr_worker *w, const char *id)
 {
-	for (struct record *r = w->buckets[hash_id(id) & (w->n_buckets - 1)]; r; r = r->hnext)
-		if (strcmp(r->id, id) == 0)
-			return r;
-	return NULL;
+	hr_map_entry *e = hr_map_find_str(&w->table, id, strlen(id));
+	return e != NULL ? e->val.ptr : NULL;
 }
 
 static void
 table_remove(hr_worker *w, struct record *r)
 {
-	struct record **pp = &w->buckets[hash_id(r->id) & (w->n_buckets - 1)];
-	while (*pp != r)
-		pp = &(*pp)->hnext;
-	*pp = r->hnext;
+	int rv = hr_map_del_str(&w->table, r->id, ID_LEN);
+	HR_ASSERT(rv == 0);
+	(void)rv;
 	if (r->older)
 		r->older->newer = r->newer;
 	else
@@ -193,12 +180,15 @@ table_make_room(hr_worker *w)
 	return HR_EAGAIN;
 }
 
-static void
+/* 0, or HR_ENOMEM with nothing inserted. */
+static int
 table_insert(hr_worker *w, struct record *r)
 {
-	size_t b = hash_id(r->id) & (w->n_buckets - 1);
-	r->hnext = w->buckets[b];
-	w->buckets[b] = r;
+	hr_map_entry *e;
+	int rv = hr_map_put_str(&w->table, r->id, ID_LEN, &e, NULL);
+	if (rv != 0)
+		return rv;
+	e->val.ptr = r;
 	r->older = w->newest;
 	r->newer = NULL;
 	if (w->newest)
@@ -209,6 +199,7 @@ table_insert(hr_worker *w, struct record *r)
 	w->n_records++;
 	if (r->state == ST_QUEUED || r->state == ST_PROCESSING)
 		w->n_unfinished++;
+	return 0;
 }
 
 /* Move id to state at time us (worker thread). */
@@ -383,17 +374,8 @@ hr_worker_create(hr_worker **out, hr_router *router, size_t max_kept)
 		return HR_ENOMEM;
 	w->router = router;
 	w->max_kept = max_kept;
-	size_t nb = 16;
-	while (nb < max_kept)
-		nb <<= 1;
-	w->n_buckets = nb;
-	w->buckets = calloc(nb, sizeof(*w->buckets));
-	if (w->buckets == NULL) {
-		free(w);
-		return HR_ENOMEM;
-	}
+	hr_map_init(&w->table, &table_type, 0);
 	if (pthread_mutex_init(&w->lock, NULL) != 0) {
-		free(w->buckets);
 		free(w);
 		return HR_EIO;
 	}
@@ -427,7 +409,7 @@ hr_worker_destroy(hr_worker *w)
 		next = r->newer;
 		free(r);
 	}
-	free(w->buckets);
+	hr_map_fini(&w->table);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
@@ -599,8 +581,7 @@ hr_worker_submit(
 	 * the post keeps table and mailbox in step (the post never waits). */
 	pthread_mutex_lock(&w->lock);
 	rc = table_make_room(w);
-	if (rc == 0) {
-		table_insert(w, r);
+	if (rc == 0 && (rc = table_insert(w, r)) == 0) {
 		hr_mail m = { .kind = MAIL_JOB, .p1 = j };
 		rc = hr_actor_send(w->actor, &m, 0);
 		if (rc != 0) {
@@ -619,6 +600,8 @@ hr_worker_submit(
 			set_err(err, errlen, "the worker is busy, try again");
 		else if (rc == HR_ECLOSED)
 			set_err(err, errlen, "the worker is stopping");
+		else if (rc == HR_ENOMEM)
+			set_err(err, errlen, "out of memory");
 		else
 			set_err(err, errlen, "%s", hr_strerror(rc));
 	}
