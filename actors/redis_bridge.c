@@ -57,8 +57,8 @@ typedef struct bsend {
 
 /* One group this node is a member of, by its local members. */
 typedef struct bgroup {
-	struct bgroup *next;
-	uint64_t hash;            /* of the group name */
+	struct bgroup *next;      /* other groups whose names have the same hash */
+	uint64_t hash;            /* FNV-1a of the group name: its key in `groups` */
 	char member[HR_NAME_MAX]; /* the channel registered in Redis */
 	char name[];
 } bgroup;
@@ -84,9 +84,12 @@ struct hr_bridge {
 	atomic_bool stopping;
 	pthread_mutex_t mu;
 	bool mu_ready;
-	bgroup **tab; /* {mu} for the drain's reads; written by the actor */
-	size_t tcap, tn;
-	bgone *gone; /* actor thread only */
+	/* {mu} for the drain's reads; written by the actor: each group name's
+	 * FNV-1a -> its bgroup, the head of a list of the groups with that hash
+	 * (the drain finds a hashed member's group by the hash alone). */
+	hr_map groups;
+	size_t n_groups; /* {mu} */
+	bgone *gone;     /* actor thread only */
 	atomic_uint_fast64_t st_in, st_out, st_fed_fail, st_send_fail, st_stale, st_reconnects;
 };
 
@@ -107,13 +110,22 @@ blog(hr_bridge *b, int level, const char *fmt, ...)
 	b->log(level, line);
 }
 
-static uint64_t
-fnv64(const char *s)
+static void
+bgroups_free(void *head)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return h;
+	for (bgroup *g = head, *next; g != NULL; g = next) {
+		next = g->next;
+		free(g);
+	}
+}
+
+static const hr_map_type groups_type = { .kind = HR_MAP_INT, .val_free = bgroups_free };
+
+/* The hash in "h.<16 hex>" member names: FNV-1a, as Redis already holds. */
+static uint64_t
+name_hash(const char *s)
+{
+	return hr_hash_bytes(0, s, strlen(s));
 }
 
 int
@@ -123,7 +135,7 @@ hr_bridge_member_name(hr_bridge *b, const char *group, char *out, size_t outlen)
 	if (n > 0 && (size_t)n < outlen && (size_t)n < HR_NAME_MAX)
 		return 0;
 	/* Too long for a channel name (< 100): name it by its hash. */
-	n = snprintf(out, outlen, "%sh.%016llx", b->pkey, (unsigned long long)fnv64(group));
+	n = snprintf(out, outlen, "%sh.%016llx", b->pkey, (unsigned long long)name_hash(group));
 	return n > 0 && (size_t)n < outlen ? 0 : HR_EMSGSIZE;
 }
 
@@ -144,10 +156,9 @@ hr_bridge_up(const hr_bridge *b)
 static bgroup *
 tab_find(hr_bridge *b, const char *name, uint64_t h)
 {
-	if (b->tcap == 0)
-		return NULL;
-	for (bgroup *g = b->tab[h & (b->tcap - 1)]; g != NULL; g = g->next)
-		if (g->hash == h && strcmp(g->name, name) == 0)
+	hr_map_entry *e = hr_map_find_int(&b->groups, h);
+	for (bgroup *g = e != NULL ? e->val.ptr : NULL; g != NULL; g = g->next)
+		if (strcmp(g->name, name) == 0)
 			return g;
 	return NULL;
 }
@@ -156,31 +167,14 @@ tab_find(hr_bridge *b, const char *name, uint64_t h)
 static int
 tab_add(hr_bridge *b, const char *name, bgroup **out)
 {
-	uint64_t h = fnv64(name);
+	uint64_t h = name_hash(name);
+	hr_map_entry *e;
 	bgroup *g;
 	int rv = 0;
 
 	pthread_mutex_lock(&b->mu);
 	if ((g = tab_find(b, name, h)) != NULL)
 		goto done;
-	if (b->tn + 1 > b->tcap) {
-		size_t ncap = b->tcap ? b->tcap * 2 : 64;
-		bgroup **nt = calloc(ncap, sizeof(*nt));
-		if (nt == NULL) {
-			rv = HR_ENOMEM;
-			goto done;
-		}
-		for (size_t i = 0; i < b->tcap; i++) {
-			for (bgroup *x = b->tab[i], *next; x != NULL; x = next) {
-				next = x->next;
-				x->next = nt[x->hash & (ncap - 1)];
-				nt[x->hash & (ncap - 1)] = x;
-			}
-		}
-		free(b->tab);
-		b->tab = nt;
-		b->tcap = ncap;
-	}
 	size_t len = strlen(name);
 	if ((g = malloc(sizeof(*g) + len + 1)) == NULL) {
 		rv = HR_ENOMEM;
@@ -188,13 +182,15 @@ tab_add(hr_bridge *b, const char *name, bgroup **out)
 	}
 	memcpy(g->name, name, len + 1);
 	g->hash = h;
-	if ((rv = hr_bridge_member_name(b, name, g->member, sizeof(g->member))) != 0) {
+	if ((rv = hr_bridge_member_name(b, name, g->member, sizeof(g->member))) != 0
+	    || (rv = hr_map_put_int(&b->groups, h, &e, NULL)) != 0) {
 		free(g);
+		g = NULL;
 		goto done;
 	}
-	g->next = b->tab[h & (b->tcap - 1)];
-	b->tab[h & (b->tcap - 1)] = g;
-	b->tn++;
+	g->next = e->val.ptr;
+	e->val.ptr = g;
+	b->n_groups++;
 done:
 	pthread_mutex_unlock(&b->mu);
 	*out = g;
@@ -205,19 +201,22 @@ done:
 static bgroup *
 tab_del(hr_bridge *b, const char *name)
 {
-	uint64_t h = fnv64(name);
-	bgroup *g = NULL;
+	uint64_t h = name_hash(name);
+	bgroup *g, *prev = NULL;
 
 	pthread_mutex_lock(&b->mu);
-	if (b->tcap > 0) {
-		for (bgroup **p = &b->tab[h & (b->tcap - 1)]; *p != NULL; p = &(*p)->next) {
-			if ((*p)->hash == h && strcmp((*p)->name, name) == 0) {
-				g = *p;
-				*p = g->next;
-				b->tn--;
-				break;
-			}
-		}
+	hr_map_entry *e = hr_map_find_int(&b->groups, h);
+	for (g = e != NULL ? e->val.ptr : NULL; g != NULL; prev = g, g = g->next)
+		if (strcmp(g->name, name) == 0)
+			break;
+	if (g != NULL) {
+		if (prev != NULL)
+			prev->next = g->next;
+		else if (g->next != NULL)
+			e->val.ptr = g->next;
+		else
+			hr_map_delete(&b->groups, e);
+		b->n_groups--;
 	}
 	pthread_mutex_unlock(&b->mu);
 	return g;
@@ -234,13 +233,12 @@ tab_lookup_hashed(hr_bridge *b, const char *hex, char *out, size_t outlen)
 	if (end != hex + 16 || *end != '\0')
 		return false;
 	pthread_mutex_lock(&b->mu);
-	if (b->tcap > 0) {
-		for (bgroup *g = b->tab[h & (b->tcap - 1)]; g != NULL; g = g->next) {
-			if (g->hash == h && strlen(g->name) < outlen) {
-				memcpy(out, g->name, strlen(g->name) + 1);
-				found = true;
-				break;
-			}
+	hr_map_entry *e = hr_map_find_int(&b->groups, h);
+	for (bgroup *g = e != NULL ? e->val.ptr : NULL; g != NULL; g = g->next) {
+		if (strlen(g->name) < outlen) {
+			memcpy(out, g->name, strlen(g->name) + 1);
+			found = true;
+			break;
 		}
 	}
 	pthread_mutex_unlock(&b->mu);
@@ -379,8 +377,11 @@ register_all(hr_bridge *b)
 		free(x);
 	}
 	/* The table only changes on this thread: no lock needed to walk it. */
-	for (size_t i = 0; i < b->tcap && atomic_load(&b->up); i++) {
-		for (bgroup *g = b->tab[i]; g != NULL; g = g->next) {
+	hr_map_iter it;
+	hr_map_entry *e;
+	hr_map_iter_init(&it, &b->groups);
+	while ((e = hr_map_next(&it)) != NULL && atomic_load(&b->up)) {
+		for (bgroup *g = e->val.ptr; g != NULL; g = g->next) {
 			if ((rv = hr_layer_group_add(b->rl, g->name, g->member)) != 0) {
 				mark_down(b, rv, "group_add");
 				return;
@@ -396,7 +397,7 @@ on_resync(hr_actor *self, void *state, hr_mail *mail)
 	if (atomic_load(&b->up)) {
 		register_all(b);
 		if (atomic_load(&b->up))
-			blog(b, 2, "redis: %zu memberships registered", b->tn);
+			blog(b, 2, "redis: %zu memberships registered", b->n_groups);
 	}
 }
 
@@ -414,9 +415,12 @@ bridge_on_stop(hr_actor *self, void *state)
 {
 	hr_bridge *b = state;
 	size_t n = 0;
+	hr_map_iter it;
+	hr_map_entry *e;
 
-	for (size_t i = 0; i < b->tcap; i++) {
-		for (bgroup *g = b->tab[i]; g != NULL; g = g->next) {
+	hr_map_iter_init(&it, &b->groups);
+	while ((e = hr_map_next(&it)) != NULL) {
+		for (bgroup *g = e->val.ptr; g != NULL; g = g->next) {
 			if (atomic_load(&b->up)) {
 				int rv = hr_layer_group_discard(b->rl, g->name, g->member);
 				if (rv != 0)
@@ -653,13 +657,7 @@ drain_main(void *arg)
 static void
 bridge_free(hr_bridge *b)
 {
-	for (size_t i = 0; i < b->tcap; i++) {
-		for (bgroup *g = b->tab[i], *next; g != NULL; g = next) {
-			next = g->next;
-			free(g);
-		}
-	}
-	free(b->tab);
+	hr_map_fini(&b->groups); /* groups_type frees each list */
 	while (b->gone != NULL) {
 		bgone *x = b->gone;
 		b->gone = x->next;
@@ -685,6 +683,7 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 		return rv;
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return HR_ENOMEM;
+	hr_map_init(&b->groups, &groups_type, 0);
 	b->rl = opts->redis;
 	b->router = opts->router;
 	b->log = opts->log;
@@ -783,7 +782,7 @@ hr_bridge_get_stats(const hr_bridge *b, hr_bridge_stats *out)
 	out->send_failures = atomic_load(&m->st_send_fail);
 	out->stale = atomic_load(&m->st_stale);
 	pthread_mutex_lock(&m->mu);
-	out->memberships = m->tn;
+	out->memberships = m->n_groups;
 	pthread_mutex_unlock(&m->mu);
 	out->reconnects = atomic_load(&m->st_reconnects);
 }

@@ -75,225 +75,6 @@ typedef struct req {
 	char name[];
 } req;
 
-/* ---------------------------------------------------------------- maps */
-
-/* Open addressing with linear probing and backward-shift deletion, keyed by
- * two 64-bit words. */
-typedef struct kmap_ent {
-	uint64_t k1, k2;
-	uint64_t val;
-	bool used;
-} kmap_ent;
-
-typedef struct kmap {
-	kmap_ent *e;
-	size_t cap; /* power of two or 0 */
-	size_t n;
-} kmap;
-
-static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
-static size_t
-kmap_slot(const kmap *m, uint64_t k1, uint64_t k2)
-{
-	return (size_t)mix64(k1 ^ mix64(k2 + 0x9e3779b97f4a7c15ULL)) & (m->cap - 1);
-}
-
-static kmap_ent *
-kmap_find(const kmap *m, uint64_t k1, uint64_t k2)
-{
-	if (m->cap == 0)
-		return NULL;
-	for (size_t i = kmap_slot(m, k1, k2);; i = (i + 1) & (m->cap - 1)) {
-		kmap_ent *e = &m->e[i];
-		if (!e->used)
-			return NULL;
-		if (e->k1 == k1 && e->k2 == k2)
-			return e;
-	}
-}
-
-static int
-kmap_grow(kmap *m)
-{
-	size_t ncap = m->cap ? m->cap * 2 : 8;
-	kmap_ent *ne = calloc(ncap, sizeof(*ne)), *old = m->e;
-	size_t ocap = m->cap;
-	if (ne == NULL)
-		return HR_ENOMEM;
-	m->e = ne;
-	m->cap = ncap;
-	for (size_t i = 0; i < ocap; i++) {
-		if (!old[i].used)
-			continue;
-		size_t j = kmap_slot(m, old[i].k1, old[i].k2);
-		while (ne[j].used)
-			j = (j + 1) & (ncap - 1);
-		ne[j] = old[i];
-	}
-	free(old);
-	return 0;
-}
-
-/* Insert or overwrite. */
-static int
-kmap_put(kmap *m, uint64_t k1, uint64_t k2, uint64_t val)
-{
-	kmap_ent *e = kmap_find(m, k1, k2);
-	if (e != NULL) {
-		e->val = val;
-		return 0;
-	}
-	if ((m->n + 1) * 4 > m->cap * 3 && kmap_grow(m) != 0)
-		return HR_ENOMEM;
-	size_t i = kmap_slot(m, k1, k2);
-	while (m->e[i].used)
-		i = (i + 1) & (m->cap - 1);
-	m->e[i] = (kmap_ent) { k1, k2, val, true };
-	m->n++;
-	return 0;
-}
-
-static void
-kmap_del(kmap *m, kmap_ent *e)
-{
-	size_t i = (size_t)(e - m->e), mask = m->cap - 1;
-	m->e[i].used = false;
-	m->n--;
-	/* Backward shift: pull later entries of the run into the hole. */
-	for (size_t j = (i + 1) & mask; m->e[j].used; j = (j + 1) & mask) {
-		size_t home = kmap_slot(m, m->e[j].k1, m->e[j].k2);
-		/* Movable if its home is not cyclically in (i, j]. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			m->e[i] = m->e[j];
-			m->e[j].used = false;
-			i = j;
-		}
-	}
-}
-
-static void
-kmap_fini(kmap *m)
-{
-	free(m->e);
-	*m = (kmap) { 0 };
-}
-
-static uint64_t
-str_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-	return h;
-}
-
-/* String map, chained; keys are copied into the node. */
-typedef struct snode {
-	struct snode *next;
-	uint64_t hash;
-	void *val;
-	char key[];
-} snode;
-
-typedef struct smap {
-	snode **b;
-	size_t cap, n;
-} smap;
-
-static snode **
-smap_slot(const smap *m, const char *key, uint64_t h)
-{
-	if (m->cap == 0)
-		return NULL;
-	snode **p = &m->b[h & (m->cap - 1)];
-	while (*p != NULL && ((*p)->hash != h || strcmp((*p)->key, key) != 0))
-		p = &(*p)->next;
-	return p;
-}
-
-static void *
-smap_get(const smap *m, const char *key)
-{
-	snode **p = smap_slot(m, key, str_hash(key));
-	return p != NULL && *p != NULL ? (*p)->val : NULL;
-}
-
-/* Insert or overwrite; returns the node's stable key copy through *keyp. */
-static int
-smap_put(smap *m, const char *key, void *val, const char **keyp)
-{
-	uint64_t h = str_hash(key);
-	snode **p;
-
-	if (m->n + 1 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 16;
-		snode **nb = calloc(ncap, sizeof(*nb));
-		if (nb == NULL)
-			return HR_ENOMEM;
-		for (size_t i = 0; i < m->cap; i++) {
-			for (snode *x = m->b[i], *next; x != NULL; x = next) {
-				next = x->next;
-				x->next = nb[x->hash & (ncap - 1)];
-				nb[x->hash & (ncap - 1)] = x;
-			}
-		}
-		free(m->b);
-		m->b = nb;
-		m->cap = ncap;
-	}
-	p = smap_slot(m, key, h);
-	if (*p == NULL) {
-		size_t len = strlen(key);
-		snode *x = malloc(sizeof(*x) + len + 1);
-		if (x == NULL)
-			return HR_ENOMEM;
-		x->next = NULL;
-		x->hash = h;
-		memcpy(x->key, key, len + 1);
-		*p = x;
-		m->n++;
-	}
-	(*p)->val = val;
-	if (keyp != NULL)
-		*keyp = (*p)->key;
-	return 0;
-}
-
-static void
-smap_del(smap *m, const char *key)
-{
-	snode **p = smap_slot(m, key, str_hash(key));
-	if (p != NULL && *p != NULL) {
-		snode *x = *p;
-		*p = x->next;
-		free(x);
-		m->n--;
-	}
-}
-
-static void
-smap_fini(smap *m)
-{
-	for (size_t i = 0; i < m->cap; i++) {
-		for (snode *x = m->b[i], *next; x != NULL; x = next) {
-			next = x->next;
-			free(x);
-		}
-	}
-	free(m->b);
-	*m = (smap) { 0 };
-}
-
 /* ---------------------------------------------------------------- router state */
 
 /* One group's members served by one consumer on one I/O thread. */
@@ -301,7 +82,7 @@ typedef struct bucket {
 	uint16_t consumer, thread;
 	uint32_t n, cap;
 	uint64_t *ids;
-	kmap pos;        /* conn id -> index in ids */
+	hr_map pos;      /* conn id -> index in ids (val.u64) */
 	hr_idlist *snap; /* the cached snapshot; valid unless dirty */
 	bool dirty;
 } bucket;
@@ -328,9 +109,9 @@ struct hr_router {
 	atomic_bool cancelling; /* destroy: answer sends with HR_ECANCELED */
 	hr_router_hooks hooks;  /* router thread only; all NULL until set */
 	/* Router state: ONLY touched from the router thread. */
-	smap groups;   /* name -> group */
-	smap channels; /* name -> conn */
-	kmap conns;    /* hr_member -> conn */
+	hr_map groups;   /* name -> group */
+	hr_map channels; /* name -> conn */
+	hr_map conns;    /* (m.conn, member_k2(m)) -> conn */
 	/* Stats: written by the router thread, read by anyone. */
 	atomic_uint_fast64_t st_group_sends, st_sends, st_fanouts, st_groups, st_members,
 	    st_dropped;
@@ -340,6 +121,68 @@ static uint64_t
 member_k2(hr_member m)
 {
 	return ((uint64_t)m.thread << 16) | m.consumer;
+}
+
+static void
+group_free(void *p)
+{
+	group *g = p;
+	for (uint32_t i = 0; i < g->nb; i++) {
+		free(g->b[i].ids);
+		hr_map_fini(&g->b[i].pos);
+		hr_idlist_unref(g->b[i].snap);
+	}
+	free(g->b);
+	free(g);
+}
+
+static void
+conn_free(void *p)
+{
+	conn *c = p;
+	free(c->groups);
+	free(c);
+}
+
+static const hr_map_type groups_type
+    = { .kind = HR_MAP_STR, .copy_keys = true, .val_free = group_free };
+static const hr_map_type channels_type = { .kind = HR_MAP_STR, .copy_keys = true };
+static const hr_map_type conns_type = { .kind = HR_MAP_INT2, .val_free = conn_free };
+static const hr_map_type pos_type = { .kind = HR_MAP_INT };
+
+/* The value stored under name (len bytes) in m, or NULL. */
+static void *
+name_get_len(const hr_map *m, const char *name, size_t len)
+{
+	hr_map_entry *e = hr_map_find_str(m, name, len);
+	return e != NULL ? e->val.ptr : NULL;
+}
+
+static void *
+name_get(const hr_map *m, const char *name)
+{
+	return name_get_len(m, name, strlen(name));
+}
+
+/* Insert or overwrite name -> val; *keyp (may be NULL) gets the map's copy of
+ * the name, stable until it is deleted. 0 or HR_ENOMEM (nothing changed). */
+static int
+name_put(hr_map *m, const char *name, void *val, const char **keyp)
+{
+	hr_map_entry *e;
+	int rv = hr_map_put_str(m, name, strlen(name), &e, NULL);
+	if (rv != 0)
+		return rv;
+	e->val.ptr = val;
+	if (keyp != NULL)
+		*keyp = e->str;
+	return 0;
+}
+
+static void
+name_del(hr_map *m, const char *name)
+{
+	(void)hr_map_del_str(m, name, strlen(name));
 }
 
 static void
@@ -360,17 +203,18 @@ req_free(req *q)
 static conn *
 conn_get(hr_router *r, hr_member m, bool create)
 {
-	kmap_ent *e = kmap_find(&r->conns, m.conn, member_k2(m));
+	hr_map_entry *e = hr_map_find_int2(&r->conns, m.conn, member_k2(m));
 	conn *c;
 	if (e != NULL)
-		return (conn *)(uintptr_t)e->val;
+		return e->val.ptr;
 	if (!create || (c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	c->m = m;
-	if (kmap_put(&r->conns, m.conn, member_k2(m), (uint64_t)(uintptr_t)c) != 0) {
+	if (hr_map_put_int2(&r->conns, m.conn, member_k2(m), &e, NULL) != 0) {
 		free(c);
 		return NULL;
 	}
+	e->val.ptr = c;
 	return c;
 }
 
@@ -379,11 +223,8 @@ conn_maybe_free(hr_router *r, conn *c)
 {
 	if (c->n > 0 || c->channel != NULL)
 		return;
-	kmap_ent *e = kmap_find(&r->conns, c->m.conn, member_k2(c->m));
-	if (e != NULL)
-		kmap_del(&r->conns, e);
-	free(c->groups);
-	free(c);
+	(void)hr_map_del_int2(&r->conns, c->m.conn, member_k2(c->m));
+	conn_free(c);
 }
 
 static bucket *
@@ -404,19 +245,8 @@ bucket_get(group *g, uint16_t consumer, uint16_t thread, bool create)
 	}
 	bucket *b = &g->b[g->nb++];
 	*b = (bucket) { .consumer = consumer, .thread = thread, .dirty = true };
+	hr_map_init(&b->pos, &pos_type, 0);
 	return b;
-}
-
-static void
-group_free(group *g)
-{
-	for (uint32_t i = 0; i < g->nb; i++) {
-		free(g->b[i].ids);
-		kmap_fini(&g->b[i].pos);
-		hr_idlist_unref(g->b[i].snap);
-	}
-	free(g->b);
-	free(g);
 }
 
 /* Membership of c in g: add. 0, or HR_ENOMEM with nothing changed. */
@@ -426,7 +256,7 @@ member_add(hr_router *r, group *g, conn *c)
 	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, true);
 	if (b == NULL)
 		return HR_ENOMEM;
-	if (kmap_find(&b->pos, c->m.conn, 0) != NULL)
+	if (hr_map_find_int(&b->pos, c->m.conn) != NULL)
 		return 0; /* already a member */
 	if (b->n == b->cap) {
 		uint32_t ncap = b->cap ? b->cap * 2 : 4;
@@ -444,8 +274,10 @@ member_add(hr_router *r, group *g, conn *c)
 		c->groups = ng;
 		c->cap = ncap;
 	}
-	if (kmap_put(&b->pos, c->m.conn, 0, b->n) != 0)
+	hr_map_entry *e;
+	if (hr_map_put_int(&b->pos, c->m.conn, &e, NULL) != 0)
 		return HR_ENOMEM;
+	e->val.u64 = b->n;
 	b->ids[b->n++] = c->m.conn;
 	b->dirty = true;
 	c->groups[c->n++] = g;
@@ -459,16 +291,18 @@ static void
 member_del(hr_router *r, group *g, conn *c, bool unlink_conn)
 {
 	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, false);
-	kmap_ent *e;
+	hr_map_entry *e;
 	bool empty = true;
 
-	if (b == NULL || (e = kmap_find(&b->pos, c->m.conn, 0)) == NULL)
+	if (b == NULL || (e = hr_map_find_int(&b->pos, c->m.conn)) == NULL)
 		return;
-	uint32_t at = (uint32_t)e->val;
-	kmap_del(&b->pos, e);
+	uint32_t at = (uint32_t)e->val.u64;
+	hr_map_delete(&b->pos, e);
 	if (at != b->n - 1) {
 		b->ids[at] = b->ids[b->n - 1];
-		kmap_put(&b->pos, b->ids[at], 0, at); /* existing key: no allocation */
+		e = hr_map_find_int(&b->pos, b->ids[at]); /* a member: present */
+		HR_ASSERT(e != NULL);
+		e->val.u64 = at;
 	}
 	b->n--;
 	b->dirty = true;
@@ -487,7 +321,7 @@ member_del(hr_router *r, group *g, conn *c, bool unlink_conn)
 	if (empty) {
 		if (r->hooks.group_left != NULL)
 			r->hooks.group_left(r->hooks.arg, g->name);
-		smap_del(&r->groups, g->name);
+		name_del(&r->groups, g->name);
 		group_free(g);
 		atomic_fetch_sub(&r->st_groups, 1);
 	}
@@ -544,16 +378,16 @@ on_conn_open(hr_actor *self, void *state, hr_mail *mail)
 	const char *key;
 
 	if (c != NULL) {
-		if ((old = smap_get(&r->channels, q->name)) != NULL && old != c) {
+		if ((old = name_get(&r->channels, q->name)) != NULL && old != c) {
 			old->channel = NULL; /* the name moved to a new connection */
-			smap_del(&r->channels, q->name);
+			name_del(&r->channels, q->name);
 			conn_maybe_free(r, old);
 		}
 		if (c->channel != NULL && strcmp(c->channel, q->name) != 0) {
-			smap_del(&r->channels, c->channel);
+			name_del(&r->channels, c->channel);
 			c->channel = NULL;
 		}
-		if (smap_put(&r->channels, q->name, c, &key) == 0)
+		if (name_put(&r->channels, q->name, c, &key) == 0)
 			c->channel = key;
 		conn_maybe_free(r, c);
 	}
@@ -573,7 +407,7 @@ on_conn_close(hr_actor *self, void *state, hr_mail *mail)
 			member_del(r, g, c, false);
 		}
 		if (c->channel != NULL) {
-			smap_del(&r->channels, c->channel);
+			name_del(&r->channels, c->channel);
 			c->channel = NULL;
 		}
 		conn_maybe_free(r, c);
@@ -586,14 +420,14 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	req *q = mail->p1;
-	group *g = smap_get(&r->groups, q->name);
+	group *g = name_get(&r->groups, q->name);
 	bool fresh = g == NULL;
 	conn *c;
 
 	if (g == NULL) {
 		if ((g = calloc(1, sizeof(*g))) == NULL)
 			goto out;
-		if (smap_put(&r->groups, q->name, g, &g->name) != 0) {
+		if (name_put(&r->groups, q->name, g, &g->name) != 0) {
 			free(g);
 			goto out;
 		}
@@ -609,7 +443,7 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 		if (g->b[i].n > 0)
 			empty = false;
 	if (empty) {
-		smap_del(&r->groups, g->name);
+		name_del(&r->groups, g->name);
 		group_free(g);
 		atomic_fetch_sub(&r->st_groups, 1);
 	} else if (fresh && r->hooks.group_joined != NULL) {
@@ -624,7 +458,7 @@ on_group_discard(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	req *q = mail->p1;
-	group *g = smap_get(&r->groups, q->name);
+	group *g = name_get(&r->groups, q->name);
 	conn *c = conn_get(r, q->m, false);
 
 	if (g != NULL && c != NULL) {
@@ -639,6 +473,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	req *q = mail->p1;
+	size_t len = strlen(q->name);
 	int status = 0;
 
 	atomic_fetch_add(&r->st_group_sends, 1);
@@ -646,11 +481,11 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 		status = HR_ECANCELED;
 		goto out;
 	}
-	if (q->badname || hr_name_check_group(q->name, strlen(q->name)) != 0) {
+	if (q->badname || hr_name_check_group(q->name, len) != 0) {
 		status = HR_EBADNAME;
 		goto out;
 	}
-	group *g = smap_get(&r->groups, q->name);
+	group *g = name_get_len(&r->groups, q->name, len);
 	for (uint16_t c = 0; g != NULL && c < r->n_consumers; c++) {
 		hr_fanout *f = NULL;
 		for (uint32_t i = 0; i < g->nb; i++) {
@@ -692,15 +527,16 @@ on_send(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	req *q = mail->p1;
+	size_t len = strlen(q->name);
 	int status;
 	conn *c;
 
 	atomic_fetch_add(&r->st_sends, 1);
 	if (atomic_load(&r->cancelling)) {
 		status = HR_ECANCELED;
-	} else if (q->badname || hr_name_check_channel(q->name, strlen(q->name)) != 0) {
+	} else if (q->badname || hr_name_check_channel(q->name, len) != 0) {
 		status = HR_EBADNAME;
-	} else if ((c = smap_get(&r->channels, q->name)) != NULL) {
+	} else if ((c = name_get_len(&r->channels, q->name, len)) != NULL) {
 		hr_fanout *f = calloc(1, sizeof(*f));
 		hr_idlist *l = NULL;
 		if (f == NULL || hr_idlist_alloc(1, &l) != 0) {
@@ -731,10 +567,13 @@ on_set_hooks(hr_actor *self, void *state, hr_mail *mail)
 	r->hooks = *h;
 	free(h);
 	/* Groups that already have members count as joined now. */
-	if (r->hooks.group_joined != NULL)
-		for (size_t i = 0; i < r->groups.cap; i++)
-			for (snode *x = r->groups.b[i]; x != NULL; x = x->next)
-				r->hooks.group_joined(r->hooks.arg, x->key);
+	if (r->hooks.group_joined != NULL) {
+		hr_map_iter it;
+		hr_map_entry *e;
+		hr_map_iter_init(&it, &r->groups);
+		while ((e = hr_map_next(&it)) != NULL)
+			r->hooks.group_joined(r->hooks.arg, e->str);
+	}
 }
 
 /* Mail never handled (the actor was gone): answer and free. */
@@ -780,6 +619,9 @@ hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, s
 		return HR_ENOMEM;
 	r->layer = layer;
 	r->n_consumers = n_consumers;
+	hr_map_init(&r->groups, &groups_type, 0);
+	hr_map_init(&r->channels, &channels_type, 0);
+	hr_map_init(&r->conns, &conns_type, 0);
 	for (size_t i = 0; i < n_consumers; i++)
 		r->consumers[i] = consumers[i];
 	atomic_init(&r->cancelling, false);
@@ -811,20 +653,10 @@ hr_router_destroy(hr_router *r)
 	if (r == NULL)
 		return;
 	atomic_store(&r->cancelling, true);
-	hr_actor_join(r->actor); /* answers what is queued, then exits */
-	for (size_t i = 0; i < r->groups.cap; i++)
-		for (snode *x = r->groups.b[i]; x != NULL; x = x->next)
-			group_free(x->val);
-	for (size_t i = 0; i < r->conns.cap; i++) {
-		if (r->conns.e[i].used) {
-			conn *c = (conn *)(uintptr_t)r->conns.e[i].val;
-			free(c->groups);
-			free(c);
-		}
-	}
-	smap_fini(&r->groups);
-	smap_fini(&r->channels);
-	kmap_fini(&r->conns);
+	hr_actor_join(r->actor);   /* answers what is queued, then exits */
+	hr_map_fini(&r->groups);   /* frees each group */
+	hr_map_fini(&r->channels); /* the conns own their records */
+	hr_map_fini(&r->conns);    /* frees each conn */
 	free(r);
 }
 

@@ -10,9 +10,9 @@
  * router. Jobs are handled one at a time in submit order, so the mails of one
  * notification, and of consecutive ones, reach a client in order.
  *
- * The status table is the only state shared between threads: a hash of
- * fixed-size records plus a list in creation order for eviction, both under
- * `lock`. Everything else (the job being run) belongs to the worker thread.
+ * The status table is the only state shared between threads: a map
+ * (core/map.h) of fixed-size records by id plus a list in creation order for
+ * eviction, both under `lock`. Everything else (the job being run) belongs to the worker thread.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -39,7 +39,6 @@ struct record {
 	uint8_t state;
 	int64_t created_us; /* wall clock, microseconds since the epoch */
 	int64_t updated_us;
-	struct record *hnext; /* hash chain */
 	struct record *older, *newer;
 };
 
@@ -63,8 +62,7 @@ struct hr_worker {
 	size_t max_kept;
 	pthread_mutex_t lock;
 	/* {lock} */
-	struct record **buckets;
-	size_t n_buckets; /* power of two */
+	hr_map table; /* id -> record; the map borrows the record's id */
 	struct record *oldest, *newest;
 	size_t n_records;
 	size_t n_unfinished;
@@ -87,38 +85,6 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* ISO-8601 UTC with microseconds, as Django's timezone.now().isoformat(). */
-static void
-format_time(int64_t us, char *out, size_t outlen)
-{
-	if (us < 0)
-		us = 0;
-	time_t sec = (time_t)(us / 1000000);
-	unsigned frac = (unsigned)(us % 1000000);
-	struct tm tm;
-	/* Wide enough for any int fields, so the compiler can prove no cut. */
-	char tmp[128];
-	if (gmtime_r(&sec, &tm) == NULL)
-		snprintf(tmp, sizeof(tmp), "1970-01-01T00:00:00.000000+00:00");
-	else
-		snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06u+00:00",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		    frac);
-	size_t n = strlen(tmp);
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, tmp, n);
-	out[n] = '\0';
-}
-
 static int
 make_uuid4(char out[37])
 {
@@ -137,18 +103,6 @@ make_uuid4(char out[37])
 	}
 	out[o] = '\0';
 	return 0;
-}
-
-static size_t
-hash_id(const char *id)
-{
-	/* FNV-1a; ids are random, any spread will do. */
-	uint64_t h = 1469598103934665603ull;
-	for (const char *c = id; *c; c++) {
-		h ^= (unsigned char)*c;
-		h *= 1099511628211ull;
-	}
-	return (size_t)h;
 }
 
 static void
@@ -172,24 +126,25 @@ drop_mail(void *arg, hr_mail *mail)
 
 /* ---------------------------------------------------------------- table */
 
-/* {lock} held by the caller for every table_* function. */
+/* {lock} held by the caller for every table_* function. Ids are random:
+ * the map needs no seed. */
+
+#define ID_LEN 36
+static const hr_map_type table_type = { .kind = HR_MAP_STR };
 
 static struct record *
 table_find(hr_worker *w, const char *id)
 {
-	for (struct record *r = w->buckets[hash_id(id) & (w->n_buckets - 1)]; r; r = r->hnext)
-		if (strcmp(r->id, id) == 0)
-			return r;
-	return NULL;
+	hr_map_entry *e = hr_map_find_str(&w->table, id, strlen(id));
+	return e != NULL ? e->val.ptr : NULL;
 }
 
 static void
 table_remove(hr_worker *w, struct record *r)
 {
-	struct record **pp = &w->buckets[hash_id(r->id) & (w->n_buckets - 1)];
-	while (*pp != r)
-		pp = &(*pp)->hnext;
-	*pp = r->hnext;
+	int rv = hr_map_del_str(&w->table, r->id, ID_LEN);
+	HR_ASSERT(rv == 0);
+	(void)rv;
 	if (r->older)
 		r->older->newer = r->newer;
 	else
@@ -225,12 +180,15 @@ table_make_room(hr_worker *w)
 	return HR_EAGAIN;
 }
 
-static void
+/* 0, or HR_ENOMEM with nothing inserted. */
+static int
 table_insert(hr_worker *w, struct record *r)
 {
-	size_t b = hash_id(r->id) & (w->n_buckets - 1);
-	r->hnext = w->buckets[b];
-	w->buckets[b] = r;
+	hr_map_entry *e;
+	int rv = hr_map_put_str(&w->table, r->id, ID_LEN, &e, NULL);
+	if (rv != 0)
+		return rv;
+	e->val.ptr = r;
 	r->older = w->newest;
 	r->newer = NULL;
 	if (w->newest)
@@ -241,6 +199,7 @@ table_insert(hr_worker *w, struct record *r)
 	w->n_records++;
 	if (r->state == ST_QUEUED || r->state == ST_PROCESSING)
 		w->n_unfinished++;
+	return 0;
 }
 
 /* Move id to state at time us (worker thread). */
@@ -278,7 +237,7 @@ static int
 build_event(const struct job *j, enum state st, int64_t us, hr_msg **out)
 {
 	char ts[40];
-	format_time(us, ts, sizeof(ts));
+	hr_clock_iso8601(us, ts, sizeof(ts));
 	bool full = st == ST_SENT;
 	hr_buf b;
 	hr_buf_init(&b, 0);
@@ -366,7 +325,7 @@ on_job(hr_actor *self, void *state, hr_mail *mail)
 
 	int rc = broadcast(w, j, ST_QUEUED, j->created_us);
 	if (rc == 0) {
-		int64_t t = now_us();
+		int64_t t = hr_clock_wall_us();
 		set_state(w, j->id, ST_PROCESSING, t);
 		rc = broadcast(w, j, ST_PROCESSING, t);
 	}
@@ -374,12 +333,12 @@ on_job(hr_actor *self, void *state, hr_mail *mail)
 		/* The task's work is the delivery itself: the `sent` broadcast. The
 		 * record says sent before the mail goes out, so a client that asks
 		 * right after seeing it gets the same answer. */
-		int64_t t = now_us();
+		int64_t t = hr_clock_wall_us();
 		set_state(w, j->id, ST_SENT, t);
 		rc = broadcast(w, j, ST_SENT, t);
 	}
 	if (rc != 0) {
-		int64_t t = now_us();
+		int64_t t = hr_clock_wall_us();
 		set_state(w, j->id, ST_FAILED, t);
 		/* Best effort: the router may be what failed. */
 		(void)broadcast(w, j, ST_FAILED, t);
@@ -415,17 +374,8 @@ hr_worker_create(hr_worker **out, hr_router *router, size_t max_kept)
 		return HR_ENOMEM;
 	w->router = router;
 	w->max_kept = max_kept;
-	size_t nb = 16;
-	while (nb < max_kept)
-		nb <<= 1;
-	w->n_buckets = nb;
-	w->buckets = calloc(nb, sizeof(*w->buckets));
-	if (w->buckets == NULL) {
-		free(w);
-		return HR_ENOMEM;
-	}
+	hr_map_init(&w->table, &table_type, 0);
 	if (pthread_mutex_init(&w->lock, NULL) != 0) {
-		free(w->buckets);
 		free(w);
 		return HR_EIO;
 	}
@@ -459,7 +409,7 @@ hr_worker_destroy(hr_worker *w)
 		next = r->newer;
 		free(r);
 	}
-	free(w->buckets);
+	hr_map_fini(&w->table);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
@@ -624,15 +574,14 @@ hr_worker_submit(
 	}
 	memcpy(j->id, r->id, sizeof(j->id));
 	r->state = ST_QUEUED;
-	r->created_us = r->updated_us = j->created_us = now_us();
+	r->created_us = r->updated_us = j->created_us = hr_clock_wall_us();
 
 	/* The record goes in before the job is posted, so that the worker always
 	 * finds it; a refused post takes it out again. Holding the lock across
 	 * the post keeps table and mailbox in step (the post never waits). */
 	pthread_mutex_lock(&w->lock);
 	rc = table_make_room(w);
-	if (rc == 0) {
-		table_insert(w, r);
+	if (rc == 0 && (rc = table_insert(w, r)) == 0) {
 		hr_mail m = { .kind = MAIL_JOB, .p1 = j };
 		rc = hr_actor_send(w->actor, &m, 0);
 		if (rc != 0) {
@@ -651,6 +600,8 @@ hr_worker_submit(
 			set_err(err, errlen, "the worker is busy, try again");
 		else if (rc == HR_ECLOSED)
 			set_err(err, errlen, "the worker is stopping");
+		else if (rc == HR_ENOMEM)
+			set_err(err, errlen, "out of memory");
 		else
 			set_err(err, errlen, "%s", hr_strerror(rc));
 	}
@@ -676,8 +627,8 @@ hr_worker_get(hr_worker *w, const char *id, hr_notification_info *out)
 		return HR_ENOENT;
 	memcpy(out->id, id, 37);
 	memcpy(out->status, state_names[st], strlen(state_names[st]) + 1);
-	format_time(created, out->created_at, sizeof(out->created_at));
-	format_time(updated, out->updated_at, sizeof(out->updated_at));
+	hr_clock_iso8601(created, out->created_at, sizeof(out->created_at));
+	hr_clock_iso8601(updated, out->updated_at, sizeof(out->updated_at));
 	return 0;
 }
 

@@ -1,216 +1,25 @@
 /*
- * layer.h: herald's channel layer, the public face of the `layer` module.
+ * layer.h: herald's channel layer, the public face of the `layer` module:
+ * the Channels layer API (send, receive, new_channel, group_add,
+ * group_discard, group_send, flush) behind an ops table with a memory
+ * backend and a Redis backend.
  *
- * What lives here: error codes shared by every module, refcounted immutable
- * messages (hr_msg) and the growable buffer that builds them (hr_buf), the
- * msgpack/JSON codec, Channels' name rules, and the channel layer itself
- * (send, receive, new_channel, group_add, group_discard, group_send, flush)
- * behind an ops table with a memory backend (and later a Redis backend).
+ * The base library it stands on (error codes, hr_msg/hr_buf, the codec,
+ * name rules) is the `core` module; core/core.h is included here so that
+ * every includer of layer.h keeps seeing it.
  *
- * Threads: hr_msg references may be taken and dropped from any thread.
- * Everything else is pure code; an hr_layer is safe to call from several
- * threads at once (the memory backend serialises on its own mutex so that a
- * blocking receive can wait on a condition variable).
+ * Threads: an hr_layer is safe to call from several threads at once (the
+ * memory backend serialises on its own mutex so that a blocking receive can
+ * wait on a condition variable).
  */
 #ifndef HERALD_LAYER_H
 #define HERALD_LAYER_H
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---------------------------------------------------------------- errors */
-
-/*
- * Every fallible function returns 0 or a negative HR_E* code. Where an errno
- * exists the code is -errno; herald's own codes live below -1000.
- */
-#define HR_OK 0
-#define HR_ENOMEM (-ENOMEM)
-#define HR_EINVAL (-EINVAL)
-#define HR_EAGAIN (-EAGAIN)       /* would block: empty, or mailbox full */
-#define HR_ETIMEDOUT (-ETIMEDOUT) /* a timed wait ran out */
-#define HR_ECANCELED (-ECANCELED) /* callback fired because of shutdown */
-#define HR_ENOENT (-ENOENT)       /* no such channel, group, key */
-#define HR_EMSGSIZE (-EMSGSIZE)   /* over a size limit */
-#define HR_ECLOSED (-ESHUTDOWN)   /* mailbox or actor is closed */
-#define HR_EBADMSG (-EBADMSG)     /* malformed msgpack or JSON */
-#define HR_ENOTSUP (-ENOTSUP)     /* operation not offered by a backend */
-#define HR_EIO (-EIO)             /* I/O or library failure */
-#define HR_EFULL (-1001)          /* channel full (Channels' ChannelFull) */
-#define HR_EBADNAME (-1002)       /* invalid channel or group name */
-#define HR_EDEPTH (-1003)         /* nesting deeper than HR_CODEC_MAX_DEPTH */
-#define HR_EUTF8 (-1004)          /* string is not valid UTF-8 */
-#define HR_ETYPE (-1005)          /* value of the wrong type (non-string key, no "type") */
-
-/* A static string naming err; never NULL. */
-const char *hr_strerror(int err);
-
-#if defined(HERALD_ASSERTS)
-#include <stdio.h>
-#include <stdlib.h>
-#define HR_ASSERT(x)                                                                               \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #x);  \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-#else
-#define HR_ASSERT(x) ((void)0)
-#endif
-
-/* ---------------------------------------------------------------- messages */
-
-/*
- * hr_msg: a refcounted byte buffer. Writable only by its creator until it is
- * published (handed to another thread or stored); immutable afterwards, and
- * shared by reference, never copied per recipient. It may keep headroom in
- * front of its data (for a WebSocket header, LWS_PRE, ...).
- */
-typedef struct hr_msg hr_msg;
-
-/* Allocate a message of len bytes (uninitialised) with `headroom` free bytes in
- * front. One reference, owned by the caller. HR_ENOMEM. */
-int hr_msg_alloc(size_t headroom, size_t len, hr_msg **out);
-/* Allocate and copy len bytes from data, no headroom. */
-int hr_msg_copy(const void *data, size_t len, hr_msg **out);
-unsigned char *hr_msg_data(const hr_msg *m);
-size_t hr_msg_len(const hr_msg *m);
-size_t hr_msg_headroom(const hr_msg *m);
-/* Before publish: move the start of data back by n bytes into the headroom
- * (n <= headroom) and return the new start. */
-unsigned char *hr_msg_push_front(hr_msg *m, size_t n);
-/* Take a reference (thread-safe). Returns m. */
-hr_msg *hr_msg_ref(hr_msg *m);
-/* Drop a reference; frees at zero. NULL is ignored. Thread-safe. */
-void hr_msg_unref(hr_msg *m);
-
-/*
- * hr_buf: a growable byte buffer that turns into an hr_msg without copying.
- * Embedded in callers' structs (init/fini). An append that fails leaves the
- * buffer as it was and returns HR_ENOMEM.
- */
-typedef struct hr_buf {
-	hr_msg *_m;  /* storage, grown with realloc */
-	size_t _cap; /* bytes available after headroom */
-} hr_buf;
-
-void hr_buf_init(hr_buf *b, size_t headroom);
-int hr_buf_reserve(hr_buf *b, size_t extra);
-int hr_buf_append(hr_buf *b, const void *p, size_t n);
-int hr_buf_putc(hr_buf *b, char c);
-const unsigned char *hr_buf_data(const hr_buf *b);
-size_t hr_buf_len(const hr_buf *b);
-void hr_buf_reset(hr_buf *b); /* length back to 0, keeps storage */
-/* Hand the contents over as a message (one reference, caller's); the buffer is
- * left empty and reusable. HR_ENOMEM when the buffer holds nothing allocated
- * and allocation fails. */
-int hr_buf_finish(hr_buf *b, hr_msg **out);
-void hr_buf_fini(hr_buf *b);
-
-/*
- * Build a complete server→client WebSocket text frame (FIN, opcode 1, no mask)
- * from the JSON payload in b, which must have been initialised with
- * headroom >= HR_FRAME_HEADROOM. The frame is immutable once returned and can
- * be written to any number of sockets as raw bytes. hr_msg_headroom() of the
- * result is still >= LWS_PRE (16).
- */
-#define HR_FRAME_HEADROOM 32
-int hr_ws_frame_text(hr_buf *b, hr_msg **out);
-
-/* ---------------------------------------------------------------- codec */
-
-/*
- * Channels messages are dicts, carried as msgpack (str keys, use_bin_type).
- * The codec reads and writes msgpack with msgpack-c. Reading never trusts a
- * length: nothing is allocated from a count before the input is known to
- * hold that many elements, nesting is bounded by HR_CODEC_MAX_DEPTH, and
- * malformed input is an error (HR_EBADMSG, HR_EDEPTH, HR_EUTF8, HR_ETYPE),
- * never an over-read. Of several faults, the first met in input order is
- * reported (a count larger than the input is met where the input runs out).
- *
- * JSON → msgpack: parsed with jansson. Integers that fit int64 stay ints,
- * other numbers become float64. Strings are validated UTF-8.
- * msgpack → JSON: strings escaped per RFC 8259 (control chars as \u00XX);
- * invalid UTF-8 in a str is an error; floats printed with 17 significant
- * digits (shortest round-trip form where possible), NaN/Inf become null;
- * bin is emitted as a base64 string; ext as {"ext": type, "data": base64};
- * map keys must be str (else HR_ETYPE).
- */
-#define HR_CODEC_MAX_DEPTH 32
-
-/* Check that [mp, mp+len) is exactly one well-formed msgpack object. */
-int hr_codec_validate(const void *mp, size_t len);
-
-/* JSON text → msgpack appended to out. When `object_only`, the top value must be
- * an object (else HR_ETYPE). On error, err (if non-NULL) receives a short
- * human-readable reason; out is left as it was. */
-int hr_codec_json_to_msgpack(
-    const char *json, size_t len, bool object_only, hr_buf *out, char *err, size_t errlen);
-
-/* One msgpack object at mp → JSON text appended to out. On error out is left as
- * it was. */
-int hr_codec_msgpack_to_json(const void *mp, size_t len, hr_buf *out);
-
-/* mp must be a msgpack map: find the value of key (a str key equal to `key`);
- * *val and *vlen are its encoded span inside mp (borrowed). HR_ENOENT if absent,
- * HR_ETYPE if mp is not a map. Does not decode values other than keys. */
-int hr_codec_map_get(
-    const void *mp, size_t len, const char *key, const unsigned char **val, size_t *vlen);
-
-/* The "type" field of a message map, borrowed from mp (not NUL-terminated).
- * HR_ENOENT if absent, HR_ETYPE if not a str. */
-int hr_codec_get_type(const void *mp, size_t len, const char **type, size_t *tlen);
-
-/* Copy map mp to out without key `key` (used to strip __asgi_channel__). */
-int hr_codec_map_remove(const void *mp, size_t len, const char *key, hr_buf *out);
-
-/* The header of the map (array) at mp: its pair (element) count in *n and
- * the header's length in bytes in *hlen; the elements follow and are not
- * looked at. HR_ETYPE if the value at mp is not a map (array), HR_EBADMSG if
- * the header is cut short or malformed. */
-int hr_codec_map_header(const void *mp, size_t len, uint32_t *n, size_t *hlen);
-int hr_codec_array_header(const void *mp, size_t len, uint32_t *n, size_t *hlen);
-
-/* The str at mp (bytes after it are not looked at): *s and *n are its bytes
- * (borrowed from mp, not NUL-terminated, UTF-8 not checked) and *used its
- * encoded length. HR_ETYPE if the value at mp is not a str (a str cut short
- * is HR_EBADMSG). */
-int hr_codec_read_str(const void *mp, size_t len, const char **s, size_t *n, size_t *used);
-
-/* msgpack writers used to build messages (map headers, str, int, nil, float,
- * bool, raw pre-encoded value), over msgpack-c's packer: each appends the
- * smallest encoding to out (as msgpack-python with use_bin_type=True), or
- * fails (HR_ENOMEM; HR_EMSGSIZE for a str over 2^32 - 1 bytes) leaving out
- * as it was. */
-int hr_mp_map(hr_buf *out, uint32_t n);
-int hr_mp_array(hr_buf *out, uint32_t n);
-int hr_mp_str(hr_buf *out, const char *s, size_t n);
-int hr_mp_cstr(hr_buf *out, const char *s);
-int hr_mp_int(hr_buf *out, int64_t v);
-int hr_mp_double(hr_buf *out, double v);
-int hr_mp_bool(hr_buf *out, bool v);
-int hr_mp_nil(hr_buf *out);
-int hr_mp_raw(hr_buf *out, const void *encoded, size_t n);
-
-/* ---------------------------------------------------------------- names */
-
-/* Channels' MAX_NAME_LENGTH: names must be shorter than this. */
-#define HR_NAME_MAX 100
-
-/* Channel name: ^[a-zA-Z\d\-_.]+(![\d\w\-_.]*)?$, len < 100. 0 or HR_EBADNAME. */
-int hr_name_check_channel(const char *name, size_t len);
-/* Group name: ^[a-zA-Z\d\-_.]+$, len < 100. 0 or HR_EBADNAME. */
-int hr_name_check_group(const char *name, size_t len);
-/* Length of the non-local part of a specific name (up to and including '!'),
- * or 0 if the name has no '!'. */
-size_t hr_name_nonlocal_len(const char *name, size_t len);
-
-/* Glob match as Python's fnmatch.fnmatch on POSIX (case-sensitive): *, ?, [seq],
- * [!seq]. */
-bool hr_glob_match(const char *pattern, const char *name, size_t len);
+#include "core/core.h"
 
 /* ---------------------------------------------------------------- the layer */
 
@@ -246,7 +55,7 @@ void hr_layer_opts_default(hr_layer_opts *o);
 extern const hr_layer_ops hr_layer_memory_ops;
 
 /* The Redis backend, wire-compatible with channels_redis 4.0's
- * RedisChannelLayer (docs/PROTOCOL.md): opts.hosts are "redis://[:password@]host[:port][/db]"
+ * RedisChannelLayer (WIRE.md): opts.hosts are "redis://[:password@]host[:port][/db]"
  * URLs in ring order (none: redis://localhost:6379). Uses hiredis' blocking
  * API: call it from worker threads only, never from an I/O loop. A Redis
  * that is down makes a call return HR_EIO; the next call reconnects. */

@@ -6,8 +6,8 @@
  * their expiry time) and a table of groups (each a table of memberships
  * keyed by channel, plus a list in join order). A membership also sits on
  * its channel's list, so a channel can leave every group in O(its groups).
- * Tables are open-addressing with linear probing and backward-shift delete,
- * keyed by a seeded hash; lookups never allocate. group_send to N members is
+ * Tables are core/map.h maps with a random seed (names come from outside);
+ * lookups never allocate. group_send to N members is
  * O(N). A channel entry lives while it holds messages, memberships or
  * blocked receivers; a group while it has members.
  *
@@ -37,139 +37,6 @@
 
 #include "layer/layer_impl.h"
 
-/* ------------------------------------------------------------ hash table */
-
-/* Slots hold object pointers (NULL = empty) and their hashes. cap is 0 or a
- * power of two; load stays under 3/4. */
-typedef struct htab {
-	void **obj;
-	uint64_t *h;
-	size_t cap;
-	size_t n;
-} htab;
-
-#define HTAB_NONE SIZE_MAX
-
-static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
-static uint64_t
-hash_bytes(uint64_t seed, const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return mix64(h ^ len);
-}
-
-static uint64_t
-hash_ptr(uint64_t seed, const void *p)
-{
-	return mix64((uint64_t)(uintptr_t)p ^ seed);
-}
-
-static void
-htab_fini(htab *t)
-{
-	free(t->obj);
-	free(t->h);
-	memset(t, 0, sizeof(*t));
-}
-
-static void
-htab_place(htab *t, uint64_t h, void *o)
-{
-	size_t mask = t->cap - 1;
-	size_t i = (size_t)h & mask;
-	while (t->obj[i] != NULL)
-		i = (i + 1) & mask;
-	t->obj[i] = o;
-	t->h[i] = h;
-	t->n++;
-}
-
-/* Make room for one more entry. HR_ENOMEM leaves the table as it was. */
-static int
-htab_reserve(htab *t)
-{
-	if ((t->n + 1) * 4 <= t->cap * 3)
-		return 0;
-	size_t ncap = t->cap ? t->cap * 2 : 8;
-	htab nt = { calloc(ncap, sizeof(void *)), calloc(ncap, sizeof(uint64_t)), ncap, 0 };
-	if (nt.obj == NULL || nt.h == NULL) {
-		htab_fini(&nt);
-		return HR_ENOMEM;
-	}
-	for (size_t i = 0; i < t->cap; i++)
-		if (t->obj[i] != NULL)
-			htab_place(&nt, t->h[i], t->obj[i]);
-	htab_fini(t);
-	*t = nt;
-	return 0;
-}
-
-typedef bool (*htab_eq)(const void *obj, const void *key, size_t klen);
-
-static size_t
-htab_find(const htab *t, uint64_t h, htab_eq eq, const void *key, size_t klen)
-{
-	if (t->cap == 0)
-		return HTAB_NONE;
-	size_t mask = t->cap - 1;
-	for (size_t i = (size_t)h & mask; t->obj[i] != NULL; i = (i + 1) & mask)
-		if (t->h[i] == h && eq(t->obj[i], key, klen))
-			return i;
-	return HTAB_NONE;
-}
-
-static bool
-eq_ptr(const void *obj, const void *key, size_t klen)
-{
-	return obj == key;
-}
-
-/* Remove slot i; later entries of its probe run shift back into the hole. */
-static void
-htab_del(htab *t, size_t i)
-{
-	size_t mask = t->cap - 1;
-	size_t j = i;
-	for (;;) {
-		j = (j + 1) & mask;
-		if (t->obj[j] == NULL)
-			break;
-		size_t k = (size_t)t->h[j] & mask;
-		bool stays = (i < j) ? (i < k && k <= j) : (k > i || k <= j);
-		if (!stays) {
-			t->obj[i] = t->obj[j];
-			t->h[i] = t->h[j];
-			i = j;
-		}
-	}
-	t->obj[i] = NULL;
-	t->n--;
-}
-
-/* Remove obj, stored under hash h. */
-static void
-htab_remove(htab *t, uint64_t h, const void *obj)
-{
-	size_t i = htab_find(t, h, eq_ptr, obj, 0);
-	HR_ASSERT(i != HTAB_NONE);
-	if (i != HTAB_NONE)
-		htab_del(t, i);
-}
-
 /* ------------------------------------------------------------ state */
 
 typedef struct mitem {
@@ -179,10 +46,9 @@ typedef struct mitem {
 
 typedef struct mmember mmember;
 
-/* The first member of a channel and of a group: what the tables find them
- * by. The name's bytes (NUL-terminated) follow the object. */
+/* The first member of a channel and of a group: its name, which the tables
+ * borrow as its key. The name's bytes (NUL-terminated) follow the object. */
 typedef struct mname {
-	uint64_t hash;
 	size_t len;
 	const char *name;
 } mname;
@@ -199,8 +65,8 @@ typedef struct mchan {
 
 typedef struct mgroup {
 	mname key;
-	htab by_chan;  /* mmember* keyed by channel pointer */
-	mmember *head; /* join order, via g_next/g_prev */
+	hr_map by_chan; /* mmember* keyed by channel pointer */
+	mmember *head;  /* join order, via g_next/g_prev */
 	mmember *tail;
 	unsigned pins; /* a group_send is walking it: do not free */
 } mgroup;
@@ -219,43 +85,58 @@ typedef struct mem {
 	bool closed;      /* {mu} */
 	unsigned waiters; /* {mu} receivers blocked anywhere */
 	uint64_t seed;
-	htab chans;  /* {mu} mchan* by name */
-	htab groups; /* {mu} mgroup* by name */
+	hr_map chans;  /* {mu} mchan* by name */
+	hr_map groups; /* {mu} mgroup* by name */
 } mem;
 
-static bool
-eq_name(const void *obj, const void *key, size_t klen)
-{
-	const mname *n = obj;
-	return n->len == klen && memcmp(n->name, key, klen) == 0;
-}
+/* chans and groups borrow the name inside each object; by_chan is keyed by
+ * the channel's address. */
+static const hr_map_type names_type = { .kind = HR_MAP_STR };
+static const hr_map_type by_chan_type = { .kind = HR_MAP_INT };
 
 /* The channel or group called name in t, or NULL. */
 static void *
-named_find(mem *m, htab *t, const char *name, size_t len)
+named_find(hr_map *t, const char *name, size_t len)
 {
-	size_t i = htab_find(t, hash_bytes(m->seed, name, len), eq_name, name, len);
-	return i == HTAB_NONE ? NULL : t->obj[i];
+	hr_map_entry *e = hr_map_find_str(t, name, len);
+	return e != NULL ? e->val.ptr : NULL;
 }
 
 /* The channel or group called name in t; a missing one is added, zeroed, as
- * an object of size bytes. NULL: out of memory. */
+ * an object of size bytes (*added, may be NULL, says so). NULL: out of
+ * memory, nothing added. */
 static void *
-named_get(mem *m, htab *t, size_t size, const char *name, size_t len)
+named_get(hr_map *t, size_t size, const char *name, size_t len, bool *added)
 {
-	void *found = named_find(m, t, name, len);
+	hr_map_entry *e;
+	void *found = named_find(t, name, len);
+	if (added != NULL)
+		*added = found == NULL;
 	if (found != NULL)
 		return found;
-	if (htab_reserve(t) != 0)
+	if (hr_map_reserve(t, 1) != 0)
 		return NULL;
 	mname *n = calloc(1, size + len + 1);
 	if (n == NULL)
 		return NULL;
 	char *copy = (char *)n + size;
 	memcpy(copy, name, len);
-	*n = (mname) { hash_bytes(m->seed, name, len), len, copy };
-	htab_place(t, n->hash, n);
+	*n = (mname) { len, copy };
+	/* Room was reserved and the key is borrowed: this cannot fail. */
+	int rv = hr_map_put_str(t, copy, len, &e, NULL);
+	HR_ASSERT(rv == 0);
+	(void)rv;
+	e->val.ptr = n;
 	return n;
+}
+
+/* Take the channel or group named n out of t. */
+static void
+named_remove(hr_map *t, const mname *n)
+{
+	int rv = hr_map_del_str(t, n->name, n->len);
+	HR_ASSERT(rv == 0);
+	(void)rv;
 }
 
 /* Lock m; HR_ECLOSED (locked all the same) once destroy has begun. */
@@ -285,7 +166,7 @@ chan_release(mem *m, mchan *c)
 {
 	if (c->qlen > 0 || c->members != NULL || c->waiters > 0)
 		return;
-	htab_remove(&m->chans, c->key.hash, c);
+	named_remove(&m->chans, &c->key);
 	chan_free(c);
 }
 
@@ -335,27 +216,18 @@ chan_pop(mchan *c)
 static void
 group_release(mem *m, mgroup *g)
 {
-	if (g->by_chan.n > 0 || g->pins > 0)
+	if (hr_map_count(&g->by_chan) > 0 || g->pins > 0)
 		return;
-	htab_remove(&m->groups, g->key.hash, g);
-	htab_fini(&g->by_chan);
+	named_remove(&m->groups, &g->key);
+	hr_map_fini(&g->by_chan);
 	free(g);
 }
 
 static mmember *
-member_find(mem *m, mgroup *g, mchan *c)
+member_find(mgroup *g, mchan *c)
 {
-	/* The table stores memberships, hashed by their channel pointer. */
-	if (g->by_chan.cap == 0)
-		return NULL;
-	uint64_t h = hash_ptr(m->seed, c);
-	size_t mask = g->by_chan.cap - 1;
-	for (size_t j = (size_t)h & mask; g->by_chan.obj[j] != NULL; j = (j + 1) & mask) {
-		mmember *mb = g->by_chan.obj[j];
-		if (g->by_chan.h[j] == h && mb->c == c)
-			return mb;
-	}
-	return NULL;
+	hr_map_entry *e = hr_map_find_int(&g->by_chan, (uintptr_t)c);
+	return e != NULL ? e->val.ptr : NULL;
 }
 
 /* Unlink and free a membership; the group and channel are not released. */
@@ -364,7 +236,9 @@ member_remove(mem *m, mmember *mb)
 {
 	mgroup *g = mb->g;
 	mchan *c = mb->c;
-	htab_remove(&g->by_chan, hash_ptr(m->seed, c), mb);
+	int rv = hr_map_del_int(&g->by_chan, (uintptr_t)c);
+	HR_ASSERT(rv == 0);
+	(void)rv;
 	if (mb->g_prev)
 		mb->g_prev->g_next = mb->g_next;
 	else
@@ -422,18 +296,19 @@ member_expired(const hr_layer *l, const mmember *mb, double now)
 static void
 groups_free(mem *m)
 {
-	for (size_t i = 0; i < m->groups.cap; i++) {
-		mgroup *g = m->groups.obj[i];
-		if (g == NULL)
-			continue;
+	hr_map_iter it;
+	hr_map_entry *e;
+	hr_map_iter_init(&it, &m->groups);
+	while ((e = hr_map_next(&it)) != NULL) {
+		mgroup *g = e->val.ptr;
 		for (mmember *mb = g->head, *next; mb != NULL; mb = next) {
 			next = mb->g_next;
 			free(mb);
 		}
-		htab_fini(&g->by_chan);
+		hr_map_fini(&g->by_chan);
 		free(g);
 	}
-	htab_fini(&m->groups);
+	hr_map_fini(&m->groups);
 }
 
 /* ------------------------------------------------------------ ops */
@@ -453,6 +328,8 @@ mem_create(hr_layer *l)
 	m->drained_ready = true;
 	if (RAND_bytes((unsigned char *)&m->seed, (int)sizeof(m->seed)) != 1)
 		return HR_EIO;
+	hr_map_init(&m->chans, &names_type, m->seed);
+	hr_map_init(&m->groups, &names_type, m->seed);
 	return 0;
 }
 
@@ -465,9 +342,12 @@ mem_destroy(hr_layer *l)
 	if (m->mu_ready && m->drained_ready) {
 		pthread_mutex_lock(&m->mu);
 		m->closed = true;
-		for (size_t i = 0; i < m->chans.cap; i++) {
-			mchan *c = m->chans.obj[i];
-			if (c != NULL && c->waiters > 0)
+		hr_map_iter it;
+		hr_map_entry *e;
+		hr_map_iter_init(&it, &m->chans);
+		while ((e = hr_map_next(&it)) != NULL) {
+			mchan *c = e->val.ptr;
+			if (c->waiters > 0)
 				pthread_cond_broadcast(&c->cond);
 		}
 		while (m->waiters > 0)
@@ -475,10 +355,12 @@ mem_destroy(hr_layer *l)
 		pthread_mutex_unlock(&m->mu);
 	}
 	groups_free(m);
-	for (size_t i = 0; i < m->chans.cap; i++)
-		if (m->chans.obj[i] != NULL)
-			chan_free(m->chans.obj[i]);
-	htab_fini(&m->chans);
+	hr_map_iter it;
+	hr_map_entry *e;
+	hr_map_iter_init(&it, &m->chans);
+	while ((e = hr_map_next(&it)) != NULL)
+		chan_free(e->val.ptr);
+	hr_map_fini(&m->chans);
 	if (m->drained_ready)
 		pthread_cond_destroy(&m->drained);
 	if (m->mu_ready)
@@ -495,7 +377,7 @@ mem_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 	int rv;
 	if ((rv = lock_open(m)) != 0)
 		goto out;
-	if ((c = named_get(m, &m->chans, sizeof(*c), channel, clen)) == NULL) {
+	if ((c = named_get(&m->chans, sizeof(*c), channel, clen, NULL)) == NULL) {
 		rv = HR_ENOMEM;
 		goto out;
 	}
@@ -551,7 +433,7 @@ mem_receive(hr_layer *l, const char *channel, size_t clen, int timeout_ms, hr_ms
 		return rv;
 	if ((rv = lock_open(m)) != 0)
 		goto out;
-	if ((c = named_get(m, &m->chans, sizeof(*c), channel, clen)) == NULL) {
+	if ((c = named_get(&m->chans, sizeof(*c), channel, clen, NULL)) == NULL) {
 		rv = HR_ENOMEM;
 		goto out;
 	}
@@ -628,7 +510,7 @@ mem_new_channel(hr_layer *l, const char *prefix, char *out, size_t outlen)
 		if (rv != 0)
 			return rv;
 		pthread_mutex_lock(&m->mu);
-		bool taken = named_find(m, &m->chans, out, len) != NULL;
+		bool taken = named_find(&m->chans, out, len) != NULL;
 		pthread_mutex_unlock(&m->mu);
 		if (!taken)
 			return 0;
@@ -645,21 +527,24 @@ mem_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, 
 	int rv;
 	if ((rv = lock_open(m)) != 0)
 		goto out;
-	if ((g = named_get(m, &m->groups, sizeof(*g), group, glen)) == NULL) {
+	bool fresh;
+	if ((g = named_get(&m->groups, sizeof(*g), group, glen, &fresh)) == NULL) {
 		rv = HR_ENOMEM;
 		goto out;
 	}
-	if ((c = named_get(m, &m->chans, sizeof(*c), channel, clen)) == NULL) {
+	if (fresh)
+		hr_map_init(&g->by_chan, &by_chan_type, m->seed);
+	if ((c = named_get(&m->chans, sizeof(*c), channel, clen, NULL)) == NULL) {
 		rv = HR_ENOMEM;
 		goto out;
 	}
 	double now = hr_layer__now(l);
-	mmember *mb = member_find(m, g, c);
+	mmember *mb = member_find(g, c);
 	if (mb != NULL) {
 		mb->joined = now; /* Channels re-stamps the join time */
 		goto out;
 	}
-	if ((rv = htab_reserve(&g->by_chan)) != 0)
+	if ((rv = hr_map_reserve(&g->by_chan, 1)) != 0)
 		goto out;
 	if ((mb = calloc(1, sizeof(*mb))) == NULL) {
 		rv = HR_ENOMEM;
@@ -668,7 +553,10 @@ mem_group_add(hr_layer *l, const char *group, size_t glen, const char *channel, 
 	mb->g = g;
 	mb->c = c;
 	mb->joined = now;
-	htab_place(&g->by_chan, hash_ptr(m->seed, c), mb);
+	hr_map_entry *e;
+	rv = hr_map_put_int(&g->by_chan, (uintptr_t)c, &e, NULL); /* reserved: cannot fail */
+	HR_ASSERT(rv == 0);
+	e->val.ptr = mb;
 	mb->g_prev = g->tail;
 	if (g->tail)
 		g->tail->g_next = mb;
@@ -696,11 +584,11 @@ mem_group_discard(hr_layer *l, const char *group, size_t glen, const char *chann
 	int rv = 0;
 	if ((rv = lock_open(m)) != 0)
 		goto out;
-	g = named_find(m, &m->groups, group, glen);
-	mchan *c = named_find(m, &m->chans, channel, clen);
+	g = named_find(&m->groups, group, glen);
+	mchan *c = named_find(&m->chans, channel, clen);
 	if (g == NULL || c == NULL)
 		goto out; /* discarding a non-member is not an error in Channels */
-	mmember *mb = member_find(m, g, c);
+	mmember *mb = member_find(g, c);
 	if (mb != NULL) {
 		member_remove(m, mb);
 		chan_release(m, c);
@@ -719,7 +607,7 @@ mem_group_send(hr_layer *l, const char *group, size_t glen, hr_msg *msg, hr_grou
 	int rv = 0;
 	if ((rv = lock_open(m)) != 0)
 		goto out;
-	g = named_find(m, &m->groups, group, glen);
+	g = named_find(&m->groups, group, glen);
 	if (g == NULL)
 		goto out;
 	double now = hr_layer__now(l);
@@ -773,22 +661,18 @@ mem_flush(hr_layer *l)
 	}
 	groups_free(m);
 	/* Channels with blocked receivers stay (empty) so that the receivers
-	 * still hear of later sends; every other channel goes. A delete shifts
-	 * later entries back into slot i, so look at slot i again. */
-	for (size_t i = 0; i < m->chans.cap;) {
-		mchan *c = m->chans.obj[i];
-		if (c == NULL) {
-			i++;
-			continue;
-		}
+	 * still hear of later sends; every other channel goes. */
+	hr_map_iter it;
+	hr_map_entry *e;
+	hr_map_iter_init(&it, &m->chans);
+	while ((e = hr_map_next(&it)) != NULL) {
+		mchan *c = e->val.ptr;
 		c->members = NULL;
 		while (c->qlen > 0)
 			hr_msg_unref(chan_pop(c));
-		if (c->waiters > 0) {
-			i++;
+		if (c->waiters > 0)
 			continue;
-		}
-		htab_del(&m->chans, i);
+		hr_map_delete(&m->chans, e);
 		chan_free(c);
 	}
 	pthread_mutex_unlock(&m->mu);

@@ -21,25 +21,6 @@
  * process leaves without tearing down */
 #define STOP_DEADLINE_S 4
 
-double
-hr_node__now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-void
-hr_node__iso8601(char out[64])
-{
-	struct timespec ts;
-	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
-	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
-}
-
 static void
 bridge_log(int level, const char *line)
 {
@@ -156,7 +137,7 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 	n->stop_pipe[0] = n->stop_pipe[1] = -1;
 	atomic_init(&n->stop_requested, false);
 	n->n_threads = cfg->threads;
-	n->started_at = hr_node__now();
+	n->started_at = hr_clock_mono();
 	hr_log_set_level(cfg->log_level);
 	hr_log__lws_init(cfg->log_level);
 

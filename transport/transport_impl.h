@@ -11,8 +11,8 @@
  * handshake, inbound frames, close), http1.c (plain-text HTTP/1 framing),
  * http_lws.c (lws's HTTP framing, TLS) -> http.c (the HTTP API, answering
  * through the connection's framing hook) and outq.c (frame queues and their
- * writes) -> conn.c (the connection table) -> evloop.c. ws.c also uses
- * node.c's clock helpers, hr_node__now and hr_node__iso8601.
+ * writes) -> conn.c (the connection table) -> evloop.c. Time comes from
+ * core/clock.h.
  */
 #ifndef HERALD_TRANSPORT_IMPL_H
 #define HERALD_TRANSPORT_IMPL_H
@@ -443,10 +443,6 @@ struct iovec *hr_sys__sendbatch_add(hr_sendbatch *b, int fd, unsigned niov, void
 /* Send everything added; done runs once per entry, in any order, before
  * this returns. The batch is empty afterwards. */
 void hr_sys__sendbatch_flush(hr_sendbatch *b, hr_sendbatch_done done, void *arg);
-
-/* node.c */
-double hr_node__now(void);
-void hr_node__iso8601(char out[64]);
 
 /* Append a JSON string literal (quotes included) escaping per RFC 8259. */
 int hr_json__append_str(hr_buf *b, const char *s, size_t n);

@@ -96,7 +96,7 @@ send_pong(hr_conn *c)
 	hr_buf b;
 	int n;
 
-	hr_node__iso8601(ts);
+	hr_clock_iso8601(hr_clock_wall_us(), ts, sizeof(ts));
 	n = snprintf(out, sizeof(out), "{\"type\":\"pong\",\"timestamp\":\"%s\"}", ts);
 	hr_buf_init(&b, HR_FRAME_HEADROOM);
 	if (n > 0 && hr_buf_append(&b, out, (size_t)n) == 0)
@@ -133,7 +133,7 @@ send_status(hr_conn *c)
 	    n->bridge == NULL ? "n/a"
 	        : down        ? "down"
 	                      : "up",
-	    (long long)(hr_node__now() - n->started_at));
+	    (long long)(hr_clock_mono() - n->started_at));
 	hr_buf_init(&b, HR_FRAME_HEADROOM);
 	if (len > 0 && (size_t)len < sizeof(out) && hr_buf_append(&b, out, (size_t)len) == 0)
 		(void)queue_json(c, &b);

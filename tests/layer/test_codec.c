@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "helper_codec.h"
-#include "layer/buf_int.h"
+#include "core/buf_int.h"
 #include "layer/layer.h"
 
 TestSuite(codec, .timeout = 60);

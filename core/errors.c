@@ -1,9 +1,9 @@
 /*
- * errors.c: names for herald's error codes (layer.h). Pure; any thread.
+ * errors.c: names for herald's error codes (core/errors.h). Pure; any thread.
  */
 #include <string.h>
 
-#include "layer/layer.h"
+#include "core/errors.h"
 
 const char *
 hr_strerror(int err)

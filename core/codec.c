@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layer/buf_int.h"
-#include "layer/layer.h"
+#include "core/buf_int.h"
+#include "core/core.h"
 
 /* The walker's own stack is one deeper than the bound, so that the bound is
  * always the callbacks' HR_EDEPTH and never msgpack-c's stack overflow. */

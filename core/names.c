@@ -1,6 +1,6 @@
 /*
  * names.c: Channels' channel and group name rules, and the fnmatch-style glob
- * used by channel_capacity (layer.h). Pure code; any thread.
+ * used by channel_capacity (core/names.h). Pure code; any thread.
  *
  * Channels checks names with Python regexes on str:
  *   channel  ^[a-zA-Z\d\-_.]+(\![\d\w\-_.]*)?$     group  ^[a-zA-Z\d\-_.]+$
@@ -14,7 +14,8 @@
  */
 #include <string.h>
 
-#include "layer/layer.h"
+#include "core/errors.h"
+#include "core/names.h"
 
 static bool
 name_char(unsigned char c)

@@ -21,8 +21,8 @@
 #include <msgpack.h>
 #include <stdio.h>
 
-#include "layer/buf_int.h"
-#include "layer/layer.h"
+#include "core/buf_int.h"
+#include "core/core.h"
 
 /* A str (header, then body); the caller undoes a partial write. */
 static int

@@ -6,8 +6,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "layer/buf_int.h"
-#include "layer/layer.h"
+#include "core/buf_int.h"
+#include "core/core.h"
 
 TestSuite(msg, .timeout = 30);
 

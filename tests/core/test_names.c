@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "layer/layer.h"
+#include "core/core.h"
 
 static int
 chan(const char *s)

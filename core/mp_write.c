@@ -11,8 +11,8 @@
 #include <msgpack.h>
 #include <string.h>
 
-#include "layer/buf_int.h"
-#include "layer/layer.h"
+#include "core/buf_int.h"
+#include "core/core.h"
 
 int
 hr_buf__mp_write(void *data, const char *p, size_t n)
