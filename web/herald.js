@@ -237,7 +237,12 @@
 			this._hbTimer = setTimeout(() => {
 				if (this._ws !== ws) return;
 				if (this._pinged) {
+					/* a dead peer may never finish a close handshake: drop it now */
+					this._detach(ws);
 					try { ws.close(4000, 'heartbeat'); } catch (e) { /* ignore */ }
+					this._ws = null;
+					this._clearTimers();
+					this._schedule(4000, 'no answer to a heartbeat');
 					return;
 				}
 				this._pinged = true;
@@ -254,7 +259,8 @@
 				this._emit('message', { data: text, replayed: false });
 				return;
 			}
-			if (f && f.type === 'recovered' && typeof f.group === 'string') {
+			var rec = this.options.recover; /* without it, every frame is plain */
+			if (rec && f && f.type === 'recovered' && typeof f.group === 'string') {
 				var g = f.group;
 				live[g] = true;
 				if (GROUP_RE.test(g) && isPosition(f.epoch, f.offset))
@@ -271,7 +277,7 @@
 				this._pongs--; /* the answer to a heartbeat */
 				return;
 			}
-			if (!isEnvelope(f)) {
+			if (!rec || !isEnvelope(f)) {
 				this._emit('message', { data: f, replayed: false });
 				return;
 			}

@@ -11,19 +11,23 @@ Debian's headless Chromium, driven over the DevTools protocol (tests/cdp.py).
   itself (reconnecting, then connected) and goes on showing notifications;
 - the user route with a JWT (page opened with ?user=&token=);
 - two Redis-layer nodes behind a test proxy: the first is SIGTERMed while
-  the second stays, and the page reconnects through the proxy to the second.
+  the second stays, and the page reconnects through the proxy to the second;
+- herald.js against a scripted peer that plays CONTRACT's recovery frames
+  (envelopes, `recovered`, a duplicate, an epoch change): the `recover`
+  positions it sends, what the page shows, the backoff delays.
 
-The recovery parts (a restarted memory node answers `recovered:false`; the
-second Redis node replays what the page missed) need the server side of
-"Recovery across reconnects". Each checks first whether the node answers
-`?recover=` with a `recovered` frame; when it does not, the test prints a
-SKIP line saying so and checks the rest.
+The recovery parts against herald itself (a restarted memory node answers
+`recovered:false`; the second Redis node replays what the page missed) need
+the server side of "Recovery across reconnects". Each checks first whether
+the node answers `?recover=` with a `recovered` frame; when it does not, the
+test prints a SKIP line saying so and checks the rest.
 
 Throughout, the page must log no console error and raise no exception, and
-every request it makes (HTTP and WebSocket) must go to the node (or the
-proxy) it was loaded from. The only log entries allowed are Chromium's
-"WebSocket connection to 'ws://<that host>/ws/...' failed" lines while the
-node is deliberately down. Every wait is bounded; every process is killed.
+every request it makes (HTTP and WebSocket) must go to the host:port it was
+loaded from. The only log entries allowed are Chromium's "WebSocket
+connection to 'ws://<that host>/ws/...' failed: ...
+net::ERR_CONNECTION_REFUSED" while the node is deliberately down. Every wait
+is bounded; every process is killed at the end.
 """
 import asyncio
 import http.client
@@ -97,7 +101,7 @@ def ws_failures_of(hostport):
     prefix = "WebSocket connection to 'ws://%s/ws/" % hostport
 
     def allow(text):
-        return text.startswith(prefix) and "failed" in text
+        return text.startswith(prefix) and text.endswith("net::ERR_CONNECTION_REFUSED")
     return allow
 
 
@@ -477,8 +481,9 @@ class ScriptedPeer:
     per connection. scene(ws, n) is awaited for connection n (0-based);
     when it returns, the connection is closed with 1001."""
 
-    def __init__(self, scenes):
+    def __init__(self, scenes, default=None):
         self.scenes = scenes
+        self.default = default
         self.queries = []
         self.next_scene = asyncio.Event()
         self.closing = False
@@ -507,6 +512,8 @@ class ScriptedPeer:
         self.queries.append(urllib.parse.urlsplit(path).query)
         if n < len(self.scenes):
             await self.scenes[n](ws, self)
+        elif self.default is not None:
+            await self.default(ws, self)
         else:
             await self.wait_next()
         await ws.close(1001, "scene over")
@@ -614,6 +621,45 @@ async def test_client_speaks_recovery_to_a_scripted_peer():
         for k, d in enumerate(delays):
             top = 500 * 2 ** k
             assert top / 2 <= d <= top, (k, d, delays)
+        assert_no_errors(page)
+        only_local(page, hostport)
+    finally:
+        if b is not None:
+            await b.close()
+        await peer.close()
+
+
+async def test_client_heartbeat_gives_up_on_a_silent_peer():
+    received = []
+
+    async def silent(ws, peer):  # reads everything, answers nothing
+        try:
+            async for m in ws:
+                received.append(m)
+        except websockets.ConnectionClosed:
+            pass
+
+    peer = ScriptedPeer([], default=silent)
+    await peer.start()
+    hostport = "127.0.0.1:%d" % peer.port
+    b = None
+    try:
+        b = await cdp.Browser.start()
+        page = await b.new_page()
+        await page.navigate("http://%s/" % hostport)
+        await wait_state(page, "connected")
+        await page.evaluate("""(() => {
+          window.hb = [];
+          window.hbc = new Herald.Client('/ws/health/', {recover: false, heartbeat: 300,
+            onstate: (e) => window.hb.push([e.detail.state, e.detail.code || 0])});
+        })()""")
+        seen = await page.wait_for(
+            "window.hb.filter((s) => s[0] === 'connected').length >= 2 && window.hb", 15,
+            what="connected, given up, connected again")
+        assert seen[:3] == [["connecting", 0], ["connected", 0], ["reconnecting", 4000]], seen
+        assert '{"type":"ping"}' in received, received
+        assert await page.evaluate("window.hbc.close(), window.hbc.state") == "closed"
+        assert await page.evaluate("document.getElementById('state').textContent") == "connected"
         assert_no_errors(page)
         only_local(page, hostport)
     finally:
