@@ -34,8 +34,10 @@ import http.client
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -62,8 +64,12 @@ def node_on(port, *extra, **kw):
         herald_testlib.free_port = saved
 
 
-def get_raw(port, method, path):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def get_raw(port, method, path, tls=False):
+    if tls:
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                        context=ssl._create_unverified_context())
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.request(method, path)
     r = c.getresponse()
     body = r.read()
@@ -235,6 +241,19 @@ def test_assets_budget_types_and_demo_off():
             assert h.http("GET", "/healthz")[0] == 200
     with Herald("--demo", "on", threads=1) as h:
         assert get_raw(h.port, "GET", "/")[0] == 200
+    # TLS listeners take lws's HTTP path, not http1.c: the same answers
+    with tempfile.TemporaryDirectory() as d:
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True, timeout=60)
+        with Herald("--tls-cert", cert, "--tls-key", key, threads=1) as h:
+            assert get_raw(h.port, "GET", "/", tls=True) == (200, "text/html; charset=utf-8", page)
+            assert get_raw(h.port, "GET", "/herald.js", tls=True) == (
+                200, "application/javascript", client)
+        with Herald("--tls-cert", cert, "--tls-key", key, "--demo", "off", threads=1) as h:
+            assert get_raw(h.port, "GET", "/", tls=True)[0] == 404
+            assert get_raw(h.port, "GET", "/herald.js", tls=True)[0] == 404
 
     p = subprocess.run([HERALD, "serve", "--listen", "127.0.0.1:%d" % free_port(),
                         "--demo", "maybe"], capture_output=True, timeout=10)
