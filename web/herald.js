@@ -45,7 +45,7 @@
 (function (root) {
 	'use strict';
 
-	var ENVELOPE_KEYS = { type: 1, group: 1, epoch: 1, offset: 1, data: 1 };
+	var ENVELOPE_KEYS = ['type', 'group', 'epoch', 'offset', 'data'];
 	var GROUP_RE = /^[A-Za-z0-9_.\-]{1,99}$/;
 	var EPOCH_RE = /^[0-9a-f]{1,64}$/;
 	var MAX_ITEMS = 16;
@@ -53,7 +53,7 @@
 
 	function isEnvelope(f) {
 		if (!f || typeof f !== 'object' || f.type !== 'message' || !('data' in f)) return false;
-		for (var k in f) if (!ENVELOPE_KEYS[k]) return false;
+		for (var k in f) if (ENVELOPE_KEYS.indexOf(k) < 0) return false;
 		return true;
 	}
 
@@ -83,11 +83,11 @@
 			this._urls = (Array.isArray(url) ? url : [url]).map(wsURL);
 			if (this._urls.length === 0) throw new TypeError('herald: no URL');
 			this._next = 0;
-			this._pos = {};        /* group -> {epoch, offset} */
+			this._pos = Object.create(null); /* group -> {epoch, offset} */
 			this._ws = null;
 			this._attempt = 0;
-			this._timer = null;    /* reconnect / connect-timeout / heartbeat */
-			this._hbTimer = null;
+			this._timer = null;    /* reconnect or handshake timeout */
+			this._hbTimer = null;  /* heartbeat */
 			this._pinged = false;  /* a heartbeat ping waits for any frame */
 			this._pongs = 0;       /* heartbeat pongs still to swallow */
 			this._closed = false;
@@ -103,7 +103,7 @@
 		}
 
 		positions() {
-			var out = {};
+			var out = Object.create(null);
 			for (var g in this._pos) out[g] = { epoch: this._pos[g].epoch, offset: this._pos[g].offset };
 			return out;
 		}
@@ -115,6 +115,7 @@
 		}
 
 		close() {
+			if (this._closed) return;
 			this._closed = true;
 			this._clearTimers();
 			if (root.removeEventListener) root.removeEventListener('online', this._online);
@@ -187,8 +188,8 @@
 			}
 			this._ws = ws;
 			var opened = 0;
-			var live = {};       /* groups whose `recovered` frame arrived */
-			var replayed = {};   /* group -> offsets replayed before it */
+			var live = Object.create(null);     /* groups whose `recovered` frame arrived */
+			var replayed = Object.create(null); /* group -> offsets replayed before it */
 			this._timer = setTimeout(() => {
 				if (this._ws === ws && ws.readyState === 0) {
 					this._detach(ws);
