@@ -581,6 +581,16 @@ apply_io_uring(struct parse *p, const struct option *o, const char *label, const
 	return fail(p, "%s: '%s' is not on or off", label, v);
 }
 
+static int
+apply_demo(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+		p->s->cfg.demo = v[1] == 'n';
+		return 0;
+	}
+	return fail(p, "%s: '%s' is not on or off", label, v);
+}
+
 /* Every option, in --help order. Adding one is adding its row (kept as rows:
  * clang-format would put every field on a line of its own). */
 /* clang-format off */
@@ -627,6 +637,8 @@ static const struct option options[] = {
 	    .help = "poll|libev|libuv what the I/O threads sleep in (libev)" },
 	{ .name = "io-uring", .apply = apply_io_uring,
 	    .help = "on|off     batch fan-out sends through io_uring when the kernel allows (on)" },
+	{ .name = "demo", .apply = apply_demo,
+	    .help = "on|off         serve the demo page at / and the client at /herald.js (on)" },
 };
 /* clang-format on */
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -33,6 +33,7 @@ hr_config_default(hr_config *c)
 	c->log_level = HR_LOG_INFO;
 	c->event_loop = HR_EVLOOP_DEFAULT;
 	c->io_uring = true;
+	c->demo = true;
 }
 
 static const char *const evloop_names[HR_N_EVLOOP] = { "poll", "libev", "libuv" };

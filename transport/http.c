@@ -33,6 +33,7 @@ enum {
 	API_NOTIF_GET,
 	API_GROUP_SEND,
 	API_CHANNEL_SEND,
+	API_WEB, /* the demo page and client (web.c) */
 };
 
 #define ROUTER_TIMEOUT_MS 100
@@ -275,6 +276,18 @@ on_metrics(hr_node *n, hr_conn *c)
 	return rv;
 }
 
+static int
+on_web(hr_conn *c)
+{
+	const unsigned char *body;
+	const char *type;
+	size_t len;
+
+	if (hr_web__asset(c->http->target, &body, &len, &type) != 0)
+		return hr_http__respond_error(c, 404, "not found");
+	return respond(c, 200, type, (const char *)body, len);
+}
+
 /* Percent-decode one NUL-terminated segment in place; -1 on a bad escape or
  * an escaped NUL. */
 static int
@@ -325,6 +338,10 @@ hr_http__route(const char *uri, bool raw, int *want, char *target, size_t tcap, 
 	} else if (ns == 1 && strcmp(segs[0], "metrics") == 0) {
 		api = API_METRICS;
 		*want = LWSHUMETH_GET;
+	} else if (ns == 1 && hr_web__asset(segs[0], NULL, NULL, NULL) == 0) {
+		api = API_WEB;
+		*want = LWSHUMETH_GET;
+		snprintf(target, tcap, "%s", segs[0]);
 	} else if (ns >= 2 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "notifications") == 0
 	    && ns <= 3) {
 		if (ns == 2) {
@@ -381,6 +398,8 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 		h->pending_status = 400;
 		h->pending_error = bad;
 	}
+	if (h->api == API_WEB && !n->cfg.demo)
+		h->api = API_NONE;
 
 	int status = 0;
 	const char *err = NULL;
@@ -408,6 +427,8 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 			return on_healthz(n, c);
 		if (h->api == API_METRICS)
 			return on_metrics(n, c);
+		if (h->api == API_WEB)
+			return on_web(c);
 		return on_notification_get(n, c);
 	}
 

@@ -78,6 +78,7 @@ typedef struct hr_config {
 	hr_log_level log_level;   /* info */
 	hr_event_loop event_loop; /* HR_EVLOOP_DEFAULT */
 	bool io_uring; /* true: batched fan-out sends through io_uring when the kernel allows */
+	bool demo;     /* true: serve the demo page at / and the client at /herald.js */
 } hr_config;
 
 /* Fill c with docs/PROTOCOL.md's defaults (listen localhost:8000 expanded to

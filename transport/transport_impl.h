@@ -409,6 +409,11 @@ int hr_http__route(
 int hr_http__parse_send(bool group, const char *target, const char *body, size_t len, hr_msg **out,
     char *err, size_t errlen);
 
+/* web.c: the embedded demo page ("": GET /) and client ("herald.js"): 0 with
+ * the bytes (static, never freed), their length and Content-Type, HR_ENOENT
+ * for any other name. Any out-parameter may be NULL. Pure; any thread. */
+int hr_web__asset(const char *name, const unsigned char **body, size_t *len, const char **type);
+
 /* metrics.c */
 int hr_metrics__render(hr_node *n, hr_buf *out);
 size_t hr_metrics__ws_total(void);
