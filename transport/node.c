@@ -67,26 +67,55 @@ fmt_listen(const hr_listen_addr *a, uint16_t port, char *out, size_t outlen)
 	snprintf(out, outlen, "%s%s%s:%u", v6 ? "[" : "", a->host, v6 ? "]" : "", port);
 }
 
+/*
+ * Refuse an address in use before any socket joins a reuse-port group: with
+ * SO_REUSEPORT a second node would silently take half of the connections.
+ * Every address is probed while the earlier probes stay bound, so that an
+ * address given twice is refused too; a probe on port 0 picks the port the
+ * listeners then share. The probes close before the groups bind (a socket
+ * without SO_REUSEPORT would keep them out). Another process may still bind
+ * in the instant between the two: its listener then fails our bind, or
+ * ours fails its bind, and one of the two says "address in use".
+ */
+static int
+probe_listeners(hr_node *n, char *err, size_t errlen)
+{
+	const hr_config *cfg = &n->cfg;
+	int fds[HR_MAX_LISTEN];
+	size_t j, k;
+	int rv = 0;
+
+	for (j = 0; j < cfg->n_listen; j++) {
+		rv = hr_sys__listen_probe(
+		    cfg->listen[j].host, cfg->listen[j].port, &fds[j], &n->ports[j], err, errlen);
+		if (rv != 0)
+			break;
+	}
+	for (k = 0; k < j; k++)
+		hr_sys__close(fds[k]);
+	return rv;
+}
+
 /* Every listener of every thread first, so that a bad --listen fails
- * before any thread exists. Port 0: the first bind picks, the rest share. */
+ * before any thread exists; each address's threads share the probed port. */
 static int
 open_listeners(hr_node *n, char *err, size_t errlen)
 {
 	const hr_config *cfg = &n->cfg;
+	int rv;
 
+	if ((rv = probe_listeners(n, err, errlen)) != 0)
+		return rv;
 	for (size_t j = 0; j < cfg->n_listen; j++) {
-		uint16_t port = cfg->listen[j].port;
 		for (unsigned i = 0; i < n->n_threads; i++) {
 			hr_iothread *t = &n->threads[i];
 			uint16_t bound;
-			int rv = hr_sys__listen(
-			    cfg->listen[j].host, port, &t->listen_fd[j], &bound, err, errlen);
+			rv = hr_sys__listen(cfg->listen[j].host, n->ports[j], &t->listen_fd[j],
+			    &bound, err, errlen);
 			if (rv != 0)
 				return rv;
-			port = bound;
 			t->n_listen = j + 1;
 		}
-		n->ports[j] = port;
 	}
 	return 0;
 }

@@ -415,7 +415,15 @@ size_t hr_metrics__ws_total(void);
 
 /* sys_net.c: the OS calls, kept in one file */
 #include <sys/types.h>
+/* A listening SO_REUSEPORT socket on host:port (0: any port), its port in
+ * *bound. -errno with a one-line reason in err (EADDRINUSE: "HOST:PORT:
+ * address in use"). */
 int hr_sys__listen(
+    const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen);
+/* A socket bound to host:port without SO_REUSEPORT and not listening: it
+ * fails with -EADDRINUSE (and that line in err) where any socket listens,
+ * a reuse-port group included. Close it before the group binds. */
+int hr_sys__listen_probe(
     const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen);
 int hr_sys__accept(int lfd); /* fd, or -errno (-EAGAIN when none left) */
 int hr_sys__pipe(int fds[2]);
