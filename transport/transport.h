@@ -94,6 +94,10 @@ int hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen
 int hr_node_run(hr_node *n);
 /* Ask the node to stop; async-signal-safe, idempotent. */
 void hr_node_stop(hr_node *n);
+/* Ask the node to reload what it can without stopping (SIGHUP): with TLS,
+ * --tls-cert and --tls-key for new connections; a pair that does not load
+ * is logged and the old one kept. Async-signal-safe; NULL ok. */
+void hr_node_reload(hr_node *n);
 void hr_node_destroy(hr_node *n);
 
 /* ---------------------------------------------------------------- tokens */

@@ -266,7 +266,18 @@ struct hr_node {
 	int stop_pipe[2];              /* [0] main thread polls, [1] anyone writes */
 	atomic_bool stop_requested;    /* any thread */
 	double started_at;
+
+	/* SIGHUP (hr_node_reload): any thread sets reload_requested; the main
+	 * thread checks the TLS pair, then posts a mail to every thread still
+	 * marked in reload_post. */
+	atomic_bool reload_requested;
+	bool reload_post[HR_MAX_THREADS];
 };
+
+/* The I/O thread's own mail kind, beside actors/consumer.h's HR_MAIL_IO_*:
+ * no payload; re-read --tls-cert and --tls-key into this thread's context
+ * for its new connections (node.c checked the pair first). */
+#define HR_MAIL_IO_TLS_RELOAD (HR_MAIL_USER + 32)
 
 /* iothread.c */
 int hr_iothread__mailbox(hr_iothread *t);
@@ -451,6 +462,12 @@ struct iovec *hr_sys__sendbatch_add(hr_sendbatch *b, int fd, unsigned niov, void
 /* Send everything added; done runs once per entry, in any order, before
  * this returns. The batch is empty afterwards. */
 void hr_sys__sendbatch_flush(hr_sendbatch *b, hr_sendbatch_done done, void *arg);
+
+/* tls_check.c: 0 when cert (a PEM certificate and its chain) and key (an
+ * unencrypted PEM private key that belongs to it) load; else HR_EINVAL with
+ * a one-line reason naming the option and file in err. Main thread (reads
+ * both files); paths borrowed. */
+int hr_tls__check_pair(const char *cert, const char *key, char *err, size_t errlen);
 
 /* node.c */
 double hr_node__now(void);
