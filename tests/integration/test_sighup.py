@@ -16,7 +16,7 @@ import time
 
 import websockets
 
-from herald_testlib import Herald, recv_json, run_tests, wait_until
+from herald_testlib import Herald, recv_json, run_tests, sanitized, wait_until
 
 
 def make_pair(d, name):
@@ -84,7 +84,7 @@ async def test_sighup_without_tls_only_logs():
         assert rc == 0, h.stderr()
 
 
-async def test_sighup_reloads_the_tls_pair_for_new_connections():
+async def reload_scenario(threads):
     d = tempfile.mkdtemp(prefix="herald-hup-")
     try:
         cert_a, key_a, fp_a = make_pair(d, "a")
@@ -92,7 +92,11 @@ async def test_sighup_reloads_the_tls_pair_for_new_connections():
         cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
         install(cert_a, cert)
         install(key_a, key)
-        h = Herald("--tls-cert", cert, "--tls-key", key, threads=2)
+        h = Herald("--tls-cert", cert, "--tls-key", key, threads=threads)
+        # A TLS node with two I/O threads leaks at exit under ASan, SIGHUP
+        # or not (main before SIGHUP existed too: lws 4.1.6 with two TLS
+        # contexts), so its exit status says nothing there; one thread's does.
+        exit_counts = threads == 1 or not sanitized(h.proc.pid)
         loop = asyncio.get_running_loop()
         try:
             for _ in range(6):
@@ -110,7 +114,7 @@ async def test_sighup_reloads_the_tls_pair_for_new_connections():
             h.proc.send_signal(signal.SIGHUP)
             await loop.run_in_executor(None, lambda: wait_until(
                 lambda: fingerprint(h.port) == fp_b, timeout=5, what="certificate B served"))
-            for _ in range(20):  # every I/O thread serves B
+            for _ in range(20):  # every I/O thread serves B (2 threads: 2^-19 to miss one)
                 assert fingerprint(h.port) == fp_b
             lines = log_lines(h)[before:]
             assert len(lines) == 1 and "SIGHUP" in lines[0], lines
@@ -152,12 +156,21 @@ async def test_sighup_reloads_the_tls_pair_for_new_connections():
                 lambda: fingerprint(h.port) == fp_a, timeout=5, what="certificate A again"))
             assert h.proc.poll() is None
             rc, _ = h.stop()
-            assert rc == 0, h.stderr()
+            assert rc == 0 or (not exit_counts and "LeakSanitizer" in h.log()), (
+                rc, h.stderr())
         finally:
             if h.proc.poll() is None:
                 h.stop()
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+async def test_sighup_reloads_the_tls_pair_of_one_thread():
+    await reload_scenario(1)
+
+
+async def test_sighup_reloads_the_tls_pair_on_every_thread():
+    await reload_scenario(2)
 
 
 if __name__ == "__main__":
