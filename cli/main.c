@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,13 +76,21 @@ serve_main(int argc, char **argv)
 
 	/* A peer closing a socket must be an error return, not a dead process. */
 	signal(SIGPIPE, SIG_IGN);
-	/* SIGHUP never stops a node: it reloads the TLS pair (or only logs). */
+	/* SIGHUP never stops a node: it reloads the TLS pair (or only logs).
+	 * Every thread the node starts inherits it blocked, so that it always
+	 * lands on this thread, which waits for it in hr_node_run, never in
+	 * the middle of an lws or nng wait; one that comes before the node
+	 * exists waits until it does. */
+	sigset_t hupset;
+	sigemptyset(&hupset);
+	sigaddset(&hupset, SIGHUP);
 	struct sigaction hup;
 	memset(&hup, 0, sizeof(hup));
 	hup.sa_handler = on_signal;
 	sigemptyset(&hup.sa_mask);
 	hup.sa_flags = SA_RESTART;
 	sigaction(SIGHUP, &hup, NULL);
+	pthread_sigmask(SIG_BLOCK, &hupset, NULL);
 	hr_node *n = NULL;
 	rc = hr_node_create(&n, &s.cfg, err, sizeof(err));
 	if (rc != 0) {
@@ -90,6 +99,7 @@ serve_main(int argc, char **argv)
 		return 2;
 	}
 	g_node = n;
+	pthread_sigmask(SIG_UNBLOCK, &hupset, NULL);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -108,7 +118,7 @@ serve_main(int argc, char **argv)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_BLOCK, &block, NULL);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
 	g_node = NULL;
 	hr_node_destroy(n);
 	hr_cli__serve_fini(&s);
