@@ -57,9 +57,12 @@ async def test_redis_down_is_not_ready_but_live():
                 what="/readyz 503 redis down"))
             assert get(h.port, "/livez") == (200, LIVE, "application/json")
             assert get(h.port, "/healthz")[0] == 503
+            assert h.metric("herald_redis_up") == 0
             # its local WebSocket clients are still served
             await ws.send(json.dumps({"type": "ping"}))
             assert (await recv_json(ws))["type"] == "pong"
+            h.publish("notifications", {"during": "outage"})
+            assert await recv_json(ws) == {"during": "outage"}
             async with websockets.connect(h.url("/ws/health/")) as ws2:
                 await ws2.send(json.dumps({"type": "status"}))
                 st = await recv_json(ws2)
@@ -72,6 +75,7 @@ async def test_redis_down_is_not_ready_but_live():
                 lambda: get(h.port, "/readyz")[:2] == (200, READY), timeout=10,
                 what="/readyz 200 within 10 s of Redis back"))
             assert time.monotonic() - t0 < 10
+            assert h.metric("herald_redis_up") == 1
             await ws.send(json.dumps({"type": "ping"}))
             assert (await recv_json(ws))["type"] == "pong"
         rc, _ = h.stop()
