@@ -135,15 +135,32 @@ async def reload_scenario(threads):
             assert "--tls-key" in lines[0] and "does not match" in lines[0], lines
             for _ in range(10):
                 assert fingerprint(h.port) == fp_b
-            # a pair that cannot be read at all: one line, B stays
-            os.unlink(cert)
-            before = len(log_lines(h))
-            h.proc.send_signal(signal.SIGHUP)
-            lines = await loop.run_in_executor(
-                None, lambda: new_lines_after(h, before, "the refusal line"))
-            assert len(lines) == 1 and "--tls-cert" in lines[0], lines
-            for _ in range(10):
-                assert fingerprint(h.port) == fp_b
+            # B's key encrypted (it would prompt for a passphrase), a
+            # certificate file that holds no certificate, one that is gone:
+            # one line each, B stays
+            enc = os.path.join(d, "enc.key")
+            subprocess.run(["openssl", "pkey", "-in", key_b, "-aes256", "-passout",
+                            "pass:secret", "-out", enc], check=True, capture_output=True,
+                           timeout=30)
+            with open(os.path.join(d, "junk.crt"), "w") as f:
+                f.write("not a certificate\n")
+            cases = [((cert_b, enc), "--tls-key"),
+                     ((os.path.join(d, "junk.crt"), key_b), "--tls-cert"),
+                     ((None, key_b), "--tls-cert")]
+            for (c_src, k_src), opt in cases:
+                if c_src is None:
+                    os.unlink(cert)
+                else:
+                    install(c_src, cert)
+                install(k_src, key)
+                before = len(log_lines(h))
+                h.proc.send_signal(signal.SIGHUP)
+                lines = await loop.run_in_executor(
+                    None, lambda: new_lines_after(h, before, "the refusal line"))
+                assert len(lines) == 1 and opt in lines[0], lines
+                assert "keeping the previous certificate" in lines[0], lines
+                for _ in range(10):
+                    assert fingerprint(h.port) == fp_b
             await old.send(json.dumps({"type": "ping"}))
             assert (await recv_json(old))["type"] == "pong"
             await old.close()
