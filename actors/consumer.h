@@ -33,10 +33,13 @@ enum {
  * HR_MAIL_IO_HTTP_REPLY: u64 = connection id, u32 = (uint32_t) the router's
  *   status: answer that connection's pending HTTP send.
  * HR_MAIL_IO_STOP: no payload: stop accepting and close the connections.
+ * HR_MAIL_IO_TLS_RELOAD: no payload: re-read --tls-cert and --tls-key into
+ *   the thread's context for its new connections (node.c checked the pair).
  */
 #define HR_MAIL_IO_FRAME (HR_MAIL_USER + 1)
 #define HR_MAIL_IO_HTTP_REPLY (HR_MAIL_USER + 2)
 #define HR_MAIL_IO_STOP (HR_MAIL_USER + 3)
+#define HR_MAIL_IO_TLS_RELOAD (HR_MAIL_USER + 4)
 
 typedef struct hr_consumers hr_consumers;
 

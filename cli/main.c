@@ -1,13 +1,15 @@
 /*
  * main.c: the `herald` command: serve, send, token, help, --version.
  * Runs on the main thread; the node's threads are started by `serve`, and
- * SIGINT/SIGTERM reach the node through hr_node_stop (async-signal-safe).
+ * SIGINT/SIGTERM reach the node through hr_node_stop, SIGHUP through
+ * hr_node_reload (both async-signal-safe).
  *
  * Exit status: 0 success, 1 runtime failure (or a refused `send`), 2 bad
  * usage or a node that could not start (docs/PROTOCOL.md "Commands").
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,7 +42,11 @@ static void
 on_signal(int sig)
 {
 	hr_node *n = g_node;
-	if (n != NULL)
+	if (n == NULL)
+		return; /* SIGHUP before the node runs or while it is destroyed */
+	if (sig == SIGHUP)
+		hr_node_reload(n);
+	else
 		hr_node_stop(n);
 }
 
@@ -70,6 +76,21 @@ serve_main(int argc, char **argv)
 
 	/* A peer closing a socket must be an error return, not a dead process. */
 	signal(SIGPIPE, SIG_IGN);
+	/* SIGHUP never stops a node: it reloads the TLS pair (or only logs).
+	 * Every thread the node starts inherits it blocked, so that it always
+	 * lands on this thread, which waits for it in hr_node_run, never in
+	 * the middle of an lws or nng wait; one that comes before the node
+	 * exists waits until it does. */
+	sigset_t hupset;
+	sigemptyset(&hupset);
+	sigaddset(&hupset, SIGHUP);
+	struct sigaction hup;
+	memset(&hup, 0, sizeof(hup));
+	hup.sa_handler = on_signal;
+	sigemptyset(&hup.sa_mask);
+	hup.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &hup, NULL);
+	pthread_sigmask(SIG_BLOCK, &hupset, NULL);
 	hr_node *n = NULL;
 	rc = hr_node_create(&n, &s.cfg, err, sizeof(err));
 	if (rc != 0) {
@@ -78,6 +99,7 @@ serve_main(int argc, char **argv)
 		return 2;
 	}
 	g_node = n;
+	pthread_sigmask(SIG_UNBLOCK, &hupset, NULL);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -95,7 +117,8 @@ serve_main(int argc, char **argv)
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
-	sigprocmask(SIG_BLOCK, &block, NULL);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
 	g_node = NULL;
 	hr_node_destroy(n);
 	hr_cli__serve_fini(&s);

@@ -26,10 +26,6 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <math.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -487,14 +483,6 @@ check_readable(struct parse *p, const char *label, const char *path)
 	return 0;
 }
 
-/* An encrypted key is refused rather than prompting for its passphrase. */
-static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf, (void)size, (void)rwflag, (void)u;
-	return -1;
-}
-
 /*
  * The certificate and key must load and form a pair: checked here, so that
  * a bad file is a one-line option error (exit 2) rather than an lws context
@@ -503,36 +491,11 @@ no_passphrase(char *buf, int size, int rwflag, void *u)
 static int
 check_tls_pair(struct parse *p, const char *cert, const char *key)
 {
-	X509 *x = NULL;
-	EVP_PKEY *k = NULL;
-	int rc = 0;
-	FILE *f;
-
-	if ((f = fopen(cert, "rb")) != NULL) {
-		x = PEM_read_X509(f, NULL, no_passphrase, NULL);
-		fclose(f);
-	}
-	if (x == NULL) {
-		rc = fail(p, "%s: '%s' holds no PEM certificate", p->tls_cert_label, cert);
-		goto out;
-	}
-	if ((f = fopen(key, "rb")) != NULL) {
-		k = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
-		fclose(f);
-	}
-	if (k == NULL) {
-		rc = fail(
-		    p, "%s: '%s' holds no unencrypted PEM private key", p->tls_key_label, key);
-		goto out;
-	}
-	if (X509_check_private_key(x, k) != 1)
-		rc = fail(p, "%s: '%s' is not the key of the certificate in '%s'", p->tls_key_label,
-		    key, cert);
-out:
-	ERR_clear_error();
-	X509_free(x);
-	EVP_PKEY_free(k);
-	return rc;
+	char err[512];
+	if (hr_tls_check_pair(p->tls_cert_label, cert, p->tls_key_label, key, err, sizeof(err))
+	    != 0)
+		return fail(p, "%s", err);
+	return 0;
 }
 
 /* The certificate and key files are checked as a pair once both are known. */

@@ -29,6 +29,8 @@ enum {
 	API_NONE = 0,
 	API_HEALTHZ,
 	API_METRICS,
+	API_LIVEZ,
+	API_READYZ,
 	API_NOTIF_POST,
 	API_NOTIF_GET,
 	API_GROUP_SEND,
@@ -259,6 +261,35 @@ on_healthz(hr_node *n, hr_conn *c)
 	return respond(c, down ? 503 : 200, "application/json", body, (size_t)len);
 }
 
+/*
+ * The probes (docs/PROTOCOL.md "HTTP API"). /livez answers while this thread
+ * serves HTTP, whatever Redis does: a liveness probe must not restart a node
+ * that still serves its local clients. /readyz says whether to send it new
+ * work: not from the signal on (stop_requested is set by the handler
+ * itself), nor while its Redis is unreachable.
+ */
+static int
+on_livez(hr_conn *c)
+{
+	static const char body[] = "{\"status\":\"ok\"}";
+	return respond(c, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static int
+on_readyz(hr_iothread *t, hr_conn *c)
+{
+	static const char ready[] = "{\"status\":\"ready\"}";
+	static const char stopping[] = "{\"status\":\"not ready\",\"reason\":\"stopping\"}";
+	static const char redis_down[] = "{\"status\":\"not ready\",\"reason\":\"redis down\"}";
+	hr_node *n = t->node;
+
+	if (t->stopping || atomic_load(&n->stop_requested))
+		return respond(c, 503, "application/json", stopping, sizeof(stopping) - 1);
+	if (n->bridge != NULL && !hr_bridge_up(n->bridge))
+		return respond(c, 503, "application/json", redis_down, sizeof(redis_down) - 1);
+	return respond(c, 200, "application/json", ready, sizeof(ready) - 1);
+}
+
 static int
 on_metrics(hr_node *n, hr_conn *c)
 {
@@ -337,6 +368,12 @@ hr_http__route(const char *uri, bool raw, int *want, char *target, size_t tcap, 
 		*want = LWSHUMETH_GET;
 	} else if (ns == 1 && strcmp(segs[0], "metrics") == 0) {
 		api = API_METRICS;
+		*want = LWSHUMETH_GET;
+	} else if (ns == 1 && strcmp(segs[0], "livez") == 0) {
+		api = API_LIVEZ;
+		*want = LWSHUMETH_GET;
+	} else if (ns == 1 && strcmp(segs[0], "readyz") == 0) {
+		api = API_READYZ;
 		*want = LWSHUMETH_GET;
 	} else if (ns == 1 && hr_web__asset(segs[0], NULL, NULL, NULL) == 0) {
 		api = API_WEB;
@@ -427,6 +464,10 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 			return on_healthz(n, c);
 		if (h->api == API_METRICS)
 			return on_metrics(n, c);
+		if (h->api == API_LIVEZ)
+			return on_livez(c);
+		if (h->api == API_READYZ)
+			return on_readyz(t, c);
 		if (h->api == API_WEB)
 			return on_web(c);
 		return on_notification_get(n, c);

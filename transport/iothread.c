@@ -156,6 +156,12 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		case HR_MAIL_IO_STOP:
 			begin_stop(t);
 			break;
+		case HR_MAIL_IO_TLS_RELOAD:
+			/* SIGHUP (node.c checked the pair): lws re-reads both
+			 * files into this context's vhost for new connections */
+			(void)lws_tls_cert_updated(
+			    t->ctx, t->node->cfg.tls_cert, t->node->cfg.tls_key, NULL, 0, NULL, 0);
+			break;
 		default:
 			break;
 		}

@@ -3,9 +3,11 @@
  * router and the I/O threads, prints the ready lines, waits for a stop
  * request and tears everything down in reverse order of creation.
  *
- * Threads: create/run/destroy on the main thread. hr_node_stop may be called
- * from anywhere, a signal handler included: it sets an atomic flag and
- * write()s one byte to a pipe that hr_node_run polls, nothing else.
+ * Threads: create/run/destroy on the main thread. hr_node_stop and
+ * hr_node_reload may be called from anywhere, a signal handler included:
+ * each sets an atomic flag and write()s one byte to a pipe that hr_node_run
+ * polls, nothing else; the main thread does the work (a reload: check the
+ * TLS pair, then mail every I/O thread).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <errno.h>
 #include <unistd.h>
 
 #include "transport/transport_impl.h"
@@ -48,26 +51,55 @@ fmt_listen(const hr_listen_addr *a, uint16_t port, char *out, size_t outlen)
 	snprintf(out, outlen, "%s%s%s:%u", v6 ? "[" : "", a->host, v6 ? "]" : "", port);
 }
 
+/*
+ * Refuse an address in use before any socket joins a reuse-port group: with
+ * SO_REUSEPORT a second node would silently take half of the connections.
+ * Every address is probed while the earlier probes stay bound, so that an
+ * address given twice is refused too; a probe on port 0 picks the port the
+ * listeners then share. The probes close before the groups bind (a socket
+ * without SO_REUSEPORT would keep them out). Another process may still bind
+ * in the instant between the two: its listener then fails our bind, or
+ * ours fails its bind, and one of the two says "address in use".
+ */
+static int
+probe_listeners(hr_node *n, char *err, size_t errlen)
+{
+	const hr_config *cfg = &n->cfg;
+	int fds[HR_MAX_LISTEN];
+	size_t j, k;
+	int rv = 0;
+
+	for (j = 0; j < cfg->n_listen; j++) {
+		rv = hr_sys__listen_probe(
+		    cfg->listen[j].host, cfg->listen[j].port, &fds[j], &n->ports[j], err, errlen);
+		if (rv != 0)
+			break;
+	}
+	for (k = 0; k < j; k++)
+		hr_sys__close(fds[k]);
+	return rv;
+}
+
 /* Every listener of every thread first, so that a bad --listen fails
- * before any thread exists. Port 0: the first bind picks, the rest share. */
+ * before any thread exists; each address's threads share the probed port. */
 static int
 open_listeners(hr_node *n, char *err, size_t errlen)
 {
 	const hr_config *cfg = &n->cfg;
+	int rv;
 
+	if ((rv = probe_listeners(n, err, errlen)) != 0)
+		return rv;
 	for (size_t j = 0; j < cfg->n_listen; j++) {
-		uint16_t port = cfg->listen[j].port;
 		for (unsigned i = 0; i < n->n_threads; i++) {
 			hr_iothread *t = &n->threads[i];
 			uint16_t bound;
-			int rv = hr_sys__listen(
-			    cfg->listen[j].host, port, &t->listen_fd[j], &bound, err, errlen);
+			rv = hr_sys__listen(cfg->listen[j].host, n->ports[j], &t->listen_fd[j],
+			    &bound, err, errlen);
 			if (rv != 0)
 				return rv;
-			port = bound;
 			t->n_listen = j + 1;
 		}
-		n->ports[j] = port;
 	}
 	return 0;
 }
@@ -136,6 +168,7 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 	n->cfg = *cfg;
 	n->stop_pipe[0] = n->stop_pipe[1] = -1;
 	atomic_init(&n->stop_requested, false);
+	atomic_init(&n->reload_requested, false);
 	n->n_threads = cfg->threads;
 	n->started_at = hr_clock_mono();
 	hr_log_set_level(cfg->log_level);
@@ -223,6 +256,67 @@ fail:
 	return rv;
 }
 
+/* The bytes of hr_node_stop and hr_node_reload: their flags say what to do. */
+static void
+drain_pipe(hr_node *n)
+{
+	char buf[64];
+	while (hr_sys__read(n->stop_pipe[0], buf, sizeof(buf)) > 0)
+		;
+}
+
+/*
+ * SIGHUP. libwebsockets 4.1.6 can swap a vhost's certificate while it runs:
+ * lws_tls_cert_updated(context, certpath, keypath, ...) re-reads both files
+ * into the SSL_CTX of every vhost of that context created with those paths
+ * (lib/tls/tls-network.c; the memory copies it takes are used only when the
+ * files cannot be read). SSL objects copy the certificate when they are
+ * made, so connections already open keep theirs. It must run on the
+ * context's own thread and its outcome is not returned, so the pair is
+ * checked here first and each I/O thread is sent a mail to apply it.
+ * Between this check and the threads' reads the files could change again;
+ * a pair replaced that fast is read as it then is.
+ */
+static void
+reload(hr_node *n)
+{
+	char err[512];
+
+	if (n->cfg.tls_cert == NULL) {
+		hr_log(HR_LOG_INFO, "SIGHUP: no TLS, nothing to reload");
+		return;
+	}
+	if (hr_tls_check_pair(
+	        "--tls-cert", n->cfg.tls_cert, "--tls-key", n->cfg.tls_key, err, sizeof(err))
+	    != 0) {
+		hr_log(HR_LOG_ERROR, "SIGHUP: %s: keeping the previous certificate", err);
+		return;
+	}
+	for (unsigned i = 0; i < n->n_threads; i++)
+		n->reload_post[i] = true;
+	hr_log(HR_LOG_INFO, "SIGHUP: reloading --tls-cert %s and --tls-key %s for new connections",
+	    n->cfg.tls_cert, n->cfg.tls_key);
+}
+
+/* Post the reload mails never waiting on a full mailbox; true while some
+ * are left to post. */
+static bool
+post_reloads(hr_node *n)
+{
+	bool left = false;
+	for (unsigned i = 0; i < n->n_threads; i++) {
+		if (!n->reload_post[i])
+			continue;
+		hr_mail m = { .kind = HR_MAIL_IO_TLS_RELOAD };
+		int rv = hr_mailbox_post(n->threads[i].mbox, &m, 0);
+		if (rv == HR_EAGAIN)
+			left = true;
+		else
+			n->reload_post[i] = false; /* posted, or the thread has gone */
+	}
+	return left;
+}
+
 int
 hr_node_run(hr_node *n)
 {
@@ -238,10 +332,16 @@ hr_node_run(hr_node *n)
 	hr_log(HR_LOG_INFO, "node %s ready (event loop %s)", n->node_prefix,
 	    hr_event_loop_name(n->cfg.event_loop));
 
+	bool posting = false;
 	while (!atomic_load(&n->stop_requested)) {
-		int rv = hr_sys__wait_readable(n->stop_pipe[0], 1000);
+		/* retry soon while an I/O thread's mailbox was full */
+		int rv = hr_sys__wait_readable(n->stop_pipe[0], posting ? 100 : 1000);
 		if (rv < 0 && rv != -EINTR)
 			break;
+		drain_pipe(n);
+		if (atomic_exchange(&n->reload_requested, false))
+			reload(n);
+		posting = post_reloads(n);
 	}
 	hr_log(HR_LOG_INFO, "stopping");
 	for (unsigned i = 0; i < n->n_threads; i++)
@@ -272,6 +372,18 @@ hr_node_stop(hr_node *n)
 	atomic_store(&n->stop_requested, true);
 	if (n->stop_pipe[1] >= 0) {
 		char b = 's';
+		(void)!hr_sys__write(n->stop_pipe[1], &b, 1);
+	}
+}
+
+void
+hr_node_reload(hr_node *n)
+{
+	if (n == NULL)
+		return;
+	atomic_store(&n->reload_requested, true);
+	if (n->stop_pipe[1] >= 0) {
+		char b = 'r';
 		(void)!hr_sys__write(n->stop_pipe[1], &b, 1);
 	}
 }

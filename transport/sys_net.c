@@ -1,6 +1,7 @@
 /*
- * sys_net.c: the transport's direct OS calls: SO_REUSEPORT listeners,
- * accept4, the stop pipe, random bytes. Called from the main thread (listen,
+ * sys_net.c: the transport's direct OS calls: SO_REUSEPORT listeners and
+ * the probes that keep them from joining someone else's port, accept4, the
+ * stop pipe, random bytes. Called from the main thread (listen,
  * pipe) and from I/O threads (accept). Kept apart so that only this file
  * needs _GNU_SOURCE.
  */
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +21,24 @@
 
 #include "transport/transport_impl.h"
 
-int
-hr_sys__listen(
-    const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen)
+/*
+ * A TCP socket bound to host:port, with SO_REUSEADDR (a TIME_WAIT left by an
+ * earlier node does not count as a user of the port) and, when reuseport,
+ * SO_REUSEPORT; listening when listen_too. The one-line error names the
+ * address as the ready line does (IPv6 in brackets), and an address that is
+ * taken says "address in use" (docs/PROTOCOL.md "Running a node").
+ */
+static int
+bound_socket(const char *host, uint16_t port, bool reuseport, bool listen_too, int *fd_out,
+    uint16_t *bound, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	int fd, one = 1, e;
+	bool v6 = strchr(host, ':') != NULL;
 
 	memset(&ss, 0, sizeof(ss));
-	if (strchr(host, ':') != NULL) {
+	if (v6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 		a->sin6_family = AF_INET6;
 		a->sin6_port = htons(port);
@@ -46,15 +56,15 @@ hr_sys__listen(
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		e = errno;
-		snprintf(err, errlen, "--listen %s:%u: socket: %s", host, port, strerror(e));
+		snprintf(err, errlen, "--listen %s%s%s:%u: socket: %s", v6 ? "[" : "", host,
+		    v6 ? "]" : "", port, strerror(e));
 		return -e;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
-	    || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0
-	    || (ss.ss_family == AF_INET6
-	        && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0))
+	    || (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+	    || (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0))
 		goto syserr;
-	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0)
+	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || (listen_too && listen(fd, 1024) != 0))
 		goto syserr;
 	sl = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
@@ -65,13 +75,37 @@ hr_sys__listen(
 	return 0;
 syserr:
 	e = errno;
-	snprintf(err, errlen, "--listen %s%s%s:%u: %s", strchr(host, ':') ? "[" : "", host,
-	    strchr(host, ':') ? "]" : "", port, strerror(e));
+	if (e == EADDRINUSE)
+		snprintf(err, errlen, "%s%s%s:%u: address in use", v6 ? "[" : "", host,
+		    v6 ? "]" : "", port);
+	else
+		snprintf(err, errlen, "--listen %s%s%s:%u: %s", v6 ? "[" : "", host, v6 ? "]" : "",
+		    port, strerror(e));
 	close(fd);
 	return -e;
 badhost:
 	snprintf(err, errlen, "--listen: bad address '%s'", host);
 	return HR_EINVAL;
+}
+
+int
+hr_sys__listen(
+    const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen)
+{
+	return bound_socket(host, port, true, true, fd_out, bound, err, errlen);
+}
+
+/*
+ * Without SO_REUSEPORT the kernel refuses this bind while any socket listens
+ * on the address, a reuse-port group of another herald included (with
+ * SO_REUSEADDR on both sides, only a socket in LISTEN conflicts). The probe
+ * binds and does not listen: no connection can land on it.
+ */
+int
+hr_sys__listen_probe(
+    const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen)
+{
+	return bound_socket(host, port, false, false, fd_out, bound, err, errlen);
 }
 
 int

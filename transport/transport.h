@@ -95,6 +95,10 @@ int hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen
 int hr_node_run(hr_node *n);
 /* Ask the node to stop; async-signal-safe, idempotent. */
 void hr_node_stop(hr_node *n);
+/* Ask the node to reload what it can without stopping (SIGHUP): with TLS,
+ * --tls-cert and --tls-key for new connections; a pair that does not load
+ * is logged and the old one kept. Async-signal-safe; NULL ok. */
+void hr_node_reload(hr_node *n);
 void hr_node_destroy(hr_node *n);
 
 /* ---------------------------------------------------------------- tokens */
@@ -113,6 +117,17 @@ size_t hr_b64url_encode(const void *in, size_t len, char *out);
  */
 int hr_jwt_sign(const char *payload_json, size_t len, const void *secret, size_t secret_len,
     char *out, size_t outcap, size_t *outlen);
+
+/* ---------------------------------------------------------------- TLS */
+
+/* Does the --tls-cert / --tls-key pair load as libwebsockets will load it?
+ * cert: a PEM certificate and any chain after it; key: an unencrypted PEM
+ * private key that belongs to it. 0, or HR_EINVAL with one line naming the
+ * option (cert_label / key_label, e.g. "--tls-cert" or HERALD_TLS_CERT) and
+ * the file in err. Reads both files: main thread, never a loop thread. All
+ * strings borrowed. */
+int hr_tls_check_pair(const char *cert_label, const char *cert, const char *key_label,
+    const char *key, char *err, size_t errlen);
 
 /* Logging to stderr, one line per event; level set once at start. */
 void hr_log_set_level(hr_log_level lvl);

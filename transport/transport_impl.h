@@ -266,6 +266,12 @@ struct hr_node {
 	int stop_pipe[2];              /* [0] main thread polls, [1] anyone writes */
 	atomic_bool stop_requested;    /* any thread */
 	double started_at;
+
+	/* SIGHUP (hr_node_reload): any thread sets reload_requested; the main
+	 * thread checks the TLS pair, then posts a mail to every thread still
+	 * marked in reload_post. */
+	atomic_bool reload_requested;
+	bool reload_post[HR_MAX_THREADS];
 };
 
 /* iothread.c */
@@ -420,7 +426,15 @@ size_t hr_metrics__ws_total(void);
 
 /* sys_net.c: the OS calls, kept in one file */
 #include <sys/types.h>
+/* A listening SO_REUSEPORT socket on host:port (0: any port), its port in
+ * *bound. -errno with a one-line reason in err (EADDRINUSE: "HOST:PORT:
+ * address in use"). */
 int hr_sys__listen(
+    const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen);
+/* A socket bound to host:port without SO_REUSEPORT and not listening: it
+ * fails with -EADDRINUSE (and that line in err) where any socket listens,
+ * a reuse-port group included. Close it before the group binds. */
+int hr_sys__listen_probe(
     const char *host, uint16_t port, int *fd_out, uint16_t *bound, char *err, size_t errlen);
 int hr_sys__accept(int lfd); /* fd, or -errno (-EAGAIN when none left) */
 int hr_sys__pipe(int fds[2]);
