@@ -696,7 +696,9 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		return 0;
 	t = thread_of(wsi);
 	t->draining = true;
-	for (int i = 0; i < MAIL_DRAIN_CAP; i++) {
+	hr_mailbox_batch_begin();
+	/* The fd does not poll readable for a batch already taken from nng. */
+	for (int i = 0; i < MAIL_DRAIN_CAP || hr_mailbox_buffered(t->mbox) > 0; i++) {
 		if (hr_mailbox_recv(t->mbox, &m, 0) != 0)
 			break;
 		switch (m.kind) {
@@ -715,6 +717,7 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	}
 	t->draining = false;
 	hr_outq__flush_drained(t);
+	hr_mailbox_batch_end();
 	return 0;
 }
 
