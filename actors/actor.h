@@ -100,6 +100,14 @@ void hr_mailbox_close(hr_mailbox *mb);
 void hr_mailbox_batch_begin(void);
 void hr_mailbox_batch_end(void);
 void hr_mailbox_flush(void);
+/* For a loop thread whose posts come from many callbacks in one turn (an I/O
+ * thread's HTTP requests): open a scope unless this thread has a deferred one
+ * open already, and say whether it did; the caller then arranges for
+ * hr_mailbox_batch_end_deferred to run at the end of the loop's turn (which
+ * ends it; a no-op when none is open). A post that others must see before
+ * the caller acts again still calls hr_mailbox_flush after it. */
+bool hr_mailbox_batch_defer(void);
+void hr_mailbox_batch_end_deferred(void);
 
 /* ---------------------------------------------------------------- actor */
 

@@ -148,6 +148,7 @@ typedef struct scope_slot {
 
 static _Thread_local struct {
 	unsigned depth;
+	bool deferred; /* hr_mailbox_batch_defer's scope is open */
 	unsigned n;
 	nng_msg *spare; /* allocated before a reservation, so nothing fails after it */
 	scope_slot slot[SCOPE_SLOTS];
@@ -456,6 +457,25 @@ void
 hr_mailbox_batch_begin(void)
 {
 	tl.depth++;
+}
+
+bool
+hr_mailbox_batch_defer(void)
+{
+	if (tl.deferred)
+		return false;
+	hr_mailbox_batch_begin();
+	tl.deferred = true;
+	return true;
+}
+
+void
+hr_mailbox_batch_end_deferred(void)
+{
+	if (tl.deferred) {
+		tl.deferred = false;
+		hr_mailbox_batch_end();
+	}
 }
 
 void

@@ -522,6 +522,7 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 		hr_log(HR_LOG_WARN, "router refused group_add %s: %s", c->group, hr_strerror(rv));
 		return refuse(wsi, 503);
 	}
+	hr_mailbox_flush(); /* in the router before the 101 leaves */
 	/* Counted in the gauge now, not at ESTABLISHED: lws writes the 101
 	 * before it calls ESTABLISHED (server-ws.c), and a client that has its
 	 * 101 must find itself in /metrics and /healthz, whichever I/O thread
@@ -548,6 +549,7 @@ hr_iothread__conn_destroy(hr_iothread *t, hr_conn *c)
 		if (rv != 0)
 			hr_log(
 			    HR_LOG_WARN, "router conn_close %s: %s", c->channel, hr_strerror(rv));
+		hr_mailbox_flush();
 	}
 	lws_set_opaque_user_data(c->wsi, NULL);
 	conn_free(c);
@@ -688,6 +690,7 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
 		/* lws_cancel_service from another thread: post_stop's fallback */
 		t = thread_of(wsi);
+		hr_mailbox_batch_end_deferred(); /* this turn's HTTP requests */
 		if (t->exit)
 			hr_evloop__stop(t);
 		return 0;
@@ -754,6 +757,7 @@ run(void *arg)
 {
 	hr_iothread *t = arg;
 	hr_evloop__run(t);
+	hr_mailbox_batch_end_deferred(); /* a turn cut short by the stop */
 	lws_sul_cancel(&t->stop_sul);
 	hr_evloop__destroy(t);
 	return NULL;
