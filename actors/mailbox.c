@@ -9,32 +9,42 @@
  * ---------------------------------
  * herald was specified with nng inproc mailboxes, and the first one was a
  * push0/pull0 pair carrying one mail per nng message: 17,600 mails/s, 82 us
- * of CPU per mail, because every message crosses two of nng's task threads
- * (sender pipe -> inproc -> receiver pipe, each completion dispatched to a
- * taskq thread, then the receiver woken) and pull0 has no receive buffer. A
- * ring under a mutex replaced it (6.6 M mails/s, 0.18 us/mail). This file
- * brings nng back without giving up that speed, by paying nng's fixed cost
- * per message rather than per mail: pair1 (which has a receive buffer), one
- * aio per socket reused instead of one allocated per call, and several mails
- * per message.
+ * of CPU per mail. Every nng message crosses nng's task threads: the inproc
+ * transport completes the sender pipe's send and the receiver pipe's receive
+ * as two task-queue jobs, and the second then wakes the receiver, so a
+ * message costs about three thread hand-offs where a ring under a mutex costs
+ * one wake-up (and none when the receiver is busy). pull0 also has no receive
+ * buffer. The ring replaced it (6.6 M mails/s, 0.18 us/mail). This file brings
+ * nng back and pays its fixed cost per message rather than per mail: pair1
+ * (which has a receive buffer), one aio per socket reused (nng_sendmsg
+ * allocates one per call and seeds it with getrandom(2)), and batches.
  *
- * bench/mailbox_bench.c, on the shared 2-core VM (loaded: read ratios), the
- * ring (main) and this file in the same minutes:
+ * bench/mailbox_bench.c, three interleaved rounds (medians) on the shared
+ * 2-core VM, loaded by other builds (load average 6): read ratios.
  *
- *   workload                          ring               nng
- *   1 producer, one mail per message  2.19 M/s 0.12 us   71 k/s 6.9 us
- *   1 producer, batches (scopes 256)  7.5 M/s 0.13 us    2.8 M/s 0.43 us
- *   2 producers, batches              2.0 M/s 0.16 us    2.4 M/s 0.56 us
- *   3 hops (drain->actor->actor->fd)  1.6 M/s 0.19 us    1.25 M/s 1.14 us
- *   one-way p50, 3 hops at 2,000/s    24 us              335 us
+ *   workload                            ring (main)       this file
+ *   1 producer, one mail per message    6.4 M/s 0.13 us   191 k/s 4.4 us
+ *   1 producer, scopes of 256 posts     8.6 M/s 0.11 us   4.6 M/s 0.23 us
+ *   2 producers, scopes of 256 posts    4.3 M/s 0.24 us   4.8 M/s 0.22 us
+ *   3 hops (drain, 2 actors, fd loop)   2.9 M/s 0.29 us   2.4 M/s 0.53 us
+ *   one-way p50 / p99, 1 hop, 2,000/s   7 / 2,400 us      44 / 3,300 us
+ *   one-way p50 / p99, 3 hops, 2,000/s  34 / 3,400 us     111 / 6,100 us
  *
- * So a message still costs ~7 us of CPU and ~100 us of latency per hop under
- * load; batched, nng carries the hot path at a few tenths of a microsecond per
- * mail. Every mail that is posted in bulk (the router's fan-outs, the
- * consumers' frames, the Redis drain's group_sends, replies) travels in
- * batches; what is posted one at a time from outside a drain (an HTTP
- * request's group_send, a connection's registration) is one message each, as
- * it must be to be ordered before whatever the caller does next.
+ * (us = process CPU per mail, nng's threads included.) A lone message still
+ * costs ~4-7 us of CPU and ~40 us per hop; in batches nng carries the hot
+ * path at 0.2-0.5 us per mail. So everything posted in bulk travels in
+ * batches: the router's fan-outs and replies, the consumers' frames, the
+ * Redis drain's group_sends, and the group_sends of one I/O loop turn's HTTP
+ * requests (transport/http.c defers its scope to the end of the turn). What
+ * must be seen before its caller acts again (a connection's registration,
+ * before its 101) is flushed at once. Measured with herald itself (N
+ * WebSocket clients, bench/README.md), against main, same minutes: N=1,000
+ * 0.93x deliveries/s, 1.07x CPU per delivery; N=100 0.78x and 1.3x (each
+ * broadcast there carries few recipients to spread a message's cost over);
+ * Redis drain (--prefill 50000) 0.98x.
+ * Tried and dropped: recv(0) waiting for a message still crossing nng's
+ * threads (longer drains, bigger batches: 3 hops at 2.5 M/s, but herald
+ * slower, as the router and I/O thread then block once per message).
  *
  * Design
  * ------
@@ -67,14 +77,19 @@
  * returns, so the order of completed posts is the order of receipt across all
  * producers (they share `tx`, whose lock orders them), as the ring before it
  * gave. Inside a scope (hr_mailbox_batch_begin/end, opened by the actor
- * runtime around each drain, by the I/O thread around its mailbox drain, by
- * the Redis drain around each popped batch) a post copies the mail into this
- * thread's batch for that mailbox; a batch is sent when it fills, when a post
- * from this thread has to wait for room (our own unsent mail may be what
- * fills the box), and at the scope's end, which sends every batch in the
- * order the batches were started. A mail posted inside a scope is therefore
+ * runtime around each drain, by the I/O thread around its mailbox drain and,
+ * deferred (hr_mailbox_batch_defer), from its first HTTP send of a loop turn
+ * to the turn's end, by the Redis drain around each popped batch) a post
+ * copies the mail into this thread's batch for that mailbox; a batch is sent
+ * when it fills (after the batches started before it), when a post from this
+ * thread has to wait for room (our own unsent mail may be what fills the
+ * box), and at the scope's end, which sends every batch in the order the
+ * batches were started. A mail posted inside a scope is therefore
  * seen after everything this thread posted before it to the same mailbox, and
- * before anything anyone posts after the scope ended.
+ * before anything anyone posts after the scope ended. What it does not give:
+ * order across mailboxes within a scope (a mail to A posted before one to B
+ * may, through B's receiver, be overtaken at A); nothing in herald relies on
+ * that, and a caller that does must hr_mailbox_flush between the two.
  *
  * Waiting: a post that finds the box full waits on `room` (a condition
  * variable on CLOCK_MONOTONIC; timeout 0 never waits, > 0 until a deadline,
