@@ -688,9 +688,10 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	hr_mail m;
 
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
-		/* lws_cancel_service from another thread: post_stop's fallback */
+		/* lws_cancel_service: post_stop's fallback from another thread,
+		 * or on_send's end of turn on this one (its batch goes now). */
 		t = thread_of(wsi);
-		hr_mailbox_batch_end_deferred(); /* this turn's HTTP requests */
+		hr_mailbox_batch_end_deferred();
 		if (t->exit)
 			hr_evloop__stop(t);
 		return 0;
