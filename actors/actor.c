@@ -4,11 +4,14 @@
  * and on_stop run only on the actor's own thread, which alone touches the
  * actor's state.
  *
- * Stop is a message: hr_actor_stop closes the mailbox, which queues a close
- * marker (HR_MAIL_STOP in spirit) behind everything already posted, so the
- * actor handles all earlier mail, then runs on_stop and exits. The thread
- * blocks for one mail, then drains up to ACTOR_BATCH more without waiting,
- * so one wakeup handles a burst.
+ * Stop is a message: hr_actor_stop closes the mailbox, whose recv hands out
+ * every mail accepted before the close and then HR_ECLOSED (HR_MAIL_STOP in
+ * spirit), so the actor handles all earlier mail, then runs on_stop and
+ * exits. The thread blocks for one mail, then drains up to ACTOR_BATCH more
+ * without waiting, so one wakeup handles a burst. Each drain runs inside a
+ * mailbox batch scope: what the handlers post is collected per destination
+ * and sent, several mails per nng message, when the drain ends, before the
+ * thread blocks again. Handlers never flush by hand.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -68,12 +71,15 @@ actor_main(void *arg)
 	for (;;) {
 		if ((rv = hr_mailbox_recv(a->mb, &mail, -1)) != 0)
 			break;
+		hr_mailbox_batch_begin();
 		dispatch(a, &mail);
 		for (int i = 0; i < ACTOR_BATCH; i++) {
 			if ((rv = hr_mailbox_recv(a->mb, &mail, 0)) != 0)
 				break;
 			dispatch(a, &mail);
 		}
+		/* Before this thread waits again: what the handlers posted goes out. */
+		hr_mailbox_batch_end();
 		if (rv != 0 && rv != HR_EAGAIN)
 			break;
 	}

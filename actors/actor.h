@@ -2,8 +2,8 @@
  * actor.h: herald's actor runtime and its actors, the public face of the
  * `actors` module.
  *
- * An actor is a thread, a mailbox (a bounded ring under a mutex, so mail from
- * all senders is handled in the order it was posted) and a handler per mail
+ * An actor is a thread, a mailbox (bounded, on an nng inproc socket pair; each
+ * sender's mail is handled in the order it was posted) and a handler per mail
  * kind. Its state is touched only by its own thread. Mail is a small fixed
  * envelope (hr_mail); large payloads travel as pointers whose ownership moves
  * with the mail (refcounted hr_msg buffers for anything shared).
@@ -48,29 +48,66 @@ typedef void (*hr_mail_drop_fn)(void *arg, hr_mail *mail);
 
 /*
  * A bounded FIFO of hr_mail, many producers, one consumer, holding exactly
- * `capacity` mails (1..8192; HR_EINVAL otherwise). Mail is received in the
- * order in which posts completed, across all posters. Full: a post with
- * timeout_ms == 0 returns HR_EAGAIN at once; timeout_ms > 0 waits up to that
- * long (then HR_ETIMEDOUT); < 0 waits until there is room. After close, posts
- * fail with HR_ECLOSED and recv returns what is still queued, then HR_ECLOSED.
- * A successful post transfers ownership of the mail's pointers; a failed post
+ * `capacity` mails (1..8192; HR_EINVAL otherwise), carried by an nng inproc
+ * socket pair. Each producer's mail is received in the order it posted it.
+ * Outside a batch scope (below) a post hands its mail to nng before it
+ * returns, so mail is received in the order those posts completed, across all
+ * posters. Full: a post with timeout_ms == 0 returns HR_EAGAIN at once;
+ * timeout_ms > 0 waits up to that long (then HR_ETIMEDOUT); < 0 waits until
+ * there is room. After close, posts fail with HR_ECLOSED and recv returns
+ * every mail accepted before the close, then HR_ECLOSED. A successful post
+ * transfers ownership of the mail's pointers; a failed post (also HR_ENOMEM)
  * leaves them with the caller.
  */
 typedef struct hr_mailbox hr_mailbox;
 
+/* HR_EINVAL, HR_ENOMEM, HR_EIO (nng refused a socket). */
 int hr_mailbox_create(hr_mailbox **out, size_t capacity, hr_mail_drop_fn drop, void *drop_arg);
-/* Drops (with the drop function) every mail still queued, then frees. NULL ok. */
+/* Closes, then drops (with the drop function, on this thread) every mail not
+ * yet received, including mail still inside nng. NULL ok. Consumer side: no
+ * post may be running or batched for it anywhere. */
 void hr_mailbox_destroy(hr_mailbox *mb);
 int hr_mailbox_post(hr_mailbox *mb, const hr_mail *mail, int timeout_ms);
-/* Consumer side only. timeout_ms as for post: 0 = HR_EAGAIN when empty. */
+/* Consumer side only. timeout_ms as for post. 0 never waits: HR_EAGAIN when
+ * no mail has reached the mailbox yet (a posted mail crosses nng's threads, so
+ * it may show a few microseconds after its post returned; poll the fd or use
+ * a timeout to wait for it). */
 int hr_mailbox_recv(hr_mailbox *mb, hr_mail *out, int timeout_ms);
-/* A descriptor that polls readable while mail is waiting (an eventfd; also
- * after close until recv has returned HR_ECLOSED). Owned by the mailbox:
- * never read, write or close it; dup() it to hand it to a loop that closes
- * what it is given. 0 or HR_EINVAL. */
+/* Consumer side only: mails already taken out of nng (the rest of a batch)
+ * that recv will hand out without looking at nng. The fd does not poll
+ * readable for them, so a drain loop must not stop while this is non-zero. */
+size_t hr_mailbox_buffered(const hr_mailbox *mb);
+/* A descriptor that polls readable while nng holds mail for this mailbox, and
+ * after close until recv has returned HR_ECLOSED (nng's NNG_OPT_RECVFD).
+ * Owned by nng: never read, write or close it; dup() it to hand it to a loop
+ * that closes what it is given. 0, HR_EINVAL or HR_EIO. */
 int hr_mailbox_fd(hr_mailbox *mb, int *fd);
-/* Stop accepting posts. Idempotent. */
+/* Stop accepting posts; wakes a blocked recv and every waiting post. Idempotent. */
 void hr_mailbox_close(hr_mailbox *mb);
+
+/*
+ * Batch scope, per thread. Between begin and end, this thread's posts are
+ * collected per destination mailbox (capacity is still taken at the post, and
+ * a successful post still owns nothing the caller must free) and handed to nng
+ * HR_MAILBOX_BATCH mails per message: when a batch fills, when a post has to
+ * wait for room, and at end, which sends every batch in the order the batches
+ * were started. Mail in a batch is not yet visible to its receiver, so the
+ * code that opens a scope must end it before it waits for anything or lets
+ * anyone else act on what it posted. The actor runtime opens one around each
+ * drain (handlers never call these), the I/O thread around its mailbox drain.
+ * Scopes nest; hr_mailbox_flush sends the batches now. Any thread.
+ */
+void hr_mailbox_batch_begin(void);
+void hr_mailbox_batch_end(void);
+void hr_mailbox_flush(void);
+/* For a loop thread whose posts come from many callbacks in one turn (an I/O
+ * thread's HTTP requests): open a scope unless this thread has a deferred one
+ * open already, and say whether it did; the caller then arranges for
+ * hr_mailbox_batch_end_deferred to run at the end of the loop's turn (which
+ * ends it; a no-op when none is open). A post that others must see before
+ * the caller acts again still calls hr_mailbox_flush after it. */
+bool hr_mailbox_batch_defer(void);
+void hr_mailbox_batch_end_deferred(void);
 
 /* ---------------------------------------------------------------- actor */
 
@@ -97,7 +134,8 @@ typedef struct hr_actor_spec {
 /* Start the actor's thread. HR_ENOMEM, HR_EIO. */
 int hr_actor_spawn(hr_actor **out, const hr_actor_spec *spec);
 /* Post mail (see hr_mailbox_post for timeout and ownership). HR_ECLOSED once
- * the actor is stopping. */
+ * the actor is stopping. From an actor's handler the mail travels in the
+ * handler thread's batch and leaves when its drain ends. */
 int hr_actor_send(hr_actor *a, const hr_mail *mail, int timeout_ms);
 /* Ask the actor to stop: mail posted before this call is still handled, then
  * on_stop runs and the thread exits. Idempotent. */

@@ -2,9 +2,8 @@
  * actor_impl.h: private declarations of the actors module (never included
  * from outside actors/ and tests/actors/).
  *
- * The thread primitives live in sys_thread.c and the mailbox's eventfd in
- * sys_event.c, the files of this module that talk to the OS directly
- * (the OS calls stay in the sys_*.c files).
+ * The thread primitives live in sys_thread.c, the file of this module that
+ * talks to the OS directly; the mailbox is nng's.
  */
 #ifndef HERALD_ACTOR_IMPL_H
 #define HERALD_ACTOR_IMPL_H
@@ -28,16 +27,11 @@ bool hr_sys__thread_is_self(const hr_sys_thread *t);
 void hr_sys__sleep_ms(int ms);
 double hr_sys__mono_s(void);
 
-/* The mailbox's pollable fd (sys_event.c, an eventfd): readable while raised.
- * open: HR_ENOMEM, HR_EIO. raise/clear never fail in a way a caller can act
- * on; clear on a clear fd is a no-op. */
-int hr_sys__event_open(int *fd);
-void hr_sys__event_raise(int fd);
-void hr_sys__event_clear(int fd);
-void hr_sys__event_close(int fd); /* < 0 ok */
-
-/* The largest capacity hr_mailbox_create accepts (the ring is allocated up
- * front: 8192 slots are 256 KiB). */
+/* The largest capacity hr_mailbox_create accepts: nng's largest receive
+ * buffer (NNG_OPT_RECVBUF, in messages), which must hold `capacity` one-mail
+ * messages. */
 #define HR_MAILBOX_MAX_CAPACITY 8192u
+/* Mails per nng message when a batch scope collects them (mailbox.c). */
+#define HR_MAILBOX_BATCH 64u
 
 #endif /* HERALD_ACTOR_IMPL_H */

@@ -639,8 +639,10 @@ drain_main(void *arg)
 		}
 		if (rv == 0) {
 			atomic_fetch_add(&b->st_in, n);
+			hr_mailbox_batch_begin(); /* one router message per batch */
 			for (size_t i = 0; i < n; i++)
 				deliver(b, &items[i]);
+			hr_mailbox_batch_end();
 			hr_layer_items_release(items, n);
 		}
 		if (hr_sys__mono_s() >= next_refresh) {

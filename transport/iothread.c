@@ -133,8 +133,10 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	hr_mail m;
 
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
-		/* lws_cancel_service from another thread: post_stop's fallback */
+		/* lws_cancel_service: post_stop's fallback from another thread,
+		 * or on_send's end of turn on this one (its batch goes now). */
 		t = thread_of(wsi);
+		hr_mailbox_batch_end_deferred();
 		if (t->exit)
 			hr_evloop__stop(t);
 		return 0;
@@ -143,7 +145,9 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		return 0;
 	t = thread_of(wsi);
 	t->draining = true;
-	for (int i = 0; i < MAIL_DRAIN_CAP; i++) {
+	hr_mailbox_batch_begin();
+	/* The fd does not poll readable for a batch already taken from nng. */
+	for (int i = 0; i < MAIL_DRAIN_CAP || hr_mailbox_buffered(t->mbox) > 0; i++) {
 		if (hr_mailbox_recv(t->mbox, &m, 0) != 0)
 			break;
 		switch (m.kind) {
@@ -168,6 +172,7 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	}
 	t->draining = false;
 	hr_outq__flush_drained(t);
+	hr_mailbox_batch_end();
 	return 0;
 }
 
@@ -204,6 +209,7 @@ run(void *arg)
 {
 	hr_iothread *t = arg;
 	hr_evloop__run(t);
+	hr_mailbox_batch_end_deferred(); /* a turn cut short by the stop */
 	lws_sul_cancel(&t->stop_sul);
 	hr_evloop__destroy(t);
 	return NULL;

@@ -425,6 +425,7 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 		    HR_LOG_WARN, "router refused group_add %s: %s", c->ws.group, hr_strerror(rv));
 		return refuse(wsi, 503);
 	}
+	hr_mailbox_flush(); /* in the router before the 101 leaves */
 	/* Counted in the gauge now, not at ESTABLISHED: lws writes the 101
 	 * before it calls ESTABLISHED (server-ws.c), and a client that has its
 	 * 101 must find itself in /metrics and /healthz, whichever I/O thread
@@ -453,6 +454,7 @@ ws_fini(hr_iothread *t, hr_conn *c)
 		if (rv != 0)
 			hr_log(HR_LOG_WARN, "router conn_close %s: %s", c->ws.channel,
 			    hr_strerror(rv));
+		hr_mailbox_flush();
 	}
 	hr_outq__clear(c);
 	free(c->ws.rx);

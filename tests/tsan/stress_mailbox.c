@@ -1,9 +1,10 @@
 /*
- * stress_mailbox.c: hr_mailbox under TSan. Four producers post into a small
- * mailbox (so they block on a full queue) while the consumer checks that each
- * sender's mail arrives in its order; then the mailbox is closed with
- * producers still posting, and every accepted mail must be received exactly
- * once (or dropped by destroy), never lost or duplicated.
+ * stress_mailbox.c: hr_mailbox under TSan. Four producers (two of them in
+ * batch scopes) post into a small mailbox (so they block on a full queue)
+ * while the consumer checks that each sender's mail arrives in its order;
+ * then the mailbox is closed with producers still posting (and batches still
+ * unsent), and every accepted mail must be received exactly once (or dropped
+ * by destroy), never lost or duplicated.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,7 +40,15 @@ produce(void *arg)
 {
 	producer *p = arg;
 	int retries = 0;
+	/* Odd producers post in batch scopes of 40, as an actor's drain does. */
+	bool scoped = p->id % 2 == 1;
+	if (scoped)
+		hr_mailbox_batch_begin();
 	for (uint64_t i = 0; i < PER_PRODUCER; i++) {
+		if (scoped && i % 40 == 0) {
+			hr_mailbox_batch_end();
+			hr_mailbox_batch_begin();
+		}
 		uint64_t *payload = malloc(sizeof(*payload));
 		if (payload == NULL) {
 			p->other++;
@@ -64,6 +73,8 @@ produce(void *arg)
 		p->other++;
 		break;
 	}
+	if (scoped)
+		hr_mailbox_batch_end();
 	return NULL;
 }
 
