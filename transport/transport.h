@@ -144,9 +144,9 @@ size_t hr_b64url_encode(const void *in, size_t len, char *out);
 int hr_jwt_sign(const char *payload_json, size_t len, const void *secret, size_t secret_len,
     char *out, size_t outcap, size_t *outlen);
 
-/* Logging to stderr, one line per event; level and format set once at
- * start, before any thread but the main one exists. */
+/* Logging to stderr, one line per event; level set once at start. */
 void hr_log_set_level(hr_log_level lvl);
+/* --log-format, set once at start as the level is. */
 void hr_log_set_format(hr_log_format fmt);
 void hr_log(hr_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
