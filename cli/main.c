@@ -73,6 +73,7 @@ serve_main(int argc, char **argv)
 		return rc == 0 ? 0 : 1;
 	}
 	hr_log_set_level(s.cfg.log_level);
+	hr_log_set_format(s.cfg.log_format);
 
 	/* A peer closing a socket must be an error return, not a dead process. */
 	signal(SIGPIPE, SIG_IGN);

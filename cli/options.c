@@ -545,6 +545,35 @@ apply_io_uring(struct parse *p, const struct option *o, const char *label, const
 }
 
 static int
+apply_log_format(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	if (strcmp(v, "text") == 0 || strcmp(v, "json") == 0) {
+		p->s->cfg.log_format = v[0] == 'j' ? HR_LOG_JSON : HR_LOG_TEXT;
+		return 0;
+	}
+	return fail(p, "%s: '%s' is not a log format (text or json)", label, v);
+}
+
+static int
+apply_access_log(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+		p->s->cfg.access_log = v[1] == 'n';
+		return 0;
+	}
+	return fail(p, "%s: '%s' is not on or off", label, v);
+}
+
+static int
+apply_trusted_proxies(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	char why[200];
+	if (hr_proxy_list_parse(v, &p->s->cfg.trusted_proxies, why, sizeof(why)) != 0)
+		return fail(p, "%s: %s", label, why);
+	return 0;
+}
+
+static int
 apply_demo(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
@@ -596,6 +625,12 @@ static const struct option options[] = {
 	{ .name = "tls-key", .apply = apply_string, .dest = offsetof(hr_config, tls_key),
 	    .check = check_tls_key, .help = "FILE     private key (PEM), with --tls-cert" },
 	{ .name = "log-level", .apply = apply_log_level, .help = "error|warn|info|debug (info)" },
+	{ .name = "log-format", .apply = apply_log_format,
+	    .help = "text|json  one line per event on stderr; json: an object with ts, level, msg (text)" },
+	{ .name = "access-log", .apply = apply_access_log, .bare = "on",
+	    .help = "[on|off]   a line per HTTP request and per WebSocket session end (off)" },
+	{ .name = "trusted-proxies", .apply = apply_trusted_proxies,
+	    .help = "LIST  addresses or CIDRs whose X-Forwarded-For names the client" },
 	{ .name = "event-loop", .apply = apply_event_loop,
 	    .help = "poll|libev|libuv what the I/O threads sleep in (libev)" },
 	{ .name = "io-uring", .apply = apply_io_uring,

@@ -38,6 +38,7 @@ struct option {
 	size_t dest;                 /* offsetof(hr_config, field), for the generic appliers */
 	unsigned long long min, max; /* bounds of a number (max only for apply_positive) */
 	check_fn check;              /* apply_string's check */
+	const char *bare;            /* a flag given without a value means this (--access-log) */
 	const char *help;
 };
 

@@ -114,6 +114,10 @@ collect_flags(struct parse *p, int argc, char *const *argv)
 		const char *val;
 		if (eq != NULL) {
 			val = eq + 1;
+		} else if (hr_cli__options[opt].bare != NULL
+		    && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+			/* a switch: `--access-log` alone, or followed by another option */
+			val = hr_cli__options[opt].bare;
 		} else {
 			if (i + 1 >= argc)
 				return fail(p, "--%s: missing value", hr_cli__options[opt].name);

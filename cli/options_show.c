@@ -104,6 +104,18 @@ show_known(FILE *f, const char *name, const hr_config *c)
 		fprintf(f, "event-loop = %s\n", hr_event_loop_name(c->event_loop));
 	} else if (strcmp(name, "io-uring") == 0) {
 		fprintf(f, "io-uring = %s\n", c->io_uring ? "on" : "off");
+	} else if (strcmp(name, "log-format") == 0) {
+		fprintf(f, "log-format = %s\n", c->log_format == HR_LOG_JSON ? "json" : "text");
+	} else if (strcmp(name, "access-log") == 0) {
+		fprintf(f, "access-log = %s\n", c->access_log ? "on" : "off");
+	} else if (strcmp(name, "trusted-proxies") == 0) {
+		char list[HR_MAX_PROXIES * 48];
+		if (c->trusted_proxies.n == 0)
+			fprintf(f, "# trusted-proxies: not set\n");
+		else if (hr_proxy_list_format(&c->trusted_proxies, list, sizeof(list)) == 0)
+			fprintf(f, "trusted-proxies = %s\n", list);
+		else
+			return false;
 	} else {
 		return false;
 	}

@@ -34,6 +34,9 @@ hr_config_default(hr_config *c)
 	c->event_loop = HR_EVLOOP_DEFAULT;
 	c->io_uring = true;
 	c->demo = true;
+	c->log_format = HR_LOG_TEXT;
+	c->access_log = false;
+	c->trusted_proxies.n = 0;
 }
 
 static const char *const evloop_names[HR_N_EVLOOP] = { "poll", "libev", "libuv" };

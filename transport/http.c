@@ -72,6 +72,8 @@ hr_http__attach(hr_conn *c, const hr_http_framing *framing)
 void
 hr_http__detach(hr_conn *c)
 {
+	free(c->access);
+	c->access = NULL;
 	if (c->http != NULL) {
 		hr_http__conn_fini(c);
 		free(c->http);
@@ -96,6 +98,7 @@ hr_http__conn_fini(hr_conn *c)
 static int
 respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 {
+	hr_access__http_end(c, status, len);
 	return c->http->framing->respond(c, status, type, body, len);
 }
 
@@ -402,13 +405,16 @@ hr_http__route(const char *uri, bool raw, int *want, char *target, size_t tcap, 
 	return api;
 }
 
-/* One log line per refused API call: the peer's address, never the key. */
+/* One log line per refused API call: the peer's address (as
+ * --trusted-proxies resolves it), never the key. */
 static void
-log_api_key_refusal(hr_conn *c)
+log_api_key_refusal(hr_conn *c, const hr_http_req *req)
 {
-	char peer[64];
-	if (c->wsi == NULL || lws_get_peer_simple(c->wsi, peer, sizeof(peer)) == NULL)
-		snprintf(peer, sizeof(peer), "?");
+	char peer[HR_PEER_MAX];
+	if (c->h1 != NULL || req->xff != NULL)
+		hr_access__peer(c->wsi, req->xff, req->xff_len, peer, sizeof(peer));
+	else
+		hr_access__peer_hdr(c->wsi, peer, sizeof(peer));
 	hr_log(HR_LOG_INFO, "api refused 401 from %s: api_key", peer);
 }
 
@@ -426,7 +432,7 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	h->close_after = false;
 	h->awaiting_reply = false;
 	hr_http__conn_fini(c);
-	HR_METRIC_ADD(http_requests, 1);
+	hr_access__http_begin(c, req);
 
 	int want; /* LWSHUMETH_* the endpoint takes */
 	const char *bad;
@@ -449,7 +455,7 @@ hr_http__request(hr_iothread *t, hr_conn *c, const hr_http_req *req)
 	} else if (h->api >= API_NOTIF_POST && n->cfg.api_key != NULL
 	    && !api_key_ok(req, n->cfg.api_key)) {
 		HR_METRIC_ADD(auth_failures[HR_AUTH_API_KEY], 1);
-		log_api_key_refusal(c);
+		log_api_key_refusal(c, req);
 		status = 401;
 		err = "missing or bad API key";
 	} else if (want == LWSHUMETH_POST && !content_type_ok(req)) {

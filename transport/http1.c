@@ -310,6 +310,9 @@ hr_http1__parse_head(char *p, size_t n, head *h)
 		} else if (name_is(line, nl, "x-api-key")) {
 			h->req.api_key = v;
 			h->req.api_key_len = vlen;
+		} else if (name_is(line, nl, "x-forwarded-for")) {
+			h->req.xff = v;
+			h->req.xff_len = vlen;
 		} else if (name_is(line, nl, "connection")) {
 			if (has_token(v, vlen, "close"))
 				h->keep_alive = false;
@@ -392,8 +395,7 @@ pump(hr_conn *c)
 		if (hl == 0) {
 			if (n >= HEAD_MAX) {
 				c->http->close_after = true;
-				return respond(c, 431, "application/json",
-				           "{\"error\":\"request head over 16 KiB\"}", 36)
+				return hr_http__respond_error(c, 431, "request head over 16 KiB")
 				    ? -1
 				    : 0;
 			}
@@ -404,10 +406,7 @@ pump(hr_conn *c)
 		if (hd.bad) {
 			c->http->close_after = true;
 			in_consume(&h->in, n);
-			return respond(
-			           c, 400, "application/json", "{\"error\":\"bad request\"}", 23)
-			    ? -1
-			    : 0;
+			return hr_http__respond_error(c, 400, "bad request") ? -1 : 0;
 		}
 		if (hd.upgrade_ws) {
 			if (hr_buf_len(&h->out) > 0)

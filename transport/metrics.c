@@ -1,7 +1,8 @@
 /*
  * metrics.c: process-wide counters and their Prometheus text rendering for
- * GET /metrics. Counters are relaxed atomics bumped from every thread; the
- * rendering runs on the I/O thread that serves the request.
+ * GET /metrics, with the standard process_* families (sys_proc.c) and
+ * herald_build_info. Counters are relaxed atomics bumped from every thread;
+ * the rendering runs on the I/O thread that serves the request.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -47,6 +48,81 @@ appendf(hr_buf *out, const char *fmt, ...)
 }
 
 #define LOAD(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
+
+/* herald_http_requests_total{code}: the statuses herald answers with are
+ * always there (0 until seen, so that rate() works from the first scrape),
+ * any other once seen. */
+static int
+render_http_codes(hr_metrics *m, hr_buf *out)
+{
+	static const int always[]
+	    = { 101, 200, 202, 400, 401, 403, 404, 405, 413, 415, 429, 431, 503 };
+	int rv = appendf(out,
+	    "# HELP herald_http_requests_total HTTP requests by the status they were answered "
+	    "with (101: a WebSocket handshake accepted).\n"
+	    "# TYPE herald_http_requests_total counter\n");
+	for (int i = 0; i < HR_HTTP_CODES; i++) {
+		uint64_t v = LOAD(m->http_codes[i]);
+		bool show = v > 0;
+		for (size_t k = 0; !show && k < sizeof(always) / sizeof(always[0]); k++)
+			show = always[k] == i + 100;
+		if (show)
+			rv |= appendf(out, "herald_http_requests_total{code=\"%d\"} %" PRIu64 "\n",
+			    i + 100, v);
+	}
+	return rv;
+}
+
+/* The families of Prometheus's standard process collector, same names,
+ * types and units, and herald_build_info. */
+static int
+render_process(hr_buf *out)
+{
+	hr_proc_stats st;
+	int rv = 0;
+
+	hr_sys__proc_stats(&st);
+	rv |= appendf(out,
+	    "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+	    "# TYPE process_cpu_seconds_total counter\n"
+	    "process_cpu_seconds_total %.6f\n",
+	    st.cpu_seconds);
+	rv |= appendf(out,
+	    "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+	    "# TYPE process_resident_memory_bytes gauge\n"
+	    "process_resident_memory_bytes %" PRIu64 "\n",
+	    st.resident);
+	rv |= appendf(out,
+	    "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+	    "# TYPE process_virtual_memory_bytes gauge\n"
+	    "process_virtual_memory_bytes %" PRIu64 "\n",
+	    st.virtual_bytes);
+	if (st.open_fds >= 0)
+		rv |= appendf(out,
+		    "# HELP process_open_fds Number of open file descriptors.\n"
+		    "# TYPE process_open_fds gauge\n"
+		    "process_open_fds %ld\n",
+		    st.open_fds);
+	if (st.max_fds >= 0)
+		rv |= appendf(out,
+		    "# HELP process_max_fds Maximum number of open file descriptors.\n"
+		    "# TYPE process_max_fds gauge\n"
+		    "process_max_fds %ld\n",
+		    st.max_fds);
+	if (st.start_time > 0)
+		rv |= appendf(out,
+		    "# HELP process_start_time_seconds Start time of the process since unix epoch "
+		    "in seconds.\n"
+		    "# TYPE process_start_time_seconds gauge\n"
+		    "process_start_time_seconds %.2f\n",
+		    st.start_time);
+	rv |= appendf(out,
+	    "# HELP herald_build_info The running build: always 1.\n"
+	    "# TYPE herald_build_info gauge\n"
+	    "herald_build_info{version=\"%s\"} 1\n",
+	    HERALD_VERSION);
+	return rv;
+}
 
 int
 hr_metrics__render(hr_node *n, hr_buf *out)
@@ -153,10 +229,7 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 	for (int i = 0; i < HR_N_AUTH; i++)
 		rv |= appendf(out, "herald_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
 		    auth_names[i], LOAD(m->auth_failures[i]));
-	rv |= appendf(out,
-	    "# HELP herald_http_requests_total HTTP API requests.\n"
-	    "# TYPE herald_http_requests_total counter\n"
-	    "herald_http_requests_total %" PRIu64 "\n",
-	    LOAD(m->http_requests));
+	rv |= render_http_codes(m, out);
+	rv |= render_process(out);
 	return rv ? HR_ENOMEM : 0;
 }

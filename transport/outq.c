@@ -224,6 +224,7 @@ hr_outq__write(hr_iothread *t, hr_conn *c)
 		return -1;
 	HR_METRIC_ADD(frames_sent, n);
 	HR_METRIC_ADD(ws_writes, 1);
+	hr_access__frames_out(c, n);
 	if (c->ws.out.len > 0 || c->ws.close_code)
 		hr_outq__want_write(c);
 	return 0;
@@ -270,6 +271,7 @@ sent(void *cookie, ssize_t res, void *arg)
 	}
 	HR_METRIC_ADD(frames_sent, n);
 	HR_METRIC_ADD(ws_writes, 1);
+	hr_access__frames_out(c, n);
 	if (c->ws.out.len > 0 || c->ws.close_code)
 		hr_outq__want_write(c);
 }

@@ -46,6 +46,33 @@ const char *hr_event_loop_name(hr_event_loop e);
 /* The backend named s (exactly one of the names above): 0, else HR_EINVAL. */
 int hr_event_loop_parse(const char *s, hr_event_loop *out);
 
+/* --log-format: what a line on stderr looks like (log.c). */
+typedef enum hr_log_format {
+	HR_LOG_TEXT = 0, /* "<ts> <level> <msg>" */
+	HR_LOG_JSON = 1, /* {"ts":...,"level":...,"msg":...} */
+} hr_log_format;
+
+/* --trusted-proxies: addresses or CIDRs (proxy.c). An IPv4 network is kept
+ * as its IPv4-mapped IPv6 form (::ffff:a.b.c.d, bits + 96), so that one
+ * compare serves both families. */
+#define HR_MAX_PROXIES 32
+typedef struct hr_cidr {
+	uint8_t addr[16]; /* host bits zero */
+	uint8_t bits;     /* 0..128 */
+} hr_cidr;
+typedef struct hr_proxy_list {
+	hr_cidr nets[HR_MAX_PROXIES];
+	size_t n; /* 0: trust nobody, X-Forwarded-For is never read */
+} hr_proxy_list;
+
+/* Parse a comma list of addresses and CIDRs ("10.0.0.0/8, ::1") into out.
+ * 0, or HR_EINVAL with a one-line reason (naming the bad item) in err.
+ * Pure; any thread. */
+int hr_proxy_list_parse(const char *s, hr_proxy_list *out, char *err, size_t errlen);
+/* The list as a comma list that hr_proxy_list_parse reads back ("" when
+ * empty; an address alone when its prefix is whole). 0, HR_EMSGSIZE. */
+int hr_proxy_list_format(const hr_proxy_list *l, char *out, size_t cap);
+
 typedef struct hr_listen_addr {
 	char host[64];
 	uint16_t port;
@@ -79,6 +106,9 @@ typedef struct hr_config {
 	hr_event_loop event_loop; /* HR_EVLOOP_DEFAULT */
 	bool io_uring; /* true: batched fan-out sends through io_uring when the kernel allows */
 	bool demo;     /* true: serve the demo page at / and the client at /herald.js */
+	hr_log_format log_format;      /* text */
+	bool access_log;               /* false: no access lines */
+	hr_proxy_list trusted_proxies; /* empty: X-Forwarded-For ignored */
 } hr_config;
 
 /* Fill c with docs/PROTOCOL.md's defaults (listen localhost:8000 expanded to
@@ -131,6 +161,8 @@ int hr_tls_check_pair(const char *cert_label, const char *cert, const char *key_
 
 /* Logging to stderr, one line per event; level set once at start. */
 void hr_log_set_level(hr_log_level lvl);
+/* --log-format, set once at start as the level is. */
+void hr_log_set_format(hr_log_format fmt);
 void hr_log(hr_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif /* HERALD_TRANSPORT_H */

@@ -62,6 +62,8 @@ enum {
 	HR_N_AUTH,
 };
 
+#define HR_HTTP_CODES 500 /* statuses 100..599 */
+
 /* Process-wide counters (one node per process). Relaxed atomics. */
 typedef struct hr_metrics {
 	atomic_long connections[HR_N_ROUTES];
@@ -71,7 +73,9 @@ typedef struct hr_metrics {
 	atomic_uint_fast64_t group_sends;
 	atomic_uint_fast64_t dropped[HR_N_DROP];
 	atomic_uint_fast64_t auth_failures[HR_N_AUTH];
-	atomic_uint_fast64_t http_requests;
+	/* herald_http_requests_total{code}: answers by status, 100..599
+	 * (accesslog.c counts them) */
+	atomic_uint_fast64_t http_codes[HR_HTTP_CODES];
 } hr_metrics;
 
 extern hr_metrics hr_transport__metrics;
@@ -181,10 +185,11 @@ typedef struct hr_http_conn {
 struct hr_conn {
 	struct lws *wsi;
 	hr_iothread *t;
-	uint64_t id;         /* generation << 32 | slot (conn.c) */
-	hr_ws_conn ws;       /* WebSocket (ws.c, outq.c) */
-	hr_http_conn *http;  /* HTTP (http.c): NULL before its first request */
-	struct hr_http1 *h1; /* raw HTTP/1 framing (http1.c): NULL on lws's */
+	uint64_t id;              /* generation << 32 | slot (conn.c) */
+	hr_ws_conn ws;            /* WebSocket (ws.c, outq.c) */
+	hr_http_conn *http;       /* HTTP (http.c): NULL before its first request */
+	struct hr_http1 *h1;      /* raw HTTP/1 framing (http1.c): NULL on lws's */
+	struct hr_access *access; /* accesslog.c: NULL unless --access-log */
 };
 
 /* A request's head, from lws (TLS) or from http1.c's parser (plain). */
@@ -198,8 +203,10 @@ typedef struct hr_http_req {
 	size_t api_key_len;
 	const char *ctype; /* Content-Type, or NULL */
 	size_t ctype_len;
-	long long clen; /* Content-Length, -1 absent */
-	bool chunked;   /* any Transfer-Encoding */
+	long long clen;  /* Content-Length, -1 absent */
+	bool chunked;    /* any Transfer-Encoding */
+	const char *xff; /* X-Forwarded-For (the last one), or NULL */
+	size_t xff_len;
 } hr_http_req;
 
 typedef struct hr_slot {
@@ -423,6 +430,84 @@ int hr_web__asset(const char *name, const unsigned char **body, size_t *len, con
 /* metrics.c */
 int hr_metrics__render(hr_node *n, hr_buf *out);
 size_t hr_metrics__ws_total(void);
+
+/* sys_proc.c: the process as the kernel sees it, for the process_* metrics
+ * (Prometheus's standard process collector). Any thread; reads /proc. */
+typedef struct hr_proc_stats {
+	double cpu_seconds;     /* user + system */
+	double start_time;      /* seconds since the epoch */
+	uint64_t resident;      /* bytes */
+	uint64_t virtual_bytes; /* bytes */
+	long open_fds;          /* -1: unknown */
+	long max_fds;           /* RLIMIT_NOFILE soft limit, -1: unlimited or unknown */
+} hr_proc_stats;
+/* Fill st; a field that cannot be read is 0 (open_fds, max_fds: -1). */
+void hr_sys__proc_stats(hr_proc_stats *st);
+/* The peer of socket fd: its address (16 bytes, IPv4 mapped) and port.
+ * 0, or HR_EIO (not a connected IP socket). */
+int hr_sys__peer_addr(int fd, uint8_t addr[16], uint16_t *port);
+
+/* log.c, for the access log: one line, whatever --log-level says, msg as
+ * the text, and in json mode the object's further members, fields
+ * (`,"key":value...`, already JSON) after "msg". */
+void hr_log__emit(hr_log_level lvl, const char *msg, const char *fields);
+/* s[0..n) as a JSON string, quotes included, into out (cap >= 3;
+ * NUL-terminated, cut to fit; bytes that are not UTF-8 become U+FFFD).
+ * Returns its length. Pure. */
+size_t hr_log__json_str(char *out, size_t cap, const char *s, size_t n);
+
+/* proxy.c (pure): addresses as 16 bytes, IPv4 mapped (::ffff:a.b.c.d). */
+int hr_proxy__addr_parse(const char *s, size_t n, uint8_t out[16]);
+void hr_proxy__addr_format(const uint8_t a[16], char *out, size_t cap);
+bool hr_proxy__trusted(const hr_proxy_list *l, const uint8_t a[16]);
+/* The address a request from peer with that X-Forwarded-For (borrowed,
+ * may be NULL) is taken as, into out: peer itself unless peer is trusted;
+ * then the rightmost untrusted address of xff (its leftmost when every hop
+ * is trusted; the walk stops at an item that is not an address). true when
+ * out came from xff. */
+bool hr_proxy__resolve(
+    const hr_proxy_list *l, const uint8_t peer[16], const char *xff, size_t len, uint8_t out[16]);
+
+/* accesslog.c: the peer as logged, herald_http_requests_total{code} and the
+ * access log (--access-log). I/O thread only. */
+#define HR_PEER_MAX 64
+/* The peer of wsi as logs show it: "ip:port" ("[v6]:port") from the
+ * socket, or the address --trusted-proxies took from xff (borrowed, may be
+ * NULL), without a port. "?" when unknown. */
+void hr_access__peer(struct lws *wsi, const char *xff, size_t xff_len, char *out, size_t cap);
+/* The same for a WebSocket handshake or lws-framed request, reading
+ * X-Forwarded-For from wsi's headers. */
+void hr_access__peer_hdr(struct lws *wsi, char *out, size_t cap);
+/* A request head is in (http.c, before routing). */
+void hr_access__http_begin(hr_conn *c, const hr_http_req *req);
+/* Its answer is on its way: count the status, and log the line. */
+void hr_access__http_end(hr_conn *c, int status, size_t bytes);
+/* A WebSocket handshake refused with code and a body of bytes (ws.c's
+ * refuse): count, log. */
+void hr_access__refused(struct lws *wsi, unsigned code, size_t bytes);
+/* ws.c's lws callback, at its top, for the events of a WebSocket session
+ * (ESTABLISHED: count the 101, start the session; RECEIVE: frames in; the
+ * client's close code; WSI_DESTROY: the session's line). Cheap for others. */
+void hr_access__ws_event(hr_conn *c, enum lws_callback_reasons reason, const void *in, size_t len);
+/* What a connection's access line needs (c->access, allocated at its first
+ * request or its WebSocket session when --access-log is on). */
+typedef struct hr_access {
+	double t0; /* hr_clock_mono(): the request head or the session start */
+	uint64_t frames_in, frames_out;
+	int peer_close; /* the client's close code, 0: none came */
+	bool ws;        /* a WebSocket session is open: its line is due */
+	bool begun;     /* HTTP: t0, method and path are the current request's */
+	char method[8];
+	char peer[HR_PEER_MAX];
+	char path[256];
+} hr_access;
+/* Frames written to c (outq.c). */
+static inline void
+hr_access__frames_out(hr_conn *c, unsigned n)
+{
+	if (c->access != NULL)
+		c->access->frames_out += n;
+}
 
 /* sys_net.c: the OS calls, kept in one file */
 #include <sys/types.h>

@@ -317,6 +317,7 @@ refuse(struct lws *wsi, unsigned code)
 	    code, text, bl, body);
 	if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
 		(void)lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_RAW);
+	hr_access__refused(wsi, code, (size_t)bl);
 	return -1;
 }
 
@@ -325,9 +326,8 @@ refuse(struct lws *wsi, unsigned code)
 static void
 log_refusal(struct lws *wsi, unsigned code, const char *why)
 {
-	char peer[64];
-	if (lws_get_peer_simple(wsi, peer, sizeof(peer)) == NULL)
-		snprintf(peer, sizeof(peer), "?");
+	char peer[HR_PEER_MAX];
+	hr_access__peer_hdr(wsi, peer, sizeof(peer));
 	hr_log(HR_LOG_INFO, "handshake refused %u from %s: %s", code, peer, why);
 }
 
@@ -467,6 +467,8 @@ hr_ws__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	hr_iothread *t = thread_of(wsi);
 	hr_conn *c = lws_get_opaque_user_data(wsi);
 
+	if (c != NULL) /* the 101 count, the access log's session (accesslog.c) */
+		hr_access__ws_event(c, reason, in, len);
 	switch (reason) {
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(t, wsi, in);
