@@ -414,18 +414,9 @@ static int
 apply_allowed_origins(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	char out[HR_CLI_MAX_VALUE + 1];
-	size_t on = 0, count = 0;
-	const char *c = v;
-	for (;;) {
-		while (*c == ' ' || *c == '\t')
-			c++;
-		const char *start = c;
-		while (*c != ',' && *c != '\0')
-			c++;
-		const char *end = c;
-		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-			end--;
-		size_t n = (size_t)(end - start);
+	size_t on = 0, count = 0, n;
+	const char *c = v, *start;
+	while (hr_list_next(&c, &start, &n)) {
 		if (n == 0)
 			return fail(p, "%s: empty origin in '%s'", label, v);
 		char one[HR_CLI_MAX_VALUE + 1];
@@ -457,9 +448,6 @@ apply_allowed_origins(struct parse *p, const struct option *o, const char *label
 		on += n;
 		out[on] = '\0';
 		count++;
-		if (*c == '\0')
-			break;
-		c++;
 	}
 	return store_string(p, o, label, out);
 }

@@ -59,23 +59,14 @@ add_value(struct parse *p, int opt, enum source src, const char *val)
 {
 	if (!hr_cli__options[opt].repeatable)
 		return add_entry(p, opt, src, val, strlen(val));
-	const char *c = val;
-	for (;;) {
-		while (*c == ' ' || *c == '\t')
-			c++;
-		const char *start = c;
-		while (*c != ',' && *c != '\0')
-			c++;
-		const char *end = c;
-		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-			end--;
-		int rc = add_entry(p, opt, src, start, (size_t)(end - start));
+	const char *c = val, *item;
+	size_t n;
+	while (hr_list_next(&c, &item, &n)) {
+		int rc = add_entry(p, opt, src, item, n);
 		if (rc != 0)
 			return rc;
-		if (*c == '\0')
-			return 0;
-		c++;
 	}
+	return 0;
 }
 
 static const char *

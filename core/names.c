@@ -167,3 +167,24 @@ hr_glob_match(const char *pattern, const char *name, size_t len)
 	}
 	return true;
 }
+
+bool
+hr_list_next(const char **cursor, const char **item, size_t *len)
+{
+	const char *c = *cursor, *start, *end;
+
+	if (c == NULL)
+		return false;
+	while (*c == ' ' || *c == '\t')
+		c++;
+	start = c;
+	while (*c != ',' && *c != '\0')
+		c++;
+	end = c;
+	while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*item = start;
+	*len = (size_t)(end - start);
+	*cursor = *c == ',' ? c + 1 : NULL;
+	return true;
+}

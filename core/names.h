@@ -23,4 +23,12 @@ size_t hr_name_nonlocal_len(const char *name, size_t len);
  * [!seq]. */
 bool hr_glob_match(const char *pattern, const char *name, size_t len);
 
+/* Comma lists, as options take them ("a, b ,c"): the next item at *cursor,
+ * with the blanks (spaces, tabs) around it trimmed, in *item (borrowed from
+ * the list, not NUL-terminated) and *len; *cursor moves past the item's
+ * comma, or to NULL after the last item. false when *cursor is NULL (the
+ * list is done). Every comma separates two items, so "" is one empty item
+ * and "a," two, the second empty: callers refuse empty items themselves. */
+bool hr_list_next(const char **cursor, const char **item, size_t *len);
+
 #endif /* HERALD_CORE_NAMES_H */

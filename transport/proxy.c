@@ -108,19 +108,12 @@ bad_bits:
 int
 hr_proxy_list_parse(const char *s, hr_proxy_list *out, char *err, size_t errlen)
 {
-	const char *c = s;
+	const char *c = s, *item;
+	size_t n;
 
 	out->n = 0;
-	for (;;) {
-		while (*c == ' ' || *c == '\t')
-			c++;
-		const char *start = c;
-		while (*c != ',' && *c != '\0')
-			c++;
-		const char *end = c;
-		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-			end--;
-		if (end == start) {
+	while (hr_list_next(&c, &item, &n)) {
+		if (n == 0) {
 			snprintf(err, errlen, "empty item in '%s'", s);
 			return HR_EINVAL;
 		}
@@ -128,13 +121,11 @@ hr_proxy_list_parse(const char *s, hr_proxy_list *out, char *err, size_t errlen)
 			snprintf(err, errlen, "at most %d addresses or networks", HR_MAX_PROXIES);
 			return HR_EINVAL;
 		}
-		if (parse_one(start, (size_t)(end - start), &out->nets[out->n], err, errlen) != 0)
+		if (parse_one(item, n, &out->nets[out->n], err, errlen) != 0)
 			return HR_EINVAL;
 		out->n++;
-		if (*c == '\0')
-			return 0;
-		c++;
 	}
+	return 0;
 }
 
 int

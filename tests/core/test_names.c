@@ -2,6 +2,7 @@
  * test_names.c: Channels' channel/group name rules and fnmatch-style globs.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -202,4 +203,50 @@ Test(glob, case_sensitive_and_no_path_rules, .timeout = 10)
 	};
 	expect_globs(cases, sizeof(cases) / sizeof(cases[0]));
 	cr_assert_not(gm(NULL, "x"));
+}
+
+/* Collect the items of list as "[a][b]..." for the assertions below. */
+static void
+items_of(const char *list, char *out, size_t cap)
+{
+	const char *c = list, *item;
+	size_t n, at = 0;
+	out[0] = '\0';
+	while (hr_list_next(&c, &item, &n))
+		at += (size_t)snprintf(out + at, cap - at, "[%.*s]", (int)n, item);
+}
+
+Test(list, items_trimmed_of_blanks, .timeout = 10)
+{
+	char got[128];
+	items_of("a, b ,\tc", got, sizeof(got));
+	cr_assert_str_eq(got, "[a][b][c]");
+	items_of("  one  ", got, sizeof(got));
+	cr_assert_str_eq(got, "[one]");
+	items_of("x y,z", got, sizeof(got));
+	cr_assert_str_eq(got, "[x y][z]");
+}
+
+Test(list, every_comma_separates_two_items, .timeout = 10)
+{
+	char got[128];
+	items_of("", got, sizeof(got));
+	cr_assert_str_eq(got, "[]");
+	items_of("a,", got, sizeof(got));
+	cr_assert_str_eq(got, "[a][]");
+	items_of(",,a", got, sizeof(got));
+	cr_assert_str_eq(got, "[][][a]");
+	items_of(" , ", got, sizeof(got));
+	cr_assert_str_eq(got, "[][]");
+}
+
+Test(list, done_cursor_stays_done, .timeout = 10)
+{
+	const char *c = "a", *item = NULL;
+	size_t n = 0;
+	cr_assert(hr_list_next(&c, &item, &n));
+	cr_assert_eq(n, 1);
+	cr_assert_null(c);
+	cr_assert_not(hr_list_next(&c, &item, &n));
+	cr_assert_not(hr_list_next(&c, &item, &n));
 }
