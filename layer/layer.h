@@ -214,7 +214,8 @@ typedef struct hr_layer_opts {
 	/* Wall clock in seconds; NULL means CLOCK_REALTIME. Tests inject time. */
 	double (*clock)(void *arg);
 	void *clock_arg;
-	/* Redis backend only: hosts as "redis://..." URLs, ring order. */
+	/* Redis backend only: hosts as "redis://..." or "redis+sentinel://..."
+	 * URLs, ring order. */
 	const char *const *hosts;
 	size_t n_hosts;
 } hr_layer_opts;
@@ -229,7 +230,8 @@ extern const hr_layer_ops hr_layer_memory_ops;
 
 /* The Redis backend, wire-compatible with channels_redis 4.0's
  * RedisChannelLayer (docs/PROTOCOL.md): opts.hosts are "redis://[:password@]host[:port][/db]"
- * URLs in ring order (none: redis://localhost:6379). Uses hiredis' blocking
+ * or "redis+sentinel://[:password@]host[:port][,...]/master[/db]" URLs in
+ * ring order (none: redis://localhost:6379). Uses hiredis' blocking
  * API: call it from worker threads only, never from an I/O loop. A Redis
  * that is down makes a call return HR_EIO; the next call reconnects. */
 extern const hr_layer_ops hr_layer_redis_ops;
@@ -354,6 +356,7 @@ typedef struct hr_layer_stats {
 	uint64_t full;          /* sends refused or group-send targets skipped: full */
 	uint64_t group_expired; /* memberships dropped by group_expiry */
 	uint64_t bad;           /* malformed messages or names read from outside, dropped */
+	uint64_t failovers;     /* Redis: times a Sentinel-given master moved and was followed */
 } hr_layer_stats;
 void hr_layer_get_stats(hr_layer *l, hr_layer_stats *out);
 

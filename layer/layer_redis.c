@@ -84,6 +84,7 @@ rd_create(hr_layer *l)
 	if (r == NULL)
 		return HR_ENOMEM;
 	l->_be = r;
+	r->layer = l;
 	r->plen = strlen(o->prefix);
 	r->expiry = (long long)o->expiry;
 	r->group_expiry = (long long)o->group_expiry;
