@@ -121,7 +121,8 @@ class SentinelCluster:
             except redis.exceptions.RedisError:
                 continue
             if a:
-                seen.add((a[0], int(a[1])))
+                host = a[0].decode() if isinstance(a[0], bytes) else a[0]
+                seen.add((host, int(a[1])))
         return seen
 
     def close(self):
