@@ -236,6 +236,15 @@ extern const hr_layer_ops hr_layer_memory_ops;
  * that is down makes a call return HR_EIO; the next call reconnects. */
 extern const hr_layer_ops hr_layer_redis_ops;
 
+/* Redis backend with redis+sentinel:// hosts: wait up to timeout_ms (>= 0)
+ * for a sentinel's +switch-master about one of them and move to the new
+ * master at once (a failover counted in hr_layer_stats). *moved (NULL ok)
+ * says whether one moved. 0; HR_EIO when some sentinel shard's sentinels
+ * did not take the subscription (call again after a pause); HR_ENOTSUP for
+ * any other layer or one without sentinel hosts; HR_ECLOSED once
+ * destroying. Blocking: one thread at a time, never an I/O loop. */
+int hr_layer_redis_follow(hr_layer *l, int timeout_ms, bool *moved);
+
 typedef struct hr_group_send_result {
 	size_t delivered; /* channels that got the message */
 	size_t full;      /* channels skipped because they were full */

@@ -547,6 +547,22 @@ rd_flush(hr_layer *l)
 	return rv;
 }
 
+int
+hr_layer_redis_follow(hr_layer *l, int timeout_ms, bool *moved)
+{
+	if (moved != NULL)
+		*moved = false;
+	if (l == NULL || l->_ops != &hr_layer_redis_ops)
+		return HR_ENOTSUP;
+	hr_redis *r = l->_be;
+	int rv = hr_layer__redis_enter(r);
+	if (rv != 0)
+		return rv;
+	rv = hr_layer__redis_follow(r, timeout_ms < 0 ? 0 : timeout_ms, moved);
+	hr_layer__redis_leave(r);
+	return rv;
+}
+
 const hr_layer_ops hr_layer_redis_ops = {
 	.name = "redis",
 	.create = rd_create,

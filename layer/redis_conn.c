@@ -19,12 +19,14 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -525,23 +527,61 @@ conn_at(const redisContext *c, const char *host, int port)
 	    && c->tcp.port == port;
 }
 
-/* Sentinel shard: ask the sentinels in turn (the last that answered first)
- * for the master, connect to the first address that proves to be a master,
- * and make it the shard's. A move from the master used before is a
- * failover: counted, and the idle connections to the old one are closed. */
+/* Make host:port (host taken) s's master. A move from the master used
+ * before is a failover: counted, and the idle connections to the old one
+ * are closed (those in use are dropped by conn_put). True if it moved. */
+static bool
+shard_move(hr_redis *r, hr_redis_shard *s, char *host, int port)
+{
+	redisContext *drop[RD_POOL_IDLE];
+	size_t n_drop = 0;
+	bool moved = false;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->host == NULL || strcmp(s->host, host) != 0 || s->port != port) {
+		moved = s->host != NULL;
+		for (size_t q = 0; q < s->n_idle; q++)
+			drop[n_drop++] = s->idle[q];
+		s->n_idle = 0;
+		free(s->host);
+		s->host = host;
+		s->port = port;
+		host = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (moved)
+		hr_layer__count_failover(r->layer);
+	free(host);
+	for (size_t q = 0; q < n_drop; q++)
+		redisFree(drop[q]);
+	return moved;
+}
+
+/* Sentinel shard: the master in use while ROLE still says it is one (so a
+ * sentinel that has not yet heard of a +switch-master the node followed
+ * cannot send it back); else ask the sentinels in turn (the last that
+ * answered first), connect to the first address that proves to be a master
+ * and make it the shard's (shard_move). */
 static int
 sentinel_open(hr_redis *r, hr_redis_shard *s, redisContext **out)
 {
 	char *tried[RD_SENTINELS_MAX];
 	int tried_port[RD_SENTINELS_MAX];
 	size_t n_tried = 0;
-	redisContext *drop[RD_POOL_IDLE];
-	size_t n_drop = 0;
 	int rv = HR_EIO;
 
 	pthread_mutex_lock(&s->mu);
 	size_t first = s->next_sentinel;
+	char *cur = s->host != NULL ? strdup(s->host) : NULL;
+	int cur_port = s->port;
 	pthread_mutex_unlock(&s->mu);
+	if (cur != NULL) {
+		rv = connect_to(cur, cur_port, s->password, false, true, s->db, RD_CONNECT_MS,
+		    RD_COMMAND_MS, out);
+		free(cur);
+		if (rv == 0)
+			return 0;
+	}
 	for (size_t k = 0; k < s->n_sentinels; k++) {
 		size_t i = (first + k) % s->n_sentinels;
 		char *host = NULL;
@@ -564,27 +604,140 @@ sentinel_open(hr_redis *r, hr_redis_shard *s, redisContext **out)
 		}
 		pthread_mutex_lock(&s->mu);
 		s->next_sentinel = i;
-		if (s->host == NULL || strcmp(s->host, host) != 0 || s->port != port) {
-			if (s->host != NULL)
-				hr_layer__count_failover(r->layer);
-			for (size_t q = 0; q < s->n_idle; q++)
-				drop[n_drop++] = s->idle[q];
-			s->n_idle = 0;
-			free(s->host);
-			s->host = host;
-			s->port = port;
-			host = NULL;
-		}
 		pthread_mutex_unlock(&s->mu);
-		free(host);
+		shard_move(r, s, host, port);
 		*out = c;
 		rv = 0;
 		break;
 	}
 	for (size_t t = 0; t < n_tried; t++)
 		free(tried[t]);
-	for (size_t q = 0; q < n_drop; q++)
-		redisFree(drop[q]);
+	return rv;
+}
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Subscribe to +switch-master on sentinel x of s. */
+static int
+watch_open(const hr_redis_shard *s, hr_redis_sentinel *x)
+{
+	redisContext *c = NULL;
+	redisReply *rep = NULL;
+	hr_argv a;
+	if (connect_to(
+	        x->host, x->port, s->password, true, false, 0, RD_SENTINEL_MS, RD_SENTINEL_MS, &c)
+	    != 0)
+		return HR_EIO;
+	hr_layer__argv_init(&a);
+	hr_layer__argv_str(&a, "SUBSCRIBE");
+	hr_layer__argv_str(&a, "+switch-master");
+	if (run1(c, &a, &rep) != 0 || rep->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(rep);
+		redisFree(c);
+		return HR_EIO;
+	}
+	freeReplyObject(rep);
+	x->watch = c;
+	return 0;
+}
+
+static void
+watch_close(hr_redis_sentinel *x)
+{
+	if (x->watch != NULL)
+		redisFree(x->watch);
+	x->watch = NULL;
+	x->retry_at = mono_s() + 1.0;
+}
+
+/* One reply on a subscription of s: a +switch-master message, "<master>
+ * <old-ip> <old-port> <new-ip> <new-port>", moves s if it names s's master. */
+static bool
+watch_reply(hr_redis *r, hr_redis_shard *s, const redisReply *rep)
+{
+	char name[RD_MASTER_MAX + 1], ip[256], hostbuf[256];
+	long port;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3
+	    || rep->element[0]->type != REDIS_REPLY_STRING
+	    || strcmp(rep->element[0]->str, "message") != 0
+	    || rep->element[2]->type != REDIS_REPLY_STRING)
+		return false;
+	if (sscanf(rep->element[2]->str, "%128s %255s %*s %255s %ld", name, ip, hostbuf, &port) != 4
+	    || strcmp(name, s->master) != 0 || port <= 0 || port > 65535)
+		return false;
+	char *host = strdup(hostbuf);
+	if (host == NULL)
+		return false; /* the lost connection or READONLY path still follows */
+	return shard_move(r, s, host, (int)port);
+}
+
+int
+hr_layer__redis_follow(hr_redis *r, int timeout_ms, bool *moved)
+{
+	size_t n = 0, n_watch = 0;
+	int rv = 0;
+	double now = mono_s();
+	if (moved != NULL)
+		*moved = false;
+	for (size_t i = 0; i < r->n; i++)
+		n += r->shards[i].n_sentinels;
+	if (n == 0)
+		return HR_ENOTSUP;
+	struct pollfd *pfd = calloc(n, sizeof(*pfd));
+	hr_redis_sentinel **who = calloc(n, sizeof(*who));
+	size_t *shard_of = calloc(n, sizeof(*shard_of));
+	if (pfd == NULL || who == NULL || shard_of == NULL) {
+		rv = HR_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		hr_redis_shard *s = &r->shards[i];
+		size_t before = n_watch;
+		for (size_t j = 0; j < s->n_sentinels; j++) {
+			hr_redis_sentinel *x = &s->sentinels[j];
+			if (x->watch == NULL && now >= x->retry_at && watch_open(s, x) != 0)
+				x->retry_at = now + 1.0;
+			if (x->watch == NULL)
+				continue;
+			pfd[n_watch].fd = x->watch->fd;
+			pfd[n_watch].events = POLLIN;
+			who[n_watch] = x;
+			shard_of[n_watch++] = i;
+		}
+		if (s->sentinels != NULL && n_watch == before)
+			rv = HR_EIO;
+	}
+	/* With nothing to watch this just waits: the caller may loop on it. */
+	if (poll(n_watch ? pfd : NULL, (nfds_t)n_watch, timeout_ms) <= 0)
+		goto done; /* EINTR: as a timeout */
+	for (size_t k = 0; k < n_watch; k++) {
+		hr_redis_sentinel *x = who[k];
+		void *rep = NULL;
+		if (pfd[k].revents == 0)
+			continue;
+		if (redisBufferRead(x->watch) != REDIS_OK) {
+			watch_close(x);
+			continue;
+		}
+		while (redisGetReplyFromReader(x->watch, &rep) == REDIS_OK && rep != NULL) {
+			if (watch_reply(r, &r->shards[shard_of[k]], rep) && moved != NULL)
+				*moved = true;
+			freeReplyObject(rep);
+			rep = NULL;
+		}
+		if (x->watch->err != 0)
+			watch_close(x);
+	}
+done:
+	free(pfd);
+	free(who);
+	free(shard_of);
 	return rv;
 }
 
@@ -644,8 +797,11 @@ hr_layer__redis_shard_fini(hr_redis_shard *s)
 	s->mu_ready = false;
 	free(s->host);
 	free(s->password);
-	for (size_t k = 0; k < s->n_sentinels; k++)
+	for (size_t k = 0; k < s->n_sentinels; k++) {
+		if (s->sentinels[k].watch != NULL)
+			redisFree(s->sentinels[k].watch);
 		free(s->sentinels[k].host);
+	}
 	free(s->sentinels);
 	free(s->master);
 	memset(s, 0, sizeof(*s));

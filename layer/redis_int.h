@@ -72,10 +72,14 @@ int hr_layer__argv_secs(hr_argv *a, int ms);
 #define RD_SENTINELS_MAX 16 /* sentinels per redis+sentinel:// URL */
 #define RD_MASTER_MAX 128   /* length of a Sentinel master name */
 
-/* One sentinel of a redis+sentinel:// shard. */
+/* One sentinel of a redis+sentinel:// shard, and the +switch-master
+ * subscription on it (only the thread in hr_layer__redis_follow touches
+ * watch and retry_at). */
 typedef struct hr_redis_sentinel {
 	char *host;
 	int port;
+	redisContext *watch; /* NULL: not subscribed */
+	double retry_at;     /* monotonic seconds: subscribe again from then */
 } hr_redis_sentinel;
 
 /* One Redis server (a host of opts.hosts) and its idle connections. A
@@ -158,6 +162,17 @@ void hr_layer__redis_conn_put(hr_redis *r, size_t idx, redisContext *c);
  * caller frees reps with hr_layer__redis_free_replies. */
 int hr_layer__redis_run(redisContext *c, const hr_argv *cmds, size_t n, redisReply **reps);
 void hr_layer__redis_free_replies(redisReply **reps, size_t n);
+
+/* Sentinel shards: wait up to timeout_ms for a +switch-master about one of
+ * them (a subscription on each of their sentinels, made again at most once
+ * a second when one is lost, so the first sentinel to know is heard) and
+ * move that shard to the new master at once: its idle connections closed,
+ * the ones in use dropped when given back, a failover counted. *moved (NULL
+ * ok) tells whether a shard moved. Takes about timeout_ms when nothing
+ * happens, even with no subscription. 0, HR_EIO (a shard has no
+ * subscription now), HR_ENOTSUP (no sentinel shard), HR_ENOMEM. One thread
+ * at a time. */
+int hr_layer__redis_follow(hr_redis *r, int timeout_ms, bool *moved);
 
 /* ------------------------------------------------------------ wire */
 
