@@ -84,6 +84,7 @@ async def both_ways(c, url):
             assert got == {"type": "notification_message", "message": {"n": 2}}, got
             assert await recv_json(ws) == {"n": 2}
             await layer.group_discard("notifications", ch)
+            await layer.close_pools()
             assert h.metric("herald_redis_up") == 1
             assert h.metric("herald_redis_failovers_total") == 0
             st, body, _ = h.http("GET", "/healthz")
