@@ -791,6 +791,19 @@ add_entry(struct parse *p, int opt, enum source src, const char *val, size_t n)
 	return 0;
 }
 
+/* Does a list item start at s (after a comma)? For --redis only where a
+ * URL starts: a redis+sentinel:// URL has commas of its own. */
+static bool
+item_starts(int opt, const char *s)
+{
+	if (options[opt].apply != apply_redis)
+		return true;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return strncmp(s, "redis://", strlen("redis://")) == 0
+	    || strncmp(s, "redis+sentinel://", strlen("redis+sentinel://")) == 0;
+}
+
 /* Add a value from env or file: repeatable options split on commas, with the
  * spaces around each item trimmed. */
 static int
@@ -803,7 +816,7 @@ add_value(struct parse *p, int opt, enum source src, const char *val)
 		while (*c == ' ' || *c == '\t')
 			c++;
 		const char *start = c;
-		while (*c != ',' && *c != '\0')
+		while (*c != '\0' && !(*c == ',' && item_starts(opt, c + 1)))
 			c++;
 		const char *end = c;
 		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))

@@ -11,7 +11,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from herald_testlib import HERALD, Herald, free_port, recv_json, run_tests, wait_until  # noqa: E402
+from herald_testlib import (HERALD, Herald, free_port, recv_json, run_tests,  # noqa: E402
+                            shared_redis, wait_until)
 from sentinel_cluster import SentinelCluster  # noqa: E402
 
 import websockets  # noqa: E402
@@ -97,6 +98,19 @@ async def both_ways(c, url):
 async def test_node_finds_the_master_and_interoperates_with_channels_redis():
     with SentinelCluster() as c:
         await both_ways(c, c.url())
+        # HERALD_REDIS takes a comma list of URLs, and a sentinel URL has
+        # commas of its own: a ring of a sentinel shard and a plain one
+        plain = shared_redis()
+        with Herald(threads=1, env={"HERALD_REDIS": "%s, %s" % (c.url(), plain.url)}) as h:
+            assert "layer=redis" in h.ready_lines[0], h.ready_lines
+            st, body, _ = h.http("GET", "/healthz")
+            assert st == 200, (st, body)
+            # 64 groups spread over both shards: some land on each
+            async with websockets.connect(h.url("/ws/notifications/")) as ws:
+                await whoami(ws)
+            for i in range(64):
+                h.publish("g%d" % i, {"i": i})
+            assert h.metric('herald_federation_failures_total{op="group_send"}') == 0
 
 
 async def test_password_goes_to_the_master_and_open_sentinels_are_asked_without_it():
