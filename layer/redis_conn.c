@@ -565,8 +565,8 @@ shard_move(hr_redis *r, hr_redis_shard *s, char *host, int port)
 static int
 sentinel_open(hr_redis *r, hr_redis_shard *s, redisContext **out)
 {
-	char *tried[RD_SENTINELS_MAX];
-	int tried_port[RD_SENTINELS_MAX];
+	char *tried[RD_SENTINELS_MAX + 1]; /* the master in use, then each answer */
+	int tried_port[RD_SENTINELS_MAX + 1];
 	size_t n_tried = 0;
 	int rv = HR_EIO;
 
@@ -578,9 +578,12 @@ sentinel_open(hr_redis *r, hr_redis_shard *s, redisContext **out)
 	if (cur != NULL) {
 		rv = connect_to(cur, cur_port, s->password, false, true, s->db, RD_CONNECT_MS,
 		    RD_COMMAND_MS, out);
-		free(cur);
-		if (rv == 0)
+		if (rv == 0) {
+			free(cur);
 			return 0;
+		}
+		tried[n_tried] = cur; /* not again if a sentinel still names it */
+		tried_port[n_tried++] = cur_port;
 	}
 	for (size_t k = 0; k < s->n_sentinels; k++) {
 		size_t i = (first + k) % s->n_sentinels;
