@@ -22,7 +22,7 @@ def _wait(cond, timeout, what, step=0.05):
         try:
             if cond():
                 return
-        except (redis.exceptions.ConnectionError, redis.exceptions.ResponseError):
+        except redis.exceptions.RedisError:  # connection, timeout, error answer
             pass
         time.sleep(step)
     raise AssertionError("timed out waiting for %s" % what)
@@ -63,8 +63,12 @@ class SentinelCluster:
             _procs.append(p)
             self.sentinels.append(p)
             self.sentinel_ports.append(port)
-        self.s = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=1)
+        self.s = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=5)
                   for p in self.sentinel_ports]
+        # for polling during a failover: a slow answer is skipped, not
+        # waited for (it would make the promotion look later than it was)
+        self.s_poll = [redis.Redis(host="127.0.0.1", port=p, socket_timeout=0.5)
+                       for p in self.sentinel_ports]
         # Ready when every sentinel knows the replica and the two others
         # (hello messages every 2 s): only then can they agree on a failover.
         def ready():
@@ -115,7 +119,7 @@ class SentinelCluster:
     def master_addr(self):
         """What the sentinels say now: the set of (host, port) answers."""
         seen = set()
-        for s in self.s:
+        for s in self.s_poll:
             try:
                 a = s.sentinel_get_master_addr_by_name(MASTER_NAME)
             except redis.exceptions.RedisError:
