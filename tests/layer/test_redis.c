@@ -262,6 +262,53 @@ Test(redis_layer, parses_sentinel_urls_strictly)
 	cr_assert_null(L);
 }
 
+/* Run one command on a pooled connection of shard 0 and give it back; the
+ * call's return. */
+static int
+run_pooled(const char *cmd, const char *arg)
+{
+	hr_redis *r = L->_be;
+	redisContext *c = NULL;
+	redisReply *rep = NULL;
+	hr_argv a;
+	hr_layer__argv_init(&a);
+	hr_layer__argv_str(&a, cmd);
+	hr_layer__argv_str(&a, arg);
+	cr_assert_eq(hr_layer__redis_conn_get(r, 0, &c), 0);
+	int rv = hr_layer__redis_run(c, &a, 1, &rep);
+	hr_layer__redis_free_replies(&rep, 1);
+	hr_layer__redis_conn_put(r, 0, c);
+	hr_layer__argv_fini(&a);
+	return rv;
+}
+
+Test(redis_layer, a_replica_answer_drops_the_connection_other_errors_keep_it)
+{
+	make_layer(100, NULL, 0, false);
+	hr_redis *r = L->_be;
+	/* an ordinary error answer: the connection is fine, and kept */
+	cr_assert_eq(run_pooled("NOSUCHCOMMAND", "x"), HR_EIO);
+	cr_assert_eq(r->shards[0].n_idle, 1);
+	cr_assert_eq(run_pooled("GET", "k"), 0);
+	cr_assert_eq(r->shards[0].n_idle, 1);
+	/* the server becomes a replica: READONLY, and the connection goes */
+	cr_assert_eq(hr_test_redis_start(&srv2), 0);
+	redisReply *rep = redisCommand(srv.c, "REPLICAOF 127.0.0.1 %d", srv2.port);
+	cr_assert(rep != NULL && rep->type == REDIS_REPLY_STATUS);
+	freeReplyObject(rep);
+	cr_assert_eq(run_pooled("DEL", "k"), HR_EIO);
+	cr_assert_eq(r->shards[0].n_idle, 0, "a READONLY connection went back to the pool");
+	hr_layer_stats st;
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.failovers, 0, "redis:// shards have no failovers");
+	/* the layer's operations report it as Redis being unusable */
+	cr_assert_eq(hr_layer_group_add(L, "g", "specific.abc!def"), HR_EIO);
+	cr_assert_eq(r->shards[0].n_idle, 0);
+	bool moved = true;
+	cr_assert_eq(hr_layer_redis_follow(L, 0, &moved), HR_ENOTSUP);
+	cr_assert_not(moved);
+}
+
 Test(redis_layer, argv_builder_counts_lengths_and_formats_numbers)
 {
 	/* More arguments than the builder holds inline, numbers among them, so
