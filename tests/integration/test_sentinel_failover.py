@@ -28,6 +28,7 @@ import websockets  # noqa: E402
 PERIOD = 0.05      # HTTP publishes on node a
 PY_PERIOD = 0.1    # channels_redis publishes
 RESUME_S = 5.0     # the contract: within 5 s of the promotion
+SWITCH_WINDOW_S = 1.0  # manual failover: losses only this close to the promotion
 PROMOTION_MAX_S = 40.0
 
 
@@ -187,7 +188,19 @@ async def failover_under_publishing(trigger):
                 sent, lost, failed))
             if trigger == "kill":
                 assert failed > 0, "the outage cost nothing: was the master killed?"
-            assert abs(lost - failed) <= 1, (lost, failed)
+                assert abs(lost - failed) <= 1, (lost, failed)
+            else:
+                # Nothing fails: the old master answers until it is demoted.
+                # What node a wrote there after node b had left it is lost
+                # with it, as with any Sentinel client (replication is
+                # asynchronous); the nodes leave it on +switch-master, so
+                # only writes from the switch itself can be lost.
+                published = dict(pub.sent)
+                late = [round(published[k] - t_promo, 2)
+                        for k in sorted(set(range(sent)) - set(b_seqs))]
+                print("manual: lost on b, published at (s from the promotion): %s" % late)
+                assert failed == 0, failed
+                assert all(abs(d) <= SWITCH_WINDOW_S for d in late), late
             py_ok = {k for k, _ in py_sent}
             py_seen = [k for k, _ in seen_py]
             print("channels_redis publisher: ok %d, raised %d, delivered %d" % (
