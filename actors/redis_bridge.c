@@ -89,6 +89,7 @@ struct hr_bridge {
 	size_t pklen;
 	atomic_bool up;
 	atomic_bool stopping;
+	atomic_bool kick; /* the follower saw the master move: end the backoff */
 	pthread_mutex_t mu;
 	bool mu_ready;
 	bgroup **tab; /* {mu} for the drain's reads; written by the actor */
@@ -627,7 +628,8 @@ drain_main(void *arg)
 			    + (int)(rng % (uint64_t)(hi - BRIDGE_BACKOFF_MIN_MS + 1));
 			if (backoff > BRIDGE_BACKOFF_MAX_MS)
 				backoff = BRIDGE_BACKOFF_MAX_MS;
-			for (int slept = 0; slept < backoff && !atomic_load(&b->stopping);
+			for (int slept = 0; slept < backoff && !atomic_load(&b->stopping)
+			     && !atomic_exchange(&b->kick, false);
 			     slept += 50)
 				hr_sys__sleep_ms(50);
 			continue;
@@ -669,6 +671,7 @@ follow_main(void *arg)
 			break;
 		if (moved) {
 			blog(b, 2, "redis: the sentinels switched the master; following it");
+			atomic_store(&b->kick, true);
 			post_simple(b, B_RESYNC);
 		}
 		/* HR_EIO (a shard with no sentinel subscribed) still waited, and
@@ -733,6 +736,7 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	b->pklen = (size_t)snprintf(b->pkey, sizeof(b->pkey), "specific.%s!", cp);
 	atomic_init(&b->up, true);
 	atomic_init(&b->stopping, false);
+	atomic_init(&b->kick, false);
 	atomic_init(&b->st_in, 0);
 	atomic_init(&b->st_out, 0);
 	atomic_init(&b->st_fed_fail, 0);

@@ -2,8 +2,10 @@
  * redis_int.h: private to the Redis backend of the `layer` module, shared by
  * its four files:
  *  - redis_conn.c: how to reach Redis. Host URLs, the shards and their pools
- *    of connections (connect with deadlines, reconnect after a break), the
- *    enter/leave gate that destroy waits on, the argv builder and pipelines;
+ *    of connections (connect with deadlines, reconnect after a break; for a
+ *    redis+sentinel:// shard, ask the sentinels and follow +switch-master),
+ *    the enter/leave gate that destroy waits on, the argv builder and
+ *    pipelines;
  *  - redis_wire.c: what is stored, as channels_redis stores it: members (12
  *    random bytes and msgpack, "__asgi_channel__"), key names, the shard of
  *    a name (CRC32), random ids;
