@@ -21,6 +21,9 @@
  *    other targets as a send to that connection. It notices Redis going away
  *    (HR_EIO), retries with decorrelated-jitter backoff (at most 1 s apart)
  *    and, once Redis answers again, asks the actor to re-register.
+ *  - with redis+sentinel:// hosts, a follower thread waits on the sentinels'
+ *    +switch-master (hr_layer_redis_follow) and, when the master moved, asks
+ *    the actor to register the memberships on the new one.
  *
  * Threads: every function may be called from any thread; create/stop/destroy
  * from the node's main thread. The router must outlive the drain thread

@@ -15,6 +15,12 @@
  * meanwhile). While down the actor never calls Redis, so a dead host cannot
  * stall its mailbox behind connect timeouts.
  *
+ * Sentinel: with redis+sentinel:// hosts the layer finds the master itself
+ * and asks again after a lost connection; a third thread, the follower,
+ * also waits on the sentinels' +switch-master (hr_layer_redis_follow) so
+ * that a master that moved while its connections stayed open is left at
+ * once, and posts RESYNC to register the memberships on the new one.
+ *
  * Threads: actor state (`groups` writes, `gone`) ONLY on the actor thread;
  * `groups` is also read by the drain thread to resolve hashed member names,
  * under `mu`. Counters are atomics.
@@ -75,6 +81,7 @@ struct hr_bridge {
 	hr_router *router;
 	hr_actor *actor;
 	hr_sys_thread drain;
+	hr_sys_thread follow; /* started only with sentinel hosts */
 	size_t batch;
 	double refresh_s;
 	void (*log)(int level, const char *line);
@@ -82,6 +89,7 @@ struct hr_bridge {
 	size_t pklen;
 	atomic_bool up;
 	atomic_bool stopping;
+	atomic_bool kick; /* the follower saw the master move: end the backoff */
 	pthread_mutex_t mu;
 	bool mu_ready;
 	/* {mu} for the drain's reads; written by the actor: each group name's
@@ -624,7 +632,8 @@ drain_main(void *arg)
 			    + (int)(rng % (uint64_t)(hi - BRIDGE_BACKOFF_MIN_MS + 1));
 			if (backoff > BRIDGE_BACKOFF_MAX_MS)
 				backoff = BRIDGE_BACKOFF_MAX_MS;
-			for (int slept = 0; slept < backoff && !atomic_load(&b->stopping);
+			for (int slept = 0; slept < backoff && !atomic_load(&b->stopping)
+			     && !atomic_exchange(&b->kick, false);
 			     slept += 50)
 				hr_sys__sleep_ms(50);
 			continue;
@@ -651,6 +660,34 @@ drain_main(void *arg)
 		}
 	}
 	free(items);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- follower thread */
+
+static void *
+follow_main(void *arg)
+{
+	hr_bridge *b = arg;
+
+	while (!atomic_load(&b->stopping)) {
+		bool moved = false;
+		int rv = hr_layer_redis_follow(b->rl, BRIDGE_POP_MS, &moved);
+		if (rv == HR_ENOTSUP || rv == HR_ECLOSED)
+			break;
+		if (moved) {
+			blog(b, 2, "redis: the sentinels switched the master; following it");
+			atomic_store(&b->kick, true);
+			post_simple(b, B_RESYNC);
+		}
+		/* HR_EIO (a shard with no sentinel subscribed) still waited, and
+		 * the layer subscribes again at most once a second; anything
+		 * else (out of memory) returned at once: pause. */
+		for (int slept = 0; rv != 0 && rv != HR_EIO && slept < BRIDGE_BACKOFF_MAX_MS
+		     && !atomic_load(&b->stopping);
+		     slept += 50)
+			hr_sys__sleep_ms(50);
+	}
 	return NULL;
 }
 
@@ -700,6 +737,7 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	b->pklen = (size_t)snprintf(b->pkey, sizeof(b->pkey), "specific.%s!", cp);
 	atomic_init(&b->up, true);
 	atomic_init(&b->stopping, false);
+	atomic_init(&b->kick, false);
 	atomic_init(&b->st_in, 0);
 	atomic_init(&b->st_out, 0);
 	atomic_init(&b->st_fed_fail, 0);
@@ -740,6 +778,12 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	};
 	if ((rv = hr_router_set_hooks(b->router, &hooks, BRIDGE_HOOK_TIMEOUT_MS)) != 0)
 		goto fail_actor;
+	/* Sentinel hosts (the first call also subscribes): follow them. */
+	rv = hr_layer_redis_follow(b->rl, 0, NULL);
+	if (rv != HR_ENOTSUP
+	    && hr_sys__thread_start(&b->follow, "herald-sentinel", follow_main, b) != 0)
+		blog(b, 1,
+		    "redis: cannot start the sentinel thread; following lost connections only");
 	if ((rv = hr_sys__thread_start(&b->drain, "herald-drain", drain_main, b)) != 0) {
 		/* The router holds the hooks now: keep the actor until it is gone. */
 		blog(b, 1, "redis: cannot start the drain thread");
@@ -762,6 +806,7 @@ hr_bridge_stop(hr_bridge *b)
 		return;
 	atomic_store(&b->stopping, true);
 	hr_sys__thread_join(&b->drain);
+	hr_sys__thread_join(&b->follow);
 }
 
 void

@@ -315,11 +315,70 @@ check_host_port(struct parse *p, const char *label, const char *url, const char 
 	return 0;
 }
 
+/* Keep one more --redis URL, once. */
+static int
+remember_redis(struct parse *p, const char *label, const char *v)
+{
+	hr_config *c = &p->s->cfg;
+	for (size_t i = 0; i < c->n_redis; i++)
+		if (strcmp(c->redis[i], v) == 0)
+			return fail(p, "%s: '%s' is listed twice", label, v);
+	if (c->n_redis >= HR_MAX_REDIS)
+		return fail(p, "%s: at most %d Redis servers", label, HR_MAX_REDIS);
+	const char *k = keep(p, label, v);
+	if (k == NULL)
+		return HR_EINVAL;
+	c->redis[c->n_redis++] = k;
+	return 0;
+}
+
+/* redis+sentinel://[:password@]HOST:PORT[,HOST:PORT...]/MASTER[/DB] */
+static int
+check_sentinel_url(struct parse *p, const char *label, const char *v)
+{
+	static const char form[]
+	    = "redis+sentinel://[:password@]host:port[,host:port...]/master[/db]";
+	const char *rest = v + strlen("redis+sentinel://");
+	const char *at = strrchr(rest, '@');
+	if (at != NULL) {
+		if (rest[0] != ':' || at == rest + 1)
+			return fail(p, "%s: credentials in '%s' must be :password@", label, v);
+		rest = at + 1;
+	}
+	const char *slash = strchr(rest, '/');
+	if (slash == NULL || slash[1] == '\0' || slash[1] == '/')
+		return fail(p, "%s: '%s' must look like %s (no master name)", label, v, form);
+	for (const char *h = rest; h < slash;) {
+		const char *comma = memchr(h, ',', (size_t)(slash - h));
+		const char *end = comma ? comma : slash;
+		int rc = check_host_port(p, label, v, h, (size_t)(end - h));
+		if (rc != 0)
+			return rc;
+		h = comma ? comma + 1 : slash;
+		if (comma != NULL && h == slash)
+			return fail(p, "%s: '%s' must look like %s", label, v, form);
+	}
+	const char *m = slash + 1, *me = strchr(m, '/');
+	size_t mlen = me ? (size_t)(me - m) : strlen(m);
+	for (size_t i = 0; i < mlen; i++)
+		if (!isalnum((unsigned char)m[i]) && !strchr("._:-", m[i]))
+			return fail(p, "%s: bad master name in '%s'", label, v);
+	if (mlen > 128)
+		return fail(p, "%s: master name in '%s' is too long", label, v);
+	unsigned long long db;
+	if (me != NULL && me[1] != '\0' && parse_uint(p, label, me + 1, 0, 1000000, &db) != 0)
+		return fail(p, "%s: database '%s' in '%s' must be a number", label, me + 1, v);
+	return 0;
+}
+
 static int
 apply_redis(struct parse *p, const struct option *o, const char *label, const char *v)
 {
-	hr_config *c = &p->s->cfg;
 	static const char scheme[] = "redis://";
+	if (strncmp(v, "redis+sentinel://", strlen("redis+sentinel://")) == 0) {
+		int rc = check_sentinel_url(p, label, v);
+		return rc != 0 ? rc : remember_redis(p, label, v);
+	}
 	if (strncmp(v, scheme, sizeof(scheme) - 1) != 0)
 		return fail(
 		    p, "%s: '%s' must look like redis://[:password@]host:port[/db]", label, v);
@@ -341,16 +400,7 @@ apply_redis(struct parse *p, const struct option *o, const char *label, const ch
 			return fail(
 			    p, "%s: database '%s' in '%s' must be a number", label, slash + 1, v);
 	}
-	for (size_t i = 0; i < c->n_redis; i++)
-		if (strcmp(c->redis[i], v) == 0)
-			return fail(p, "%s: '%s' is listed twice", label, v);
-	if (c->n_redis >= HR_MAX_REDIS)
-		return fail(p, "%s: at most %d Redis servers", label, HR_MAX_REDIS);
-	const char *k = keep(p, label, v);
-	if (k == NULL)
-		return HR_EINVAL;
-	c->redis[c->n_redis++] = k;
-	return 0;
+	return remember_redis(p, label, v);
 }
 
 static int
@@ -583,7 +633,8 @@ static const struct option options[] = {
 	{ .name = "layer", .apply = apply_layer,
 	    .help = "memory|redis (memory; redis with --redis)" },
 	{ .name = "redis", .repeatable = true, .apply = apply_redis,
-	    .help = "URL       redis://[:password@]host:port[/db] (repeatable)" },
+	    .help = "URL       redis://[:password@]host:port[/db] or redis+sentinel://"
+	            "[:password@]host:port[,host:port...]/master[/db] (repeatable)" },
 	{ .name = "prefix", .apply = apply_string, .dest = offsetof(hr_config, prefix),
 	    .check = check_prefix, .help = "S         key prefix (asgi)" },
 	{ .name = "capacity", .apply = apply_size, .dest = offsetof(hr_config, capacity),

@@ -52,21 +52,42 @@ add_entry(struct parse *p, int opt, enum source src, const char *val, size_t n)
 	return 0;
 }
 
+/* Does a list item (trimmed) start a new value? For --redis only where a URL
+ * starts: a redis+sentinel:// URL has commas of its own. */
+static bool
+item_starts(int opt, const char *item, size_t n)
+{
+	static const char *const schemes[] = { "redis://", "redis+sentinel://" };
+	if (strcmp(hr_cli__options[opt].name, "redis") != 0)
+		return true;
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (n >= strlen(schemes[i]) && strncmp(item, schemes[i], strlen(schemes[i])) == 0)
+			return true;
+	return false;
+}
+
 /* Add a value from env or file: repeatable options split on commas, with the
- * spaces around each item trimmed. */
+ * spaces around each item trimmed (an item that does not start a value, see
+ * item_starts, stays with the one before it). */
 static int
 add_value(struct parse *p, int opt, enum source src, const char *val)
 {
 	if (!hr_cli__options[opt].repeatable)
 		return add_entry(p, opt, src, val, strlen(val));
-	const char *c = val, *item;
-	size_t n;
+	const char *c = val, *item, *start = NULL;
+	size_t n, len = 0;
 	while (hr_list_next(&c, &item, &n)) {
-		int rc = add_entry(p, opt, src, item, n);
+		if (start != NULL && !item_starts(opt, item, n)) {
+			len = (size_t)(item + n - start);
+			continue;
+		}
+		int rc = start != NULL ? add_entry(p, opt, src, start, len) : 0;
 		if (rc != 0)
 			return rc;
+		start = item;
+		len = n;
 	}
-	return 0;
+	return start != NULL ? add_entry(p, opt, src, start, len) : 0;
 }
 
 static const char *

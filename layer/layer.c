@@ -66,6 +66,12 @@ hr_layer__count_bad(hr_layer *l, uint64_t n)
 }
 
 void
+hr_layer__count_failover(hr_layer *l)
+{
+	atomic_fetch_add_explicit(&l->_failovers, 1, memory_order_relaxed);
+}
+
+void
 hr_layer_get_stats(hr_layer *l, hr_layer_stats *out)
 {
 	if (out == NULL)
@@ -78,6 +84,7 @@ hr_layer_get_stats(hr_layer *l, hr_layer_stats *out)
 	out->full = atomic_load_explicit(&l->_full, memory_order_relaxed);
 	out->group_expired = atomic_load_explicit(&l->_group_expired, memory_order_relaxed);
 	out->bad = atomic_load_explicit(&l->_bad, memory_order_relaxed);
+	out->failovers = atomic_load_explicit(&l->_failovers, memory_order_relaxed);
 }
 
 int
@@ -153,6 +160,7 @@ hr_layer_create(hr_layer **out, const hr_layer_ops *ops, const hr_layer_opts *op
 	atomic_init(&l->_full, 0);
 	atomic_init(&l->_group_expired, 0);
 	atomic_init(&l->_bad, 0);
+	atomic_init(&l->_failovers, 0);
 	int rv = ops->create(l);
 	if (rv != 0) {
 		ops->destroy(l);

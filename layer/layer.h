@@ -41,7 +41,8 @@ typedef struct hr_layer_opts {
 	/* Wall clock in seconds; NULL means CLOCK_REALTIME. Tests inject time. */
 	double (*clock)(void *arg);
 	void *clock_arg;
-	/* Redis backend only: hosts as "redis://..." URLs, ring order. */
+	/* Redis backend only: hosts as "redis://..." or "redis+sentinel://..."
+	 * URLs, ring order. */
 	const char *const *hosts;
 	size_t n_hosts;
 } hr_layer_opts;
@@ -55,11 +56,21 @@ void hr_layer_opts_default(hr_layer_opts *o);
 extern const hr_layer_ops hr_layer_memory_ops;
 
 /* The Redis backend, wire-compatible with channels_redis 4.0's
- * RedisChannelLayer (WIRE.md): opts.hosts are "redis://[:password@]host[:port][/db]"
- * URLs in ring order (none: redis://localhost:6379). Uses hiredis' blocking
+ * RedisChannelLayer (docs/PROTOCOL.md): opts.hosts are "redis://[:password@]host[:port][/db]"
+ * or "redis+sentinel://[:password@]host[:port][,...]/master[/db]" URLs in
+ * ring order (none: redis://localhost:6379). Uses hiredis' blocking
  * API: call it from worker threads only, never from an I/O loop. A Redis
  * that is down makes a call return HR_EIO; the next call reconnects. */
 extern const hr_layer_ops hr_layer_redis_ops;
+
+/* Redis backend with redis+sentinel:// hosts: wait up to timeout_ms (>= 0)
+ * for a sentinel's +switch-master about one of them and move to the new
+ * master at once (a failover counted in hr_layer_stats). *moved (NULL ok)
+ * says whether one moved. 0; HR_EIO when some sentinel shard's sentinels
+ * did not take the subscription (call again after a pause); HR_ENOTSUP for
+ * any other layer or one without sentinel hosts; HR_ECLOSED once
+ * destroying. Blocking: one thread at a time, never an I/O loop. */
+int hr_layer_redis_follow(hr_layer *l, int timeout_ms, bool *moved);
 
 typedef struct hr_group_send_result {
 	size_t delivered; /* channels that got the message */
@@ -181,6 +192,7 @@ typedef struct hr_layer_stats {
 	uint64_t full;          /* sends refused or group-send targets skipped: full */
 	uint64_t group_expired; /* memberships dropped by group_expiry */
 	uint64_t bad;           /* malformed messages or names read from outside, dropped */
+	uint64_t failovers;     /* Redis: times a Sentinel-given master moved and was followed */
 } hr_layer_stats;
 void hr_layer_get_stats(hr_layer *l, hr_layer_stats *out);
 

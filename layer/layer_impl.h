@@ -53,6 +53,7 @@ struct hr_layer {
 	atomic_uint_least64_t _full;
 	atomic_uint_least64_t _group_expired;
 	atomic_uint_least64_t _bad;
+	atomic_uint_least64_t _failovers;
 };
 
 /* Seconds on the layer's clock (opts.clock, else CLOCK_REALTIME). */
@@ -63,6 +64,7 @@ void hr_layer__count_expired(hr_layer *l, uint64_t n);
 void hr_layer__count_full(hr_layer *l, uint64_t n);
 void hr_layer__count_group_expired(hr_layer *l, uint64_t n);
 void hr_layer__count_bad(hr_layer *l, uint64_t n);
+void hr_layer__count_failover(hr_layer *l);
 
 /* Capacity for a channel name of len bytes (first matching glob wins). */
 size_t hr_layer__capacity(const hr_layer *l, const char *channel, size_t len);

@@ -84,6 +84,7 @@ rd_create(hr_layer *l)
 	if (r == NULL)
 		return HR_ENOMEM;
 	l->_be = r;
+	r->layer = l;
 	r->plen = strlen(o->prefix);
 	r->expiry = (long long)o->expiry;
 	r->group_expiry = (long long)o->group_expiry;
@@ -542,6 +543,22 @@ rd_flush(hr_layer *l)
 		if (rv2 != 0 && rv == 0)
 			rv = rv2;
 	}
+	hr_layer__redis_leave(r);
+	return rv;
+}
+
+int
+hr_layer_redis_follow(hr_layer *l, int timeout_ms, bool *moved)
+{
+	if (moved != NULL)
+		*moved = false;
+	if (l == NULL || l->_ops != &hr_layer_redis_ops)
+		return HR_ENOTSUP;
+	hr_redis *r = l->_be;
+	int rv = hr_layer__redis_enter(r);
+	if (rv != 0)
+		return rv;
+	rv = hr_layer__redis_follow(r, timeout_ms < 0 ? 0 : timeout_ms, moved);
 	hr_layer__redis_leave(r);
 	return rv;
 }

@@ -7,20 +7,26 @@
  * are built with hr_argv and pipelined in one write. Also the gate that lets
  * destroy wait for the calls still running.
  *
- * A new way to reach a shard (a URL scheme, asking someone for the
- * address) belongs here: URL parsing fills the shard, conn_open reaches it.
+ * A redis+sentinel:// shard has no fixed address: a new connection asks
+ * its sentinels for the master (each in turn, short deadlines, the first
+ * answer that ROLE confirms is a master), so a lost connection, or a
+ * READONLY / LOADING answer (which marks the connection broken), is
+ * followed by asking again on the next call. The pool keeps only
+ * connections to the current master; a move is counted as a failover.
  *
  * Threads: any worker thread, concurrently; never an I/O loop thread.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -28,6 +34,7 @@
 
 #define RD_CONNECT_MS 1000 /* connect timeout */
 #define RD_COMMAND_MS 5000 /* socket timeout for one reply (> the longest BZPOPMIN) */
+#define RD_SENTINEL_MS 300 /* connect and reply timeout when asking a sentinel */
 
 /* ------------------------------------------------------------ argv builder */
 
@@ -203,6 +210,77 @@ parse_uint(const char *s, size_t n, long max, long *out)
 	return true;
 }
 
+/* A host at *pp: a name or dotted address, or "[v6]", then an optional
+ * ":port" (else *port is left alone). *host is the caller's to free. */
+static int
+parse_hostport(const char **pp, char **host, int *port)
+{
+	const char *p = *pp;
+	const char *h = p, *hend;
+	if (*p == '[') {
+		h = ++p;
+		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')
+		    || (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.')
+			p++;
+		if (*p != ']' || p == h)
+			return HR_EINVAL;
+		hend = p++;
+	} else {
+		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+		    || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_')
+			p++;
+		hend = p;
+		if (hend == h)
+			return HR_EINVAL;
+	}
+	if (*p == ':') {
+		const char *ps = ++p;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		long v;
+		if (!parse_uint(ps, (size_t)(p - ps), 65535, &v) || v == 0)
+			return HR_EINVAL;
+		*port = (int)v;
+	}
+	if ((*host = malloc((size_t)(hend - h) + 1)) == NULL)
+		return HR_ENOMEM;
+	memcpy(*host, h, (size_t)(hend - h));
+	(*host)[hend - h] = '\0';
+	*pp = p;
+	return 0;
+}
+
+/* An optional ":password@" at *pp, %-decoded into *password (NULL if none). */
+static int
+parse_password(const char **pp, char **password)
+{
+	const char *p = *pp;
+	const char *at = strchr(p, '@');
+	*password = NULL;
+	if (at == NULL)
+		return 0;
+	if (p[0] != ':' || at == p + 1)
+		return HR_EINVAL;
+	int rv = pct_decode(p + 1, (size_t)(at - p - 1), password);
+	if (rv == 0)
+		*pp = at + 1;
+	return rv;
+}
+
+/* An optional "/db" at *pp, then the end of the URL. */
+static int
+parse_db_end(const char *p, long *db)
+{
+	if (*p == '/') {
+		const char *ds = ++p;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (p != ds && !parse_uint(ds, (size_t)(p - ds), INT_MAX, db))
+			return HR_EINVAL;
+	}
+	return *p == '\0' ? 0 : HR_EINVAL;
+}
+
 int
 hr_layer__redis_parse_url(const char *url, char **host, int *port, char **password, long *db)
 {
@@ -214,62 +292,63 @@ hr_layer__redis_parse_url(const char *url, char **host, int *port, char **passwo
 	if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
 		return HR_EINVAL;
 	const char *p = url + sizeof(scheme) - 1;
-	const char *at = strchr(p, '@');
-	int rv = HR_EINVAL;
-	if (at != NULL) {
-		if (p[0] != ':' || at == p + 1)
-			return HR_EINVAL;
-		if ((rv = pct_decode(p + 1, (size_t)(at - p - 1), password)) != 0)
-			return rv;
-		p = at + 1;
-	}
-	const char *h = p, *hend;
-	if (*p == '[') {
-		h = ++p;
-		while ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')
-		    || (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.')
-			p++;
-		if (*p != ']' || p == h)
-			goto fail;
-		hend = p++;
-	} else {
-		while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-		    || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_')
-			p++;
-		hend = p;
-		if (hend == h)
-			goto fail;
-	}
-	if (*p == ':') {
-		const char *ps = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		long v;
-		if (!parse_uint(ps, (size_t)(p - ps), 65535, &v) || v == 0)
-			goto fail;
-		*port = (int)v;
-	}
-	if (*p == '/') {
-		const char *ds = ++p;
-		while (*p >= '0' && *p <= '9')
-			p++;
-		if (p != ds && !parse_uint(ds, (size_t)(p - ds), INT_MAX, db))
-			goto fail;
-	}
-	if (*p != '\0')
+	int rv = parse_password(&p, password);
+	if (rv != 0)
+		return rv;
+	if ((rv = parse_hostport(&p, host, port)) != 0)
 		goto fail;
-	*host = malloc((size_t)(hend - h) + 1);
-	if (*host == NULL) {
-		rv = HR_ENOMEM;
+	if ((rv = parse_db_end(p, db)) != 0)
 		goto fail;
-	}
-	memcpy(*host, h, (size_t)(hend - h));
-	(*host)[hend - h] = '\0';
 	return 0;
 fail:
+	free(*host);
+	*host = NULL;
 	free(*password);
 	*password = NULL;
 	return rv;
+}
+
+int
+hr_layer__redis_parse_sentinel_url(const char *url, hr_redis_shard *s)
+{
+	static const char scheme[] = "redis+sentinel://";
+	if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+		return HR_EINVAL;
+	const char *p = url + sizeof(scheme) - 1;
+	int rv = parse_password(&p, &s->password);
+	if (rv != 0)
+		return rv;
+	s->sentinels = calloc(RD_SENTINELS_MAX, sizeof(*s->sentinels));
+	if (s->sentinels == NULL)
+		return HR_ENOMEM;
+	for (;;) {
+		if (s->n_sentinels == RD_SENTINELS_MAX)
+			return HR_EINVAL;
+		hr_redis_sentinel *x = &s->sentinels[s->n_sentinels];
+		x->port = 26379;
+		if ((rv = parse_hostport(&p, &x->host, &x->port)) != 0)
+			return rv;
+		s->n_sentinels++;
+		if (*p != ',')
+			break;
+		p++;
+	}
+	if (*p++ != '/')
+		return HR_EINVAL;
+	const char *m = p;
+	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+	    || *p == '.' || *p == '-' || *p == '_' || *p == ':')
+		p++;
+	size_t mlen = (size_t)(p - m);
+	if (mlen == 0 || mlen > RD_MASTER_MAX)
+		return HR_EINVAL;
+	if ((rv = parse_db_end(p, &s->db)) != 0)
+		return rv;
+	if ((s->master = malloc(mlen + 1)) == NULL)
+		return HR_ENOMEM;
+	memcpy(s->master, m, mlen);
+	s->master[mlen] = '\0';
+	return 0;
 }
 
 /* ------------------------------------------------------------ connections */
@@ -286,6 +365,21 @@ static bool
 reply_ok(const redisReply *rep)
 {
 	return rep != NULL && rep->type != REDIS_REPLY_ERROR;
+}
+
+/* An error answer that says this server is not (or not yet) a usable
+ * master: a replica (READONLY), one loading its data (LOADING), or one whose
+ * replicas went away (MASTERDOWN). */
+static bool
+master_gone(const redisReply *rep)
+{
+	static const char *const codes[] = { "READONLY ", "LOADING ", "MASTERDOWN " };
+	if (rep->type != REDIS_REPLY_ERROR || rep->str == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strncmp(rep->str, codes[i], strlen(codes[i])) == 0)
+			return true;
+	return false;
 }
 
 void
@@ -316,48 +410,347 @@ hr_layer__redis_run(redisContext *c, const hr_argv *cmds, size_t n, redisReply *
 			return HR_EIO;
 		}
 		reps[i] = rep;
-		if (!reply_ok(reps[i]))
+		if (!reply_ok(reps[i])) {
 			rv = HR_EIO;
+			if (reps[i] != NULL && master_gone(reps[i])) {
+				/* Not the master any more: conn_put drops it. */
+				c->err = REDIS_ERR_OTHER;
+				snprintf(c->errstr, sizeof(c->errstr), "%s", "not the master");
+			}
+		}
 	}
 	if (rv != 0)
 		hr_layer__redis_free_replies(reps, n);
 	return rv;
 }
 
+/* Run one command built in a on c and keep its reply in *rep (NULL first).
+ * 0, or HR_EIO as hr_layer__redis_run; a is emptied either way. */
 static int
-conn_open(hr_redis_shard *s, redisContext **out)
+run1(redisContext *c, hr_argv *a, redisReply **rep)
+{
+	freeReplyObject(*rep);
+	*rep = NULL;
+	int rv = hr_layer__redis_run(c, a, 1, rep);
+	hr_layer__argv_fini(a);
+	return rv;
+}
+
+/* Connect to host:port within connect_ms, then command_ms per reply; AUTH
+ * with password if any (tolerate_auth: carry on when AUTH is refused, for a
+ * sentinel that has no password); check with ROLE that it is a master when
+ * want_master; SELECT db if not 0. */
+static int
+connect_to(const char *host, int port, const char *password, bool tolerate_auth, bool want_master,
+    long db, int connect_ms, int command_ms, redisContext **out)
 {
 	redisReply *rep = NULL;
 	hr_argv a;
 	hr_layer__argv_init(&a);
-	redisContext *c = redisConnectWithTimeout(s->host, s->port, tv_ms(RD_CONNECT_MS));
-	if (c == NULL || c->err != 0 || redisSetTimeout(c, tv_ms(RD_COMMAND_MS)) != REDIS_OK)
+	redisContext *c = redisConnectWithTimeout(host, port, tv_ms(connect_ms));
+	if (c == NULL || c->err != 0 || redisSetTimeout(c, tv_ms(command_ms)) != REDIS_OK)
 		goto fail;
-	if (s->password != NULL) {
+	if (password != NULL) {
 		hr_layer__argv_str(&a, "AUTH");
-		hr_layer__argv_str(&a, s->password);
-		if (hr_layer__redis_run(c, &a, 1, &rep) != 0)
+		hr_layer__argv_str(&a, password);
+		if (run1(c, &a, &rep) != 0 && (!tolerate_auth || c->err != 0))
 			goto fail;
-		freeReplyObject(rep);
-		rep = NULL;
-		hr_layer__argv_fini(&a);
 	}
-	if (s->db != 0) {
+	if (want_master) {
+		hr_layer__argv_str(&a, "ROLE");
+		if (run1(c, &a, &rep) != 0 || rep->type != REDIS_REPLY_ARRAY || rep->elements < 1
+		    || rep->element[0]->type != REDIS_REPLY_STRING
+		    || strcmp(rep->element[0]->str, "master") != 0)
+			goto fail;
+	}
+	if (db != 0) {
 		hr_layer__argv_str(&a, "SELECT");
-		hr_layer__argv_ll(&a, s->db);
-		if (hr_layer__redis_run(c, &a, 1, &rep) != 0)
+		hr_layer__argv_ll(&a, db);
+		if (run1(c, &a, &rep) != 0)
 			goto fail;
-		freeReplyObject(rep);
-		rep = NULL;
 	}
+	freeReplyObject(rep);
 	hr_layer__argv_fini(&a);
 	*out = c;
 	return 0;
 fail:
+	freeReplyObject(rep);
 	hr_layer__argv_fini(&a);
 	if (c != NULL)
 		redisFree(c);
 	return HR_EIO;
+}
+
+/* Ask sentinel x where s's master is: its host (caller frees) and port. */
+static int
+sentinel_ask(const hr_redis_shard *s, const hr_redis_sentinel *x, char **host, int *port)
+{
+	redisContext *c = NULL;
+	redisReply *rep = NULL;
+	hr_argv a;
+	int rv = HR_EIO;
+	hr_layer__argv_init(&a);
+	if (connect_to(
+	        x->host, x->port, s->password, true, false, 0, RD_SENTINEL_MS, RD_SENTINEL_MS, &c)
+	    != 0)
+		return HR_EIO;
+	hr_layer__argv_str(&a, "SENTINEL");
+	hr_layer__argv_str(&a, "get-master-addr-by-name");
+	hr_layer__argv_str(&a, s->master);
+	if (run1(c, &a, &rep) != 0 || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2
+	    || rep->element[0]->type != REDIS_REPLY_STRING
+	    || rep->element[1]->type != REDIS_REPLY_STRING)
+		goto done;
+	long v;
+	const redisReply *h = rep->element[0], *pt = rep->element[1];
+	if (h->len == 0 || !parse_uint(pt->str, pt->len, 65535, &v) || v == 0)
+		goto done;
+	if ((*host = malloc(h->len + 1)) == NULL) {
+		rv = HR_ENOMEM;
+		goto done;
+	}
+	memcpy(*host, h->str, h->len);
+	(*host)[h->len] = '\0';
+	*port = (int)v;
+	rv = 0;
+done:
+	freeReplyObject(rep);
+	redisFree(c);
+	return rv;
+}
+
+/* Does c point at host:port? */
+static bool
+conn_at(const redisContext *c, const char *host, int port)
+{
+	return host != NULL && c->tcp.host != NULL && strcmp(c->tcp.host, host) == 0
+	    && c->tcp.port == port;
+}
+
+/* Make host:port (host taken) s's master. A move from the master used
+ * before is a failover: counted, and the idle connections to the old one
+ * are closed (those in use are dropped by conn_put). True if it moved. */
+static bool
+shard_move(hr_redis *r, hr_redis_shard *s, char *host, int port)
+{
+	redisContext *drop[RD_POOL_IDLE];
+	size_t n_drop = 0;
+	bool moved = false;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->host == NULL || strcmp(s->host, host) != 0 || s->port != port) {
+		moved = s->host != NULL;
+		for (size_t q = 0; q < s->n_idle; q++)
+			drop[n_drop++] = s->idle[q];
+		s->n_idle = 0;
+		free(s->host);
+		s->host = host;
+		s->port = port;
+		host = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (moved)
+		hr_layer__count_failover(r->layer);
+	free(host);
+	for (size_t q = 0; q < n_drop; q++)
+		redisFree(drop[q]);
+	return moved;
+}
+
+/* Sentinel shard: the master in use while ROLE still says it is one (so a
+ * sentinel that has not yet heard of a +switch-master the node followed
+ * cannot send it back); else ask the sentinels in turn (the last that
+ * answered first), connect to the first address that proves to be a master
+ * and make it the shard's (shard_move). */
+static int
+sentinel_open(hr_redis *r, hr_redis_shard *s, redisContext **out)
+{
+	char *tried[RD_SENTINELS_MAX + 1]; /* the master in use, then each answer */
+	int tried_port[RD_SENTINELS_MAX + 1];
+	size_t n_tried = 0;
+	int rv = HR_EIO;
+
+	pthread_mutex_lock(&s->mu);
+	size_t first = s->next_sentinel;
+	char *cur = s->host != NULL ? strdup(s->host) : NULL;
+	int cur_port = s->port;
+	pthread_mutex_unlock(&s->mu);
+	if (cur != NULL) {
+		rv = connect_to(cur, cur_port, s->password, false, true, s->db, RD_CONNECT_MS,
+		    RD_COMMAND_MS, out);
+		if (rv == 0) {
+			free(cur);
+			return 0;
+		}
+		tried[n_tried] = cur; /* not again if a sentinel still names it */
+		tried_port[n_tried++] = cur_port;
+	}
+	for (size_t k = 0; k < s->n_sentinels; k++) {
+		size_t i = (first + k) % s->n_sentinels;
+		char *host = NULL;
+		int port = 0;
+		if (sentinel_ask(s, &s->sentinels[i], &host, &port) != 0)
+			continue;
+		bool seen = false;
+		for (size_t t = 0; t < n_tried && !seen; t++)
+			seen = tried_port[t] == port && strcmp(tried[t], host) == 0;
+		redisContext *c = NULL;
+		if (seen
+		    || connect_to(host, port, s->password, false, true, s->db, RD_CONNECT_MS,
+		           RD_COMMAND_MS, &c)
+		        != 0) {
+			if (seen)
+				free(host);
+			else
+				tried[n_tried] = host, tried_port[n_tried++] = port;
+			continue;
+		}
+		pthread_mutex_lock(&s->mu);
+		s->next_sentinel = i;
+		pthread_mutex_unlock(&s->mu);
+		shard_move(r, s, host, port);
+		*out = c;
+		rv = 0;
+		break;
+	}
+	for (size_t t = 0; t < n_tried; t++)
+		free(tried[t]);
+	return rv;
+}
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Subscribe to +switch-master on sentinel x of s. */
+static int
+watch_open(const hr_redis_shard *s, hr_redis_sentinel *x)
+{
+	redisContext *c = NULL;
+	redisReply *rep = NULL;
+	hr_argv a;
+	if (connect_to(
+	        x->host, x->port, s->password, true, false, 0, RD_SENTINEL_MS, RD_SENTINEL_MS, &c)
+	    != 0)
+		return HR_EIO;
+	hr_layer__argv_init(&a);
+	hr_layer__argv_str(&a, "SUBSCRIBE");
+	hr_layer__argv_str(&a, "+switch-master");
+	if (run1(c, &a, &rep) != 0 || rep->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(rep);
+		redisFree(c);
+		return HR_EIO;
+	}
+	freeReplyObject(rep);
+	x->watch = c;
+	return 0;
+}
+
+static void
+watch_close(hr_redis_sentinel *x)
+{
+	if (x->watch != NULL)
+		redisFree(x->watch);
+	x->watch = NULL;
+	x->retry_at = mono_s() + 1.0;
+}
+
+/* One reply on a subscription of s: a +switch-master message, "<master>
+ * <old-ip> <old-port> <new-ip> <new-port>", moves s if it names s's master. */
+static bool
+watch_reply(hr_redis *r, hr_redis_shard *s, const redisReply *rep)
+{
+	char name[RD_MASTER_MAX + 1], ip[256], hostbuf[256];
+	long port;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3
+	    || rep->element[0]->type != REDIS_REPLY_STRING
+	    || strcmp(rep->element[0]->str, "message") != 0
+	    || rep->element[2]->type != REDIS_REPLY_STRING)
+		return false;
+	if (sscanf(rep->element[2]->str, "%128s %255s %*s %255s %ld", name, ip, hostbuf, &port) != 4
+	    || strcmp(name, s->master) != 0 || port <= 0 || port > 65535)
+		return false;
+	char *host = strdup(hostbuf);
+	if (host == NULL)
+		return false; /* the lost connection or READONLY path still follows */
+	return shard_move(r, s, host, (int)port);
+}
+
+int
+hr_layer__redis_follow(hr_redis *r, int timeout_ms, bool *moved)
+{
+	size_t n = 0, n_watch = 0;
+	int rv = 0;
+	double now = mono_s();
+	if (moved != NULL)
+		*moved = false;
+	for (size_t i = 0; i < r->n; i++)
+		n += r->shards[i].n_sentinels;
+	if (n == 0)
+		return HR_ENOTSUP;
+	struct pollfd *pfd = calloc(n, sizeof(*pfd));
+	hr_redis_sentinel **who = calloc(n, sizeof(*who));
+	size_t *shard_of = calloc(n, sizeof(*shard_of));
+	if (pfd == NULL || who == NULL || shard_of == NULL) {
+		rv = HR_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		hr_redis_shard *s = &r->shards[i];
+		size_t before = n_watch;
+		for (size_t j = 0; j < s->n_sentinels; j++) {
+			hr_redis_sentinel *x = &s->sentinels[j];
+			if (x->watch == NULL && now >= x->retry_at && watch_open(s, x) != 0)
+				x->retry_at = now + 1.0;
+			if (x->watch == NULL)
+				continue;
+			pfd[n_watch].fd = x->watch->fd;
+			pfd[n_watch].events = POLLIN;
+			who[n_watch] = x;
+			shard_of[n_watch++] = i;
+		}
+		if (s->sentinels != NULL && n_watch == before)
+			rv = HR_EIO;
+	}
+	/* With nothing to watch this just waits: the caller may loop on it. */
+	if (poll(n_watch ? pfd : NULL, (nfds_t)n_watch, timeout_ms) <= 0)
+		goto done; /* EINTR: as a timeout */
+	for (size_t k = 0; k < n_watch; k++) {
+		hr_redis_sentinel *x = who[k];
+		void *rep = NULL;
+		if (pfd[k].revents == 0)
+			continue;
+		if (redisBufferRead(x->watch) != REDIS_OK) {
+			watch_close(x);
+			continue;
+		}
+		while (redisGetReplyFromReader(x->watch, &rep) == REDIS_OK && rep != NULL) {
+			if (watch_reply(r, &r->shards[shard_of[k]], rep) && moved != NULL)
+				*moved = true;
+			freeReplyObject(rep);
+			rep = NULL;
+		}
+		if (x->watch->err != 0)
+			watch_close(x);
+	}
+done:
+	free(pfd);
+	free(who);
+	free(shard_of);
+	return rv;
+}
+
+static int
+conn_open(hr_redis *r, hr_redis_shard *s, redisContext **out)
+{
+	if (s->sentinels != NULL)
+		return sentinel_open(r, s, out);
+	return connect_to(
+	    s->host, s->port, s->password, false, false, s->db, RD_CONNECT_MS, RD_COMMAND_MS, out);
 }
 
 int
@@ -371,7 +764,7 @@ hr_layer__redis_conn_get(hr_redis *r, size_t idx, redisContext **out)
 		return 0;
 	}
 	pthread_mutex_unlock(&s->mu);
-	return conn_open(s, out);
+	return conn_open(r, s, out);
 }
 
 void
@@ -382,7 +775,9 @@ hr_layer__redis_conn_put(hr_redis *r, size_t idx, redisContext *c)
 	hr_redis_shard *s = &r->shards[idx];
 	if (c->err == 0) {
 		pthread_mutex_lock(&s->mu);
-		if (s->n_idle < RD_POOL_IDLE) {
+		/* A sentinel shard keeps only connections to its current master. */
+		if (s->n_idle < RD_POOL_IDLE
+		    && (s->sentinels == NULL || conn_at(c, s->host, s->port))) {
 			s->idle[s->n_idle++] = c;
 			c = NULL;
 		}
@@ -393,6 +788,27 @@ hr_layer__redis_conn_put(hr_redis *r, size_t idx, redisContext *c)
 }
 
 /* ------------------------------------------------------------ open / close, enter / leave */
+
+void
+hr_layer__redis_shard_fini(hr_redis_shard *s)
+{
+	for (size_t k = 0; k < s->n_idle; k++)
+		redisFree(s->idle[k]);
+	s->n_idle = 0;
+	if (s->mu_ready)
+		pthread_mutex_destroy(&s->mu);
+	s->mu_ready = false;
+	free(s->host);
+	free(s->password);
+	for (size_t k = 0; k < s->n_sentinels; k++) {
+		if (s->sentinels[k].watch != NULL)
+			redisFree(s->sentinels[k].watch);
+		free(s->sentinels[k].host);
+	}
+	free(s->sentinels);
+	free(s->master);
+	memset(s, 0, sizeof(*s));
+}
 
 int
 hr_layer__redis_open(hr_redis *r, const char *const *hosts, size_t n)
@@ -408,8 +824,9 @@ hr_layer__redis_open(hr_redis *r, const char *const *hosts, size_t n)
 	r->n = n;
 	for (size_t i = 0; i < n; i++) {
 		hr_redis_shard *s = &r->shards[i];
-		int rv
-		    = hr_layer__redis_parse_url(hosts[i], &s->host, &s->port, &s->password, &s->db);
+		int rv = strncmp(hosts[i], "redis+sentinel://", 17) == 0
+		    ? hr_layer__redis_parse_sentinel_url(hosts[i], s)
+		    : hr_layer__redis_parse_url(hosts[i], &s->host, &s->port, &s->password, &s->db);
 		if (rv != 0)
 			return rv;
 		if (pthread_mutex_init(&s->mu, NULL) != 0)
@@ -429,16 +846,8 @@ hr_layer__redis_close(hr_redis *r)
 			pthread_cond_wait(&r->left, &r->mu);
 		pthread_mutex_unlock(&r->mu);
 	}
-	for (size_t i = 0; r->shards != NULL && i < r->n; i++) {
-		hr_redis_shard *s = &r->shards[i];
-		for (size_t k = 0; k < s->n_idle; k++)
-			redisFree(s->idle[k]);
-		s->n_idle = 0;
-		if (s->mu_ready)
-			pthread_mutex_destroy(&s->mu);
-		free(s->host);
-		free(s->password);
-	}
+	for (size_t i = 0; r->shards != NULL && i < r->n; i++)
+		hr_layer__redis_shard_fini(&r->shards[i]);
 	free(r->shards);
 	r->shards = NULL;
 	if (r->cond_ready)

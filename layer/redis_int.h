@@ -2,8 +2,10 @@
  * redis_int.h: private to the Redis backend of the `layer` module, shared by
  * its four files:
  *  - redis_conn.c: how to reach Redis. Host URLs, the shards and their pools
- *    of connections (connect with deadlines, reconnect after a break), the
- *    enter/leave gate that destroy waits on, the argv builder and pipelines;
+ *    of connections (connect with deadlines, reconnect after a break; for a
+ *    redis+sentinel:// shard, ask the sentinels and follow +switch-master),
+ *    the enter/leave gate that destroy waits on, the argv builder and
+ *    pipelines;
  *  - redis_wire.c: what is stored, as channels_redis stores it: members (12
  *    random bytes and msgpack, "__asgi_channel__"), key names, the shard of
  *    a name (CRC32), random ids;
@@ -69,12 +71,32 @@ int hr_layer__argv_secs(hr_argv *a, int ms);
 
 /* ------------------------------------------------------------ shards */
 
-/* One Redis server (a host of opts.hosts) and its idle connections. */
-typedef struct hr_redis_shard {
+#define RD_SENTINELS_MAX 16 /* sentinels per redis+sentinel:// URL */
+#define RD_MASTER_MAX 128   /* length of a Sentinel master name */
+
+/* One sentinel of a redis+sentinel:// shard, and the +switch-master
+ * subscription on it (only the thread in hr_layer__redis_follow touches
+ * watch and retry_at). */
+typedef struct hr_redis_sentinel {
 	char *host;
 	int port;
-	char *password; /* NULL: no AUTH */
-	long db;        /* 0: no SELECT */
+	redisContext *watch; /* NULL: not subscribed */
+	double retry_at;     /* monotonic seconds: subscribe again from then */
+} hr_redis_sentinel;
+
+/* One Redis server (a host of opts.hosts) and its idle connections. A
+ * redis+sentinel:// shard also names its sentinels and master: host and port
+ * are then the master the sentinels last gave (NULL until asked), changed
+ * by whichever call asks again, and read under mu. */
+typedef struct hr_redis_shard {
+	char *host;                   /* {mu} for a sentinel shard */
+	int port;                     /* {mu} for a sentinel shard */
+	char *password;               /* NULL: no AUTH (master and sentinels) */
+	long db;                      /* 0: no SELECT */
+	hr_redis_sentinel *sentinels; /* NULL: a redis:// shard */
+	size_t n_sentinels;
+	char *master;         /* the master's name, for a sentinel shard */
+	size_t next_sentinel; /* {mu} the one to ask first: the last that answered */
 	pthread_mutex_t mu;
 	bool mu_ready;
 	redisContext *idle[RD_POOL_IDLE]; /* {mu} */
@@ -83,6 +105,7 @@ typedef struct hr_redis_shard {
 
 /* The backend's state (hr_layer._be). */
 typedef struct hr_redis {
+	hr_layer *layer; /* the layer this is the backend of (its counters) */
 	hr_redis_shard *shards;
 	size_t n;
 	char client_prefix[33];
@@ -96,9 +119,19 @@ typedef struct hr_redis {
 	unsigned inside; /* {mu} calls running */
 } hr_redis;
 
+/* Parse "redis+sentinel://[:password@]HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]"
+ * into s's sentinels (port 26379 by default; at most RD_SENTINELS_MAX),
+ * master (letters, digits, '.', '-', '_', ':'; at most RD_MASTER_MAX),
+ * password (%-decoded) and db; hosts as in hr_layer__redis_parse_url.
+ * HR_EINVAL for anything else, HR_ENOMEM; on failure s may be partly filled
+ * and hr_layer__redis_shard_fini frees it. */
+int hr_layer__redis_parse_sentinel_url(const char *url, hr_redis_shard *s);
+/* Free what a shard holds (its strings, sentinels, idle connections, lock). */
+void hr_layer__redis_shard_fini(hr_redis_shard *s);
+
 /* Set up r's lock and one shard per URL of hosts[0, n) (borrowed; see
- * hr_layer__redis_parse_url). HR_EINVAL for a bad URL, HR_ENOMEM. On failure
- * r is partly built and hr_layer__redis_close still takes it. */
+ * hr_layer__redis_parse_url and hr_layer__redis_parse_sentinel_url). HR_EINVAL for a bad URL,
+ * HR_ENOMEM. On failure r is partly built and hr_layer__redis_close still takes it. */
 int hr_layer__redis_open(hr_redis *r, const char *const *hosts, size_t n);
 /* Refuse new calls (HR_ECLOSED), wait until the running ones have left,
  * close every connection and free the shards; r itself stays the caller's. */
@@ -113,7 +146,9 @@ bool hr_layer__redis_is_closed(hr_redis *r);
 /* ------------------------------------------------------------ connections */
 
 /* Borrow a connection to shard idx: an idle one, or a new one (connect,
- * AUTH, SELECT within their deadlines). 0 or HR_EIO. Give it back with
+ * AUTH, SELECT within their deadlines; for a sentinel shard, first ask the
+ * sentinels in turn for the master and check with ROLE that it is one, and
+ * count a failover when the master moved). 0 or HR_EIO. Give it back with
  * conn_put, which keeps it for the next call unless it broke (then it is
  * freed and the next call connects afresh); c may be NULL. */
 int hr_layer__redis_conn_get(hr_redis *r, size_t idx, redisContext **out);
@@ -122,10 +157,24 @@ void hr_layer__redis_conn_put(hr_redis *r, size_t idx, redisContext *c);
 /* Run the n pipelined commands cmds[0, n) on c, in one write, and collect
  * their replies into reps[0, n). A command that failed to build is reported
  * (its err) before anything is sent. HR_EIO if the connection broke (reps
- * are then all NULL) or if any reply is an error (then freed too). On 0 the
+ * are then all NULL) or if any reply is an error (then freed too). A
+ * READONLY, LOADING or MASTERDOWN answer (a master demoted or restarting)
+ * also marks c broken, so that conn_put drops it and the next call asks
+ * again where the master is. On 0 the
  * caller frees reps with hr_layer__redis_free_replies. */
 int hr_layer__redis_run(redisContext *c, const hr_argv *cmds, size_t n, redisReply **reps);
 void hr_layer__redis_free_replies(redisReply **reps, size_t n);
+
+/* Sentinel shards: wait up to timeout_ms for a +switch-master about one of
+ * them (a subscription on each of their sentinels, made again at most once
+ * a second when one is lost, so the first sentinel to know is heard) and
+ * move that shard to the new master at once: its idle connections closed,
+ * the ones in use dropped when given back, a failover counted. *moved (NULL
+ * ok) tells whether a shard moved. Takes about timeout_ms when nothing
+ * happens, even with no subscription. 0, HR_EIO (a shard has no
+ * subscription now), HR_ENOTSUP (no sentinel shard), HR_ENOMEM. One thread
+ * at a time. */
+int hr_layer__redis_follow(hr_redis *r, int timeout_ms, bool *moved);
 
 /* ------------------------------------------------------------ wire */
 

@@ -216,6 +216,11 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 		    "herald_redis_reconnects_total %" PRIu64 "\n",
 		    bs.reconnects);
 		rv |= appendf(out,
+		    "# HELP herald_redis_failovers_total Sentinel failovers followed.\n"
+		    "# TYPE herald_redis_failovers_total counter\n"
+		    "herald_redis_failovers_total %" PRIu64 "\n",
+		    ls.failovers);
+		rv |= appendf(out,
 		    "# HELP herald_redis_dropped_total Messages read from Redis and dropped.\n"
 		    "# TYPE herald_redis_dropped_total counter\n");
 		rv |= appendf(out,

@@ -192,6 +192,123 @@ Test(redis_layer, parses_host_urls_strictly)
 	cr_assert_null(L);
 }
 
+Test(redis_layer, parses_sentinel_urls_strictly)
+{
+	hr_redis_shard s;
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(
+	    hr_layer__redis_parse_sentinel_url(
+	        "redis+sentinel://:s%40cret@127.0.0.1:26380,[::1],sent-2.example:7/my.master-1/4",
+	        &s),
+	    0);
+	cr_assert_eq(s.n_sentinels, 3);
+	cr_assert_str_eq(s.sentinels[0].host, "127.0.0.1");
+	cr_assert_eq(s.sentinels[0].port, 26380);
+	cr_assert_str_eq(s.sentinels[1].host, "::1");
+	cr_assert_eq(s.sentinels[1].port, 26379);
+	cr_assert_str_eq(s.sentinels[2].host, "sent-2.example");
+	cr_assert_eq(s.sentinels[2].port, 7);
+	cr_assert_str_eq(s.master, "my.master-1");
+	cr_assert_str_eq(s.password, "s@cret");
+	cr_assert_eq(s.db, 4);
+	cr_assert_null(s.host, "the master is asked for, not parsed");
+	hr_layer__redis_shard_fini(&s);
+	cr_assert_eq(hr_layer__redis_parse_sentinel_url("redis+sentinel://h:1/m/", &s), 0);
+	cr_assert_null(s.password);
+	cr_assert_eq(s.db, 0);
+	hr_layer__redis_shard_fini(&s);
+
+	char many[512] = "redis+sentinel://";
+	for (int i = 0; i <= RD_SENTINELS_MAX; i++)
+		strcat(many, i ? ",h:1" : "h:1");
+	strcat(many, "/m");
+	char long_master[300] = "redis+sentinel://h:1/";
+	memset(long_master + strlen(long_master), 'm', RD_MASTER_MAX + 1);
+	const char *bad[] = {
+		"",
+		"redis+sentinel://",
+		"redis+sentinel://h:1",
+		"redis+sentinel://h:1/",
+		"redis+sentinel://h:1//0",
+		"redis+sentinel://h:1,/m",
+		"redis+sentinel://,h:1/m",
+		"redis+sentinel://h:0/m",
+		"redis+sentinel://h:65536/m",
+		"redis+sentinel://user:pw@h:1/m",
+		"redis+sentinel://:@h:1/m",
+		"redis+sentinel://h:1/m!",
+		"redis+sentinel://h:1/m/x",
+		"redis+sentinel://h:1/m/1/2",
+		"redis+sentinel://h:1/m?x=1",
+		"redis+sentinel://[::1:1/m",
+		"redis+sentinels://h:1/m",
+		"redis://h:1/m",
+		many,
+		long_master,
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&s, 0, sizeof(s));
+		cr_assert_eq(
+		    hr_layer__redis_parse_sentinel_url(bad[i], &s), HR_EINVAL, "%s", bad[i]);
+		hr_layer__redis_shard_fini(&s);
+	}
+	/* A bad one among good ones fails the layer's create. */
+	hr_layer_opts o;
+	hr_layer_opts_default(&o);
+	const char *hosts[] = { "redis+sentinel://h:1/m", "redis+sentinel://h:1" };
+	o.hosts = hosts;
+	o.n_hosts = 2;
+	cr_assert_eq(hr_layer_create(&L, &hr_layer_redis_ops, &o), HR_EINVAL);
+	cr_assert_null(L);
+}
+
+/* Run one command on a pooled connection of shard 0 and give it back; the
+ * call's return. */
+static int
+run_pooled(const char *cmd, const char *arg)
+{
+	hr_redis *r = L->_be;
+	redisContext *c = NULL;
+	redisReply *rep = NULL;
+	hr_argv a;
+	hr_layer__argv_init(&a);
+	hr_layer__argv_str(&a, cmd);
+	hr_layer__argv_str(&a, arg);
+	cr_assert_eq(hr_layer__redis_conn_get(r, 0, &c), 0);
+	int rv = hr_layer__redis_run(c, &a, 1, &rep);
+	hr_layer__redis_free_replies(&rep, 1);
+	hr_layer__redis_conn_put(r, 0, c);
+	hr_layer__argv_fini(&a);
+	return rv;
+}
+
+Test(redis_layer, a_replica_answer_drops_the_connection_other_errors_keep_it)
+{
+	make_layer(100, NULL, 0, false);
+	hr_redis *r = L->_be;
+	/* an ordinary error answer: the connection is fine, and kept */
+	cr_assert_eq(run_pooled("NOSUCHCOMMAND", "x"), HR_EIO);
+	cr_assert_eq(r->shards[0].n_idle, 1);
+	cr_assert_eq(run_pooled("GET", "k"), 0);
+	cr_assert_eq(r->shards[0].n_idle, 1);
+	/* the server becomes a replica: READONLY, and the connection goes */
+	cr_assert_eq(hr_test_redis_start(&srv2), 0);
+	redisReply *rep = redisCommand(srv.c, "REPLICAOF 127.0.0.1 %d", srv2.port);
+	cr_assert(rep != NULL && rep->type == REDIS_REPLY_STATUS);
+	freeReplyObject(rep);
+	cr_assert_eq(run_pooled("DEL", "k"), HR_EIO);
+	cr_assert_eq(r->shards[0].n_idle, 0, "a READONLY connection went back to the pool");
+	hr_layer_stats st;
+	hr_layer_get_stats(L, &st);
+	cr_assert_eq(st.failovers, 0, "redis:// shards have no failovers");
+	/* the layer's operations report it as Redis being unusable */
+	cr_assert_eq(hr_layer_group_add(L, "g", "specific.abc!def"), HR_EIO);
+	cr_assert_eq(r->shards[0].n_idle, 0);
+	bool moved = true;
+	cr_assert_eq(hr_layer_redis_follow(L, 0, &moved), HR_ENOTSUP);
+	cr_assert_not(moved);
+}
+
 Test(redis_layer, argv_builder_counts_lengths_and_formats_numbers)
 {
 	/* More arguments than the builder holds inline, numbers among them, so
