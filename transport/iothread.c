@@ -199,6 +199,7 @@ run(void *arg)
 	hr_iothread *t = arg;
 	hr_evloop__run(t);
 	lws_sul_cancel(&t->stop_sul);
+	lws_sul_cancel(&t->tick_sul);
 	hr_evloop__destroy(t);
 	return NULL;
 }
@@ -210,8 +211,14 @@ hr_iothread__start(hr_iothread *t)
 	void *foreign_loop = NULL;
 	int mfd, dfd, rv;
 
+	/* the server's ping (RFC 6455 5.5.2): a payload, so that lws 4.1.6
+	 * reports the pong (it drops empty ones without a callback) */
+	static const unsigned char ping[] = { 0x89, 0x04, 'h', 'r', 'l', 'd' };
+
 	if ((t->scratch = malloc(HR_SCRATCH)) == NULL)
 		return HR_ENOMEM;
+	if ((rv = hr_msg_copy(ping, sizeof(ping), &t->ping_frame)) != 0)
+		return rv;
 	if ((rv = hr_sys__sendbatch_create(&t->sendbatch, t->node->cfg.io_uring)) != 0)
 		return rv;
 	if (t->index == 0)
@@ -320,6 +327,8 @@ hr_iothread__fini(hr_iothread *t)
 	hr_conn__table_fini(t);
 	free(t->scratch);
 	t->scratch = NULL;
+	hr_msg_unref(t->ping_frame);
+	t->ping_frame = NULL;
 	hr_sys__sendbatch_destroy(t->sendbatch);
 	t->sendbatch = NULL;
 	free(t->flush);
