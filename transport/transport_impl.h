@@ -243,6 +243,13 @@ typedef struct hr_http_req {
 	bool chunked;   /* any Transfer-Encoding */
 } hr_http_req;
 
+/* An HTTP reply waiting on an I/O thread's late list (iothread.c). */
+typedef struct hr_late_reply {
+	struct hr_late_reply *next;
+	uint64_t conn;
+	int status;
+} hr_late_reply;
+
 typedef struct hr_slot {
 	hr_conn *c;
 	uint32_t gen;
@@ -282,6 +289,16 @@ struct hr_iothread {
 	bool draining;
 	uint64_t *flush; /* conn ids */
 	uint32_t nflush, flushcap;
+	/* router and bridge requests the router's (bridge's) mailbox had no
+	 * room for, posted again in order at the end of every drain and every
+	 * tick (iothread.c): this thread never waits for room */
+	struct hr_retry *retry_head, *retry_tail;
+	size_t n_retry;
+	/* HTTP replies whose mail found this thread's mailbox full, posted
+	 * from the router's thread: {late_mu} */
+	pthread_mutex_t late_mu;
+	bool late_mu_ok;
+	struct hr_late_reply *late; /* {late_mu} */
 };
 
 /*
@@ -316,6 +333,23 @@ struct hr_node {
 
 /* iothread.c */
 int hr_iothread__mailbox(hr_iothread *t);
+/* The I/O thread's requests to the router and the bridge: posted at once
+ * when there is room (timeout 0), else kept and posted again, in order, at
+ * the end of every mailbox drain and every tick, so the thread never waits
+ * on another thread and no request is lost. name is copied; msg borrowed (a
+ * reference is taken when kept). 0 (posted or kept), or what the post
+ * answered other than HR_EAGAIN (HR_ENOMEM, HR_ECLOSED, ...): then reply
+ * never fires. I/O thread only. */
+enum { HR_REQ_CONN_CLOSE = 0, HR_REQ_GROUP_SEND, HR_REQ_SEND, HR_REQ_BRIDGE_SEND };
+int hr_iothread__request(hr_iothread *t, int kind, const char *name, hr_member m, hr_msg *msg,
+    hr_reply_fn reply, void *reply_arg);
+/* Post what hr_iothread__request kept, in order, while there is room. */
+void hr_iothread__retry(hr_iothread *t);
+/* From any thread (the router's reply callbacks): hand an HTTP reply to
+ * t's thread without waiting. Never lost: when t's mailbox is full the reply
+ * waits on t's late list, which the next drain (the full mailbox makes one
+ * certain) answers. */
+void hr_iothread__post_reply(hr_iothread *t, uint64_t conn_id, int status);
 int hr_iothread__start(hr_iothread *t);
 void hr_iothread__post_stop(hr_iothread *t);
 void hr_iothread__join(hr_iothread *t);

@@ -519,15 +519,16 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 
 	/* Registered before the 101 leaves: the router's mailbox is FIFO, so a
 	 * group_send posted after the client saw the 101 is handled after
-	 * these. */
+	 * these. Never waiting for room (timeout 0): a router too busy to take
+	 * them refuses the handshake with 503, and the client comes back. */
 	hr_member m = { .thread = (uint16_t)t->index, .consumer = (uint16_t)route, .conn = c->id };
-	if ((rv = hr_router_conn_open(n->router, c->ws.channel, m, 200)) != 0) {
+	if ((rv = hr_router_conn_open(n->router, c->ws.channel, m, 0)) != 0) {
 		hr_log(HR_LOG_WARN, "router refused a connection: %s", hr_strerror(rv));
 		return refuse(wsi, 503);
 	}
 	c->ws.registered = true;
 	if (c->ws.group[0] != '\0'
-	    && (rv = hr_router_group_add(n->router, c->ws.group, m, 200)) != 0) {
+	    && (rv = hr_router_group_add(n->router, c->ws.group, m, 0)) != 0) {
 		hr_log(
 		    HR_LOG_WARN, "router refused group_add %s: %s", c->ws.group, hr_strerror(rv));
 		return refuse(wsi, 503);
@@ -580,7 +581,9 @@ ws_fini(hr_iothread *t, hr_conn *c)
 		hr_member m = { .thread = (uint16_t)t->index,
 			.consumer = (uint16_t)c->ws.route,
 			.conn = c->id };
-		int rv = hr_router_conn_close(t->node->router, c->ws.channel, m, 1000);
+		/* posted now, or kept until the router has room: never lost */
+		int rv = hr_iothread__request(
+		    t, HR_REQ_CONN_CLOSE, c->ws.channel, m, NULL, NULL, NULL);
 		if (rv != 0)
 			hr_log(HR_LOG_WARN, "router conn_close %s: %s", c->ws.channel,
 			    hr_strerror(rv));
