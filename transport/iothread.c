@@ -419,6 +419,10 @@ hr_iothread__start(hr_iothread *t)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = t->node->cfg.tls_cert;
 		info.ssl_private_key_filepath = t->node->cfg.tls_key;
+		/* lws advertises "h2,http/1.1" by default, but herald's lws
+		 * serves only HTTP/1: a client that picked h2 got an empty
+		 * reply (curl without --http1.1) */
+		info.alpn = "http/1.1";
 	}
 	if ((t->ctx = lws_create_context(&info)) == NULL) {
 		if (t->evloop != HR_EVLOOP_POLL)
