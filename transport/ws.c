@@ -443,7 +443,9 @@ log_refusal(struct lws *wsi, unsigned code, const char *why)
 static int
 check_jwt(hr_node *n, struct lws *wsi, const char *user)
 {
-	static char tok[HR_JWT_MAX + 16]; /* I/O thread only; too big for the stack */
+	/* one per I/O thread (too big for the stack): a static shared by the
+	 * threads let a handshake verify another thread's token */
+	static _Thread_local char tok[HR_JWT_MAX + 16];
 	const char *tp = NULL, *reason = hr_auth_missing;
 	size_t tl = 0;
 	int n_auth = lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
