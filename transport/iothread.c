@@ -355,6 +355,18 @@ hr_iothread__mailbox(hr_iothread *t)
 	return hr_mailbox_create(&t->mbox, 8192, mail_drop, t);
 }
 
+/*
+ * No lws "validity" timers: by default lws 4.1.6 pings a ws connection idle
+ * for 300 s and hangs up at 310 s on its own (context.c default_retry), and
+ * re-arms that per-connection timer on every pong by a sorted insertion
+ * into the thread's timer list, O(connections): at 15,000 connections
+ * answering herald's pings that insertion alone took ~17 % of a core.
+ * herald's pings and timeouts (ws.c) replace it; a zero hangup turns it off
+ * (wsi-timeout.c _lws_validity_confirmed_role).
+ */
+static const lws_retry_bo_t no_validity
+    = { .secs_since_valid_ping = 0, .secs_since_valid_hangup = 0 };
+
 /* The bounds of HR_HANDSHAKE_TIMEOUT_S & co (transport_impl.h). */
 static void
 set_limits(struct lws_context_creation_info *info)
@@ -363,6 +375,7 @@ set_limits(struct lws_context_creation_info *info)
 	info->timeout_secs_ah_idle = HR_HANDSHAKE_TIMEOUT_S;
 	info->keepalive_timeout = HR_HTTP_KEEPALIVE_S;
 	info->max_http_header_data = HR_HTTP_HEADER_MAX;
+	info->retry_and_idle_policy = &no_validity;
 }
 
 static void *

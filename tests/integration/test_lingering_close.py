@@ -36,8 +36,10 @@ def make_cert(d):
 
 
 async def five_hundred_pings(url, ctx):
-    """(pongs, error frames, close code received or None)"""
+    """(pongs, error frames, close code received or None, seconds from the
+    first ping to the close)"""
     async with websockets.connect(url, ssl=ctx, open_timeout=5, max_queue=None) as ws:
+        t0 = time.monotonic()
         try:
             for _ in range(500):
                 await ws.send('{"type":"ping"}')
@@ -54,7 +56,7 @@ async def five_hundred_pings(url, ctx):
                 else:
                     raise AssertionError(m)
         except websockets.exceptions.ConnectionClosed as e:
-            return pongs, errors, e.rcvd.code if e.rcvd else None
+            return pongs, errors, e.rcvd.code if e.rcvd else None, time.monotonic() - t0
 
 
 def check_500_pings(tls_args, scheme, ctx):
@@ -65,8 +67,12 @@ def check_500_pings(tls_args, scheme, ctx):
                 m0 = metrics_any(h, ctx)
                 url = "%s://127.0.0.1:%d/ws/health/" % (scheme, h.port)
                 for _ in range(TRIALS):
-                    got = asyncio.run(five_hundred_pings(url, ctx))
-                    assert got == (40, 1, 1008), (loop, uring, got)
+                    pongs, errors, code, took = asyncio.run(five_hundred_pings(url, ctx))
+                    # 40 pongs (the full bucket, 2R), plus what the bucket
+                    # refilled (R a second) if this loaded machine made
+                    # the 500 writes slow
+                    assert (errors, code) == (1, 1008), (loop, uring, errors, code)
+                    assert 40 <= pongs <= 40 + int(20 * took), (loop, uring, pongs, took)
                 d = wait_closed(h, ctx, m0, "rate_limit", TRIALS)
                 assert 'herald_ws_closed_total{reason="error"}' not in d, d
 
