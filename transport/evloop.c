@@ -59,8 +59,8 @@
  * timeouts are late by at most EV_TICK_S. libuv's glue restarts its timer
  * properly and needs none.
  *
- * The tick (ws.c's pings and ping timeouts, iothread.c's retry of the
- * requests the router had no room for) runs every HR_TICK_MS
+ * The thread's tick (t->tick, set by iothread.c: ws.c's pings and ping
+ * timeouts, post.c's retries) runs every HR_TICK_MS
  * on every loop: from this ev timer on libev (an lws timer there would be
  * late for the reason above), from an lws timer (lws_sul) on poll and
  * libuv, whose glue keeps lws's timers on time.
@@ -74,8 +74,7 @@ ev_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (t->ctx != NULL) {
 		lws_cancel_service(t->ctx);
-		hr_ws__tick(t);
-		hr_iothread__retry(t);
+		t->tick(t);
 	}
 }
 
@@ -84,8 +83,7 @@ sul_tick(lws_sorted_usec_list_t *sul)
 {
 	hr_iothread *t = lws_container_of(sul, hr_iothread, tick_sul);
 
-	hr_ws__tick(t);
-	hr_iothread__retry(t);
+	t->tick(t);
 	lws_sul_schedule(t->ctx, 0, &t->tick_sul, sul_tick, HR_TICK_MS * LWS_US_PER_MS);
 }
 

@@ -444,7 +444,7 @@ static void
 reply_cb(void *arg, int status)
 {
 	reply_ctx *r = arg;
-	hr_iothread__post_reply(r->t, r->conn, status);
+	hr_post__reply(r->t, r->conn, status);
 	free(r);
 }
 
@@ -559,7 +559,7 @@ on_send(hr_iothread *t, hr_conn *c)
 	/* never waits: a full mailbox keeps the send on the thread's retry
 	 * list, and the answer comes when the router has taken it */
 	hr_member none = { 0 };
-	rv = hr_iothread__request(t, kind, h->target, none, msg, reply_cb, r);
+	rv = hr_post__request(t, kind, h->target, none, msg, reply_cb, r);
 	hr_msg_unref(msg);
 	if (rv != 0) {
 		/* an async call that fails never calls back: r is still ours */

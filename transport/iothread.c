@@ -10,16 +10,13 @@
  * (framed by http_lws.c on TLS, by http1.c on plain-text sockets).
  *
  * An I/O thread never waits on another thread: its requests to the router
- * and the bridge are posted with timeout 0, and what finds no room is kept
- * on the thread's retry list and posted again, in order, at the end of every
- * mailbox drain and every tick (a connection's conn_close must not be lost,
- * and an HTTP send is better answered late than refused: see
- * bench/README.md "Never waiting"). The router's HTTP replies come back the
- * same way: a reply whose mail finds this thread's mailbox full waits on a
- * late list that the next drain answers.
+ * and the bridge go through post.c (timeout 0, a retry list flushed at the
+ * end of every drain and every tick), and the router's HTTP replies that
+ * found this thread's mailbox full wait on a late list that every drain
+ * answers.
  *
  * Threads: everything here runs on the I/O thread except start/post_stop/
- * join/fini (main thread) and hr_iothread__post_reply (any thread).
+ * join/fini (main thread).
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <errno.h>
@@ -123,118 +120,14 @@ begin_stop(hr_iothread *t)
 		lws_sul_schedule(t->ctx, 0, &t->stop_sul, on_stop_grace, STOP_GRACE_US);
 }
 
-/* ---------------------------------------------------------------- requests */
+/* ---------------------------------------------------------------- tick, late replies */
 
-typedef struct hr_retry {
-	struct hr_retry *next;
-	int kind; /* HR_REQ_* */
-	hr_member m;
-	hr_msg *msg; /* sends: one reference */
-	hr_reply_fn reply;
-	void *reply_arg;
-	char name[]; /* channel or group */
-} hr_retry;
-
-static int
-post(hr_iothread *t, int kind, const char *name, hr_member m, hr_msg *msg, hr_reply_fn reply,
-    void *arg, int timeout_ms)
+/* Every HR_TICK_MS (evloop.c). */
+static void
+tick(hr_iothread *t)
 {
-	hr_node *n = t->node;
-	switch (kind) {
-	case HR_REQ_CONN_CLOSE:
-		return hr_router_conn_close(n->router, name, m, timeout_ms);
-	case HR_REQ_GROUP_SEND:
-		return hr_router_group_send(n->router, name, msg, reply, arg, timeout_ms);
-	case HR_REQ_SEND:
-		return hr_router_send(n->router, name, msg, reply, arg, timeout_ms);
-	default:
-		return hr_bridge_send(n->bridge, name, msg, reply, arg, timeout_ms);
-	}
-}
-
-int
-hr_iothread__request(hr_iothread *t, int kind, const char *name, hr_member m, hr_msg *msg,
-    hr_reply_fn reply, void *reply_arg)
-{
-	/* behind what waits already: requests leave in the order they came */
-	if (t->retry_head == NULL) {
-		int rv = post(t, kind, name, m, msg, reply, reply_arg, 0);
-		if (rv != HR_EAGAIN)
-			return rv;
-	}
-	size_t nl = strlen(name);
-	hr_retry *r = malloc(sizeof(*r) + nl + 1);
-	if (r == NULL)
-		return HR_ENOMEM;
-	r->next = NULL;
-	r->kind = kind;
-	r->m = m;
-	r->msg = msg != NULL ? hr_msg_ref(msg) : NULL;
-	r->reply = reply;
-	r->reply_arg = reply_arg;
-	memcpy(r->name, name, nl + 1);
-	if (t->retry_tail != NULL)
-		t->retry_tail->next = r;
-	else
-		t->retry_head = r;
-	t->retry_tail = r;
-	t->n_retry++;
-	return 0;
-}
-
-/* Post the head of the retry list with timeout_ms; false: no room, it
- * stays. A request refused for another reason is dropped (its reply, if
- * any, told so). */
-static bool
-retry_one(hr_iothread *t, int timeout_ms)
-{
-	hr_retry *r = t->retry_head;
-	int rv = post(t, r->kind, r->name, r->m, r->msg, r->reply, r->reply_arg, timeout_ms);
-	if (rv == HR_EAGAIN || rv == HR_ETIMEDOUT)
-		return false;
-	if (rv != 0) {
-		hr_log(HR_LOG_WARN, "router request for %s: %s", r->name, hr_strerror(rv));
-		if (r->reply != NULL)
-			r->reply(r->reply_arg, rv); /* an HTTP send answers 503 */
-	}
-	t->retry_head = r->next;
-	if (t->retry_head == NULL)
-		t->retry_tail = NULL;
-	t->n_retry--;
-	hr_msg_unref(r->msg);
-	free(r);
-	return true;
-}
-
-void
-hr_iothread__retry(hr_iothread *t)
-{
-	while (t->retry_head != NULL && retry_one(t, 0))
-		;
-}
-
-void
-hr_iothread__post_reply(hr_iothread *t, uint64_t conn_id, int status)
-{
-	hr_mail m = { .kind = HR_MAIL_IO_HTTP_REPLY, .u64 = conn_id, .u32 = (uint32_t)status };
-	if (hr_mailbox_post(t->mbox, &m, 0) == 0)
-		return;
-	hr_late_reply *l = malloc(sizeof(*l));
-	if (l == NULL) {
-		hr_log(HR_LOG_ERROR, "http reply lost: out of memory");
-		return;
-	}
-	l->conn = conn_id;
-	l->status = status;
-	pthread_mutex_lock(&t->late_mu);
-	l->next = t->late;
-	t->late = l;
-	pthread_mutex_unlock(&t->late_mu);
-	/* a drain must come after the push: this wake-up (conn id 0 is no
-	 * connection) brings one, and if it finds no room either, the full
-	 * mailbox does */
-	hr_mail wake = { .kind = HR_MAIL_IO_HTTP_REPLY, .u64 = 0 };
-	(void)hr_mailbox_post(t->mbox, &wake, 0);
+	hr_ws__tick(t);
+	hr_post__retry(t);
 }
 
 /* The replies that waited on the late list, oldest first. */
@@ -259,26 +152,6 @@ late_replies(hr_iothread *t)
 		free(rev);
 		rev = next;
 	}
-}
-
-/* The thread ends: what is still kept is posted now, waiting as long as
- * the router needs (the loop has ended; nothing else waits on this thread). */
-static void
-retry_at_exit(hr_iothread *t)
-{
-	while (t->retry_head != NULL) {
-		if (!retry_one(t, 1000)) {
-			hr_retry *r = t->retry_head;
-			hr_log(HR_LOG_WARN, "router request for %s lost at exit", r->name);
-			if (r->reply != NULL)
-				r->reply(r->reply_arg, HR_ECANCELED);
-			t->retry_head = r->next;
-			t->n_retry--;
-			hr_msg_unref(r->msg);
-			free(r);
-		}
-	}
-	t->retry_tail = NULL;
 }
 
 static void
@@ -330,7 +203,7 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	t->draining = false;
 	late_replies(t);
 	hr_outq__flush_drained(t);
-	hr_iothread__retry(t);
+	hr_post__retry(t);
 	return 0;
 }
 
@@ -386,7 +259,7 @@ run(void *arg)
 	lws_sul_cancel(&t->stop_sul);
 	lws_sul_cancel(&t->tick_sul);
 	hr_evloop__destroy(t);
-	retry_at_exit(t); /* after the closes of the destroy, which post */
+	hr_post__retry_at_exit(t); /* after the closes of the destroy, which post */
 	return NULL;
 }
 
@@ -410,6 +283,7 @@ hr_iothread__start(hr_iothread *t)
 	if (t->index == 0)
 		hr_log(HR_LOG_INFO, "fan-out sends: %s",
 		    hr_sys__sendbatch_uring(t->sendbatch) ? "io_uring" : "sendmsg");
+	t->tick = tick;
 	hr_sys__random(&t->rng, sizeof(t->rng));
 	t->rng |= 1;
 	hr_conn__table_init(t);

@@ -4,15 +4,18 @@
  *
  * Threads: an hr_iothread and everything reachable from it (connections,
  * slot table, scratch buffer) is ONLY touched from that I/O thread, except
- * its mailbox (any thread posts) and the fields marked atomic.
+ * its mailbox (any thread posts), its late list (under late_mu) and the
+ * fields marked atomic.
  *
  * Files, each calling only those below it: node.c (the node) -> iothread.c
  * (a thread: context, listeners, mailbox drain) -> ws.c (WebSocket
  * handshake, inbound frames, close), http1.c (plain-text HTTP/1 framing),
  * http_lws.c (lws's HTTP framing, TLS) -> http.c (the HTTP API, answering
  * through the connection's framing hook) and outq.c (frame queues and their
- * writes) -> conn.c (the connection table) -> evloop.c. ws.c also uses
- * node.c's clock helpers, hr_node__now and hr_node__iso8601.
+ * writes) -> post.c (requests to the router and the bridge, never waiting)
+ * and conn.c (the connection table) -> evloop.c, which runs the thread's
+ * tick through a hook (t->tick). ws.c also uses node.c's clock helpers,
+ * hr_node__now and hr_node__iso8601.
  */
 #ifndef HERALD_TRANSPORT_IMPL_H
 #define HERALD_TRANSPORT_IMPL_H
@@ -280,6 +283,7 @@ struct hr_iothread {
 	 * it every HR_TICK_MS), the ping frame every connection shares */
 	hr_clist live[HR_N_LISTS];
 	lws_sorted_usec_list_t tick_sul;
+	void (*tick)(hr_iothread *t); /* run by evloop.c every HR_TICK_MS */
 	hr_msg *ping_frame;
 	uint64_t rng;
 	unsigned char *scratch;         /* HR_SCRATCH bytes */
@@ -333,23 +337,7 @@ struct hr_node {
 
 /* iothread.c */
 int hr_iothread__mailbox(hr_iothread *t);
-/* The I/O thread's requests to the router and the bridge: posted at once
- * when there is room (timeout 0), else kept and posted again, in order, at
- * the end of every mailbox drain and every tick, so the thread never waits
- * on another thread and no request is lost. name is copied; msg borrowed (a
- * reference is taken when kept). 0 (posted or kept), or what the post
- * answered other than HR_EAGAIN (HR_ENOMEM, HR_ECLOSED, ...): then reply
- * never fires. I/O thread only. */
-enum { HR_REQ_CONN_CLOSE = 0, HR_REQ_GROUP_SEND, HR_REQ_SEND, HR_REQ_BRIDGE_SEND };
-int hr_iothread__request(hr_iothread *t, int kind, const char *name, hr_member m, hr_msg *msg,
-    hr_reply_fn reply, void *reply_arg);
-/* Post what hr_iothread__request kept, in order, while there is room. */
-void hr_iothread__retry(hr_iothread *t);
-/* From any thread (the router's reply callbacks): hand an HTTP reply to
- * t's thread without waiting. Never lost: when t's mailbox is full the reply
- * waits on t's late list, which the next drain (the full mailbox makes one
- * certain) answers. */
-void hr_iothread__post_reply(hr_iothread *t, uint64_t conn_id, int status);
+
 int hr_iothread__start(hr_iothread *t);
 void hr_iothread__post_stop(hr_iothread *t);
 void hr_iothread__join(hr_iothread *t);
@@ -407,6 +395,28 @@ void hr_outq__clear(hr_conn *c);      /* release every queued frame */
 int hr_outq__write(hr_iothread *t, hr_conn *c);
 /* The end of a mailbox drain: write every connection queued during it. */
 void hr_outq__flush_drained(hr_iothread *t);
+
+/* post.c: the I/O thread's requests to the router and the bridge, posted at
+ * once when there is room (timeout 0), else kept and posted again, in order,
+ * by hr_post__retry (the end of every mailbox drain, every tick), so the
+ * thread never waits on another thread and no request is lost. name is
+ * copied; msg borrowed (a reference is taken when kept). 0 (posted or kept),
+ * or what the post answered other than HR_EAGAIN (HR_ENOMEM, HR_ECLOSED,
+ * ...): then reply never fires. I/O thread only. */
+enum { HR_REQ_CONN_CLOSE = 0, HR_REQ_GROUP_SEND, HR_REQ_SEND, HR_REQ_BRIDGE_SEND };
+int hr_post__request(hr_iothread *t, int kind, const char *name, hr_member m, hr_msg *msg,
+    hr_reply_fn reply, void *reply_arg);
+/* Post what hr_post__request kept, in order, while there is room. */
+void hr_post__retry(hr_iothread *t);
+/* The thread has ended its loop: post what is still kept, waiting up to 1 s
+ * each for room (nothing waits on this thread any more); a request that
+ * still finds none is dropped, its reply told HR_ECANCELED. */
+void hr_post__retry_at_exit(hr_iothread *t);
+/* From any thread (the router's reply callbacks): hand an HTTP reply to t's
+ * thread without waiting. Never lost: when t's mailbox is full the reply
+ * waits on t's late list, which the next drain (the full mailbox makes one
+ * certain) answers. */
+void hr_post__reply(hr_iothread *t, uint64_t conn_id, int status);
 
 /* ws.c: the WebSocket side (I/O thread only). The callback of the lws
  * protocol every lws-framed connection starts on (protocols[0]): WebSocket

@@ -584,8 +584,7 @@ ws_fini(hr_iothread *t, hr_conn *c)
 			.consumer = (uint16_t)c->ws.route,
 			.conn = c->id };
 		/* posted now, or kept until the router has room: never lost */
-		int rv = hr_iothread__request(
-		    t, HR_REQ_CONN_CLOSE, c->ws.channel, m, NULL, NULL, NULL);
+		int rv = hr_post__request(t, HR_REQ_CONN_CLOSE, c->ws.channel, m, NULL, NULL, NULL);
 		if (rv != 0)
 			hr_log(HR_LOG_WARN, "router conn_close %s: %s", c->ws.channel,
 			    hr_strerror(rv));

@@ -1,6 +1,6 @@
 /*
- * test_retry.c: an I/O thread never waits on the router (transport/iothread.c
- * hr_iothread__request, hr_iothread__retry, hr_iothread__post_reply). A real
+ * test_retry.c: an I/O thread never waits on the router (transport/post.c
+ * hr_post__request, hr_post__retry, hr_post__reply). A real
  * router is held busy (its reply callback blocks its thread) so that its real
  * mailbox fills; requests that find no room are kept, in order, and reach the
  * router once it has room again, each reply firing once; an HTTP reply that
@@ -114,7 +114,7 @@ Test(retry, a_full_router_mailbox_keeps_requests_in_order_and_loses_none)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t i = 0; i < 40; i++) {
 		hr_msg *ev = event_u64(i);
-		cr_assert_eq(hr_iothread__request(&t, HR_REQ_GROUP_SEND, "g", (hr_member) { 0 }, ev,
+		cr_assert_eq(hr_post__request(&t, HR_REQ_GROUP_SEND, "g", (hr_member) { 0 }, ev,
 		                 count_reply, NULL),
 		    0);
 		hr_msg_unref(ev); /* the kept request holds its own reference */
@@ -124,12 +124,12 @@ Test(retry, a_full_router_mailbox_keeps_requests_in_order_and_loses_none)
 	double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	cr_assert_lt(took, 0.05, "requests took %.3f s", took);
 	cr_assert_eq(t.n_retry, 36, "kept %zu", t.n_retry);
-	hr_iothread__retry(&t); /* still no room: nothing moves, nothing waits */
+	hr_post__retry(&t); /* still no room: nothing moves, nothing waits */
 	cr_assert_eq(t.n_retry, 36);
 
 	atomic_store(&hold, 1);
 	for (int i = 0; t.n_retry > 0 && i < 2000; i++) {
-		hr_iothread__retry(&t);
+		hr_post__retry(&t);
 		sleep_ms(1);
 	}
 	cr_assert_eq(t.n_retry, 0);
@@ -157,8 +157,8 @@ Test(retry, a_reply_that_finds_the_mailbox_full_waits_on_the_late_list)
 	memset(&t, 0, sizeof(t));
 	cr_assert_eq(pthread_mutex_init(&t.late_mu, NULL), 0);
 	cr_assert_eq(hr_mailbox_create(&t.mbox, 1, NULL, NULL), 0);
-	hr_iothread__post_reply(&t, 5, 0);
-	hr_iothread__post_reply(&t, 6, HR_EFULL); /* no room: kept, at once */
+	hr_post__reply(&t, 5, 0);
+	hr_post__reply(&t, 6, HR_EFULL); /* no room: kept, at once */
 	cr_assert_not_null(t.late);
 	cr_assert_eq(t.late->conn, 6);
 	cr_assert_eq(t.late->status, HR_EFULL);
