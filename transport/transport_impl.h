@@ -282,6 +282,7 @@ struct hr_iothread {
 	/* liveness (ws.c): the lists, the tick that walks them (evloop.c runs
 	 * it every HR_TICK_MS), the ping frame every connection shares */
 	hr_clist live[HR_N_LISTS];
+	size_t n_live; /* connections on them */
 	lws_sorted_usec_list_t tick_sul;
 	void (*tick)(hr_iothread *t); /* run by evloop.c every HR_TICK_MS */
 	hr_msg *ping_frame;

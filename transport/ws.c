@@ -73,6 +73,7 @@ live_add(hr_iothread *t, hr_conn *c)
 	hr_conn__list_append(t, HR_LIST_RX, c);
 	hr_conn__list_append(t, HR_LIST_PING, c);
 	c->ws.listed = true;
+	t->n_live++;
 }
 
 static void
@@ -83,6 +84,7 @@ live_remove(hr_iothread *t, hr_conn *c)
 	hr_conn__list_remove(t, HR_LIST_RX, c);
 	hr_conn__list_remove(t, HR_LIST_PING, c);
 	c->ws.listed = false;
+	t->n_live--;
 }
 
 /* Something arrived from c: a frame (or part of one), a pong. */
@@ -109,9 +111,21 @@ hr_ws__tick(hr_iothread *t)
 	/* hr_ws__close takes c off both lists */
 	while ((c = t->live[HR_LIST_RX].head) != NULL && now - c->ws.last_rx_ms >= silent)
 		hr_ws__close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "ping timeout");
+	/*
+	 * Spread: connections that came at once (a reconnect storm) are due
+	 * at once. A tick pings at most enough of them to ping every
+	 * connection within half of min(interval, timeout); the rest wait for
+	 * the next ticks, and their next pings are spread as well. The delay
+	 * (at most that half) leaves a client that answers well inside
+	 * interval + timeout.
+	 */
+	uint64_t spread_ms = (every < silent - every ? every : silent - every) / 2;
+	size_t budget
+	    = spread_ms <= HR_TICK_MS ? t->n_live : t->n_live * HR_TICK_MS / (size_t)spread_ms + 1;
 	/* as in a mailbox drain: the pings leave in one batch at the end */
 	t->draining = true;
-	while ((c = t->live[HR_LIST_PING].head) != NULL && now - c->ws.last_ping_ms >= every) {
+	while (budget-- > 0 && (c = t->live[HR_LIST_PING].head) != NULL
+	    && now - c->ws.last_ping_ms >= every) {
 		c->ws.last_ping_ms = now;
 		hr_conn__list_touch(t, HR_LIST_PING, c);
 		/* never push a frame out for a ping: a connection whose queue is

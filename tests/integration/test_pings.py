@@ -135,5 +135,43 @@ def test_ping_interval_0_sends_no_pings_and_closes_nothing():
         s.close()
 
 
+def test_pings_of_connections_that_came_at_once_are_spread():
+    """1000 connections opened together are due together; their pings are
+    spread over half of min(interval, timeout) (2 s here: 4 ticks of at
+    most 251), every one pinged, none closed."""
+    import selectors
+    n = 1000
+    with Herald("--ping-interval", "4", "--ping-timeout", "4", threads=1) as h:
+        socks = []
+        for _ in range(n):
+            s, status, rest = ws_open(h.port, "/ws/health/")
+            assert b" 101 " in status and rest == b"", status
+            s.setblocking(False)
+            socks.append(s)
+        t_open = time.monotonic()
+        sel = selectors.DefaultSelector()
+        for i, s in enumerate(socks):
+            sel.register(s, selectors.EVENT_READ, i)
+        first = {}
+        deadline = time.monotonic() + 4 + 2 + 2
+        while len(first) < n and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=0.2):
+                data = key.fileobj.recv(4096)
+                assert data, "closed"
+                assert data[0] == 0x89, data  # nothing but pings
+                if key.data not in first:
+                    first[key.data] = time.monotonic() - t_open
+        assert len(first) == n, len(first)
+        times = sorted(first.values())
+        # spread over at least three ticks, not one burst
+        assert times[-1] - times[0] >= 1.0, (times[0], times[-1])
+        buckets = {}
+        for t in times:
+            buckets[int(t / 0.5)] = buckets.get(int(t / 0.5), 0) + 1
+        assert max(buckets.values()) <= 2 * 251, buckets
+        for s in socks:
+            s.close()
+
+
 if __name__ == "__main__":
     run_tests(globals())
