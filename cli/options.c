@@ -41,6 +41,7 @@
 #define MAX_COUNT 1000000ull
 #define MAX_MESSAGE_OPT (64ull * 1024 * 1024)
 #define MAX_SECONDS 315360000ull /* ten years */
+#define MAX_PING_S 86400u        /* a day: --ping-interval, --ping-timeout */
 #define MAX_RATE 1000000ull
 
 /* Keep a copy of str alive as long as the config; NULL on failure (err set). */
@@ -659,6 +660,12 @@ static const struct option options[] = {
 	{ .name = "max-connections", .apply = apply_size,
 	    .dest = offsetof(hr_config, max_connections), .min = 0, .max = MAX_COUNT,
 	    .help = "N per node (0 = unlimited)" },
+	{ .name = "ping-interval", .apply = apply_unsigned,
+	    .dest = offsetof(hr_config, ping_interval), .min = 0, .max = MAX_PING_S,
+	    .help = "S  WebSocket ping every S seconds (20; 0 = off)" },
+	{ .name = "ping-timeout", .apply = apply_unsigned,
+	    .dest = offsetof(hr_config, ping_timeout), .min = 1, .max = MAX_PING_S,
+	    .help = "S   close 1011 after interval + S silent seconds (30)" },
 	{ .name = "tls-cert", .apply = apply_string, .dest = offsetof(hr_config, tls_cert),
 	    .check = check_tls_cert, .help = "FILE    certificate (PEM), with --tls-key" },
 	{ .name = "tls-key", .apply = apply_string, .dest = offsetof(hr_config, tls_key),

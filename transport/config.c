@@ -30,6 +30,8 @@ hr_config_default(hr_config *c)
 	c->max_message = 65536;
 	c->rate_limit = 20;
 	c->max_connections = 0;
+	c->ping_interval = 20;
+	c->ping_timeout = 30;
 	c->log_level = HR_LOG_INFO;
 	c->event_loop = HR_EVLOOP_DEFAULT;
 	c->io_uring = true;

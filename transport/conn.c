@@ -10,6 +10,11 @@
  * The table knows nothing of the roles: whoever closes a connection releases
  * its role parts first (ws.c, http.c, http1.c: hr_conn says which), then calls hr_conn__destroy.
  *
+ * It also keeps the thread's intrusive lists of WebSockets (hr_clist), whose
+ * links live in the connections themselves: appending, removing and moving a
+ * connection to the tail are O(1), so ws.c's liveness tick touches only the
+ * connections that are due.
+ *
  * Threads: the owning I/O thread only (init/fini: before it starts, after it
  * ended).
  */
@@ -103,4 +108,45 @@ hr_conn__destroy(hr_conn *c)
 	/* stopping: the thread ends with its last WebSocket (iothread.c) */
 	if (t->stopping && t->n_ws == 0)
 		hr_evloop__stop(t);
+}
+
+void
+hr_conn__list_append(hr_iothread *t, int which, hr_conn *c)
+{
+	hr_clist *l = &t->live[which];
+	hr_link *k = &c->ws.link[which];
+
+	k->next = NULL;
+	k->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->ws.link[which].next = c;
+	else
+		l->head = c;
+	l->tail = c;
+}
+
+void
+hr_conn__list_remove(hr_iothread *t, int which, hr_conn *c)
+{
+	hr_clist *l = &t->live[which];
+	hr_link *k = &c->ws.link[which];
+
+	if (k->prev != NULL)
+		k->prev->ws.link[which].next = k->next;
+	else
+		l->head = k->next;
+	if (k->next != NULL)
+		k->next->ws.link[which].prev = k->prev;
+	else
+		l->tail = k->prev;
+	k->prev = k->next = NULL;
+}
+
+void
+hr_conn__list_touch(hr_iothread *t, int which, hr_conn *c)
+{
+	if (t->live[which].tail == c)
+		return;
+	hr_conn__list_remove(t, which, c);
+	hr_conn__list_append(t, which, c);
 }

@@ -42,8 +42,9 @@
 
 /* Turns of the loop allowed for lws's libuv handles to finish closing. */
 #define UV_CLOSE_TURNS 1000
-/* Seconds between the libev thread's kicks of lws's timers (ev_tick). */
-#define EV_TICK_S 1.0
+/* Seconds between the libev thread's kicks of lws's timers (ev_tick), which
+ * also runs the liveness tick. */
+#define EV_TICK_S ((double)HR_TICK_MS / 1000.0)
 
 /*
  * lws 4.1.6's libev glue (lib/event-libs/libev/libev.c) re-arms its one
@@ -53,10 +54,16 @@
  * handshake timeout only runs when some fd event brings lws to its idle
  * callback, which services every timer that is due: a TLS client that
  * never sent its ClientHello was never cut. This tick makes such an event
- * once a second (lws_cancel_service's pipe; the mailbox protocol ignores
+ * every EV_TICK_S (lws_cancel_service's pipe; the mailbox protocol ignores
  * the EVENT_WAIT_CANCELLED it brings unless the thread is exiting), so lws's
  * timeouts are late by at most EV_TICK_S. libuv's glue restarts its timer
  * properly and needs none.
+ *
+ * The thread's tick (t->tick, set by iothread.c: ws.c's pings and ping
+ * timeouts, post.c's retries) runs every HR_TICK_MS
+ * on every loop: from this ev timer on libev (an lws timer there would be
+ * late for the reason above), from an lws timer (lws_sul) on poll and
+ * libuv, whose glue keeps lws's timers on time.
  */
 static void
 ev_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -65,8 +72,19 @@ ev_tick(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (t->ctx != NULL)
+	if (t->ctx != NULL) {
 		lws_cancel_service(t->ctx);
+		t->tick(t);
+	}
+}
+
+static void
+sul_tick(lws_sorted_usec_list_t *sul)
+{
+	hr_iothread *t = lws_container_of(sul, hr_iothread, tick_sul);
+
+	t->tick(t);
+	lws_sul_schedule(t->ctx, 0, &t->tick_sul, sul_tick, HR_TICK_MS * LWS_US_PER_MS);
 }
 
 int
@@ -108,6 +126,8 @@ hr_evloop__create(hr_iothread *t, struct lws_context_creation_info *info, void *
 void
 hr_evloop__run(hr_iothread *t)
 {
+	if (t->evloop != HR_EVLOOP_LIBEV)
+		lws_sul_schedule(t->ctx, 0, &t->tick_sul, sul_tick, HR_TICK_MS * LWS_US_PER_MS);
 	switch (t->evloop) {
 	case HR_EVLOOP_POLL:
 		while (!t->exit)

@@ -38,8 +38,6 @@ enum {
 	API_WEB, /* the demo page and client (web.c) */
 };
 
-#define ROUTER_TIMEOUT_MS 100
-
 int
 hr_json__append_str(hr_buf *b, const char *s, size_t n)
 {
@@ -508,14 +506,13 @@ typedef struct reply_ctx {
 	uint64_t conn;
 } reply_ctx;
 
-/* Router thread: hand the outcome to the connection's I/O thread. */
+/* Router thread: hand the outcome to the connection's I/O thread, without
+ * waiting and without losing it (iothread.c). */
 static void
 reply_cb(void *arg, int status)
 {
 	reply_ctx *r = arg;
-	hr_mail m = { .kind = HR_MAIL_IO_HTTP_REPLY, .u64 = r->conn, .u32 = (uint32_t)status };
-	if (hr_mailbox_post(r->t->mbox, &m, 1000) != 0)
-		hr_log(HR_LOG_WARN, "http reply lost: I/O thread %u mailbox full", r->t->index);
+	hr_post__reply(r->t, r->conn, status);
 	free(r);
 }
 
@@ -625,23 +622,21 @@ on_send(hr_iothread *t, hr_conn *c)
 	if (hr_mailbox_batch_defer())
 		lws_cancel_service(t->ctx);
 	/* With Redis, a channel outside this node's process key lives in Redis. */
+	int kind = group ? HR_REQ_GROUP_SEND : HR_REQ_SEND;
 	if (!group && n->bridge != NULL
 	    && strncmp(h->target, hr_bridge_process_key(n->bridge),
 	           strlen(hr_bridge_process_key(n->bridge)))
 	        != 0)
-		rv = hr_bridge_send(n->bridge, h->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
-	else if (group)
-		rv = hr_router_group_send(
-		    n->router, h->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
-	else
-		rv = hr_router_send(n->router, h->target, msg, reply_cb, r, ROUTER_TIMEOUT_MS);
+		kind = HR_REQ_BRIDGE_SEND;
+	/* never waits: a full mailbox keeps the send on the thread's retry
+	 * list, and the answer comes when the router has taken it */
+	hr_member none = { 0 };
+	rv = hr_post__request(t, kind, h->target, none, msg, reply_cb, r);
 	hr_msg_unref(msg);
 	if (rv != 0) {
 		/* an async call that fails never calls back: r is still ours */
 		free(r);
 		h->awaiting_reply = false;
-		if (rv == HR_EAGAIN || rv == HR_ETIMEDOUT)
-			return hr_http__respond_error(c, 429, "server busy, retry later");
 		return hr_http__respond_error(c, 503, hr_strerror(rv));
 	}
 	return 0;

@@ -9,6 +9,12 @@
  * The WebSocket handshake and inbound frames are ws.c, the HTTP API http.c
  * (framed by http_lws.c on TLS, by http1.c on plain-text sockets).
  *
+ * An I/O thread never waits on another thread: its requests to the router
+ * and the bridge go through post.c (timeout 0, a retry list flushed at the
+ * end of every drain and every tick), and the router's HTTP replies that
+ * found this thread's mailbox full wait on a late list that every drain
+ * answers.
+ *
  * Threads: everything here runs on the I/O thread except start/post_stop/
  * join/fini (main thread).
  */
@@ -114,6 +120,40 @@ begin_stop(hr_iothread *t)
 		lws_sul_schedule(t->ctx, 0, &t->stop_sul, on_stop_grace, STOP_GRACE_US);
 }
 
+/* ---------------------------------------------------------------- tick, late replies */
+
+/* Every HR_TICK_MS (evloop.c). */
+static void
+tick(hr_iothread *t)
+{
+	hr_ws__tick(t);
+	hr_post__retry(t);
+}
+
+/* The replies that waited on the late list, oldest first. */
+static void
+late_replies(hr_iothread *t)
+{
+	hr_late_reply *l, *rev = NULL;
+
+	pthread_mutex_lock(&t->late_mu);
+	l = t->late;
+	t->late = NULL;
+	pthread_mutex_unlock(&t->late_mu);
+	while (l != NULL) {
+		hr_late_reply *next = l->next;
+		l->next = rev;
+		rev = l;
+		l = next;
+	}
+	while (rev != NULL) {
+		hr_late_reply *next = rev->next;
+		hr_http__on_reply(t, rev->conn, rev->status);
+		free(rev);
+		rev = next;
+	}
+}
+
 static void
 on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids)
 {
@@ -171,7 +211,9 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		}
 	}
 	t->draining = false;
+	late_replies(t);
 	hr_outq__flush_drained(t);
+	hr_post__retry(t);
 	hr_mailbox_batch_end();
 	return 0;
 }
@@ -191,8 +233,23 @@ mail_drop(void *arg, hr_mail *m)
 int
 hr_iothread__mailbox(hr_iothread *t)
 {
+	if (pthread_mutex_init(&t->late_mu, NULL) != 0)
+		return HR_EIO;
+	t->late_mu_ok = true;
 	return hr_mailbox_create(&t->mbox, 8192, mail_drop, t);
 }
+
+/*
+ * No lws "validity" timers: by default lws 4.1.6 pings a ws connection idle
+ * for 300 s and hangs up at 310 s on its own (context.c default_retry), and
+ * re-arms that per-connection timer on every pong by a sorted insertion
+ * into the thread's timer list, O(connections): at 15,000 connections
+ * answering herald's pings that insertion alone took ~17 % of a core.
+ * herald's pings and timeouts (ws.c) replace it; a zero hangup turns it off
+ * (wsi-timeout.c _lws_validity_confirmed_role).
+ */
+static const lws_retry_bo_t no_validity
+    = { .secs_since_valid_ping = 0, .secs_since_valid_hangup = 0 };
 
 /* The bounds of HR_HANDSHAKE_TIMEOUT_S & co (transport_impl.h). */
 static void
@@ -202,6 +259,7 @@ set_limits(struct lws_context_creation_info *info)
 	info->timeout_secs_ah_idle = HR_HANDSHAKE_TIMEOUT_S;
 	info->keepalive_timeout = HR_HTTP_KEEPALIVE_S;
 	info->max_http_header_data = HR_HTTP_HEADER_MAX;
+	info->retry_and_idle_policy = &no_validity;
 }
 
 static void *
@@ -211,7 +269,9 @@ run(void *arg)
 	hr_evloop__run(t);
 	hr_mailbox_batch_end_deferred(); /* a turn cut short by the stop */
 	lws_sul_cancel(&t->stop_sul);
+	lws_sul_cancel(&t->tick_sul);
 	hr_evloop__destroy(t);
+	hr_post__retry_at_exit(t); /* after the closes of the destroy, which post */
 	return NULL;
 }
 
@@ -222,13 +282,20 @@ hr_iothread__start(hr_iothread *t)
 	void *foreign_loop = NULL;
 	int mfd, dfd, rv;
 
+	/* the server's ping (RFC 6455 5.5.2): a payload, so that lws 4.1.6
+	 * reports the pong (it drops empty ones without a callback) */
+	static const unsigned char ping[] = { 0x89, 0x04, 'h', 'r', 'l', 'd' };
+
 	if ((t->scratch = malloc(HR_SCRATCH)) == NULL)
 		return HR_ENOMEM;
+	if ((rv = hr_msg_copy(ping, sizeof(ping), &t->ping_frame)) != 0)
+		return rv;
 	if ((rv = hr_sys__sendbatch_create(&t->sendbatch, t->node->cfg.io_uring)) != 0)
 		return rv;
 	if (t->index == 0)
 		hr_log(HR_LOG_INFO, "fan-out sends: %s",
 		    hr_sys__sendbatch_uring(t->sendbatch) ? "io_uring" : "sendmsg");
+	t->tick = tick;
 	hr_sys__random(&t->rng, sizeof(t->rng));
 	t->rng |= 1;
 	hr_conn__table_init(t);
@@ -251,6 +318,10 @@ hr_iothread__start(hr_iothread *t)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = t->node->cfg.tls_cert;
 		info.ssl_private_key_filepath = t->node->cfg.tls_key;
+		/* lws advertises "h2,http/1.1" by default, but herald's lws
+		 * serves only HTTP/1: a client that picked h2 got an empty
+		 * reply (curl without --http1.1) */
+		info.alpn = "http/1.1";
 	}
 	if ((t->ctx = lws_create_context(&info)) == NULL) {
 		if (t->evloop != HR_EVLOOP_POLL)
@@ -329,9 +400,21 @@ hr_iothread__fini(hr_iothread *t)
 	t->n_listen = 0;
 	hr_mailbox_destroy(t->mbox);
 	t->mbox = NULL;
+	if (t->late_mu_ok) {
+		/* replies that came after the thread ended: nobody to answer */
+		while (t->late != NULL) {
+			hr_late_reply *l = t->late;
+			t->late = l->next;
+			free(l);
+		}
+		pthread_mutex_destroy(&t->late_mu);
+		t->late_mu_ok = false;
+	}
 	hr_conn__table_fini(t);
 	free(t->scratch);
 	t->scratch = NULL;
+	hr_msg_unref(t->ping_frame);
+	t->ping_frame = NULL;
 	hr_sys__sendbatch_destroy(t->sendbatch);
 	t->sendbatch = NULL;
 	free(t->flush);

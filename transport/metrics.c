@@ -16,6 +16,8 @@ static const char *const route_names[HR_N_ROUTES]
     = { "notifications", "user_notifications", "health" };
 static const char *const drop_names[HR_N_DROP]
     = { "capacity", "expired", "unknown_type", "slow_consumer", "rate_limit" };
+static const char *const closed_names[HR_N_CLOSED]
+    = { "client", "shutdown", "rate_limit", "too_big", "ping_timeout", "slow_consumer", "error" };
 static const char *const auth_names[HR_N_AUTH] = { "api_key", "origin", "missing", "malformed",
 	"bad_signature", "alg", "expired", "not_yet_valid", "wrong_user" };
 
@@ -191,6 +193,12 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 		rv |= appendf(
 		    out, "herald_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drop_names[i], v);
 	}
+	rv |= appendf(out,
+	    "# HELP herald_ws_closed_total WebSockets closed, by reason.\n"
+	    "# TYPE herald_ws_closed_total counter\n");
+	for (int i = 0; i < HR_N_CLOSED; i++)
+		rv |= appendf(out, "herald_ws_closed_total{reason=\"%s\"} %" PRIu64 "\n",
+		    closed_names[i], LOAD(m->ws_closed[i]));
 	rv |= appendf(out,
 	    "# HELP herald_redis_up 1 when the Redis layer is reachable.\n"
 	    "# TYPE herald_redis_up gauge\n"

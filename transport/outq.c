@@ -149,6 +149,7 @@ hr_outq__want_write(hr_conn *c)
 static void
 kill_conn(hr_conn *c)
 {
+	c->ws.failed = true;
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 

@@ -15,6 +15,8 @@
  * per batch. Where io_uring is unavailable (old kernel, seccomp,
  * io_uring_disabled, HERALD_IO_URING=0) each entry is one sendmsg().
  *
+ * Also the shutdown(SHUT_WR) of ws.c's lingering close.
+ *
  * Threads: one hr_sendbatch per I/O thread, only touched from it.
  */
 #define _GNU_SOURCE
@@ -80,6 +82,12 @@ hr_sys__sendbatch_create(hr_sendbatch **out, bool try_uring)
 	}
 	*out = b;
 	return 0;
+}
+
+int
+hr_sys__shutdown_wr(int fd)
+{
+	return shutdown(fd, SHUT_WR) == 0 ? 0 : -errno;
 }
 
 void

@@ -100,6 +100,8 @@ typedef struct hr_config {
 	size_t max_message;          /* 65536 */
 	double rate_limit;           /* 20 messages/s per connection, burst 2x */
 	size_t max_connections;      /* 0 = unlimited */
+	unsigned ping_interval;      /* 20 s between server pings; 0 = no pings */
+	unsigned ping_timeout;       /* 30: silent for interval + this many s: close 1011 */
 	const char *tls_cert;
 	const char *tls_key;
 	hr_log_level log_level;   /* info */

@@ -4,15 +4,17 @@
  *
  * Threads: an hr_iothread and everything reachable from it (connections,
  * slot table, scratch buffer) is ONLY touched from that I/O thread, except
- * its mailbox (any thread posts) and the fields marked atomic.
+ * its mailbox (any thread posts), its late list (under late_mu) and the
+ * fields marked atomic.
  *
  * Files, each calling only those below it: node.c (the node) -> iothread.c
  * (a thread: context, listeners, mailbox drain) -> ws.c (WebSocket
  * handshake, inbound frames, close), http1.c (plain-text HTTP/1 framing),
  * http_lws.c (lws's HTTP framing, TLS) -> http.c (the HTTP API, answering
  * through the connection's framing hook) and outq.c (frame queues and their
- * writes) -> conn.c (the connection table) -> evloop.c. Time comes from
- * core/clock.h.
+ * writes) -> post.c (requests to the router and the bridge, never waiting)
+ * and conn.c (the connection table) -> evloop.c, which runs the thread's
+ * tick through a hook (t->tick). Time comes from core/clock.h.
  */
 #ifndef HERALD_TRANSPORT_IMPL_H
 #define HERALD_TRANSPORT_IMPL_H
@@ -47,6 +49,20 @@ enum {
 	HR_N_DROP,
 };
 
+/* herald_ws_closed_total{reason}: why a WebSocket past its 101 ended.
+ * client: the client closed (close frame, EOF); error: herald dropped it
+ * without a close frame (a socket error, out of memory). */
+enum {
+	HR_CLOSED_CLIENT = 0,
+	HR_CLOSED_SHUTDOWN,      /* 1001 */
+	HR_CLOSED_RATE_LIMIT,    /* 1008 */
+	HR_CLOSED_TOO_BIG,       /* 1009 */
+	HR_CLOSED_PING_TIMEOUT,  /* 1011 */
+	HR_CLOSED_SLOW_CONSUMER, /* 1013 */
+	HR_CLOSED_ERROR,
+	HR_N_CLOSED,
+};
+
 /* herald_auth_failures_total{reason}: api_key, origin, and the JWT refusal
  * reasons of security_int.h */
 enum {
@@ -73,6 +89,7 @@ typedef struct hr_metrics {
 	atomic_uint_fast64_t group_sends;
 	atomic_uint_fast64_t dropped[HR_N_DROP];
 	atomic_uint_fast64_t auth_failures[HR_N_AUTH];
+	atomic_uint_fast64_t ws_closed[HR_N_CLOSED];
 	/* herald_http_requests_total{code}: answers by status, 100..599
 	 * (accesslog.c counts them) */
 	atomic_uint_fast64_t http_codes[HR_HTTP_CODES];
@@ -99,12 +116,31 @@ extern hr_metrics hr_transport__metrics;
 #define HR_HANDSHAKE_TIMEOUT_S 10u
 #define HR_HTTP_KEEPALIVE_S 5
 #define HR_HTTP_HEADER_MAX 12288u
+/* Closing a WebSocket (ws.c, docs/PROTOCOL.md "Closing"): its queue and the
+ * close frame may take HR_CLOSE_FLUSH_S to leave; then herald reads and
+ * discards for at most HR_LINGER_S before it closes the socket. */
+#define HR_CLOSE_FLUSH_S 5
+#define HR_LINGER_S 2
+/* The liveness tick of an I/O thread (pings and ping timeouts, ws.c). */
+#define HR_TICK_MS 500u
 
 typedef struct hr_node hr_node;
 typedef struct hr_iothread hr_iothread;
 typedef struct hr_sendbatch hr_sendbatch;
 struct iovec;
 typedef struct hr_conn hr_conn;
+
+/* An intrusive doubly-linked list of WebSockets (conn.c), ordered by the
+ * time each was last moved to its tail. */
+typedef struct hr_link {
+	hr_conn *prev, *next;
+} hr_link;
+typedef struct hr_clist {
+	hr_conn *head, *tail;
+} hr_clist;
+/* The liveness lists of an I/O thread (ws.c): by last inbound activity
+ * (ping timeouts), by last ping sent (pings). */
+enum { HR_LIST_RX = 0, HR_LIST_PING, HR_N_LISTS };
 
 /* How a connection's HTTP answers leave, set by its framing side:
  * http_lws.c (lws's h1 server, TLS) or http1.c (raw plain-text sockets).
@@ -139,6 +175,13 @@ typedef struct hr_ws_conn {
 	uint32_t sending;  /* frames in the batched send under way (outq.c) */
 	int sfd;           /* plain-text ws socket for batched sends; -1: lws writes */
 	const char *close_reason;
+	bool close_sent; /* our close frame is written: lingering (ws.c) */
+	bool shut_wr;    /* ... and the socket shut for writing */
+	bool failed;     /* dropped by herald without a close frame */
+	bool listed;     /* on the thread's liveness lists (ws.c) */
+	hr_link link[HR_N_LISTS];
+	uint64_t last_rx_ms;   /* last inbound frame or pong (monotonic ms) */
+	uint64_t last_ping_ms; /* last ping queued */
 
 	bool registered; /* the router knows its channel */
 	bool gauged;     /* upgrade accepted: in the connections gauge */
@@ -209,6 +252,13 @@ typedef struct hr_http_req {
 	size_t xff_len;
 } hr_http_req;
 
+/* An HTTP reply waiting on an I/O thread's late list (iothread.c). */
+typedef struct hr_late_reply {
+	struct hr_late_reply *next;
+	uint64_t conn;
+	int status;
+} hr_late_reply;
+
 typedef struct hr_slot {
 	hr_conn *c;
 	uint32_t gen;
@@ -235,6 +285,13 @@ struct hr_iothread {
 	void *loop;           /* libev: struct ev_loop *; libuv: uv_loop_t *; poll: NULL */
 	bool in_loop;         /* inside ev_run / uv_run (evloop.c) */
 	lws_sorted_usec_list_t stop_sul;
+	/* liveness (ws.c): the lists, the tick that walks them (evloop.c runs
+	 * it every HR_TICK_MS), the ping frame every connection shares */
+	hr_clist live[HR_N_LISTS];
+	size_t n_live; /* connections on them */
+	lws_sorted_usec_list_t tick_sul;
+	void (*tick)(hr_iothread *t); /* run by evloop.c every HR_TICK_MS */
+	hr_msg *ping_frame;
 	uint64_t rng;
 	unsigned char *scratch;         /* HR_SCRATCH bytes */
 	struct hr_sendbatch *sendbatch; /* sys_send.c */
@@ -243,6 +300,16 @@ struct hr_iothread {
 	bool draining;
 	uint64_t *flush; /* conn ids */
 	uint32_t nflush, flushcap;
+	/* router and bridge requests the router's (bridge's) mailbox had no
+	 * room for, posted again in order at the end of every drain and every
+	 * tick (iothread.c): this thread never waits for room */
+	struct hr_retry *retry_head, *retry_tail;
+	size_t n_retry;
+	/* HTTP replies whose mail found this thread's mailbox full, posted
+	 * from the router's thread: {late_mu} */
+	pthread_mutex_t late_mu;
+	bool late_mu_ok;
+	struct hr_late_reply *late; /* {late_mu} */
 };
 
 /*
@@ -283,6 +350,7 @@ struct hr_node {
 
 /* iothread.c */
 int hr_iothread__mailbox(hr_iothread *t);
+
 int hr_iothread__start(hr_iothread *t);
 void hr_iothread__post_stop(hr_iothread *t);
 void hr_iothread__join(hr_iothread *t);
@@ -306,6 +374,11 @@ void hr_conn__each(hr_iothread *t, void (*fn)(hr_conn *c, void *arg), void *arg)
  * left, stop its loop. */
 void hr_conn__destroy(hr_conn *c);
 void hr_outq__queue(hr_conn *c, hr_msg *frame); /* takes the ref */
+/* The intrusive lists: append c at the tail of t->live[which], take it off
+ * (it must be on it), move it to the tail. O(1). */
+void hr_conn__list_append(hr_iothread *t, int which, hr_conn *c);
+void hr_conn__list_remove(hr_iothread *t, int which, hr_conn *c);
+void hr_conn__list_touch(hr_iothread *t, int which, hr_conn *c);
 
 /* outq.c, the queue itself: pure (no lws, no sockets), tests/transport/test_outq.c.
  * Push frame (takes its reference) behind the others, dropping the oldest
@@ -336,6 +409,28 @@ int hr_outq__write(hr_iothread *t, hr_conn *c);
 /* The end of a mailbox drain: write every connection queued during it. */
 void hr_outq__flush_drained(hr_iothread *t);
 
+/* post.c: the I/O thread's requests to the router and the bridge, posted at
+ * once when there is room (timeout 0), else kept and posted again, in order,
+ * by hr_post__retry (the end of every mailbox drain, every tick), so the
+ * thread never waits on another thread and no request is lost. name is
+ * copied; msg borrowed (a reference is taken when kept). 0 (posted or kept),
+ * or what the post answered other than HR_EAGAIN (HR_ENOMEM, HR_ECLOSED,
+ * ...): then reply never fires. I/O thread only. */
+enum { HR_REQ_CONN_CLOSE = 0, HR_REQ_GROUP_SEND, HR_REQ_SEND, HR_REQ_BRIDGE_SEND };
+int hr_post__request(hr_iothread *t, int kind, const char *name, hr_member m, hr_msg *msg,
+    hr_reply_fn reply, void *reply_arg);
+/* Post what hr_post__request kept, in order, while there is room. */
+void hr_post__retry(hr_iothread *t);
+/* The thread has ended its loop: post what is still kept, waiting up to 1 s
+ * each for room (nothing waits on this thread any more); a request that
+ * still finds none is dropped, its reply told HR_ECANCELED. */
+void hr_post__retry_at_exit(hr_iothread *t);
+/* From any thread (the router's reply callbacks): hand an HTTP reply to t's
+ * thread without waiting. Never lost: when t's mailbox is full the reply
+ * waits on t's late list, which the next drain (the full mailbox makes one
+ * certain) answers. */
+void hr_post__reply(hr_iothread *t, uint64_t conn_id, int status);
+
 /* ws.c: the WebSocket side (I/O thread only). The callback of the lws
  * protocol every lws-framed connection starts on (protocols[0]): WebSocket
  * events here, plain HTTP events handed to the HTTP side. */
@@ -344,6 +439,15 @@ int hr_ws__callback(
 /* Stopping: ask every open WebSocket to close with 1001 once its queue has
  * left. */
 void hr_ws__close_all(hr_iothread *t);
+/* Close c with code (1001, 1008, 1009, 1011, 1013; reason static): what is
+ * queued leaves first, then the close frame; then herald reads and discards
+ * until the client's close or EOF, for at most HR_LINGER_S (docs/PROTOCOL.md
+ * "Closing"). Idempotent: the first code wins. */
+void hr_ws__close(hr_conn *c, int code, const char *reason);
+/* The liveness tick (every HR_TICK_MS, evloop.c): close with 1011 the
+ * connections silent for ping-interval + ping-timeout, ping those whose last
+ * ping is ping-interval old. O(connections due), nothing for the others. */
+void hr_ws__tick(hr_iothread *t);
 
 /* log.c: route libwebsockets' log lines through hr_log (main thread, at start) */
 void hr_log__lws_init(hr_log_level lvl);
@@ -538,6 +642,8 @@ int hr_sys__wait_readable(int fd, int timeout_ms); /* 1 readable, 0 timeout, -er
 typedef void (*hr_sendbatch_done)(void *cookie, ssize_t res, void *arg);
 /* try_uring false: sendmsg() only. HR_ENOMEM. */
 int hr_sys__sendbatch_create(hr_sendbatch **out, bool try_uring);
+/* shutdown(fd, SHUT_WR): 0 or -errno. */
+int hr_sys__shutdown_wr(int fd);
 void hr_sys__sendbatch_destroy(hr_sendbatch *b); /* NULL ok; nothing may be pending */
 bool hr_sys__sendbatch_uring(const hr_sendbatch *b);
 /* Room for one send of niov buffers to fd: the iovecs to fill, valid until

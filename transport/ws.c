@@ -12,6 +12,24 @@
  * status, error) goes back to the same socket, so a trip through a consumer
  * actor would add two mailbox hops and a lookup for nothing.
  *
+ * Liveness: with --ping-interval, every WebSocket is on two of the thread's
+ * intrusive lists (conn.c), one ordered by its last inbound activity (a
+ * frame, a pong), one by its last ping. Activity moves a connection to the
+ * tail of the first (O(1)); the tick (hr_ws__tick, every HR_TICK_MS) walks
+ * each list from its head only while entries are due, so an idle node with
+ * many connections pays for the connections due, not for all of them.
+ * Pings are queued like any frame (outq.c): they leave in the batched sends
+ * with the rest, and never cut into a frame lws is still writing.
+ *
+ * Closing (hr_ws__close): the queue leaves first, then herald's close frame,
+ * written here as raw bytes on every loop and transport; then the connection
+ * lingers: plain sockets are shut for writing, and what the client still
+ * sends is read and discarded until its close frame or EOF, for at most
+ * HR_LINGER_S. lws 4.1.6's own close path is not used for this: after its
+ * close frame it closed the socket on the next read that held no close frame
+ * (with unread bytes, so the kernel sent a reset), and on libuv it never
+ * wrote the close frame at all.
+ *
  * Threads: the owning I/O thread only.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -38,29 +56,147 @@ now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t
+now_ms(void)
+{
+	return now_ns() / 1000000u;
+}
+
+/* ---------------------------------------------------------------- liveness */
+
+static void
+live_add(hr_iothread *t, hr_conn *c)
+{
+	if (t->node->cfg.ping_interval == 0 || c->ws.listed)
+		return;
+	c->ws.last_rx_ms = c->ws.last_ping_ms = now_ms();
+	hr_conn__list_append(t, HR_LIST_RX, c);
+	hr_conn__list_append(t, HR_LIST_PING, c);
+	c->ws.listed = true;
+	t->n_live++;
+}
+
+static void
+live_remove(hr_iothread *t, hr_conn *c)
+{
+	if (!c->ws.listed)
+		return;
+	hr_conn__list_remove(t, HR_LIST_RX, c);
+	hr_conn__list_remove(t, HR_LIST_PING, c);
+	c->ws.listed = false;
+	t->n_live--;
+}
+
+/* Something arrived from c: a frame (or part of one), a pong. */
+static void
+live_touch(hr_iothread *t, hr_conn *c)
+{
+	if (!c->ws.listed)
+		return;
+	c->ws.last_rx_ms = now_ms();
+	hr_conn__list_touch(t, HR_LIST_RX, c);
+}
+
+void
+hr_ws__tick(hr_iothread *t)
+{
+	const hr_config *cfg = &t->node->cfg;
+	hr_conn *c;
+
+	if (cfg->ping_interval == 0 || t->ping_frame == NULL)
+		return;
+	uint64_t now = now_ms();
+	uint64_t every = (uint64_t)cfg->ping_interval * 1000u;
+	uint64_t silent = every + (uint64_t)cfg->ping_timeout * 1000u;
+	/* hr_ws__close takes c off both lists */
+	while ((c = t->live[HR_LIST_RX].head) != NULL && now - c->ws.last_rx_ms >= silent)
+		hr_ws__close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "ping timeout");
+	/*
+	 * Spread: connections that came at once (a reconnect storm) are due
+	 * at once. A tick pings at most enough of them to ping every
+	 * connection within half of min(interval, timeout); the rest wait for
+	 * the next ticks, and their next pings are spread as well. The delay
+	 * (at most that half) leaves a client that answers well inside
+	 * interval + timeout.
+	 */
+	uint64_t spread_ms = (every < silent - every ? every : silent - every) / 2;
+	size_t budget
+	    = spread_ms <= HR_TICK_MS ? t->n_live : t->n_live * HR_TICK_MS / (size_t)spread_ms + 1;
+	/* as in a mailbox drain: the pings leave in one batch at the end */
+	t->draining = true;
+	while (budget-- > 0 && (c = t->live[HR_LIST_PING].head) != NULL
+	    && now - c->ws.last_ping_ms >= every) {
+		c->ws.last_ping_ms = now;
+		hr_conn__list_touch(t, HR_LIST_PING, c);
+		/* never push a frame out for a ping: a connection whose queue is
+		 * full is written to already */
+		if (c->ws.out.len < HR_CONN_QMAX
+		    && c->ws.out.bytes + hr_msg_len(t->ping_frame) <= HR_CONN_QBYTES)
+			hr_outq__queue(c, hr_msg_ref(t->ping_frame));
+	}
+	t->draining = false;
+	hr_outq__flush_drained(t);
+}
+
+/* ---------------------------------------------------------------- closing */
+
+void
+hr_ws__close(hr_conn *c, int code, const char *reason)
+{
+	if (c->ws.close_code != 0)
+		return;
+	c->ws.close_code = code;
+	c->ws.close_reason = reason;
+	live_remove(c->t, c);
+	/* a client that does not read cannot hold the close up for ever */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, HR_CLOSE_FLUSH_S);
+	hr_outq__want_write(c);
+}
+
+/* The queue has left: write the close frame (RFC 6455 5.5.1, unmasked) behind
+ * it and start lingering. -1: the socket failed. */
+static int
+write_close(hr_conn *c)
+{
+	unsigned char buf[LWS_PRE + 4 + 123];
+	unsigned char *f = buf + LWS_PRE;
+	size_t rl = c->ws.close_reason ? strlen(c->ws.close_reason) : 0;
+
+	if (rl > 123)
+		rl = 123;
+	f[0] = 0x88;
+	f[1] = (unsigned char)(2 + rl);
+	f[2] = (unsigned char)(c->ws.close_code >> 8);
+	f[3] = (unsigned char)c->ws.close_code;
+	if (rl > 0)
+		memcpy(f + 4, c->ws.close_reason, rl);
+	if (lws_write(c->wsi, f, 4 + rl, LWS_WRITE_RAW) < (int)(4 + rl))
+		return -1;
+	c->ws.close_sent = true;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, HR_LINGER_S);
+	hr_outq__want_write(c); /* the shutdown, once lws holds nothing unsent */
+	return 0;
+}
+
 static int
 ws_writeable(hr_iothread *t, hr_conn *c)
 {
-	if (c->ws.close_code && c->ws.out.len == 0) {
-		size_t rl = c->ws.close_reason ? strlen(c->ws.close_reason) : 0;
-		if (t->evloop == HR_EVLOOP_LIBUV && rl <= 123) {
-			/* lws 4.1.6 on libuv kills the socket without writing the
-			 * close frame it was given: write it here (RFC 6455 5.5.1,
-			 * unmasked) and let lws close */
-			unsigned char f[2 + 2 + 123];
-			f[0] = 0x88;
-			f[1] = (unsigned char)(2 + rl);
-			f[2] = (unsigned char)(c->ws.close_code >> 8);
-			f[3] = (unsigned char)c->ws.close_code;
-			if (rl > 0)
-				memcpy(f + 4, c->ws.close_reason, rl);
-			(void)lws_write(c->wsi, f, 4 + rl, LWS_WRITE_RAW);
-			return -1;
+	if (c->ws.close_sent) {
+		/* lingering: nothing more to write. A plain socket is shut
+		 * for writing once its close frame has left, so the client
+		 * sees EOF; with TLS the close_notify comes at the close. */
+		if (c->ws.shut_wr || c->ws.sfd < 0)
+			return 0;
+		if (lws_partial_buffered(c->wsi)) {
+			hr_outq__want_write(c);
+			return 0;
 		}
-		lws_close_reason(c->wsi, (enum lws_close_status)c->ws.close_code,
-		    (unsigned char *)c->ws.close_reason, rl);
-		return -1;
+		c->ws.shut_wr = true;
+		(void)hr_sys__shutdown_wr(c->ws.sfd);
+		return 0;
 	}
+	if (c->ws.close_code && c->ws.out.len == 0)
+		return write_close(c);
 	if (c->ws.out.len == 0)
 		return 0;
 	return hr_outq__write(t, c);
@@ -140,22 +276,6 @@ send_status(hr_conn *c)
 	hr_buf_fini(&b);
 }
 
-/*
- * Close with code after what is already queued for c (pongs, the rate-limit
- * error frame) has left, so the client sees them before the close frame;
- * closing straight from the receive callback put the close frame on the
- * wire first. What still arrives meanwhile is read and discarded
- * (ws_receive): not reading it would make the kernel answer the close with
- * a reset, which can destroy the frames still on their way to the client.
- */
-static void
-close_after_queue(hr_conn *c, int code, const char *reason)
-{
-	c->ws.close_code = code;
-	c->ws.close_reason = reason;
-	hr_outq__want_write(c);
-}
-
 /* Returns -1 to close the connection at once. */
 static int
 handle_message(hr_conn *c)
@@ -176,7 +296,7 @@ handle_message(hr_conn *c)
 		return 0;
 	case HR_BUCKET_CLOSE:
 		HR_METRIC_ADD(dropped[HR_DROP_RATE_LIMIT], 1);
-		close_after_queue(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit");
+		hr_ws__close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit");
 		return 0;
 	}
 	if (c->ws.rx_binary) {
@@ -222,9 +342,10 @@ ws_receive(hr_conn *c, const void *in, size_t len)
 		c->ws.rx_binary = lws_frame_is_binary(c->wsi) != 0;
 	}
 	if (c->ws.close_code)
-		return 0; /* closing: what still arrives is not read */
+		return 0; /* closing: what still arrives is read and discarded */
+	live_touch(c->t, c);
 	if (c->ws.rxlen + len > max) {
-		close_after_queue(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+		hr_ws__close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
 		return 0;
 	}
 	if (c->ws.rxlen + len > c->ws.rxcap) {
@@ -336,7 +457,9 @@ log_refusal(struct lws *wsi, unsigned code, const char *why)
 static int
 check_jwt(hr_node *n, struct lws *wsi, const char *user)
 {
-	static char tok[HR_JWT_MAX + 16]; /* I/O thread only; too big for the stack */
+	/* one per I/O thread (too big for the stack): a static shared by the
+	 * threads let a handshake verify another thread's token */
+	static _Thread_local char tok[HR_JWT_MAX + 16];
 	const char *tp = NULL, *reason = hr_auth_missing;
 	size_t tl = 0;
 	int n_auth = lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
@@ -412,15 +535,16 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 
 	/* Registered before the 101 leaves: the router's mailbox is FIFO, so a
 	 * group_send posted after the client saw the 101 is handled after
-	 * these. */
+	 * these. Never waiting for room (timeout 0): a router too busy to take
+	 * them refuses the handshake with 503, and the client comes back. */
 	hr_member m = { .thread = (uint16_t)t->index, .consumer = (uint16_t)route, .conn = c->id };
-	if ((rv = hr_router_conn_open(n->router, c->ws.channel, m, 200)) != 0) {
+	if ((rv = hr_router_conn_open(n->router, c->ws.channel, m, 0)) != 0) {
 		hr_log(HR_LOG_WARN, "router refused a connection: %s", hr_strerror(rv));
 		return refuse(wsi, 503);
 	}
 	c->ws.registered = true;
 	if (c->ws.group[0] != '\0'
-	    && (rv = hr_router_group_add(n->router, c->ws.group, m, 200)) != 0) {
+	    && (rv = hr_router_group_add(n->router, c->ws.group, m, 0)) != 0) {
 		hr_log(
 		    HR_LOG_WARN, "router refused group_add %s: %s", c->ws.group, hr_strerror(rv));
 		return refuse(wsi, 503);
@@ -435,6 +559,28 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 	return 0;
 }
 
+/* herald_ws_closed_total's reason for c */
+static int
+closed_reason(const hr_conn *c)
+{
+	switch (c->ws.close_code) {
+	case 0:
+		return c->ws.failed ? HR_CLOSED_ERROR : HR_CLOSED_CLIENT;
+	case LWS_CLOSE_STATUS_GOINGAWAY:
+		return HR_CLOSED_SHUTDOWN;
+	case LWS_CLOSE_STATUS_POLICY_VIOLATION:
+		return HR_CLOSED_RATE_LIMIT;
+	case LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE:
+		return HR_CLOSED_TOO_BIG;
+	case LWS_CLOSE_STATUS_UNEXPECTED_CONDITION:
+		return HR_CLOSED_PING_TIMEOUT;
+	case 1013: /* try again later: a recover connection too slow */
+		return HR_CLOSED_SLOW_CONSUMER;
+	default:
+		return HR_CLOSED_ERROR;
+	}
+}
+
 /* Release c's WebSocket part: the gauge, the count, its router membership,
  * its queued frames and its inbound buffer. A no-op on what c never did. */
 static void
@@ -443,14 +589,17 @@ ws_fini(hr_iothread *t, hr_conn *c)
 	if (c->ws.gauged)
 		atomic_fetch_sub(&hr_transport__metrics.connections[c->ws.route], 1);
 	if (c->ws.counted) {
-		hr_log(HR_LOG_DEBUG, "ws close %s", c->ws.channel);
+		hr_log(HR_LOG_DEBUG, "ws close %s code=%d", c->ws.channel, c->ws.close_code);
+		HR_METRIC_ADD(ws_closed[closed_reason(c)], 1);
 		t->n_ws--;
 	}
+	live_remove(t, c);
 	if (c->ws.registered) {
 		hr_member m = { .thread = (uint16_t)t->index,
 			.consumer = (uint16_t)c->ws.route,
 			.conn = c->id };
-		int rv = hr_router_conn_close(t->node->router, c->ws.channel, m, 1000);
+		/* posted now, or kept until the router has room: never lost */
+		int rv = hr_post__request(t, HR_REQ_CONN_CLOSE, c->ws.channel, m, NULL, NULL, NULL);
 		if (rv != 0)
 			hr_log(HR_LOG_WARN, "router conn_close %s: %s", c->ws.channel,
 			    hr_strerror(rv));
@@ -482,15 +631,28 @@ hr_ws__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		hr_bucket_init(&c->ws.rate, t->node->cfg.rate_limit, now_ns());
 		hr_log(HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->ws.channel, c->ws.route,
 		    t->index);
-		if (t->stopping) {
-			c->ws.close_code = LWS_CLOSE_STATUS_GOINGAWAY;
-			hr_outq__want_write(c);
-		}
+		if (t->stopping)
+			hr_ws__close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+		else
+			live_add(t, c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		if (c == NULL)
 			return -1;
-		return ws_receive(c, in, len);
+		if (ws_receive(c, in, len) == 0)
+			return 0;
+		c->ws.failed = true;
+		return -1;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (c != NULL)
+			live_touch(t, c);
+		return 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* the client's answer to our close frame: the close handshake is
+		 * complete, close the socket now (lws would answer it with a
+		 * close frame of its own, a second one from us). Otherwise lws
+		 * answers the client's close and closes. */
+		return c != NULL && c->ws.close_sent ? -1 : 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (c == NULL)
 			return -1;
@@ -516,11 +678,8 @@ hr_ws__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 static void
 close_going_away(hr_conn *c, void *arg)
 {
-	if (c->ws.is_ws && c->ws.counted) {
-		c->ws.close_code = LWS_CLOSE_STATUS_GOINGAWAY;
-		c->ws.close_reason = "server shutting down";
-		hr_outq__want_write(c);
-	}
+	if (c->ws.is_ws && c->ws.counted)
+		hr_ws__close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 }
 
 void
