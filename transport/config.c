@@ -34,6 +34,9 @@ hr_config_default(hr_config *c)
 	c->event_loop = HR_EVLOOP_DEFAULT;
 	c->io_uring = true;
 	c->demo = true;
+	c->history[0] = (hr_history_rule) { .glob = "notifications", .size = 1000, .ttl_s = 300 };
+	c->history[1] = (hr_history_rule) { .glob = "user_*", .size = 100, .ttl_s = 300 };
+	c->n_history = 2;
 }
 
 static const char *const evloop_names[HR_N_EVLOOP] = { "poll", "libev", "libuv" };

@@ -115,15 +115,34 @@ begin_stop(hr_iothread *t)
 }
 
 static void
-on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids)
+on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids, uint64_t offset)
 {
 	for (uint32_t i = 0; i < ids->n; i++) {
 		hr_conn *c = hr_conn__get(t, ids->ids[i]);
-		if (c != NULL && c->ws.is_ws && c->ws.counted && c->ws.close_code == 0)
+		if (c != NULL && c->ws.is_ws && c->ws.counted && c->ws.close_code == 0
+		    && (offset == 0 || offset > c->ws.rec_floor))
 			hr_outq__queue(c, hr_msg_ref(frame));
 	}
 	hr_msg_unref(frame);
 	hr_idlist_unref(ids);
+}
+
+/* A resume's answer (actors/history.h): ahead of every later frame. */
+static void
+on_replay(hr_iothread *t, hr_replay *rp)
+{
+	hr_conn *c = hr_conn__get(t, rp->conn);
+	if (c != NULL && c->ws.is_ws && c->ws.counted && c->ws.close_code == 0) {
+		c->ws.rec_floor = rp->floor;
+		hr_outq__queue_replay(c, rp->frames, rp->n); /* takes the references */
+		rp->n = 0;
+	} else if (c != NULL && c->ws.is_ws && !c->ws.counted) {
+		/* lws writes the 101 and calls ESTABLISHED in the turn that
+		 * registered the connection, so this never happens; if it did,
+		 * the client must not go on without its replay */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	}
+	hr_replay_free(rp);
 }
 
 static int
@@ -148,7 +167,10 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			break;
 		switch (m.kind) {
 		case HR_MAIL_IO_FRAME:
-			on_frames(t, m.p1, m.p2);
+			on_frames(t, m.p1, m.p2, m.u64);
+			break;
+		case HR_MAIL_IO_REPLAY:
+			on_replay(t, m.p1);
 			break;
 		case HR_MAIL_IO_HTTP_REPLY:
 			hr_http__on_reply(t, m.u64, (int)(int32_t)m.u32);
@@ -172,6 +194,9 @@ mail_drop(void *arg, hr_mail *m)
 		hr_msg_unref(m->p1);
 		hr_idlist_unref(m->p2);
 		m->p1 = m->p2 = NULL;
+	} else if (m->kind == HR_MAIL_IO_REPLAY) {
+		hr_replay_free(m->p1);
+		m->p1 = NULL;
 	}
 }
 

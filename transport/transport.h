@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actors/history.h"
 #include "layer/layer.h"
 
 #define HR_MAX_LISTEN 8
@@ -79,6 +80,10 @@ typedef struct hr_config {
 	hr_event_loop event_loop; /* HR_EVLOOP_DEFAULT */
 	bool io_uring; /* true: batched fan-out sends through io_uring when the kernel allows */
 	bool demo;     /* true: serve the demo page at / and the client at /herald.js */
+	/* --history: first match wins; none (or history_off) turns it off */
+	hr_history_rule history[HR_HISTORY_MAX_RULES];
+	size_t n_history;
+	bool history_off;
 } hr_config;
 
 /* Fill c with docs/PROTOCOL.md's defaults (listen localhost:8000 expanded to

@@ -135,6 +135,8 @@ typedef struct hr_ws_conn {
 	uint32_t sending;  /* frames in the batched send under way (outq.c) */
 	int sfd;           /* plain-text ws socket for batched sends; -1: lws writes */
 	const char *close_reason;
+	bool recover;       /* ?recover: envelopes, 1013 instead of dropping */
+	uint64_t rec_floor; /* envelopes with an offset <= this were replayed */
 
 	bool registered; /* the router knows its channel */
 	bool gauged;     /* upgrade accepted: in the connections gauge */
@@ -300,6 +302,10 @@ void hr_outq__queue(hr_conn *c, hr_msg *frame); /* takes the ref */
  * HR_CONN_QBYTES (a frame bigger than that alone ends up alone); *dropped:
  * how many. HR_ENOMEM: no room to grow, frame released and not queued. */
 int hr_outq__push(hr_outq *q, hr_msg *frame, unsigned *dropped);
+/* A resume's replay: push every frame (takes each reference), beyond the
+ * queue's bounds if need be (they are history's frames, shared, not
+ * copies). I/O thread. */
+void hr_outq__queue_replay(hr_conn *c, hr_msg *const *frames, uint32_t n);
 /* The i-th frame from the head (i < q->len), borrowed. */
 hr_msg *hr_outq__peek(const hr_outq *q, uint32_t i);
 /* Take the head frame (q->len > 0): its reference is the caller's. */

@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "transport/recover_int.h"
 #include "transport/transport_impl.h"
 
 static hr_iothread *
@@ -375,7 +376,8 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 	hr_node *n = t->node;
 	char path[256], user[72];
 	hr_conn *c = lws_get_opaque_user_data(wsi);
-	int route, rv;
+	hr_recover_pos pos;
+	int route, rv, rec = 0;
 
 	if (up == NULL || strcasecmp(up, "websocket") != 0)
 		return refuse(wsi, 400);
@@ -398,29 +400,43 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 	if (n->cfg.jwt_secret != NULL && route != HR_ROUTE_HEALTH
 	    && check_jwt(n, wsi, route == HR_ROUTE_USER ? user : NULL) != 0)
 		return refuse(wsi, 403);
+	char group[96] = "";
+	if (route == HR_ROUTE_NOTIFICATIONS)
+		snprintf(group, sizeof(group), "notifications");
+	else if (route == HR_ROUTE_USER)
+		snprintf(group, sizeof(group), "user_%s", user);
+	/* ?recover= on a route that joins a group (recover.c) */
+	if (group[0] != '\0' && (rec = hr_recover__from_wsi(wsi, group, &pos)) < 0) {
+		log_refusal(wsi, 400, "recover");
+		return refuse(wsi, 400);
+	}
 	if (n->cfg.max_connections > 0 && hr_metrics__ws_total() >= n->cfg.max_connections)
 		return refuse(wsi, 503);
 	if (c == NULL && hr_conn__new(t, wsi, &c) != 0)
 		return refuse(wsi, 503);
 	c->ws.is_ws = true;
 	c->ws.route = route;
+	c->ws.recover = rec > 0;
 	make_channel(t, c);
-	if (route == HR_ROUTE_NOTIFICATIONS)
-		snprintf(c->ws.group, sizeof(c->ws.group), "notifications");
-	else if (route == HR_ROUTE_USER)
-		snprintf(c->ws.group, sizeof(c->ws.group), "user_%s", user);
+	memcpy(c->ws.group, group, sizeof(group));
 
 	/* Registered before the 101 leaves: the router's mailbox is FIFO, so a
 	 * group_send posted after the client saw the 101 is handled after
 	 * these. */
-	hr_member m = { .thread = (uint16_t)t->index, .consumer = (uint16_t)route, .conn = c->id };
+	hr_member m = { .thread = (uint16_t)t->index,
+		.consumer = (uint16_t)route,
+		.flags = c->ws.recover ? HR_MEMBER_RECOVER : 0,
+		.conn = c->id };
 	if ((rv = hr_router_conn_open(n->router, c->ws.channel, m, 200)) != 0) {
 		hr_log(HR_LOG_WARN, "router refused a connection: %s", hr_strerror(rv));
 		return refuse(wsi, 503);
 	}
 	c->ws.registered = true;
 	if (c->ws.group[0] != '\0'
-	    && (rv = hr_router_group_add(n->router, c->ws.group, m, 200)) != 0) {
+	    && (rv = c->ws.recover
+	               ? hr_router_group_add_recover(n->router, c->ws.group, m, &pos, 200)
+	               : hr_router_group_add(n->router, c->ws.group, m, 200))
+	        != 0) {
 		hr_log(
 		    HR_LOG_WARN, "router refused group_add %s: %s", c->ws.group, hr_strerror(rv));
 		return refuse(wsi, 503);
