@@ -30,7 +30,10 @@ enum {
  * HR_MAIL_IO_FRAME: p1 = hr_msg * (a complete, immutable WebSocket frame, one
  *   reference), p2 = hr_idlist * (one reference): queue the frame on every
  *   listed connection. u64: the envelope's offset (0 for plain frames and
- *   envelopes without one): a connection whose replay floor is >= it skips it.
+ *   envelopes without one): a recover connection takes offsets in order,
+ *   skips one at or below what it has (its replay), and is closed with 1013
+ *   when one is missing (a frame lost on the way). p1 NULL with an offset:
+ *   that offset has no frame (an event no consumer handles).
  * HR_MAIL_IO_REPLAY: p1 = hr_replay * (owned): queue its frames on its
  *   connection and set the connection's replay floor.
  * HR_MAIL_IO_HTTP_REPLY: u64 = connection id, u32 = (uint32_t) the router's

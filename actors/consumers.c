@@ -45,8 +45,8 @@ static const char *const consumer_names[HR_N_CONSUMERS] = {
 };
 
 /* Post frame to every I/O thread that has ids for it in lists (n threads),
- * with offset (0: none) for the thread to check. Takes one reference per
- * thread; the caller keeps its own. */
+ * with offset (0: none) for the thread to check; frame NULL: only the
+ * offset. Takes one reference per thread; the caller keeps its own. */
 static void
 post_frame(consumer *c, hr_msg *frame, hr_idlist *const *lists, uint32_t n_threads, uint64_t offset)
 {
@@ -60,7 +60,7 @@ post_frame(consumer *c, hr_msg *frame, hr_idlist *const *lists, uint32_t n_threa
 		hr_mail m = {
 			.kind = HR_MAIL_IO_FRAME,
 			.u64 = offset,
-			.p1 = hr_msg_ref(frame),
+			.p1 = frame != NULL ? hr_msg_ref(frame) : NULL,
 			.p2 = hr_idlist_ref(ids),
 		};
 		if (hr_mailbox_post(cs->io[i], &m, IO_POST_TIMEOUT_MS) != 0) {
@@ -156,6 +156,12 @@ on_event(hr_actor *self, void *state, hr_mail *mail)
 	if (f == NULL)
 		return;
 	atomic_fetch_add(&c->events, 1);
+	/* Recover members: the envelope the router built (and keeps in the
+	 * group's history), never encoded again here. An offset without a
+	 * frame (an event no consumer handles) goes too: their I/O thread sees
+	 * every offset, so it tells a skipped one from a lost one. */
+	if ((f->env != NULL || f->offset > 0) && any_ids(f->rids, f->n_threads))
+		post_frame(c, f->env, f->rids, f->n_threads, f->offset);
 	if (f->event == NULL) {
 		atomic_fetch_add(&c->bad_event, 1);
 		goto done;
@@ -180,10 +186,6 @@ on_event(hr_actor *self, void *state, hr_mail *mail)
 		post_frame(c, frame, f->ids, f->n_threads, 0);
 		hr_msg_unref(frame);
 	}
-	/* Recover members: the envelope the router built (and keeps in the
-	 * group's history), never encoded again here. */
-	if (f->env != NULL && any_ids(f->rids, f->n_threads))
-		post_frame(c, f->env, f->rids, f->n_threads, f->offset);
 done:
 	hr_fanout_free(f);
 }

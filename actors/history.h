@@ -23,6 +23,15 @@
  *   are answered from the local ring in both modes; a bridge can prefill the
  *   ring (HR_AT_HISTORY_ONLY) from a shared history before clients resume.
  *
+ * What a recover connection's I/O thread relies on: the offsets of a group
+ * reach it in order, each once (the router's one turn per group_send gives
+ * that; positions from outside must come in order per group, duplicates are
+ * dropped here). A missing offset closes the connection with 1013, so a
+ * lost frame is never silent. An epoch change while recover members are
+ * connected (external numbering only: a memory ring is never replaced
+ * while the group has members) is not followed by their I/O threads yet:
+ * whoever changes an epoch must close those connections first.
+ *
  * Threads: a ring belongs to the router thread; the functions below that
  * take an hr_router post to it and may be called from any thread.
  */

@@ -114,13 +114,35 @@ begin_stop(hr_iothread *t)
 		lws_sul_schedule(t->ctx, 0, &t->stop_sul, on_stop_grace, STOP_GRACE_US);
 }
 
+/*
+ * A history envelope's offset on a recover connection: the next one is
+ * taken; one at or below what it has was replayed already; one past the
+ * next means a frame was lost on the way (a mailbox full): never silently,
+ * so the connection is closed with 1013 and its client resumes.
+ */
+static bool
+next_offset(hr_conn *c, uint64_t offset)
+{
+	if (offset <= c->ws.rec_floor)
+		return false;
+	if (offset != c->ws.rec_floor + 1) {
+		hr_outq__close_slow(c);
+		return false;
+	}
+	c->ws.rec_floor = offset;
+	return true;
+}
+
 static void
 on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids, uint64_t offset)
 {
 	for (uint32_t i = 0; i < ids->n; i++) {
 		hr_conn *c = hr_conn__get(t, ids->ids[i]);
-		if (c != NULL && c->ws.is_ws && c->ws.counted && c->ws.close_code == 0
-		    && (offset == 0 || offset > c->ws.rec_floor))
+		if (c == NULL || !c->ws.is_ws || !c->ws.counted || c->ws.close_code != 0)
+			continue;
+		if (offset > 0 && !next_offset(c, offset))
+			continue;
+		if (frame != NULL)
 			hr_outq__queue(c, hr_msg_ref(frame));
 	}
 	hr_msg_unref(frame);

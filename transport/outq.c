@@ -191,12 +191,18 @@ recover_overflow(hr_conn *c, hr_msg *frame)
 		return false;
 	hr_msg_unref(frame);
 	HR_METRIC_ADD(dropped[HR_DROP_SLOW_CONSUMER], 1);
+	hr_outq__close_slow(c);
+	return true;
+}
+
+void
+hr_outq__close_slow(hr_conn *c)
+{
 	if (c->ws.close_code == 0) {
 		c->ws.close_code = 1013; /* try again later */
 		c->ws.close_reason = "slow consumer";
 		hr_outq__want_write(c);
 	}
-	return true;
 }
 
 void
@@ -232,9 +238,7 @@ fail:
 	/* Out of memory: the client must not believe it has everything. */
 	for (; i < n; i++)
 		hr_msg_unref(frames[i]);
-	c->ws.close_code = 1013;
-	c->ws.close_reason = "slow consumer";
-	hr_outq__want_write(c);
+	hr_outq__close_slow(c);
 }
 
 void

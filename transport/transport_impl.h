@@ -136,7 +136,7 @@ typedef struct hr_ws_conn {
 	int sfd;           /* plain-text ws socket for batched sends; -1: lws writes */
 	const char *close_reason;
 	bool recover;       /* ?recover: envelopes, 1013 instead of dropping */
-	uint64_t rec_floor; /* envelopes with an offset <= this were replayed */
+	uint64_t rec_floor; /* the last history offset it has (replayed or queued) */
 
 	bool registered; /* the router knows its channel */
 	bool gauged;     /* upgrade accepted: in the connections gauge */
@@ -306,6 +306,9 @@ int hr_outq__push(hr_outq *q, hr_msg *frame, unsigned *dropped);
  * queue's bounds if need be (they are history's frames, shared, not
  * copies). I/O thread. */
 void hr_outq__queue_replay(hr_conn *c, hr_msg *const *frames, uint32_t n);
+/* Close a recover connection with 1013 after what is queued (it would lose
+ * a frame otherwise). I/O thread. */
+void hr_outq__close_slow(hr_conn *c);
 /* The i-th frame from the head (i < q->len), borrowed. */
 hr_msg *hr_outq__peek(const hr_outq *q, uint32_t i);
 /* Take the head frame (q->len > 0): its reference is the caller's. */
