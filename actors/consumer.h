@@ -43,7 +43,7 @@ enum {
 #define HR_MAIL_IO_FRAME (HR_MAIL_USER + 1)
 #define HR_MAIL_IO_HTTP_REPLY (HR_MAIL_USER + 2)
 #define HR_MAIL_IO_STOP (HR_MAIL_USER + 3)
-#define HR_MAIL_IO_REPLAY (HR_MAIL_USER + 4)
+#define HR_MAIL_IO_REPLAY (HR_MAIL_USER + 5)
 
 typedef struct hr_consumers hr_consumers;
 
