@@ -155,9 +155,11 @@ const char *hr_actor_name(const hr_actor *a);
 typedef struct hr_member {
 	uint16_t thread;
 	uint16_t consumer;
-	uint32_t _pad;
+	uint32_t flags; /* HR_MEMBER_*; not part of the member's identity */
 	uint64_t conn;
 } hr_member;
+/* The connection asked for recovery (`?recover`): it gets envelopes. */
+#define HR_MEMBER_RECOVER 1u
 
 /* A refcounted immutable list of connection ids on one I/O thread. */
 typedef struct hr_idlist {
@@ -182,11 +184,37 @@ typedef struct hr_fanout {
 	hr_msg *event;
 	uint32_t n_threads;
 	hr_idlist *ids[HR_MAX_THREADS];
+	/* Members with HR_MEMBER_RECOVER, per thread (NULL where none): they get
+	 * env (a complete envelope frame built by the router, one reference;
+	 * NULL when the event has no frame) with `offset` (0: none). */
+	hr_idlist *rids[HR_MAX_THREADS];
+	hr_msg *env;
+	uint64_t offset;
 } hr_fanout;
 void hr_fanout_free(hr_fanout *f);
 
 /* Consumer actors receive fan-outs as mail of this kind: p1 = hr_fanout* (owned). */
 #define HR_MAIL_CONSUMER_EVENT (HR_MAIL_USER + 0)
+
+/*
+ * A resume's answer (history.h), for connection `conn` on I/O thread
+ * `thread`: n frames (one reference each: the replayed envelopes, oldest
+ * first, then the `recovered` frame) to queue on it before anything later,
+ * and `floor`, the group's latest offset: envelopes of this group with an
+ * offset <= floor are never delivered to it live.
+ */
+typedef struct hr_replay {
+	uint16_t thread;
+	uint64_t conn;
+	uint64_t floor;
+	uint32_t n;
+	hr_msg *frames[];
+} hr_replay;
+/* Drops every reference and frees. NULL ok. */
+void hr_replay_free(hr_replay *rp);
+/* Consumer actors pass a resume's answer on: p1 = hr_replay* (owned), posted
+ * to its thread's I/O mailbox as HR_MAIL_IO_REPLAY. */
+#define HR_MAIL_CONSUMER_REPLAY (HR_MAIL_USER + 1)
 
 /* Called on the router thread with the outcome of a send or group_send:
  * 0, HR_EFULL, HR_EBADNAME, HR_ENOENT, HR_ECANCELED (shutdown). Fires

@@ -29,7 +29,13 @@ enum {
  * module handles them; the consumers post the first).
  * HR_MAIL_IO_FRAME: p1 = hr_msg * (a complete, immutable WebSocket frame, one
  *   reference), p2 = hr_idlist * (one reference): queue the frame on every
- *   listed connection.
+ *   listed connection. u64: the envelope's offset (0 for plain frames and
+ *   envelopes without one): a recover connection takes offsets in order,
+ *   skips one at or below what it has (its replay), and is closed with 1013
+ *   when one is missing (a frame lost on the way). p1 NULL with an offset:
+ *   that offset has no frame (an event no consumer handles).
+ * HR_MAIL_IO_REPLAY: p1 = hr_replay * (owned): queue its frames on its
+ *   connection and set the connection's replay floor.
  * HR_MAIL_IO_HTTP_REPLY: u64 = connection id, u32 = (uint32_t) the router's
  *   status: answer that connection's pending HTTP send.
  * HR_MAIL_IO_STOP: no payload: stop accepting and close the connections.
@@ -40,6 +46,7 @@ enum {
 #define HR_MAIL_IO_HTTP_REPLY (HR_MAIL_USER + 2)
 #define HR_MAIL_IO_STOP (HR_MAIL_USER + 3)
 #define HR_MAIL_IO_TLS_RELOAD (HR_MAIL_USER + 4)
+#define HR_MAIL_IO_REPLAY (HR_MAIL_USER + 5)
 
 typedef struct hr_consumers hr_consumers;
 
@@ -62,6 +69,14 @@ int hr_consumers_create(hr_consumers **out, hr_mailbox *const *io, size_t n_io);
 hr_actor *const *hr_consumers_actors(hr_consumers *c);
 /* Sum of the counters over all consumer actors (atomics; any thread). */
 void hr_consumers_get_stats(hr_consumers *c, hr_consumer_stats *out);
+/*
+ * The JSON text (appended to out) that a consumer of type `consumer` sends
+ * for event (a msgpack map, borrowed), or, with consumer < 0, any consumer
+ * that serves group members: what goes in an envelope's "data". 0,
+ * HR_ENOENT (no handler for its type), HR_EBADMSG, HR_ENOMEM. Pure apart
+ * from out; any thread.
+ */
+int hr_consumers__event_json(int consumer, const unsigned char *ev, size_t len, hr_buf *out);
 /* Stop (mail already posted is handled first), join and free. NULL ok. */
 void hr_consumers_destroy(hr_consumers *c);
 

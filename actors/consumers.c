@@ -44,21 +44,23 @@ static const char *const consumer_names[HR_N_CONSUMERS] = {
 	"health",
 };
 
-/* Post one frame to every I/O thread that has members for it. Takes one
- * reference per thread; the caller keeps its own. */
+/* Post frame to every I/O thread that has ids for it in lists (n threads),
+ * with offset (0: none) for the thread to check; frame NULL: only the
+ * offset. Takes one reference per thread; the caller keeps its own. */
 static void
-post_frame(consumer *c, hr_msg *frame, hr_fanout *f)
+post_frame(consumer *c, hr_msg *frame, hr_idlist *const *lists, uint32_t n_threads, uint64_t offset)
 {
 	hr_consumers *cs = c->owner;
-	uint32_t n = f->n_threads < cs->n_io ? f->n_threads : (uint32_t)cs->n_io;
+	uint32_t n = n_threads < cs->n_io ? n_threads : (uint32_t)cs->n_io;
 
 	for (uint32_t i = 0; i < n; i++) {
-		hr_idlist *ids = f->ids[i];
+		hr_idlist *ids = lists[i];
 		if (ids == NULL || ids->n == 0)
 			continue;
 		hr_mail m = {
 			.kind = HR_MAIL_IO_FRAME,
-			.p1 = hr_msg_ref(frame),
+			.u64 = offset,
+			.p1 = frame != NULL ? hr_msg_ref(frame) : NULL,
 			.p2 = hr_idlist_ref(ids),
 		};
 		if (hr_mailbox_post(cs->io[i], &m, IO_POST_TIMEOUT_MS) != 0) {
@@ -71,7 +73,7 @@ post_frame(consumer *c, hr_msg *frame, hr_fanout *f)
 
 /* notification_message: the frame is json.dumps(event["message"]). */
 static int
-handle_notification_message(consumer *c, const unsigned char *ev, size_t len, hr_msg **frame)
+notification_message_json(const unsigned char *ev, size_t len, hr_buf *out)
 {
 	const unsigned char *val;
 	size_t vlen;
@@ -79,13 +81,11 @@ handle_notification_message(consumer *c, const unsigned char *ev, size_t len, hr
 
 	if ((rv = hr_codec_map_get(ev, len, "message", &val, &vlen)) != 0)
 		return rv;
-	hr_buf_reset(&c->json);
-	if ((rv = hr_codec_msgpack_to_json(val, vlen, &c->json)) != 0)
-		return rv;
-	return hr_ws_frame_text(&c->json, frame);
+	return hr_codec_msgpack_to_json(val, vlen, out);
 }
 
-typedef int (*event_handler)(consumer *c, const unsigned char *ev, size_t len, hr_msg **frame);
+/* Appends the frame's JSON for the event to out. */
+typedef int (*event_handler)(const unsigned char *ev, size_t len, hr_buf *out);
 
 typedef struct handler_entry {
 	const char *type; /* after '.' -> '_' */
@@ -94,12 +94,15 @@ typedef struct handler_entry {
 } handler_entry;
 
 static const handler_entry handler_table[] = {
-	{ "notification_message", handle_notification_message,
+	{ "notification_message", notification_message_json,
 	    (1u << HR_CONSUMER_NOTIFICATIONS) | (1u << HR_CONSUMER_USER) },
 };
 
+/* The consumers that serve group members (every route that joins a group). */
+#define GROUP_CONSUMERS ((1u << HR_CONSUMER_NOTIFICATIONS) | (1u << HR_CONSUMER_USER))
+
 static event_handler
-find_handler(const consumer *c, const char *type, size_t tlen)
+find_handler(unsigned mask, const char *type, size_t tlen)
 {
 	char name[64];
 
@@ -109,11 +112,34 @@ find_handler(const consumer *c, const char *type, size_t tlen)
 		name[i] = type[i] == '.' ? '_' : type[i];
 	name[tlen] = '\0';
 	for (size_t i = 0; i < sizeof(handler_table) / sizeof(handler_table[0]); i++) {
-		if ((handler_table[i].consumers & (1u << c->type))
-		    && strcmp(handler_table[i].type, name) == 0)
+		if ((handler_table[i].consumers & mask) && strcmp(handler_table[i].type, name) == 0)
 			return handler_table[i].fn;
 	}
 	return NULL;
+}
+
+int
+hr_consumers__event_json(int ctype, const unsigned char *ev, size_t len, hr_buf *out)
+{
+	const char *type;
+	size_t tlen;
+	event_handler fn;
+
+	if (hr_codec_get_type(ev, len, &type, &tlen) != 0)
+		return HR_EBADMSG;
+	unsigned mask = ctype < 0 ? GROUP_CONSUMERS : 1u << ctype;
+	if ((fn = find_handler(mask, type, tlen)) == NULL)
+		return HR_ENOENT;
+	return fn(ev, len, out) == 0 ? 0 : HR_EBADMSG;
+}
+
+static bool
+any_ids(hr_idlist *const *lists, uint32_t n)
+{
+	for (uint32_t i = 0; i < n && i < HR_MAX_THREADS; i++)
+		if (lists[i] != NULL && lists[i]->n > 0)
+			return true;
+	return false;
 }
 
 static void
@@ -130,6 +156,12 @@ on_event(hr_actor *self, void *state, hr_mail *mail)
 	if (f == NULL)
 		return;
 	atomic_fetch_add(&c->events, 1);
+	/* Recover members: the envelope the router built (and keeps in the
+	 * group's history), never encoded again here. An offset without a
+	 * frame (an event no consumer handles) goes too: their I/O thread sees
+	 * every offset, so it tells a skipped one from a lost one. */
+	if ((f->env != NULL || f->offset > 0) && any_ids(f->rids, f->n_threads))
+		post_frame(c, f->env, f->rids, f->n_threads, f->offset);
 	if (f->event == NULL) {
 		atomic_fetch_add(&c->bad_event, 1);
 		goto done;
@@ -140,32 +172,59 @@ on_event(hr_actor *self, void *state, hr_mail *mail)
 		atomic_fetch_add(&c->bad_event, 1);
 		goto done;
 	}
-	if ((fn = find_handler(c, type, tlen)) == NULL) {
+	if ((fn = find_handler(1u << c->type, type, tlen)) == NULL) {
 		atomic_fetch_add(&c->unknown_type, 1);
 		goto done;
 	}
-	if (fn(c, ev, len, &frame) != 0) {
-		atomic_fetch_add(&c->bad_event, 1);
-		goto done;
+	if (any_ids(f->ids, f->n_threads)) {
+		hr_buf_reset(&c->json);
+		if (fn(ev, len, &c->json) != 0 || hr_ws_frame_text(&c->json, &frame) != 0) {
+			atomic_fetch_add(&c->bad_event, 1);
+			goto done;
+		}
+		atomic_fetch_add(&c->frames, 1);
+		post_frame(c, frame, f->ids, f->n_threads, 0);
+		hr_msg_unref(frame);
 	}
-	atomic_fetch_add(&c->frames, 1);
-	post_frame(c, frame, f);
-	hr_msg_unref(frame);
 done:
 	hr_fanout_free(f);
+}
+
+/* A resume's answer: to the connection's I/O thread, behind every frame
+ * this consumer posted before it and ahead of every later one. */
+static void
+on_replay(hr_actor *self, void *state, hr_mail *mail)
+{
+	consumer *c = state;
+	hr_replay *rp = mail->p1;
+
+	mail->p1 = NULL;
+	if (rp == NULL)
+		return;
+	if (rp->thread >= c->owner->n_io) {
+		hr_replay_free(rp);
+		return;
+	}
+	hr_mail m = { .kind = HR_MAIL_IO_REPLAY, .p1 = rp };
+	if (hr_mailbox_post(c->owner->io[rp->thread], &m, IO_POST_TIMEOUT_MS) != 0) {
+		hr_replay_free(rp);
+		atomic_fetch_add(&c->io_full, 1);
+	}
 }
 
 static void
 drop_mail(void *arg, hr_mail *mail)
 {
-	if (mail->kind == HR_MAIL_CONSUMER_EVENT) {
+	if (mail->kind == HR_MAIL_CONSUMER_EVENT)
 		hr_fanout_free(mail->p1);
-		mail->p1 = NULL;
-	}
+	else if (mail->kind == HR_MAIL_CONSUMER_REPLAY)
+		hr_replay_free(mail->p1);
+	mail->p1 = NULL;
 }
 
 static const hr_actor_fn consumer_handlers[] = {
 	[HR_MAIL_CONSUMER_EVENT - HR_MAIL_USER] = on_event,
+	[HR_MAIL_CONSUMER_REPLAY - HR_MAIL_USER] = on_replay,
 };
 
 int

@@ -38,7 +38,10 @@ hr_fanout_free(hr_fanout *f)
 	if (f == NULL)
 		return;
 	hr_msg_unref(f->event);
-	for (uint32_t i = 0; i < f->n_threads && i < HR_MAX_THREADS; i++)
+	hr_msg_unref(f->env);
+	for (uint32_t i = 0; i < f->n_threads && i < HR_MAX_THREADS; i++) {
 		hr_idlist_unref(f->ids[i]);
+		hr_idlist_unref(f->rids[i]);
+	}
 	free(f);
 }

@@ -40,6 +40,20 @@
  * is still full the fan-out is freed and counted in stats.dropped (a send to
  * one channel then replies HR_EFULL, as a full channel would).
  *
+ * Recovery (history.h, history_table.c, docs/RECOVERY.md). A group with a
+ * --history rule has a ring in r->hist. Its group_sends are numbered here
+ * (offset = last + 1), and the envelope frame is built here once and kept in
+ * the ring; members that asked for `recover` sit in buckets of their own
+ * (bucket.rec) and get that frame (hr_fanout.env, .rids), the others the
+ * plain frame their consumer builds. A resume is answered in the same
+ * router turn that adds the member: the replay and the `recovered` frame go
+ * to the member's consumer, which posts them to its I/O thread ahead of any
+ * fan-out the router makes later, so replay and live frames meet with no
+ * gap and no duplicate (the I/O thread also drops envelopes at or below the
+ * replay's floor).
+ *
+ * The posting side (hr_router_* calls from any thread) is router_api.c.
+ *
  * Replies fire exactly once per accepted request, on the router thread. At
  * destroy, send and group_send requests still queued are answered with
  * HR_ECANCELED without being delivered; membership requests are still
@@ -50,36 +64,22 @@
 #include <string.h>
 
 #include "actors/actor_impl.h"
+#include "actors/consumer.h"
+#include "actors/history_int.h"
+#include "actors/router_int.h"
 
 #define ROUTER_CONSUMER_TIMEOUT_MS 5
+/* A resume's answer is waited for longer: without it the client never
+ * gets its `recovered` frame. */
+#define ROUTER_REPLAY_TIMEOUT_MS 100
 #define ROUTER_DEFAULT_CAPACITY 4096
-
-enum {
-	R_CONN_OPEN = HR_MAIL_USER,
-	R_CONN_CLOSE,
-	R_GROUP_ADD,
-	R_GROUP_DISCARD,
-	R_GROUP_SEND,
-	R_SEND,
-	R_SET_HOOKS,
-};
-
-/* A request as it travels in a mail's p1 (owned by the mail). */
-typedef struct req {
-	hr_member m;
-	hr_msg *event;
-	hr_reply_fn reply;
-	void *reply_arg;
-	bool badname;    /* name too long to copy: refused on the router thread */
-	bool local_only; /* group_send: no group_sent hook */
-	char name[];
-} req;
 
 /* ---------------------------------------------------------------- router state */
 
 /* One group's members served by one consumer on one I/O thread. */
 typedef struct bucket {
 	uint16_t consumer, thread;
+	bool rec; /* members with HR_MEMBER_RECOVER (they get envelopes) */
 	uint32_t n, cap;
 	uint64_t *ids;
 	hr_map pos;      /* conn id -> index in ids (val.u64) */
@@ -96,6 +96,7 @@ typedef struct group {
 /* A local connection known to the router. */
 typedef struct conn {
 	hr_member m;
+	bool rec;            /* HR_MEMBER_RECOVER */
 	const char *channel; /* the channels map's key, or NULL */
 	group **groups;
 	uint32_t n, cap;
@@ -109,9 +110,10 @@ struct hr_router {
 	atomic_bool cancelling; /* destroy: answer sends with HR_ECANCELED */
 	hr_router_hooks hooks;  /* router thread only; all NULL until set */
 	/* Router state: ONLY touched from the router thread. */
-	hr_map groups;   /* name -> group */
-	hr_map channels; /* name -> conn */
-	hr_map conns;    /* (m.conn, member_k2(m)) -> conn */
+	hr_map groups;         /* name -> group */
+	hr_map channels;       /* name -> conn */
+	hr_map conns;          /* (m.conn, member_k2(m)) -> conn */
+	hr_history_table hist; /* recovery history (history_int.h) */
 	/* Stats: written by the router thread, read by anyone. */
 	atomic_uint_fast64_t st_group_sends, st_sends, st_fanouts, st_groups, st_members,
 	    st_dropped;
@@ -193,8 +195,8 @@ reply(req *q, int status)
 	q->reply = NULL;
 }
 
-static void
-req_free(req *q)
+void
+hr_router__req_free(req *q)
 {
 	hr_msg_unref(q->event);
 	free(q);
@@ -210,6 +212,7 @@ conn_get(hr_router *r, hr_member m, bool create)
 	if (!create || (c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	c->m = m;
+	c->rec = (m.flags & HR_MEMBER_RECOVER) != 0;
 	if (hr_map_put_int2(&r->conns, m.conn, member_k2(m), &e, NULL) != 0) {
 		free(c);
 		return NULL;
@@ -228,10 +231,10 @@ conn_maybe_free(hr_router *r, conn *c)
 }
 
 static bucket *
-bucket_get(group *g, uint16_t consumer, uint16_t thread, bool create)
+bucket_get(group *g, uint16_t consumer, uint16_t thread, bool rec, bool create)
 {
 	for (uint32_t i = 0; i < g->nb; i++)
-		if (g->b[i].consumer == consumer && g->b[i].thread == thread)
+		if (g->b[i].consumer == consumer && g->b[i].thread == thread && g->b[i].rec == rec)
 			return &g->b[i];
 	if (!create)
 		return NULL;
@@ -244,7 +247,7 @@ bucket_get(group *g, uint16_t consumer, uint16_t thread, bool create)
 		g->capb = ncap;
 	}
 	bucket *b = &g->b[g->nb++];
-	*b = (bucket) { .consumer = consumer, .thread = thread, .dirty = true };
+	*b = (bucket) { .consumer = consumer, .thread = thread, .rec = rec, .dirty = true };
 	hr_map_init(&b->pos, &pos_type, 0);
 	return b;
 }
@@ -253,7 +256,7 @@ bucket_get(group *g, uint16_t consumer, uint16_t thread, bool create)
 static int
 member_add(hr_router *r, group *g, conn *c)
 {
-	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, true);
+	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, c->rec, true);
 	if (b == NULL)
 		return HR_ENOMEM;
 	if (hr_map_find_int(&b->pos, c->m.conn) != NULL)
@@ -290,7 +293,7 @@ member_add(hr_router *r, group *g, conn *c)
 static void
 member_del(hr_router *r, group *g, conn *c, bool unlink_conn)
 {
-	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, false);
+	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, c->rec, false);
 	hr_map_entry *e;
 	bool empty = true;
 
@@ -358,13 +361,33 @@ post_fanout(hr_router *r, uint16_t c, hr_fanout *f)
 	return 0;
 }
 
-static size_t
-name_len(const char *s)
+/* hr_history__sweep's question: does the group have local members? */
+static bool
+group_busy(void *arg, const char *gname)
 {
-	size_t n = 0;
-	while (n <= HR_NAME_MAX && s[n] != '\0')
-		n++;
-	return n;
+	hr_router *r = arg;
+	return name_get(&r->groups, gname) != NULL;
+}
+
+/*
+ * Answer a resume in the router turn that made c a member of g: the frames
+ * after the position and the `recovered` frame, through c's consumer, which
+ * passes them to c's I/O thread ahead of every fan-out the router makes
+ * after this turn (docs/RECOVERY.md "Memory layer").
+ */
+static void
+answer_resume(hr_router *r, group *g, conn *c, const req *q)
+{
+	hr_replay *rp = hr_history__resume(&r->hist, g->name, &q->pos, c->m.thread, c->m.conn);
+	if (rp == NULL) {
+		atomic_fetch_add(&r->st_dropped, 1);
+		return;
+	}
+	hr_mail mail = { .kind = HR_MAIL_CONSUMER_REPLAY, .p1 = rp };
+	if (hr_actor_send(r->consumers[c->m.consumer], &mail, ROUTER_REPLAY_TIMEOUT_MS) != 0) {
+		hr_replay_free(rp);
+		atomic_fetch_add(&r->st_dropped, 1);
+	}
 }
 
 /* ---------------------------------------------------------------- handlers */
@@ -378,6 +401,8 @@ on_conn_open(hr_actor *self, void *state, hr_mail *mail)
 	const char *key;
 
 	if (c != NULL) {
+		if (c->n == 0) /* its buckets follow the flag: only before any group */
+			c->rec = (q->m.flags & HR_MEMBER_RECOVER) != 0;
 		if ((old = name_get(&r->channels, q->name)) != NULL && old != c) {
 			old->channel = NULL; /* the name moved to a new connection */
 			name_del(&r->channels, q->name);
@@ -391,7 +416,7 @@ on_conn_open(hr_actor *self, void *state, hr_mail *mail)
 			c->channel = key;
 		conn_maybe_free(r, c);
 	}
-	req_free(q);
+	hr_router__req_free(q);
 }
 
 static void
@@ -412,7 +437,7 @@ on_conn_close(hr_actor *self, void *state, hr_mail *mail)
 		}
 		conn_maybe_free(r, c);
 	}
-	req_free(q);
+	hr_router__req_free(q);
 }
 
 static void
@@ -424,6 +449,7 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 	bool fresh = g == NULL;
 	conn *c;
 
+	hr_history__sweep(&r->hist, group_busy, r);
 	if (g == NULL) {
 		if ((g = calloc(1, sizeof(*g))) == NULL)
 			goto out;
@@ -434,7 +460,8 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 		atomic_fetch_add(&r->st_groups, 1);
 	}
 	if ((c = conn_get(r, q->m, true)) != NULL) {
-		(void)member_add(r, g, c);
+		if (member_add(r, g, c) == 0 && q->recover)
+			answer_resume(r, g, c, q);
 		conn_maybe_free(r, c);
 	}
 	/* A group left empty by a failed allocation must not linger. */
@@ -450,7 +477,7 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 		r->hooks.group_joined(r->hooks.arg, g->name);
 	}
 out:
-	req_free(q);
+	hr_router__req_free(q);
 }
 
 static void
@@ -465,7 +492,7 @@ on_group_discard(hr_actor *self, void *state, hr_mail *mail)
 		member_del(r, g, c, true);
 		conn_maybe_free(r, c);
 	}
-	req_free(q);
+	hr_router__req_free(q);
 }
 
 static void
@@ -475,6 +502,10 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 	req *q = mail->p1;
 	size_t len = strlen(q->name);
 	int status = 0;
+	hr_history *h = NULL;
+	hr_msg *env = NULL;
+	uint64_t offset;
+	bool deliver;
 
 	atomic_fetch_add(&r->st_group_sends, 1);
 	if (atomic_load(&r->cancelling)) {
@@ -485,7 +516,23 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 		status = HR_EBADNAME;
 		goto out;
 	}
-	group *g = name_get_len(&r->groups, q->name, len);
+	hr_history__sweep(&r->hist, group_busy, r);
+	if (!hr_history__position(&r->hist, q->name, len, q->at, q->pos.epoch, q->offset, q->flags,
+	        q->local_only, &h, &offset, &deliver))
+		goto out; /* a duplicate */
+	if (h != NULL) {
+		/* The envelope is built once, here, and kept: the ring's frame
+		 * is what recover members get live and what a resume replays. */
+		env = hr_history__envelope(&r->hist, -1, q->event, q->name, h, offset);
+		hr_history__append(&r->hist, h, offset, env);
+	}
+	group *g = deliver ? name_get_len(&r->groups, q->name, len) : NULL;
+	if (g != NULL && h == NULL) {
+		for (uint32_t i = 0; i < g->nb && env == NULL; i++)
+			if (g->b[i].rec && g->b[i].n > 0)
+				env = hr_history__envelope(
+				    &r->hist, -1, q->event, q->name, NULL, 0);
+	}
 	for (uint16_t c = 0; g != NULL && c < r->n_consumers; c++) {
 		hr_fanout *f = NULL;
 		for (uint32_t i = 0; i < g->nb; i++) {
@@ -496,10 +543,13 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 				if ((f = calloc(1, sizeof(*f))) == NULL)
 					break;
 				f->event = hr_msg_ref(q->event);
+				f->env = env != NULL ? hr_msg_ref(env) : NULL;
+				f->offset = h != NULL ? offset : 0;
 			}
 			if (f->n_threads < (uint32_t)b->thread + 1)
 				f->n_threads = (uint32_t)b->thread + 1;
-			if ((f->ids[b->thread] = bucket_snapshot(b)) == NULL) {
+			hr_idlist **slot = b->rec ? &f->rids[b->thread] : &f->ids[b->thread];
+			if ((*slot = bucket_snapshot(b)) == NULL) {
 				/* Out of memory: this consumer misses the event. */
 				hr_fanout_free(f);
 				f = NULL;
@@ -510,16 +560,17 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 		if (f != NULL)
 			(void)post_fanout(r, c, f);
 	}
-	if (r->layer != NULL) {
+	hr_msg_unref(env);
+	if (r->layer != NULL && !q->at) {
 		int rv = hr_layer_group_send(r->layer, q->name, q->event, NULL);
 		if (rv < 0)
 			status = rv;
 	}
-	if (!q->local_only && r->hooks.group_sent != NULL)
+	if (!q->local_only && !q->at && r->hooks.group_sent != NULL)
 		r->hooks.group_sent(r->hooks.arg, q->name, q->event);
 out:
 	reply(q, status);
-	req_free(q);
+	hr_router__req_free(q);
 }
 
 static void
@@ -545,7 +596,14 @@ on_send(hr_actor *self, void *state, hr_mail *mail)
 		} else {
 			l->ids[0] = c->m.conn;
 			f->event = hr_msg_ref(q->event);
-			f->ids[c->m.thread] = l;
+			if (c->rec) {
+				/* {"type":"message","data":...}: no group, no position */
+				f->env = hr_history__envelope(
+				    &r->hist, c->m.consumer, q->event, NULL, NULL, 0);
+				f->rids[c->m.thread] = l;
+			} else {
+				f->ids[c->m.thread] = l;
+			}
 			f->n_threads = (uint32_t)c->m.thread + 1;
 			status = post_fanout(r, c->m.consumer, f) == 0 ? 0 : HR_EFULL;
 		}
@@ -555,7 +613,7 @@ on_send(hr_actor *self, void *state, hr_mail *mail)
 		status = HR_ENOENT;
 	}
 	reply(q, status);
-	req_free(q);
+	hr_router__req_free(q);
 }
 
 static void
@@ -576,19 +634,27 @@ on_set_hooks(hr_actor *self, void *state, hr_mail *mail)
 	}
 }
 
+static void
+on_set_history(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	hr_history__table_set(&r->hist, mail->p1); /* takes it */
+	mail->p1 = NULL;
+}
+
 /* Mail never handled (the actor was gone): answer and free. */
 static void
 router_drop(void *arg, hr_mail *mail)
 {
 	req *q = mail->p1;
-	if (mail->kind == R_SET_HOOKS) {
+	if (mail->kind == R_SET_HOOKS || mail->kind == R_SET_HISTORY) {
 		free(mail->p1);
 		return;
 	}
 	if (q == NULL)
 		return;
 	reply(q, HR_ECANCELED);
-	req_free(q);
+	hr_router__req_free(q);
 }
 
 static const hr_actor_fn router_handlers[] = {
@@ -599,6 +665,7 @@ static const hr_actor_fn router_handlers[] = {
 	[R_GROUP_SEND - HR_MAIL_USER] = on_group_send,
 	[R_SEND - HR_MAIL_USER] = on_send,
 	[R_SET_HOOKS - HR_MAIL_USER] = on_set_hooks,
+	[R_SET_HISTORY - HR_MAIL_USER] = on_set_history,
 };
 
 /* ---------------------------------------------------------------- public */
@@ -622,6 +689,7 @@ hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, s
 	hr_map_init(&r->groups, &groups_type, 0);
 	hr_map_init(&r->channels, &channels_type, 0);
 	hr_map_init(&r->conns, &conns_type, 0);
+	hr_history__table_init(&r->hist);
 	for (size_t i = 0; i < n_consumers; i++)
 		r->consumers[i] = consumers[i];
 	atomic_init(&r->cancelling, false);
@@ -640,6 +708,7 @@ hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, s
 		.drop = router_drop,
 	};
 	if ((rv = hr_actor_spawn(&r->actor, &spec)) != 0) {
+		hr_history__table_fini(&r->hist);
 		free(r);
 		return rv;
 	}
@@ -657,120 +726,8 @@ hr_router_destroy(hr_router *r)
 	hr_map_fini(&r->groups);   /* frees each group */
 	hr_map_fini(&r->channels); /* the conns own their records */
 	hr_map_fini(&r->conns);    /* frees each conn */
+	hr_history__table_fini(&r->hist);
 	free(r);
-}
-
-static int
-post_req(hr_router *r, uint32_t kind, const char *name, hr_member m, hr_msg *event, hr_reply_fn fn,
-    void *arg, int timeout_ms, bool local_only)
-{
-	size_t len;
-	req *q;
-	int rv;
-
-	if (r == NULL || name == NULL)
-		return HR_EINVAL;
-	if (kind != R_SEND && kind != R_GROUP_SEND
-	    && (m.consumer >= r->n_consumers || m.thread >= HR_MAX_THREADS))
-		return HR_EINVAL;
-	if ((kind == R_SEND || kind == R_GROUP_SEND) && event == NULL)
-		return HR_EINVAL;
-	len = name_len(name);
-	if (kind == R_GROUP_ADD || kind == R_GROUP_DISCARD) {
-		/* No reply to carry the error: refuse here. */
-		if (len > HR_NAME_MAX || hr_name_check_group(name, len) != 0)
-			return HR_EBADNAME;
-	} else if (kind == R_CONN_OPEN || kind == R_CONN_CLOSE) {
-		if (len > HR_NAME_MAX || hr_name_check_channel(name, len) != 0)
-			return HR_EBADNAME;
-	}
-	bool bad = len > HR_NAME_MAX;
-	if (bad)
-		len = 0;
-	if ((q = malloc(sizeof(*q) + len + 1)) == NULL)
-		return HR_ENOMEM;
-	q->m = m;
-	q->event = event != NULL ? hr_msg_ref(event) : NULL;
-	q->reply = fn;
-	q->reply_arg = arg;
-	q->badname = bad;
-	q->local_only = local_only;
-	memcpy(q->name, name, len);
-	q->name[len] = '\0';
-	hr_mail mail = { .kind = kind, .p1 = q };
-	if ((rv = hr_actor_send(r->actor, &mail, timeout_ms)) != 0) {
-		req_free(q); /* an error: the reply never fires */
-		return rv == HR_ETIMEDOUT ? HR_EAGAIN : rv;
-	}
-	return 0;
-}
-
-int
-hr_router_conn_open(hr_router *r, const char *channel, hr_member m, int timeout_ms)
-{
-	return post_req(r, R_CONN_OPEN, channel, m, NULL, NULL, NULL, timeout_ms, false);
-}
-
-int
-hr_router_conn_close(hr_router *r, const char *channel, hr_member m, int timeout_ms)
-{
-	return post_req(r, R_CONN_CLOSE, channel, m, NULL, NULL, NULL, timeout_ms, false);
-}
-
-int
-hr_router_group_add(hr_router *r, const char *gname, hr_member m, int timeout_ms)
-{
-	return post_req(r, R_GROUP_ADD, gname, m, NULL, NULL, NULL, timeout_ms, false);
-}
-
-int
-hr_router_group_discard(hr_router *r, const char *gname, hr_member m, int timeout_ms)
-{
-	return post_req(r, R_GROUP_DISCARD, gname, m, NULL, NULL, NULL, timeout_ms, false);
-}
-
-int
-hr_router_group_send(hr_router *r, const char *gname, hr_msg *event, hr_reply_fn reply_fn,
-    void *reply_arg, int timeout_ms)
-{
-	hr_member none = { 0 };
-	return post_req(
-	    r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms, false);
-}
-
-int
-hr_router_send(hr_router *r, const char *channel, hr_msg *event, hr_reply_fn reply_fn,
-    void *reply_arg, int timeout_ms)
-{
-	hr_member none = { 0 };
-	return post_req(r, R_SEND, channel, none, event, reply_fn, reply_arg, timeout_ms, false);
-}
-
-int
-hr_router_group_send_local(hr_router *r, const char *gname, hr_msg *event, hr_reply_fn reply_fn,
-    void *reply_arg, int timeout_ms)
-{
-	hr_member none = { 0 };
-	return post_req(r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms, true);
-}
-
-int
-hr_router_set_hooks(hr_router *r, const hr_router_hooks *hooks, int timeout_ms)
-{
-	hr_router_hooks *h;
-	int rv;
-
-	if (r == NULL || hooks == NULL)
-		return HR_EINVAL;
-	if ((h = malloc(sizeof(*h))) == NULL)
-		return HR_ENOMEM;
-	*h = *hooks;
-	hr_mail mail = { .kind = R_SET_HOOKS, .p1 = h };
-	if ((rv = hr_actor_send(r->actor, &mail, timeout_ms)) != 0) {
-		free(h);
-		return rv == HR_ETIMEDOUT ? HR_EAGAIN : rv;
-	}
-	return 0;
 }
 
 void
@@ -782,4 +739,22 @@ hr_router_get_stats(hr_router *r, hr_router_stats *out)
 	out->groups = atomic_load(&r->st_groups);
 	out->members = atomic_load(&r->st_members);
 	out->dropped = atomic_load(&r->st_dropped);
+}
+
+void
+hr_router_get_history_stats(hr_router *r, hr_history_stats *out)
+{
+	hr_history__stats(&r->hist, out);
+}
+
+hr_actor *
+hr_router__actor(hr_router *r)
+{
+	return r->actor;
+}
+
+size_t
+hr_router__n_consumers(const hr_router *r)
+{
+	return r->n_consumers;
 }

@@ -583,6 +583,59 @@ apply_io_uring(struct parse *p, const struct option *o, const char *label, const
 	return fail(p, "%s: '%s' is not on or off", label, v);
 }
 
+/* --history GLOB=SIZE[:TTL] (repeatable, first match wins) or `off`. The
+ * first one given replaces the defaults. */
+static int
+apply_history(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	hr_config *c = &p->s->cfg;
+	if (!p->history_applied) {
+		p->history_applied = true;
+		c->n_history = 0;
+		c->history_off = false;
+	}
+	if (strcmp(v, "off") == 0) {
+		if (c->n_history > 0)
+			return fail(p, "%s: off cannot be combined with rules", label);
+		c->history_off = true;
+		return 0;
+	}
+	if (c->history_off)
+		return fail(p, "%s: off cannot be combined with rules", label);
+	const char *eq = strrchr(v, '=');
+	if (eq == NULL || eq == v)
+		return fail(p, "%s: '%s' must be GLOB=SIZE[:TTL] or off", label, v);
+	size_t gl = (size_t)(eq - v);
+	char glob[256], num[32];
+	if (gl >= sizeof(glob))
+		return fail(p, "%s: pattern in '%s' is too long", label, v);
+	memcpy(glob, v, gl);
+	glob[gl] = '\0';
+	if (!printable_token(glob))
+		return fail(p, "%s: pattern '%s' has spaces or control characters", label, glob);
+	const char *colon = strchr(eq + 1, ':');
+	size_t sl = colon ? (size_t)(colon - eq - 1) : strlen(eq + 1);
+	if (sl >= sizeof(num))
+		return fail(p, "%s: size in '%s' is too long", label, v);
+	memcpy(num, eq + 1, sl);
+	num[sl] = '\0';
+	unsigned long long size, ttl = 300;
+	if (parse_uint(p, label, num, 1, HR_HISTORY_MAX_SIZE, &size) != 0)
+		return fail(
+		    p, "%s: size '%s' in '%s' must be 1..%u", label, num, v, HR_HISTORY_MAX_SIZE);
+	if (colon != NULL && parse_uint(p, label, colon + 1, 1, HR_HISTORY_MAX_TTL, &ttl) != 0)
+		return fail(p, "%s: TTL '%s' in '%s' must be 1..%u seconds", label, colon + 1, v,
+		    HR_HISTORY_MAX_TTL);
+	if (c->n_history >= HR_HISTORY_MAX_RULES)
+		return fail(p, "%s: at most %d rules", label, HR_HISTORY_MAX_RULES);
+	const char *k = keep(p, label, glob);
+	if (k == NULL)
+		return HR_EINVAL;
+	c->history[c->n_history++]
+	    = (hr_history_rule) { .glob = k, .size = (uint32_t)size, .ttl_s = (uint32_t)ttl };
+	return 0;
+}
+
 static int
 apply_log_format(struct parse *p, const struct option *o, const char *label, const char *v)
 {
@@ -681,6 +734,9 @@ static const struct option options[] = {
 	    .help = "poll|libev|libuv what the I/O threads sleep in (libev)" },
 	{ .name = "io-uring", .apply = apply_io_uring,
 	    .help = "on|off     batch fan-out sends through io_uring when the kernel allows (on)" },
+	{ .name = "history", .repeatable = true, .apply = apply_history,
+	    .help = "GLOB=SIZE[:TTL] recovery history per group (repeatable; "
+	            "notifications=1000:300, user_*=100:300; off)" },
 	{ .name = "demo", .apply = apply_demo,
 	    .help = "on|off         serve the demo page at / and the client at /herald.js (on)" },
 };

@@ -63,6 +63,7 @@ struct parse {
 	const char *tls_key_label;
 	bool first_error_kept; /* inih callback: an error is already in err */
 	bool listen_applied;   /* the default --listen has been replaced */
+	bool history_applied;  /* the default --history rules have been replaced */
 };
 
 /* Write a one-line reason into p->err; returns HR_EINVAL. */

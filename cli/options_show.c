@@ -102,6 +102,12 @@ show_known(FILE *f, const char *name, const hr_config *c)
 		fprintf(f, "log-level = %s\n", levels[c->log_level]);
 	} else if (strcmp(name, "event-loop") == 0 && hr_event_loop_name(c->event_loop) != NULL) {
 		fprintf(f, "event-loop = %s\n", hr_event_loop_name(c->event_loop));
+	} else if (strcmp(name, "history") == 0) {
+		for (size_t i = 0; i < c->n_history; i++)
+			fprintf(f, "history = %s=%u:%u\n", c->history[i].glob, c->history[i].size,
+			    c->history[i].ttl_s);
+		if (c->n_history == 0)
+			fprintf(f, "history = off\n");
 	} else if (strcmp(name, "io-uring") == 0) {
 		fprintf(f, "io-uring = %s\n", c->io_uring ? "on" : "off");
 	} else if (strcmp(name, "log-format") == 0) {

@@ -39,6 +39,9 @@ hr_config_default(hr_config *c)
 	c->log_format = HR_LOG_TEXT;
 	c->access_log = false;
 	c->trusted_proxies.n = 0;
+	c->history[0] = (hr_history_rule) { .glob = "notifications", .size = 1000, .ttl_s = 300 };
+	c->history[1] = (hr_history_rule) { .glob = "user_*", .size = 100, .ttl_s = 300 };
+	c->n_history = 2;
 }
 
 static const char *const evloop_names[HR_N_EVLOOP] = { "poll", "libev", "libuv" };

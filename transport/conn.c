@@ -150,3 +150,14 @@ hr_conn__list_touch(hr_iothread *t, int which, hr_conn *c)
 	hr_conn__list_remove(t, which, c);
 	hr_conn__list_append(t, which, c);
 }
+
+void
+hr_conn__unlist(hr_iothread *t, hr_conn *c)
+{
+	if (!c->ws.listed)
+		return;
+	hr_conn__list_remove(t, HR_LIST_RX, c);
+	hr_conn__list_remove(t, HR_LIST_PING, c);
+	c->ws.listed = false;
+	t->n_live--;
+}

@@ -154,16 +154,57 @@ late_replies(hr_iothread *t)
 	}
 }
 
+/*
+ * A history envelope's offset on a recover connection: the next one is
+ * taken; one at or below what it has was replayed already; one past the
+ * next means a frame was lost on the way (a mailbox full): never silently,
+ * so the connection is closed with 1013 and its client resumes.
+ */
+static bool
+next_offset(hr_conn *c, uint64_t offset)
+{
+	if (offset <= c->ws.rec_floor)
+		return false;
+	if (offset != c->ws.rec_floor + 1) {
+		hr_outq__close_slow(c);
+		return false;
+	}
+	c->ws.rec_floor = offset;
+	return true;
+}
+
 static void
-on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids)
+on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids, uint64_t offset)
 {
 	for (uint32_t i = 0; i < ids->n; i++) {
 		hr_conn *c = hr_conn__get(t, ids->ids[i]);
-		if (c != NULL && c->ws.is_ws && c->ws.counted && c->ws.close_code == 0)
+		if (c == NULL || !c->ws.is_ws || !c->ws.counted || c->ws.close_code != 0)
+			continue;
+		if (offset > 0 && !next_offset(c, offset))
+			continue;
+		if (frame != NULL)
 			hr_outq__queue(c, hr_msg_ref(frame));
 	}
 	hr_msg_unref(frame);
 	hr_idlist_unref(ids);
+}
+
+/* A resume's answer (actors/history.h): ahead of every later frame. */
+static void
+on_replay(hr_iothread *t, hr_replay *rp)
+{
+	hr_conn *c = hr_conn__get(t, rp->conn);
+	if (c != NULL && c->ws.is_ws && c->ws.counted && c->ws.close_code == 0) {
+		c->ws.rec_floor = rp->floor;
+		hr_outq__queue_replay(c, rp->frames, rp->n); /* takes the references */
+		rp->n = 0;
+	} else if (c != NULL && c->ws.is_ws && !c->ws.counted) {
+		/* lws writes the 101 and calls ESTABLISHED in the turn that
+		 * registered the connection, so this never happens; if it did,
+		 * the client must not go on without its replay */
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	}
+	hr_replay_free(rp);
 }
 
 static int
@@ -192,7 +233,10 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			break;
 		switch (m.kind) {
 		case HR_MAIL_IO_FRAME:
-			on_frames(t, m.p1, m.p2);
+			on_frames(t, m.p1, m.p2, m.u64);
+			break;
+		case HR_MAIL_IO_REPLAY:
+			on_replay(t, m.p1);
 			break;
 		case HR_MAIL_IO_HTTP_REPLY:
 			hr_http__on_reply(t, m.u64, (int)(int32_t)m.u32);
@@ -225,6 +269,9 @@ mail_drop(void *arg, hr_mail *m)
 		hr_msg_unref(m->p1);
 		hr_idlist_unref(m->p2);
 		m->p1 = m->p2 = NULL;
+	} else if (m->kind == HR_MAIL_IO_REPLAY) {
+		hr_replay_free(m->p1);
+		m->p1 = NULL;
 	}
 }
 

@@ -244,5 +244,26 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 		    auth_names[i], LOAD(m->auth_failures[i]));
 	rv |= render_http_codes(m, out);
 	rv |= render_process(out);
+	hr_history_stats hs = { 0 };
+	if (n->router != NULL)
+		hr_router_get_history_stats(n->router, &hs);
+	rv |= appendf(out,
+	    "# HELP herald_history_replayed_total Frames replayed from history to resuming "
+	    "clients.\n"
+	    "# TYPE herald_history_replayed_total counter\n"
+	    "herald_history_replayed_total %" PRIu64 "\n",
+	    hs.replayed);
+	rv |= appendf(out,
+	    "# HELP herald_history_unrecoverable_total Resumes that gave a position and "
+	    "were answered recovered:false.\n"
+	    "# TYPE herald_history_unrecoverable_total counter\n"
+	    "herald_history_unrecoverable_total %" PRIu64 "\n",
+	    hs.unrecoverable);
+	rv |= appendf(out,
+	    "# HELP herald_history_bytes Memory held by recovery history (frames and "
+	    "slots).\n"
+	    "# TYPE herald_history_bytes gauge\n"
+	    "herald_history_bytes %" PRIu64 "\n",
+	    hs.bytes);
 	return rv ? HR_ENOMEM : 0;
 }

@@ -217,6 +217,15 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "router: %s", hr_strerror(rv));
 		goto fail;
 	}
+	/* Recovery history (actors/history.h), numbered by the router. On Redis
+	 * the positions come from Redis (docs/RECOVERY.md), until then no group
+	 * has history there. */
+	if (!cfg->layer_redis && !cfg->history_off && cfg->n_history > 0
+	    && (rv = hr_router_set_history(n->router, cfg->history, cfg->n_history, false, 1000))
+	        != 0) {
+		snprintf(err, errlen, "history: %s", hr_strerror(rv));
+		goto fail;
+	}
 	if (cfg->layer_redis) {
 		hr_bridge_opts bo = {
 			.redis = n->layer,

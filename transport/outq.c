@@ -179,10 +179,84 @@ flush_add(hr_iothread *t, hr_conn *c)
 	return true;
 }
 
+/* A recover connection is never dropped from (docs/PROTOCOL.md): where the
+ * push would drop its oldest frames, it is closed with 1013 after what is
+ * queued, and its client resumes from history. */
+static bool
+recover_overflow(hr_conn *c, hr_msg *frame)
+{
+	const hr_outq *q = &c->ws.out;
+	if (!c->ws.recover
+	    || !(q->len > 0
+	        && (q->len >= HR_CONN_QMAX || q->bytes + hr_msg_len(frame) > HR_CONN_QBYTES)))
+		return false;
+	hr_msg_unref(frame);
+	HR_METRIC_ADD(dropped[HR_DROP_SLOW_CONSUMER], 1);
+	hr_outq__close_slow(c);
+	return true;
+}
+
+void
+hr_outq__close(hr_conn *c, int code, const char *reason)
+{
+	if (c->ws.close_code != 0)
+		return;
+	c->ws.close_code = code;
+	c->ws.close_reason = reason;
+	hr_conn__unlist(c->t, c);
+	/* a client that does not read cannot hold the close up for ever */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, HR_CLOSE_FLUSH_S);
+	hr_outq__want_write(c);
+}
+
+void
+hr_outq__close_slow(hr_conn *c)
+{
+	hr_outq__close(c, 1013, "slow consumer"); /* 1013: try again later */
+}
+
+void
+hr_outq__queue_replay(hr_conn *c, hr_msg *const *frames, uint32_t n)
+{
+	hr_outq *q = &c->ws.out;
+	uint32_t i = 0;
+
+	if (q->len + n > q->cap) {
+		uint32_t ncap = q->cap ? q->cap : 8;
+		while (ncap < q->len + n)
+			ncap *= 2;
+		hr_msg **nr = malloc(ncap * sizeof(*nr));
+		if (nr == NULL)
+			goto fail;
+		for (uint32_t k = 0; k < q->len; k++)
+			nr[k] = hr_outq__peek(q, k);
+		free(q->ring);
+		q->ring = nr;
+		q->cap = ncap;
+		q->head = 0;
+	}
+	bool was_empty = q->len == 0;
+	for (; i < n; i++) {
+		q->ring[(q->head + q->len) % q->cap] = frames[i];
+		q->len++;
+		q->bytes += hr_msg_len(frames[i]);
+	}
+	if (was_empty && n > 0 && !(c->t->draining && flush_add(c->t, c)))
+		hr_outq__want_write(c);
+	return;
+fail:
+	/* Out of memory: the client must not believe it has everything. */
+	for (; i < n; i++)
+		hr_msg_unref(frames[i]);
+	hr_outq__close_slow(c);
+}
+
 void
 hr_outq__queue(hr_conn *c, hr_msg *frame)
 {
 	unsigned dropped;
+	if (recover_overflow(c, frame))
+		return;
 	int rv = hr_outq__push(&c->ws.out, frame, &dropped);
 
 	if (dropped > 0)

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actors/history.h"
 #include "layer/layer.h"
 
 #define HR_MAX_LISTEN 8
@@ -111,6 +112,10 @@ typedef struct hr_config {
 	hr_log_format log_format;      /* text */
 	bool access_log;               /* false: no access lines */
 	hr_proxy_list trusted_proxies; /* empty: X-Forwarded-For ignored */
+	/* --history: first match wins; none (or history_off) turns it off */
+	hr_history_rule history[HR_HISTORY_MAX_RULES];
+	size_t n_history;
+	bool history_off;
 } hr_config;
 
 /* Fill c with docs/PROTOCOL.md's defaults (listen localhost:8000 expanded to

@@ -182,6 +182,8 @@ typedef struct hr_ws_conn {
 	hr_link link[HR_N_LISTS];
 	uint64_t last_rx_ms;   /* last inbound frame or pong (monotonic ms) */
 	uint64_t last_ping_ms; /* last ping queued */
+	bool recover;          /* ?recover: envelopes, 1013 instead of dropping */
+	uint64_t rec_floor;    /* the last history offset it has (replayed or queued) */
 
 	bool registered; /* the router knows its channel */
 	bool gauged;     /* upgrade accepted: in the connections gauge */
@@ -378,6 +380,8 @@ void hr_outq__queue(hr_conn *c, hr_msg *frame); /* takes the ref */
  * (it must be on it), move it to the tail. O(1). */
 void hr_conn__list_append(hr_iothread *t, int which, hr_conn *c);
 void hr_conn__list_remove(hr_iothread *t, int which, hr_conn *c);
+/* Take c off both liveness lists (it is closing or gone). */
+void hr_conn__unlist(hr_iothread *t, hr_conn *c);
 void hr_conn__list_touch(hr_iothread *t, int which, hr_conn *c);
 
 /* outq.c, the queue itself: pure (no lws, no sockets), tests/transport/test_outq.c.
@@ -386,6 +390,19 @@ void hr_conn__list_touch(hr_iothread *t, int which, hr_conn *c);
  * HR_CONN_QBYTES (a frame bigger than that alone ends up alone); *dropped:
  * how many. HR_ENOMEM: no room to grow, frame released and not queued. */
 int hr_outq__push(hr_outq *q, hr_msg *frame, unsigned *dropped);
+/* A resume's replay: push every frame (takes each reference), beyond the
+ * queue's bounds if need be (they are history's frames, shared, not
+ * copies). I/O thread. */
+void hr_outq__queue_replay(hr_conn *c, hr_msg *const *frames, uint32_t n);
+/* Close c with code (1001, 1008, 1009, 1011, 1013; reason static): what is
+ * queued leaves first, then the close frame (ws.c writes it); then herald
+ * reads and discards until the client's close or EOF, for at most
+ * HR_LINGER_S (docs/PROTOCOL.md "Closing"). Idempotent: the first code wins.
+ * I/O thread. */
+void hr_outq__close(hr_conn *c, int code, const char *reason);
+/* Close a recover connection with 1013 after what is queued (it would lose
+ * a frame otherwise). I/O thread. */
+void hr_outq__close_slow(hr_conn *c);
 /* The i-th frame from the head (i < q->len), borrowed. */
 hr_msg *hr_outq__peek(const hr_outq *q, uint32_t i);
 /* Take the head frame (q->len > 0): its reference is the caller's. */
@@ -439,11 +456,6 @@ int hr_ws__callback(
 /* Stopping: ask every open WebSocket to close with 1001 once its queue has
  * left. */
 void hr_ws__close_all(hr_iothread *t);
-/* Close c with code (1001, 1008, 1009, 1011, 1013; reason static): what is
- * queued leaves first, then the close frame; then herald reads and discards
- * until the client's close or EOF, for at most HR_LINGER_S (docs/PROTOCOL.md
- * "Closing"). Idempotent: the first code wins. */
-void hr_ws__close(hr_conn *c, int code, const char *reason);
 /* The liveness tick (every HR_TICK_MS, evloop.c): close with 1011 the
  * connections silent for ping-interval + ping-timeout, ping those whose last
  * ping is ping-interval old. O(connections due), nothing for the others. */

@@ -21,7 +21,7 @@
  * Pings are queued like any frame (outq.c): they leave in the batched sends
  * with the rest, and never cut into a frame lws is still writing.
  *
- * Closing (hr_ws__close): the queue leaves first, then herald's close frame,
+ * Closing (hr_outq__close): the queue leaves first, then herald's close frame,
  * written here as raw bytes on every loop and transport; then the connection
  * lingers: plain sockets are shut for writing, and what the client still
  * sends is read and discarded until its close frame or EOF, for at most
@@ -40,6 +40,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "transport/recover_int.h"
 #include "transport/transport_impl.h"
 
 static hr_iothread *
@@ -76,17 +77,6 @@ live_add(hr_iothread *t, hr_conn *c)
 	t->n_live++;
 }
 
-static void
-live_remove(hr_iothread *t, hr_conn *c)
-{
-	if (!c->ws.listed)
-		return;
-	hr_conn__list_remove(t, HR_LIST_RX, c);
-	hr_conn__list_remove(t, HR_LIST_PING, c);
-	c->ws.listed = false;
-	t->n_live--;
-}
-
 /* Something arrived from c: a frame (or part of one), a pong. */
 static void
 live_touch(hr_iothread *t, hr_conn *c)
@@ -108,9 +98,9 @@ hr_ws__tick(hr_iothread *t)
 	uint64_t now = now_ms();
 	uint64_t every = (uint64_t)cfg->ping_interval * 1000u;
 	uint64_t silent = every + (uint64_t)cfg->ping_timeout * 1000u;
-	/* hr_ws__close takes c off both lists */
+	/* hr_outq__close takes c off both lists */
 	while ((c = t->live[HR_LIST_RX].head) != NULL && now - c->ws.last_rx_ms >= silent)
-		hr_ws__close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "ping timeout");
+		hr_outq__close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "ping timeout");
 	/*
 	 * Spread: connections that came at once (a reconnect storm) are due
 	 * at once. A tick pings at most enough of them to ping every
@@ -139,19 +129,6 @@ hr_ws__tick(hr_iothread *t)
 }
 
 /* ---------------------------------------------------------------- closing */
-
-void
-hr_ws__close(hr_conn *c, int code, const char *reason)
-{
-	if (c->ws.close_code != 0)
-		return;
-	c->ws.close_code = code;
-	c->ws.close_reason = reason;
-	live_remove(c->t, c);
-	/* a client that does not read cannot hold the close up for ever */
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, HR_CLOSE_FLUSH_S);
-	hr_outq__want_write(c);
-}
 
 /* The queue has left: write the close frame (RFC 6455 5.5.1, unmasked) behind
  * it and start lingering. -1: the socket failed. */
@@ -296,7 +273,7 @@ handle_message(hr_conn *c)
 		return 0;
 	case HR_BUCKET_CLOSE:
 		HR_METRIC_ADD(dropped[HR_DROP_RATE_LIMIT], 1);
-		hr_ws__close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit");
+		hr_outq__close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit");
 		return 0;
 	}
 	if (c->ws.rx_binary) {
@@ -345,7 +322,7 @@ ws_receive(hr_conn *c, const void *in, size_t len)
 		return 0; /* closing: what still arrives is read and discarded */
 	live_touch(c->t, c);
 	if (c->ws.rxlen + len > max) {
-		hr_ws__close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+		hr_outq__close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
 		return 0;
 	}
 	if (c->ws.rxlen + len > c->ws.rxcap) {
@@ -498,7 +475,8 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 	hr_node *n = t->node;
 	char path[256], user[72];
 	hr_conn *c = lws_get_opaque_user_data(wsi);
-	int route, rv;
+	hr_recover_pos pos;
+	int route, rv, rec = 0;
 
 	if (up == NULL || strcasecmp(up, "websocket") != 0)
 		return refuse(wsi, 400);
@@ -521,30 +499,43 @@ confirm_upgrade(hr_iothread *t, struct lws *wsi, const char *up)
 	if (n->cfg.jwt_secret != NULL && route != HR_ROUTE_HEALTH
 	    && check_jwt(n, wsi, route == HR_ROUTE_USER ? user : NULL) != 0)
 		return refuse(wsi, 403);
+	char group[96] = "";
+	if (route == HR_ROUTE_NOTIFICATIONS)
+		snprintf(group, sizeof(group), "notifications");
+	else if (route == HR_ROUTE_USER)
+		snprintf(group, sizeof(group), "user_%s", user);
+	/* ?recover= on a route that joins a group (recover.c) */
+	if (group[0] != '\0' && (rec = hr_recover__from_wsi(wsi, group, &pos)) < 0) {
+		log_refusal(wsi, 400, "recover");
+		return refuse(wsi, 400);
+	}
 	if (n->cfg.max_connections > 0 && hr_metrics__ws_total() >= n->cfg.max_connections)
 		return refuse(wsi, 503);
 	if (c == NULL && hr_conn__new(t, wsi, &c) != 0)
 		return refuse(wsi, 503);
 	c->ws.is_ws = true;
 	c->ws.route = route;
+	c->ws.recover = rec > 0;
 	make_channel(t, c);
-	if (route == HR_ROUTE_NOTIFICATIONS)
-		snprintf(c->ws.group, sizeof(c->ws.group), "notifications");
-	else if (route == HR_ROUTE_USER)
-		snprintf(c->ws.group, sizeof(c->ws.group), "user_%s", user);
+	memcpy(c->ws.group, group, sizeof(group));
 
 	/* Registered before the 101 leaves: the router's mailbox is FIFO, so a
 	 * group_send posted after the client saw the 101 is handled after
 	 * these. Never waiting for room (timeout 0): a router too busy to take
 	 * them refuses the handshake with 503, and the client comes back. */
-	hr_member m = { .thread = (uint16_t)t->index, .consumer = (uint16_t)route, .conn = c->id };
+	hr_member m = { .thread = (uint16_t)t->index,
+		.consumer = (uint16_t)route,
+		.flags = c->ws.recover ? HR_MEMBER_RECOVER : 0,
+		.conn = c->id };
 	if ((rv = hr_router_conn_open(n->router, c->ws.channel, m, 0)) != 0) {
 		hr_log(HR_LOG_WARN, "router refused a connection: %s", hr_strerror(rv));
 		return refuse(wsi, 503);
 	}
 	c->ws.registered = true;
 	if (c->ws.group[0] != '\0'
-	    && (rv = hr_router_group_add(n->router, c->ws.group, m, 0)) != 0) {
+	    && (rv = c->ws.recover ? hr_router_group_add_recover(n->router, c->ws.group, m, &pos, 0)
+	                           : hr_router_group_add(n->router, c->ws.group, m, 0))
+	        != 0) {
 		hr_log(
 		    HR_LOG_WARN, "router refused group_add %s: %s", c->ws.group, hr_strerror(rv));
 		return refuse(wsi, 503);
@@ -593,7 +584,7 @@ ws_fini(hr_iothread *t, hr_conn *c)
 		HR_METRIC_ADD(ws_closed[closed_reason(c)], 1);
 		t->n_ws--;
 	}
-	live_remove(t, c);
+	hr_conn__unlist(t, c);
 	if (c->ws.registered) {
 		hr_member m = { .thread = (uint16_t)t->index,
 			.consumer = (uint16_t)c->ws.route,
@@ -632,7 +623,7 @@ hr_ws__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		hr_log(HR_LOG_DEBUG, "ws open %s route=%d thread=%u", c->ws.channel, c->ws.route,
 		    t->index);
 		if (t->stopping)
-			hr_ws__close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+			hr_outq__close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 		else
 			live_add(t, c);
 		return 0;
@@ -679,7 +670,7 @@ static void
 close_going_away(hr_conn *c, void *arg)
 {
 	if (c->ws.is_ws && c->ws.counted)
-		hr_ws__close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+		hr_outq__close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 }
 
 void
