@@ -39,10 +39,10 @@
 
 /* ARGV: 1 shared key, 2 "P:herald:", 3 "specific.<H>!", 4 max, 5 random
  * (32 hex: new epochs are sha1(random .. group)), 6 default size, 7 default
- * ttl, 8 epoch keep seconds, 9 expiry, 10 log maxlen. Returns {sequenced,
- * expired, bad}. A copy's last entry is "__asgi_channel__": [name] (core.py
- * adds it last; herald's writer too), so the member ends with the shared
- * member's name, read from the end. */
+ * ttl, 8 group_expiry (epochs and offsets are kept max(it, TTL)), 9 expiry, 10 log maxlen. Returns
+ * {sequenced, expired, bad}. A copy's last entry is "__asgi_channel__": [name] (core.py adds it
+ * last; herald's writer too), so the member ends with the shared member's name, read from the end.
+ */
 static const char pump_lua[]
     = "local key, hk, mp = ARGV[1], ARGV[2], ARGV[3]\n"
       "local popped = redis.call('ZPOPMIN', key, tonumber(ARGV[4]))\n"
@@ -64,7 +64,8 @@ static const char pump_lua[]
       "    end\n"
       "  end\n"
       "  local group, size, ttl = nil, dsize, dttl\n"
-      "  if sfx ~= nil then\n"
+      "  local old = tonumber(popped[i + 1]) <= oldest\n"
+      "  if sfx ~= nil and not old then\n"
       "    local cfg = redis.call('GET', hk .. 'hcfg:' .. sfx)\n"
       "    if cfg then\n"
       "      local a, b, g = string.match(cfg, '^(%d+) (%d+) (.+)$')\n"
@@ -72,10 +73,10 @@ static const char pump_lua[]
       "    end\n"
       "    if group == nil and sfx:sub(1, 2) == 'h.' then group = sfx:sub(3) end\n"
       "  end\n"
-      "  if group == nil then\n"
-      "    bad = bad + 1\n"
-      "  elseif tonumber(popped[i + 1]) <= oldest then\n"
+      "  if old then\n"
       "    expired = expired + 1\n"
+      "  elseif group == nil then\n"
+      "    bad = bad + 1\n"
       "  else\n"
       "    local ek, sk, hkey = hk .. 'epoch:' .. group, hk .. 'seq:' .. group, hk .. 'hist:' .. "
       "group\n"
@@ -85,9 +86,11 @@ static const char pump_lua[]
       "      redis.call('SET', ek, epoch)\n"
       "      redis.call('DEL', sk, hkey)\n"
       "    end\n"
-      "    redis.call('EXPIRE', ek, keep)\n"
+      "    local k = keep\n"
+      "    if ttl > k then k = ttl end\n"
+      "    redis.call('EXPIRE', ek, k)\n"
       "    local off = redis.call('INCR', sk)\n"
-      "    redis.call('EXPIRE', sk, keep)\n"
+      "    redis.call('EXPIRE', sk, k)\n"
       "    redis.call('ZADD', hkey, off, now .. ' ' .. m)\n"
       "    redis.call('ZREMRANGEBYRANK', hkey, 0, -(size + 1))\n"
       "    redis.call('EXPIRE', hkey, ttl)\n"
@@ -313,7 +316,7 @@ hr_layer_history_pump(hr_layer *l, size_t shard, size_t max, size_t *sequenced)
 	hr_layer__argv_str(&a, rnd);
 	hr_layer__argv_ll(&a, HR_HISTORY_DEFAULT_SIZE);
 	hr_layer__argv_ll(&a, HR_HISTORY_DEFAULT_TTL);
-	hr_layer__argv_ll(&a, epoch_keep(l, HR_HISTORY_DEFAULT_TTL));
+	hr_layer__argv_ll(&a, epoch_keep(l, 1));
 	hr_layer__argv_ll(&a, r->expiry);
 	hr_layer__argv_ll(&a, HIST_LOG_MAXLEN);
 	if ((rv = run_on(l, shard, &a, 1, &rep)) != 0)

@@ -1,0 +1,353 @@
+#!/usr/bin/python3
+"""The Redis layer's shared history (docs/RECOVERY.md, "Redis layer"),
+through build/history_driver (one driver process = one node: its own layer,
+the sequencer, the log tail), with real redis-server and channels_redis as
+the Python publisher.
+
+- every copy popped gets exactly one offset; two identical group_sends in
+  the same instant get two; herald's own group_send is sequenced too;
+- the epoch is created once when two nodes race for a fresh group;
+- SIZE trims, TTL expires (the epoch stays), a stale epoch is refused;
+- long group names (hashed member), two shards;
+- two and three nodes tailing while channels_redis publishes ~200
+  group_sends/s: every node sees every group_send once, with the same
+  (epoch, offset), offsets contiguous, within 100 ms of group_send's return;
+- Redis cost per group_send: one copy in Redis whatever the number of nodes,
+  and commands growing at most linearly with nodes (INFO commandstats).
+"""
+import asyncio
+import json
+import os
+import queue
+import subprocess
+import threading
+import time
+
+from herald_testlib import RedisServer, run_tests
+
+BUILD = os.environ.get("HERALD_BUILD_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+DRIVER = os.path.join(BUILD, "history_driver")
+ZERO = "0" * 16
+
+
+class Node:
+    """One history_driver; lines are read by a thread and timestamped."""
+
+    def __init__(self, urls, config="config"):
+        self.p = subprocess.Popen([DRIVER, "--redis", ",".join(urls)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+        assert self.cmd(config) == ["ok"]
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put((time.monotonic(), line.rstrip("\n")))
+        self.lines.put((time.monotonic(), None))
+
+    def send(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def collect(self, timeout=30):
+        """Lines up to the final one (not `ev`/`pos`), with arrival times."""
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            t, line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "driver exited"
+            out.append((t, line))
+            if not line.startswith("ev ") and not line.startswith("pos "):
+                return out
+
+    def cmd(self, line, timeout=30):
+        self.send(line)
+        return [l for _, l in self.collect(timeout)]
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(10)
+
+
+def events(lines):
+    """(group, epoch, offset, data dict) of each `ev` line."""
+    out = []
+    for line in lines:
+        if isinstance(line, tuple):
+            line = line[1]
+        if line.startswith("ev "):
+            _, g, e, o, data = line.split(" ", 4)
+            out.append((g, e, int(o), json.loads(data)))
+    return out
+
+
+def publish(url, sends, rate=None):
+    """channels_redis group_sends of (group, message); the monotonic time at
+    which each returned."""
+    async def main():
+        from channels_redis.core import RedisChannelLayer
+        layer = RedisChannelLayer(hosts=[url] if isinstance(url, str) else url)
+        done = []
+        t0 = time.monotonic()
+        for i, (g, m) in enumerate(sends):
+            if rate:
+                delay = t0 + i / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await layer.group_send(g, m)
+            done.append(time.monotonic())
+        return done
+    return asyncio.run(main())
+
+
+def test_offsets_once_each_identical_messages_two_offsets():
+    with RedisServer() as rs:
+        a = Node([rs.url])
+        assert a.cmd("register notifications 1000 300") == ["ok"]
+        assert a.cmd("mark") == ["ok"]
+
+        async def burst():
+            from channels_redis.core import RedisChannelLayer
+            layer = RedisChannelLayer(hosts=[rs.url])
+            same = {"type": "notify", "text": "same"}
+            # Two identical messages in the same instant (one event loop
+            # turn), then one more after.
+            await asyncio.gather(layer.group_send("notifications", dict(same)),
+                                 layer.group_send("notifications", dict(same)))
+            await layer.group_send("notifications", {"type": "notify", "text": "after"})
+        asyncio.run(burst())
+        # herald's own writer reaches the shared member as any member.
+        assert a.cmd('group_send notifications {"type":"notify","text":"herald"}')[0].startswith(
+            "ok delivered=1")
+        assert rs.r.zcard(b"asgi" + a.cmd("member notifications")[0].split("!")[0].encode()
+                          + b"!") == 4
+        assert a.cmd("pump") == ["sequenced=4"]
+        assert a.cmd("pump") == ["sequenced=0"]
+        ev = events(a.cmd("tail 200"))
+        assert [o for _, _, o, _ in ev] == [1, 2, 3, 4], ev
+        assert len({e for _, e, _, _ in ev}) == 1
+        texts = [d["text"] for _, _, _, d in ev]
+        assert texts[:2] == ["same", "same"] and sorted(texts[2:]) == ["after", "herald"], texts
+        assert all("__asgi_channel__" not in d for _, _, _, d in ev)
+        epoch = ev[0][1]
+        # The replay holds the same four, and says where the group stands.
+        r = a.cmd("range notifications %s 0 100 300" % epoch)
+        assert r[0] == "pos %s 4 1" % epoch, r
+        assert [(o, d) for _, _, o, d in events(r)] == [(o, d) for _, _, o, d in ev]
+        r = a.cmd("range notifications %s 2 100 300" % epoch)
+        assert [o for _, _, o, _ in events(r)] == [3, 4] and r[0].endswith(" 1")
+        r = a.cmd("range notifications %s 4 100 300" % epoch)
+        assert r == ["pos %s 4 1" % epoch, "end 0"], r
+        # Another epoch: nothing replayed, not complete.
+        r = a.cmd("range notifications %s 0 100 300" % ZERO)
+        assert r == ["pos %s 4 0" % epoch, "end 0"], r
+        a.close()
+
+
+def test_epoch_created_once_under_race():
+    with RedisServer() as rs:
+        nodes = [Node([rs.url]) for _ in range(2)]
+        groups = ["race%d" % i for i in range(40)]
+        for g in groups:
+            assert nodes[0].cmd("register %s 100 300" % g) == ["ok"]
+        for n in nodes:
+            assert n.cmd("mark") == ["ok"]
+        # Half the groups: both nodes ask for the replay of a fresh group at
+        # once (range creates the epoch); the other half: first contact is a
+        # group_send popped by whichever node runs first.
+        for g in groups[:20]:
+            for n in nodes:
+                n.send("range %s %s 0 10 300" % (g, ZERO))
+        starts = {}
+        for n in nodes:
+            for g in groups[:20]:
+                r = [l for _, l in n.collect()]
+                starts.setdefault(g, set()).add(r[0].split()[1])
+        assert all(len(s) == 1 for s in starts.values()), starts
+        publish(rs.url, [(g, {"type": "x", "g": g}) for g in groups])
+        for n in nodes:
+            n.send("run 1500")
+        outs = [events(n.collect()) for n in nodes]
+        assert len(outs[0]) == 40 and sorted(outs[0]) == sorted(outs[1])
+        for g, e, o, _ in outs[0]:
+            assert o == 1
+            if g in starts:
+                assert {e} == starts[g], (g, e, starts[g])
+        # Both nodes popped (each copy once): the sum of their sequenced
+        # counts is not observable per node here, but no offset 2 exists.
+        for n in nodes:
+            n.close()
+
+
+def test_size_trims_and_ttl_expires():
+    with RedisServer() as rs:
+        a = Node([rs.url], "config group_expiry 100")
+        assert a.cmd("register small 3 1") == ["ok"]
+        publish(rs.url, [("small", {"type": "x", "i": i}) for i in range(5)])
+        assert a.cmd("pump") == ["sequenced=5"]
+        epoch = a.cmd("range small %s 0 1 300" % ZERO)[0].split()[1]
+        r = a.cmd("range small %s 0 100 300" % epoch)
+        assert r[0] == "pos %s 5 0" % epoch, r  # 1 and 2 are gone: not complete
+        assert [(o, d["i"]) for _, _, o, d in events(r)] == [(3, 2), (4, 3), (5, 4)]
+        r = a.cmd("range small %s 2 100 300" % epoch)
+        assert r[0] == "pos %s 5 1" % epoch and len(events(r)) == 3
+        hist = "asgi:herald:hist:small"
+        assert rs.r.zcard(hist) == 3 and 0 < rs.r.ttl(hist) <= 1
+        time.sleep(1.3)
+        # TTL (1 s): the history is gone, the epoch and the offsets stay
+        # (group_expiry), so a client that saw offset 5 is still complete.
+        assert rs.r.exists(hist) == 0
+        r = a.cmd("range small %s 2 100 1" % epoch)
+        assert r == ["pos %s 5 0" % epoch, "end 0"], r
+        r = a.cmd("range small %s 5 100 1" % epoch)
+        assert r == ["pos %s 5 1" % epoch, "end 0"], r
+        publish(rs.url, [("small", {"type": "x", "i": 5})])
+        assert a.cmd("pump") == ["sequenced=1"]
+        r = a.cmd("range small %s 5 100 1" % epoch)
+        assert r[0] == "pos %s 6 1" % epoch and [o for _, _, o, _ in events(r)] == [6]
+        ttl = rs.r.ttl("asgi:herald:epoch:small")
+        assert 90 <= ttl <= 100, ttl
+        # The epoch gone (history deleted): a new epoch, offsets from 1.
+        rs.r.delete("asgi:herald:epoch:small")
+        publish(rs.url, [("small", {"type": "x", "i": 6})])
+        assert a.cmd("pump") == ["sequenced=1"]
+        r = a.cmd("range small %s 5 100 300" % epoch)
+        new = r[0].split()[1]
+        assert new != epoch and r == ["pos %s 1 0" % new, "end 0"], r
+        a.close()
+
+
+def test_expired_copies_and_long_names():
+    with RedisServer() as rs:
+        a = Node([rs.url], "config expiry 2")
+        long = "g" * 80
+        member = a.cmd("member " + long)[0]
+        assert "!x." in member and len(member) < 100, member
+        assert a.cmd("register %s 10 300" % long) == ["ok"]
+        assert a.cmd("mark") == ["ok"]
+        publish(rs.url, [(long, {"type": "x", "i": 1})])
+        # A copy older than expiry is dropped, not sequenced.
+        key = member.split("!")[0] + "!"
+        rs.r.zadd("asgi" + key, {b"0123456789ab\x80": time.time() - 10})
+        assert a.cmd("pump") == ["sequenced=1"]
+        ev = events(a.cmd("tail 200"))
+        assert [(g, o, d["i"]) for g, _, o, d in ev] == [(long, 1, 1)], ev
+        st = a.cmd("stats")
+        assert st == ["expired=1 bad=0"], st
+        # A member that names no shared member is dropped as bad.
+        rs.r.zadd("asgi" + key, {b"0123456789ab\x81\xa1a\x01": time.time()})
+        assert a.cmd("pump") == ["sequenced=0"]
+        assert a.cmd("stats") == ["expired=1 bad=1"]
+        a.close()
+
+
+def test_two_shards():
+    with RedisServer() as r1, RedisServer() as r2:
+        urls = [r1.url, r2.url]
+        nodes = [Node(urls) for _ in range(2)]
+        from channels_redis.utils import _consistent_hash
+        cands = ["shard-%d" % i for i in range(100)]
+        groups = ([g for g in cands if _consistent_hash(g, 2) == 0][:4]
+                  + [g for g in cands if _consistent_hash(g, 2) == 1][:4])
+        for g in groups:
+            assert nodes[0].cmd("register %s 100 300" % g) == ["ok"]
+        for n in nodes:
+            assert n.cmd("mark") == ["ok"]
+        publish(urls, [(g, {"type": "x", "g": g, "i": i}) for i in range(3) for g in groups])
+        for n in nodes:
+            n.send("run 1500")
+        outs = [events(n.collect()) for n in nodes]
+        assert sorted(outs[0]) == sorted(outs[1]) and len(outs[0]) == 24
+        for g in groups:
+            assert sorted(o for gg, _, o, _ in outs[0] if gg == g) == [1, 2, 3]
+        # Each shard holds the history of its own groups, and both shards have some.
+        on = [set(k.decode()[len("asgi:herald:hist:"):] for k in r.r.keys("asgi:herald:hist:*"))
+              for r in (r1, r2)]
+        assert on[0] and on[1] and on[0] | on[1] == set(groups) and not on[0] & on[1], on
+        for n in nodes:
+            n.close()
+
+
+def run_cluster(rs, n_nodes, n_sends, rate):
+    """n_nodes drivers tail while channels_redis publishes; returns (per-node
+    [(arrival, event)], publish return times, commandstats delta)."""
+    nodes = [Node([rs.url]) for _ in range(n_nodes)]
+    groups = ["notifications", "user_1", "user_2"]
+    for g in groups:
+        for n in nodes:  # every node with local members registers (idempotent)
+            assert n.cmd("register %s 1000 300" % g) == ["ok"]
+    for n in nodes:
+        assert n.cmd("mark") == ["ok"]
+    secs = n_sends / rate
+    for n in nodes:
+        n.send("run %d" % int((secs + 2.0) * 1000))
+    time.sleep(0.2)
+    rs.r.config_resetstat()
+    sends = [(groups[i % 3], {"type": "x", "id": i, "text": "same"}) for i in range(n_sends)]
+    done = publish(rs.url, sends, rate)
+    time.sleep(0.3)
+    stats = rs.r.info("commandstats")
+    outs = []
+    for n in nodes:
+        lines = n.collect(timeout=secs + 30)
+        assert lines[-1][1].startswith("end "), lines[-1]
+        outs.append([(t, e) for (t, l) in lines for e in events([l])])
+        n.close()
+    return outs, done, stats
+
+
+def test_nodes_agree_at_200_per_second():
+    with RedisServer() as rs:
+        n_sends = 600
+        outs, done, _ = run_cluster(rs, 2, n_sends, 200)
+        seen = []
+        for out in outs:
+            ev = [e for _, e in out]
+            ids = [d["id"] for _, _, _, d in ev]
+            assert sorted(ids) == list(range(n_sends)), "missing or twice: %d events" % len(ids)
+            by = {}
+            for g, e, o, d in ev:
+                by.setdefault(g, []).append(o)
+            for g, offs in by.items():
+                # In each node's order: contiguous from 1, each once.
+                assert offs == list(range(1, len(offs) + 1)), (g, offs[:20])
+            seen.append(sorted((d["id"], g, e, o) for g, e, o, d in ev))
+        assert seen[0] == seen[1], "the nodes disagree on (epoch, offset)"
+        lat = sorted(t - done[e[3]["id"]] for out in outs for t, e in out)
+        print("latency after group_send returned: p50 %.1f ms p99 %.1f ms max %.1f ms" % (
+            lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3))
+        assert lat[-1] < 0.100, "a group_send reached a node %.0f ms late" % (lat[-1] * 1e3)
+
+
+def test_redis_cost_linear_in_nodes():
+    n_sends = 300
+    per = {}
+    for n_nodes in (1, 2, 3):
+        with RedisServer() as rs:
+            outs, _, stats = run_cluster(rs, n_nodes, n_sends, 200)
+            for out in outs:
+                assert len(out) == n_sends
+            members = rs.members("notifications")
+            assert len(members) == 1 and "!h.notifications" in members[0], members
+            calls = {k[len("cmdstat_"):]: v["calls"] for k, v in stats.items()}
+            total = sum(calls.values())
+            per[n_nodes] = (total / n_sends, calls.get("xadd", 0), calls.get("incr", 0),
+                            calls.get("zadd", 0))
+            print("nodes=%d commands/group_send=%.2f xadd=%d incr=%d zadd=%d" % (
+                (n_nodes,) + per[n_nodes]), flush=True)
+    for n_nodes in (1, 2, 3):
+        # One sequencing per group_send, whatever the number of nodes: one
+        # XADD, one INCR, two ZADDs (the copy, the history).
+        _, xadd, incr, zadd = per[n_nodes]
+        assert xadd == n_sends and incr == n_sends and zadd == 2 * n_sends, per
+    # Each node adds a bounded number of commands per group_send (its pops and
+    # log reads, which batch): O(nodes), not O(nodes x members).
+    step = max(per[2][0] - per[1][0], per[3][0] - per[2][0])
+    assert step <= 4.0, per
+    assert per[3][0] <= per[1][0] + 2 * step + 0.5, per
+
+
+if __name__ == "__main__":
+    run_tests(globals())
