@@ -20,6 +20,7 @@
  * under `mu`. Counters are atomics.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@
 #define BRIDGE_BACKOFF_MAX_MS 1000
 #define BRIDGE_ROUTER_TIMEOUT_MS 1000
 #define BRIDGE_HOOK_TIMEOUT_MS 1000
+#define BRIDGE_TAIL_MS 20 /* longest wait on the logs before popping again */
 
 enum {
 	B_JOIN = HR_MAIL_USER, /* p1 = char * group */
@@ -57,9 +59,10 @@ typedef struct bsend {
 
 /* One group this node is a member of, by its local members. */
 typedef struct bgroup {
-	struct bgroup *next;      /* other groups whose names have the same hash */
-	uint64_t hash;            /* FNV-1a of the group name: its key in `groups` */
-	char member[HR_NAME_MAX]; /* the channel registered in Redis */
+	struct bgroup *next;                /* other groups whose names have the same hash */
+	uint64_t hash;                      /* FNV-1a of the group name: its key in `groups` */
+	char member[HR_NAME_MAX];           /* the channel registered in Redis */
+	const hr_bridge_history_rule *rule; /* history: member is the shared one */
 	char name[];
 } bgroup;
 
@@ -91,6 +94,13 @@ struct hr_bridge {
 	size_t n_groups; /* {mu} */
 	bgone *gone;     /* actor thread only */
 	atomic_uint_fast64_t st_in, st_out, st_fed_fail, st_send_fail, st_stale, st_reconnects;
+	/* Shared history (opts.history): the history thread pops and tails. */
+	const hr_bridge_history_rule *hist;
+	size_t n_hist;
+	hr_bridge_event_fn on_event;
+	void *on_event_arg;
+	hr_sys_thread histt;
+	atomic_uint_fast64_t st_seq, st_hist;
 };
 
 static void blog(hr_bridge *b, int level, const char *fmt, ...)
@@ -182,7 +192,11 @@ tab_add(hr_bridge *b, const char *name, bgroup **out)
 	}
 	memcpy(g->name, name, len + 1);
 	g->hash = h;
-	if ((rv = hr_bridge_member_name(b, name, g->member, sizeof(g->member))) != 0
+	g->rule = hr_bridge_history_rule_for(b, name);
+	if ((rv = g->rule != NULL
+	            ? hr_layer_history_member(b->rl, name, g->member, sizeof(g->member))
+	            : hr_bridge_member_name(b, name, g->member, sizeof(g->member)))
+	        != 0
 	    || (rv = hr_map_put_int(&b->groups, h, &e, NULL)) != 0) {
 		free(g);
 		g = NULL;
@@ -280,6 +294,16 @@ gone_drop(hr_bridge *b, const char *name)
 	}
 }
 
+/* Register g in Redis: the shared history member and the group's history
+ * settings, or this node's own membership. */
+static int
+g_register(hr_bridge *b, const bgroup *g)
+{
+	if (g->rule != NULL)
+		return hr_layer_history_register(b->rl, g->name, g->rule->size, g->rule->ttl);
+	return hr_layer_group_add(b->rl, g->name, g->member);
+}
+
 static void
 on_join(hr_actor *self, void *state, hr_mail *mail)
 {
@@ -292,7 +316,7 @@ on_join(hr_actor *self, void *state, hr_mail *mail)
 		blog(b, 1, "redis: cannot track group %s: out of memory", name);
 	} else {
 		gone_drop(b, name);
-		if (atomic_load(&b->up) && (rv = hr_layer_group_add(b->rl, name, g->member)) != 0)
+		if (atomic_load(&b->up) && (rv = g_register(b, g)) != 0)
 			mark_down(b, rv, "group_add");
 	}
 	free(mail->p1);
@@ -305,7 +329,9 @@ on_leave(hr_actor *self, void *state, hr_mail *mail)
 	bgroup *g = tab_del(b, mail->p1);
 	int rv;
 
-	if (g != NULL) {
+	if (g != NULL && g->rule != NULL) {
+		free(g); /* the shared member stays: other nodes may serve the group */
+	} else if (g != NULL) {
 		if (!atomic_load(&b->up))
 			gone_add(b, g);
 		else if ((rv = hr_layer_group_discard(b->rl, g->name, g->member)) != 0) {
@@ -382,7 +408,7 @@ register_all(hr_bridge *b)
 	hr_map_iter_init(&it, &b->groups);
 	while ((e = hr_map_next(&it)) != NULL && atomic_load(&b->up)) {
 		for (bgroup *g = e->val.ptr; g != NULL; g = g->next) {
-			if ((rv = hr_layer_group_add(b->rl, g->name, g->member)) != 0) {
+			if ((rv = g_register(b, g)) != 0) {
 				mark_down(b, rv, "group_add");
 				return;
 			}
@@ -421,7 +447,7 @@ bridge_on_stop(hr_actor *self, void *state)
 	hr_map_iter_init(&it, &b->groups);
 	while ((e = hr_map_next(&it)) != NULL) {
 		for (bgroup *g = e->val.ptr; g != NULL; g = g->next) {
-			if (atomic_load(&b->up)) {
+			if (atomic_load(&b->up) && g->rule == NULL) {
 				int rv = hr_layer_group_discard(b->rl, g->name, g->member);
 				if (rv != 0)
 					mark_down(b, rv, "group_discard");
@@ -652,6 +678,81 @@ drain_main(void *arg)
 	return NULL;
 }
 
+/* ---------------------------------------------------------------- history thread */
+
+const hr_bridge_history_rule *
+hr_bridge_history_rule_for(const hr_bridge *b, const char *group)
+{
+	for (size_t i = 0; i < b->n_hist; i++)
+		if (fnmatch(b->hist[i].glob, group, 0) == 0)
+			return &b->hist[i];
+	return NULL;
+}
+
+static void
+deliver_event(hr_bridge *b, const hr_layer_hevent *ev)
+{
+	if (b->on_event != NULL) {
+		b->on_event(b->on_event_arg, ev);
+		return;
+	}
+	if (hr_router_group_send_local(
+	        b->router, ev->group, ev->msg, NULL, NULL, BRIDGE_ROUTER_TIMEOUT_MS)
+	    != 0)
+		atomic_fetch_add(&b->st_stale, 1);
+}
+
+/* Pop (sequence) every shard's shared key, then wait on the logs: a copy
+ * waits at most BRIDGE_TAIL_MS for some node to pop it, and every node reads
+ * the log entry as soon as it is written. Its own connections (the layer's
+ * pool): never the drain's blocking pop. */
+static void *
+hist_main(void *arg)
+{
+	hr_bridge *b = arg;
+	size_t ns = hr_layer_history_shards(b->rl);
+	char(*cur)[HR_HISTORY_CURSOR] = calloc(ns, sizeof(*cur));
+	hr_layer_hevent *ev = calloc(b->batch, sizeof(*ev));
+	int block = ns > 0 && BRIDGE_TAIL_MS / (int)ns > 5 ? BRIDGE_TAIL_MS / (int)ns : 5;
+	int backoff = BRIDGE_BACKOFF_MIN_MS;
+
+	if (cur == NULL || ev == NULL) {
+		blog(b, 1, "redis history: out of memory");
+		goto done;
+	}
+	while (!atomic_load(&b->stopping)) {
+		int rv = 0;
+		for (size_t s = 0; s < ns && rv == 0; s++) {
+			size_t k = 0;
+			rv = hr_layer_history_pump(b->rl, s, b->batch, &k);
+			atomic_fetch_add(&b->st_seq, k);
+		}
+		for (size_t s = 0; s < ns && rv == 0; s++) {
+			size_t n = 0;
+			rv = hr_layer_history_tail(b->rl, s, cur[s], block, ev, b->batch, &n);
+			atomic_fetch_add(&b->st_hist, n);
+			for (size_t i = 0; i < n; i++)
+				deliver_event(b, &ev[i]);
+			hr_layer_hevents_release(ev, n);
+		}
+		if (rv == HR_ECLOSED)
+			break;
+		if (rv == 0) {
+			backoff = BRIDGE_BACKOFF_MIN_MS;
+			continue;
+		}
+		/* Redis down (the drain thread reports it): retry, at most 1 s apart;
+		 * the cursors stay, so the log is read on from where it was. */
+		for (int slept = 0; slept < backoff && !atomic_load(&b->stopping); slept += 50)
+			hr_sys__sleep_ms(50);
+		backoff = backoff * 2 < BRIDGE_BACKOFF_MAX_MS ? backoff * 2 : BRIDGE_BACKOFF_MAX_MS;
+	}
+done:
+	free(ev);
+	free(cur);
+	return NULL;
+}
+
 /* ---------------------------------------------------------------- public */
 
 static void
@@ -687,6 +788,10 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	b->rl = opts->redis;
 	b->router = opts->router;
 	b->log = opts->log;
+	b->hist = opts->history;
+	b->n_hist = opts->history != NULL ? opts->n_history : 0;
+	b->on_event = opts->on_event;
+	b->on_event_arg = opts->on_event_arg;
 	b->batch = opts->batch ? opts->batch : 100;
 	if (b->batch > BRIDGE_BATCH_MAX)
 		b->batch = BRIDGE_BATCH_MAX;
@@ -704,6 +809,8 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	atomic_init(&b->st_send_fail, 0);
 	atomic_init(&b->st_stale, 0);
 	atomic_init(&b->st_reconnects, 0);
+	atomic_init(&b->st_seq, 0);
+	atomic_init(&b->st_hist, 0);
 	if (pthread_mutex_init(&b->mu, NULL) != 0) {
 		rv = HR_ENOMEM;
 		goto fail;
@@ -738,6 +845,8 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	};
 	if ((rv = hr_router_set_hooks(b->router, &hooks, BRIDGE_HOOK_TIMEOUT_MS)) != 0)
 		goto fail_actor;
+	if (b->n_hist > 0 && hr_sys__thread_start(&b->histt, "herald-history", hist_main, b) != 0)
+		blog(b, 1, "redis: cannot start the history thread");
 	if ((rv = hr_sys__thread_start(&b->drain, "herald-drain", drain_main, b)) != 0) {
 		/* The router holds the hooks now: keep the actor until it is gone. */
 		blog(b, 1, "redis: cannot start the drain thread");
@@ -760,6 +869,7 @@ hr_bridge_stop(hr_bridge *b)
 		return;
 	atomic_store(&b->stopping, true);
 	hr_sys__thread_join(&b->drain);
+	hr_sys__thread_join(&b->histt);
 }
 
 void
@@ -785,4 +895,6 @@ hr_bridge_get_stats(const hr_bridge *b, hr_bridge_stats *out)
 	out->memberships = m->n_groups;
 	pthread_mutex_unlock(&m->mu);
 	out->reconnects = atomic_load(&m->st_reconnects);
+	out->sequenced = atomic_load(&m->st_seq);
+	out->hist_events = atomic_load(&m->st_hist);
 }
