@@ -39,7 +39,7 @@
 #define BRIDGE_BACKOFF_MAX_MS 1000
 #define BRIDGE_ROUTER_TIMEOUT_MS 1000
 #define BRIDGE_HOOK_TIMEOUT_MS 1000
-#define BRIDGE_TAIL_MS 20 /* longest wait on the logs before popping again */
+#define BRIDGE_TAIL_MS 10 /* longest wait on the logs before popping again */
 
 enum {
 	B_JOIN = HR_MAIL_USER, /* p1 = char * group */

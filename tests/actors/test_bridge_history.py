@@ -70,7 +70,7 @@ def publish(url, sends, rate):
             if delay > 0:
                 await asyncio.sleep(delay)
             await layer.group_send(g, m)
-            done[m["id"]] = time.monotonic()
+            done[m["id"]] = (time.monotonic(), time.time())
         return done
     return asyncio.run(main())
 
@@ -101,6 +101,9 @@ def test_two_nodes_agree_and_share_sequencing():
         done = publish(rs.url, sends, 200)
         time.sleep(0.3)
         out = nodes.finish()
+        sequenced = {(f[b"g"].decode(), int(f[b"o"])): int(eid.split(b"-")[0]) / 1000.0
+                     for eid, f in rs.r.xrange("asgi:herald:log", "-", "+")}
+        hist = []
         hist_ids = sorted(i for g, m in sends if g != "plain" for i in [m["id"]])
         per_node = {0: [], 1: []}
         plain = {0: [], 1: []}
@@ -110,7 +113,9 @@ def test_two_nodes_agree_and_share_sequencing():
                 _, node, g, e, o, data = line.split(" ", 5)
                 d = json.loads(data)
                 per_node[int(node)].append((d["id"], g, e, int(o)))
-                lat.append(t - done[d["id"]])
+                lat.append(t - done[d["id"]][0])
+                if node == "0":
+                    hist.append(sequenced[(g, int(o))] - done[d["id"]][1])
             elif line.startswith("fan "):
                 _, node, data = line.split(" ", 2)
                 plain[int(node)].append(json.loads(data)["id"])
@@ -128,10 +133,16 @@ def test_two_nodes_agree_and_share_sequencing():
         assert st[0]["sequenced"] + st[1]["sequenced"] == len(hist_ids), st
         assert st[0]["hist_events"] == st[1]["hist_events"] == len(hist_ids), st
         lat.sort()
-        print("latency: p50 %.1f ms p99 %.1f ms max %.1f ms; sequenced by node: %d / %d" % (
-            lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3,
-            st[0]["sequenced"], st[1]["sequenced"]))
-        assert lat[-1] < 0.100, "%.0f ms" % (lat[-1] * 1e3)
+        hist.sort()
+        print("in history after group_send returned: p50 %.1f ms max %.1f ms; handed on by "
+              "the nodes: p50 %.1f ms p99 %.1f ms max %.1f ms; sequenced by node: %d / %d" % (
+                  hist[len(hist) // 2] * 1e3, hist[-1] * 1e3, lat[len(lat) // 2] * 1e3,
+                  lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3, st[0]["sequenced"],
+                  st[1]["sequenced"]))
+        # The interface's promise: in history within 100 ms of group_send's
+        # return (the log entry's id is Redis' clock at sequencing).
+        assert hist[-1] < 0.100, "%.0f ms" % (hist[-1] * 1e3)
+        assert lat[len(lat) // 2] < 0.050, "p50 %.0f ms" % (lat[len(lat) // 2] * 1e3)
         # Shutdown: each node removed its own memberships, the shared ones stay.
         assert rs.members("plain") == [] and rs.members("notifications") == [shared]
 

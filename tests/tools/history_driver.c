@@ -13,7 +13,7 @@
  *   pump [MAX]               -> sequenced=N (every shard, one script each)
  *   mark                     -> ok (tail from the logs' ends from now on)
  *   tail MS                  -> ev G EPOCH OFFSET JSON ... then `end N`
- *   run MS                   -> for MS ms: pump then tail (20 ms) in turn;
+ *   run MS                   -> for MS ms: pump then tail (10 ms) in turn;
  *                               ev lines as they come, then `end N`
  *   range G EPOCH AFTER MAX TTL -> pos EPOCH LATEST COMPLETE, ev lines, `end N`
  *   stats                    -> expired=.. bad=..
@@ -166,7 +166,7 @@ run(char *line)
 		} else {
 			double end = mono() + block / 1000.0;
 			while (mono() < end) {
-				if ((k = pump_all(100)) < 0 || (k = tail_all(20)) < 0)
+				if ((k = pump_all(100)) < 0 || (k = tail_all(10)) < 0)
 					break;
 				total += k;
 				fflush(stdout);
