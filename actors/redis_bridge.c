@@ -702,7 +702,7 @@ deliver_event(hr_bridge *b, const hr_layer_hevent *ev)
 		atomic_fetch_add(&b->st_stale, 1);
 }
 
-/* Pop (sequence) every shard's shared key, then wait on the logs: a copy
+/* Wait on the logs, then pop (sequence) every shard's shared key: a copy
  * waits at most BRIDGE_TAIL_MS for some node to pop it, and every node reads
  * the log entry as soon as it is written. Its own connections (the layer's
  * pool): never the drain's blocking pop. */
@@ -722,11 +722,9 @@ hist_main(void *arg)
 	}
 	while (!atomic_load(&b->stopping)) {
 		int rv = 0;
-		for (size_t s = 0; s < ns && rv == 0; s++) {
-			size_t k = 0;
-			rv = hr_layer_history_pump(b->rl, s, b->batch, &k);
-			atomic_fetch_add(&b->st_seq, k);
-		}
+		/* The tail first: its first call fixes the cursor at the log's end
+		 * before this node sequences anything, so that nothing it pops is
+		 * behind its own cursor. */
 		for (size_t s = 0; s < ns && rv == 0; s++) {
 			size_t n = 0;
 			rv = hr_layer_history_tail(b->rl, s, cur[s], block, ev, b->batch, &n);
@@ -734,6 +732,11 @@ hist_main(void *arg)
 			for (size_t i = 0; i < n; i++)
 				deliver_event(b, &ev[i]);
 			hr_layer_hevents_release(ev, n);
+		}
+		for (size_t s = 0; s < ns && rv == 0; s++) {
+			size_t k = 0;
+			rv = hr_layer_history_pump(b->rl, s, b->batch, &k);
+			atomic_fetch_add(&b->st_seq, k);
 		}
 		if (rv == HR_ECLOSED)
 			break;

@@ -163,5 +163,22 @@ def test_default_path_reaches_the_router_once():
             assert got == list(range(100)), (k, got[:10])
 
 
+def test_copies_waiting_while_no_node_ran_are_delivered():
+    with RedisServer() as rs:
+        Nodes(rs.url, 1, ["notifications"]).finish()
+        assert len(rs.members("notifications")) == 1  # the shared member stayed
+        sends = [("notifications", {"type": "x", "id": i}) for i in range(10)]
+        publish(rs.url, sends, 1000)
+        # The first node up sequences them and hands them on itself too.
+        nodes = Nodes(rs.url, 1, ["notifications"])
+        wait_until(lambda: rs.r.zcard("asgi:herald:hist:notifications") == 10,
+                   what="sequenced")
+        time.sleep(0.2)
+        out = nodes.finish()
+        ev = [l.split(" ", 5) for _, l in out if l.startswith("ev ")]
+        assert [(int(o), json.loads(d)["id"]) for _, _, _, _, o, d in ev] == [
+            (i + 1, i) for i in range(10)], ev
+
+
 if __name__ == "__main__":
     run_tests(globals())
