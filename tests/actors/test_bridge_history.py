@@ -180,5 +180,31 @@ def test_copies_waiting_while_no_node_ran_are_delivered():
             (i + 1, i) for i in range(10)], ev
 
 
+def test_redis_restart_registers_again_and_sequences_on():
+    with RedisServer() as rs:
+        nodes = Nodes(rs.url, 2, ["notifications"])
+        wait_until(lambda: len(rs.members("notifications")) == 1, what="shared member")
+        publish(rs.url, [("notifications", {"type": "x", "id": i}) for i in range(5)], 500)
+        wait_until(lambda: rs.r.get("asgi:herald:seq:notifications") == b"5", what="5 sequenced")
+        old = rs.r.get("asgi:herald:epoch:notifications")
+        rs.stop()
+        time.sleep(0.5)
+        rs.start()  # empty: history, epoch and memberships are gone
+        wait_until(lambda: len(rs.members("notifications")) == 1
+                   and rs.r.exists("asgi:herald:hcfg:h.notifications"), timeout=10,
+                   what="shared member and settings registered again")
+        publish(rs.url, [("notifications", {"type": "x", "id": 5 + i}) for i in range(5)], 500)
+        wait_until(lambda: rs.r.get("asgi:herald:seq:notifications") == b"5", what="new epoch")
+        time.sleep(0.2)
+        out = nodes.finish()
+        new = rs.r.get("asgi:herald:epoch:notifications")
+        assert new != old
+        for k in ("0", "1"):
+            ev = [l.split(" ", 5) for _, l in out if l.startswith("ev %s " % k)]
+            got = [(e.encode(), int(o), json.loads(d)["id"]) for _, _, _, e, o, d in ev]
+            assert got == [(old, i + 1, i) for i in range(5)] + [
+                (new, i + 1, 5 + i) for i in range(5)], (k, got)
+
+
 if __name__ == "__main__":
     run_tests(globals())
