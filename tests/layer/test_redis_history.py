@@ -132,17 +132,36 @@ def test_offsets_once_each_identical_messages_two_offsets():
         assert texts[:2] == ["same", "same"] and sorted(texts[2:]) == ["after", "herald"], texts
         assert all("__asgi_channel__" not in d for _, _, _, d in ev)
         epoch = ev[0][1]
-        # The replay holds the same four, and says where the group stands.
+        # Same instant to the microsecond: two copies with one score and one
+        # body, as channels_redis stores them (12 random bytes, msgpack with
+        # the __asgi_channel__ list last): two members, two offsets.
+        import msgpack
+        member = a.cmd("member notifications")[0]
+        body = msgpack.packb({"type": "notify", "text": "twin", "__asgi_channel__": [member]},
+                             use_bin_type=True)
+        now = time.time()
+        rs.r.zadd("asgi" + member.split("!")[0] + "!",
+                  {os.urandom(12) + body: now, os.urandom(12) + body: now})
+        assert a.cmd("pump") == ["sequenced=2"]
+        twins = events(a.cmd("tail 200"))
+        assert [(o, d["text"]) for _, _, o, d in twins] == [(5, "twin"), (6, "twin")], twins
+        ev += twins
+        # The replay holds the same six, and says where the group stands.
         r = a.cmd("range notifications %s 0 100 300" % epoch)
-        assert r[0] == "pos %s 4 1" % epoch, r
+        assert r[0] == "pos %s 6 1" % epoch, r
         assert [(o, d) for _, _, o, d in events(r)] == [(o, d) for _, _, o, d in ev]
         r = a.cmd("range notifications %s 2 100 300" % epoch)
-        assert [o for _, _, o, _ in events(r)] == [3, 4] and r[0].endswith(" 1")
-        r = a.cmd("range notifications %s 4 100 300" % epoch)
-        assert r == ["pos %s 4 1" % epoch, "end 0"], r
-        # Another epoch: nothing replayed, not complete.
+        assert [o for _, _, o, _ in events(r)] == [3, 4, 5, 6] and r[0].endswith(" 1")
+        r = a.cmd("range notifications %s 6 100 300" % epoch)
+        assert r == ["pos %s 6 1" % epoch, "end 0"], r
+        # Paged: at most MAX, oldest first.
+        r = a.cmd("range notifications %s 1 2 300" % epoch)
+        assert [o for _, _, o, _ in events(r)] == [2, 3] and r[0].endswith(" 1")
+        # Another epoch, or an offset past the latest: nothing, not complete.
         r = a.cmd("range notifications %s 0 100 300" % ZERO)
-        assert r == ["pos %s 4 0" % epoch, "end 0"], r
+        assert r == ["pos %s 6 0" % epoch, "end 0"], r
+        r = a.cmd("range notifications %s 9 100 300" % epoch)
+        assert r == ["pos %s 6 0" % epoch, "end 0"], r
         a.close()
 
 
