@@ -21,6 +21,11 @@
  *    other targets as a send to that connection. It notices Redis going away
  *    (HR_EIO), retries with decorrelated-jitter backoff (at most 1 s apart)
  *    and, once Redis answers again, asks the actor to re-register.
+ *  - with history rules (opts.history), a group that matches one is
+ *    registered through its shared history member instead of the per-node
+ *    membership, and a history thread sequences the copies it pops from the
+ *    shared keys and tails the shards' logs, handing each sequenced
+ *    group_send to opts.on_event (docs/RECOVERY.md, "Redis layer").
  *
  * Threads: every function may be called from any thread; create/stop/destroy
  * from the node's main thread. The router must outlive the drain thread
@@ -73,8 +78,10 @@ typedef struct hr_bridge_opts {
 } hr_bridge_opts;
 
 /* Check that Redis answers (one pop of the process key, no wait), start the
- * actor and the drain thread and install the router's hooks. HR_EIO when
- * Redis does not answer (nothing is left running), HR_ENOMEM, HR_EINVAL. */
+ * actor, the drain thread (and the history thread, with history rules) and
+ * install the router's hooks. HR_EIO when Redis does not answer (nothing is
+ * left running), HR_ENOMEM, HR_EINVAL (also: a history rule without a glob,
+ * with size 0 or a TTL under 1 s). */
 int hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts);
 /* Stop and join the drain thread (nothing more reaches the router from
  * Redis). Idempotent; NULL ok. */

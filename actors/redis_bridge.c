@@ -785,6 +785,10 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 		return HR_EINVAL;
 	if ((rv = hr_layer_client_prefix(opts->redis, cp, sizeof(cp))) != 0)
 		return rv;
+	for (size_t i = 0; opts->history != NULL && i < opts->n_history; i++)
+		if (opts->history[i].glob == NULL || opts->history[i].size == 0
+		    || !(opts->history[i].ttl >= 1) || opts->history[i].ttl > 1e9)
+			return HR_EINVAL;
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return HR_ENOMEM;
 	hr_map_init(&b->groups, &groups_type, 0);
