@@ -31,6 +31,7 @@
 
 #include "actors/actor_impl.h"
 #include "actors/bridge.h"
+#include "actors/bridge_hist_int.h"
 
 #define BRIDGE_MAILBOX 8192
 #define BRIDGE_BATCH_MAX 1000
@@ -39,7 +40,6 @@
 #define BRIDGE_BACKOFF_MAX_MS 1000
 #define BRIDGE_ROUTER_TIMEOUT_MS 1000
 #define BRIDGE_HOOK_TIMEOUT_MS 1000
-#define BRIDGE_TAIL_MS 10 /* longest wait on the logs before popping again */
 
 enum {
 	B_JOIN = HR_MAIL_USER, /* p1 = char * group */
@@ -94,13 +94,11 @@ struct hr_bridge {
 	size_t n_groups; /* {mu} */
 	bgone *gone;     /* actor thread only */
 	atomic_uint_fast64_t st_in, st_out, st_fed_fail, st_send_fail, st_stale, st_reconnects;
-	/* Shared history (opts.history): the history thread pops and tails. */
-	const hr_bridge_history_rule *hist;
+	const hr_bridge_history_rule *hist; /* opts.history */
 	size_t n_hist;
 	hr_bridge_event_fn on_event;
 	void *on_event_arg;
-	hr_sys_thread histt;
-	atomic_uint_fast64_t st_seq, st_hist;
+	hr_bridge_hist *histt; /* the history thread, with rules */
 };
 
 static void blog(hr_bridge *b, int level, const char *fmt, ...)
@@ -678,7 +676,7 @@ drain_main(void *arg)
 	return NULL;
 }
 
-/* ---------------------------------------------------------------- history thread */
+/* ---------------------------------------------------------------- history */
 
 const hr_bridge_history_rule *
 hr_bridge_history_rule_for(const hr_bridge *b, const char *group)
@@ -689,9 +687,11 @@ hr_bridge_history_rule_for(const hr_bridge *b, const char *group)
 	return NULL;
 }
 
+/* The history thread's delivery. */
 static void
-deliver_event(hr_bridge *b, const hr_layer_hevent *ev)
+deliver_event(void *arg, const hr_layer_hevent *ev)
 {
+	hr_bridge *b = arg;
 	if (b->on_event != NULL) {
 		b->on_event(b->on_event_arg, ev);
 		return;
@@ -702,65 +702,12 @@ deliver_event(hr_bridge *b, const hr_layer_hevent *ev)
 		atomic_fetch_add(&b->st_stale, 1);
 }
 
-/* Wait on the logs, then pop (sequence) every shard's shared key: a copy
- * waits at most BRIDGE_TAIL_MS for some node to pop it, and every node reads
- * the log entry as soon as it is written. Its own connections (the layer's
- * pool): never the drain's blocking pop. */
-static void *
-hist_main(void *arg)
-{
-	hr_bridge *b = arg;
-	size_t ns = hr_layer_history_shards(b->rl);
-	char(*cur)[HR_HISTORY_CURSOR] = calloc(ns, sizeof(*cur));
-	hr_layer_hevent *ev = calloc(b->batch, sizeof(*ev));
-	int block = ns > 0 && BRIDGE_TAIL_MS / (int)ns > 5 ? BRIDGE_TAIL_MS / (int)ns : 5;
-	int backoff = BRIDGE_BACKOFF_MIN_MS;
-
-	if (cur == NULL || ev == NULL) {
-		blog(b, 1, "redis history: out of memory");
-		goto done;
-	}
-	while (!atomic_load(&b->stopping)) {
-		int rv = 0;
-		/* The tail first: its first call fixes the cursor at the log's end
-		 * before this node sequences anything, so that nothing it pops is
-		 * behind its own cursor. */
-		for (size_t s = 0; s < ns && rv == 0; s++) {
-			size_t n = 0;
-			rv = hr_layer_history_tail(b->rl, s, cur[s], block, ev, b->batch, &n);
-			atomic_fetch_add(&b->st_hist, n);
-			for (size_t i = 0; i < n; i++)
-				deliver_event(b, &ev[i]);
-			hr_layer_hevents_release(ev, n);
-		}
-		for (size_t s = 0; s < ns && rv == 0; s++) {
-			size_t k = 0;
-			rv = hr_layer_history_pump(b->rl, s, b->batch, &k);
-			atomic_fetch_add(&b->st_seq, k);
-		}
-		if (rv == HR_ECLOSED)
-			break;
-		if (rv == 0) {
-			backoff = BRIDGE_BACKOFF_MIN_MS;
-			continue;
-		}
-		/* Redis down (the drain thread reports it): retry, at most 1 s apart;
-		 * the cursors stay, so the log is read on from where it was. */
-		for (int slept = 0; slept < backoff && !atomic_load(&b->stopping); slept += 50)
-			hr_sys__sleep_ms(50);
-		backoff = backoff * 2 < BRIDGE_BACKOFF_MAX_MS ? backoff * 2 : BRIDGE_BACKOFF_MAX_MS;
-	}
-done:
-	free(ev);
-	free(cur);
-	return NULL;
-}
-
 /* ---------------------------------------------------------------- public */
 
 static void
 bridge_free(hr_bridge *b)
 {
+	hr_bridge__hist_free(b->histt);
 	hr_map_fini(&b->groups); /* groups_type frees each list */
 	while (b->gone != NULL) {
 		bgone *x = b->gone;
@@ -816,8 +763,6 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	atomic_init(&b->st_send_fail, 0);
 	atomic_init(&b->st_stale, 0);
 	atomic_init(&b->st_reconnects, 0);
-	atomic_init(&b->st_seq, 0);
-	atomic_init(&b->st_hist, 0);
 	if (pthread_mutex_init(&b->mu, NULL) != 0) {
 		rv = HR_ENOMEM;
 		goto fail;
@@ -852,7 +797,8 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	};
 	if ((rv = hr_router_set_hooks(b->router, &hooks, BRIDGE_HOOK_TIMEOUT_MS)) != 0)
 		goto fail_actor;
-	if (b->n_hist > 0 && hr_sys__thread_start(&b->histt, "herald-history", hist_main, b) != 0)
+	if (b->n_hist > 0
+	    && hr_bridge__hist_start(&b->histt, b->rl, b->batch, deliver_event, b, b->log) != 0)
 		blog(b, 1, "redis: cannot start the history thread");
 	if ((rv = hr_sys__thread_start(&b->drain, "herald-drain", drain_main, b)) != 0) {
 		/* The router holds the hooks now: keep the actor until it is gone. */
@@ -876,7 +822,7 @@ hr_bridge_stop(hr_bridge *b)
 		return;
 	atomic_store(&b->stopping, true);
 	hr_sys__thread_join(&b->drain);
-	hr_sys__thread_join(&b->histt);
+	hr_bridge__hist_stop(b->histt);
 }
 
 void
@@ -902,6 +848,5 @@ hr_bridge_get_stats(const hr_bridge *b, hr_bridge_stats *out)
 	out->memberships = m->n_groups;
 	pthread_mutex_unlock(&m->mu);
 	out->reconnects = atomic_load(&m->st_reconnects);
-	out->sequenced = atomic_load(&m->st_seq);
-	out->hist_events = atomic_load(&m->st_hist);
+	hr_bridge__hist_stats(m->histt, &out->sequenced, &out->hist_events);
 }

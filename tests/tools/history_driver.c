@@ -13,8 +13,9 @@
  *   pump [MAX]               -> sequenced=N (every shard, one script each)
  *   mark                     -> ok (tail from the logs' ends from now on)
  *   tail MS                  -> ev G EPOCH OFFSET JSON ... then `end N`
- *   run MS                   -> for MS ms: pump then tail (10 ms) in turn;
- *                               ev lines as they come, then `end N`
+ *   run MS [N]               -> for MS ms (or until N events came): pump then
+ *                               tail (10 ms) in turn; ev lines as they come,
+ *                               then `end N`
  *   range G EPOCH AFTER MAX TTL -> pos EPOCH LATEST COMPLETE, ev lines, `end N`
  *   stats                    -> expired=.. bad=..
  */
@@ -153,8 +154,9 @@ run(char *line)
 		else
 			printf("error %ld entries after mark\n", k);
 	} else if (strcmp(op, "tail") == 0 || strcmp(op, "run") == 0) {
-		char *ms = driver_next_tok(&rest);
+		char *ms = driver_next_tok(&rest), *until = driver_next_tok(&rest);
 		int block = ms != NULL ? atoi(ms) : 0;
+		long want = until != NULL ? atol(until) : -1;
 		if (block <= 0) {
 			puts("error input");
 			return;
@@ -165,7 +167,7 @@ run(char *line)
 			total = k;
 		} else {
 			double end = mono() + block / 1000.0;
-			while (mono() < end) {
+			while (mono() < end && (want < 0 || total < want)) {
 				if ((k = pump_all(100)) < 0 || (k = tail_all(10)) < 0)
 					break;
 				total += k;
