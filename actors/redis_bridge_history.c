@@ -1,14 +1,16 @@
 /*
  * redis_bridge_history.c: the Redis bridge's history thread
- * (bridge_hist_int.h; docs/RECOVERY.md, "The sequencer"). It loops: wait on
- * every shard's log (XREAD BLOCK, at most BRIDGE_TAIL_MS in all) and hand
- * each entry on, then pop every shard's shared key (the sequencer script).
- * A copy therefore waits at most about BRIDGE_TAIL_MS for some node to pop
- * it, and every node reads the log entry as soon as it is written. The tail
- * comes first so that its first call fixes the cursor at the log's end
- * before this node sequences anything (nothing it pops is behind its own
- * cursor). Its connections are the layer's pool: never the drain thread's
- * blocking pop.
+ * (bridge_hist_int.h; docs/RECOVERY.md, "The sequencer"). It loops: read
+ * every shard's log after its cursor and hand each entry on, then pop every
+ * shard's shared key (the sequencer script); when a round found nothing, it
+ * sleeps HIST_IDLE_MS. A copy therefore waits at most about HIST_IDLE_MS
+ * for some node to pop it, and every node reads its log entry within about
+ * as long. The reads do not block in Redis: Redis ends a blocking read that
+ * nothing wakes on its own 100 ms timer (hz 10), which would make an idle
+ * node pop only every ~100 ms. The tail comes first so that its first call
+ * fixes the cursor at the log's end before this node sequences anything
+ * (nothing it pops is behind its own cursor). Its connections are the
+ * layer's pool: never the drain thread's blocking pop.
  *
  * Threads: the thread itself; stats from any thread (atomics).
  */
@@ -20,7 +22,7 @@
 #include "actors/actor_impl.h"
 #include "actors/bridge_hist_int.h"
 
-#define BRIDGE_TAIL_MS 10 /* longest wait on the logs before popping again */
+#define HIST_IDLE_MS 10 /* sleep after a round that found nothing */
 #define HIST_BACKOFF_MIN_MS 100
 #define HIST_BACKOFF_MAX_MS 1000
 
@@ -42,7 +44,6 @@ hist_main(void *arg)
 	size_t ns = hr_layer_history_shards(h->rl);
 	char(*cur)[HR_HISTORY_CURSOR] = calloc(ns, sizeof(*cur));
 	hr_layer_hevent *ev = calloc(h->batch, sizeof(*ev));
-	int block = ns > 0 && BRIDGE_TAIL_MS / (int)ns > 5 ? BRIDGE_TAIL_MS / (int)ns : 5;
 	int backoff = HIST_BACKOFF_MIN_MS;
 
 	if (cur == NULL || ev == NULL) {
@@ -52,9 +53,11 @@ hist_main(void *arg)
 	}
 	while (!atomic_load(&h->stopping)) {
 		int rv = 0;
+		size_t work = 0;
 		for (size_t s = 0; s < ns && rv == 0; s++) {
 			size_t n = 0;
-			rv = hr_layer_history_tail(h->rl, s, cur[s], block, ev, h->batch, &n);
+			rv = hr_layer_history_tail(h->rl, s, cur[s], 0, ev, h->batch, &n);
+			work += n;
 			atomic_fetch_add(&h->events, n);
 			for (size_t i = 0; i < n; i++)
 				h->deliver(h->arg, &ev[i]);
@@ -64,11 +67,14 @@ hist_main(void *arg)
 			size_t k = 0;
 			rv = hr_layer_history_pump(h->rl, s, h->batch, &k);
 			atomic_fetch_add(&h->sequenced, k);
+			work += k;
 		}
 		if (rv == HR_ECLOSED)
 			break;
 		if (rv == 0) {
 			backoff = HIST_BACKOFF_MIN_MS;
+			if (work == 0)
+				hr_sys__sleep_ms(HIST_IDLE_MS);
 			continue;
 		}
 		/* Redis down (the drain thread reports it): retry, at most 1 s apart;

@@ -236,10 +236,12 @@ size_t hr_layer_history_shards(hr_layer *l);
 int hr_layer_history_pump(hr_layer *l, size_t shard, size_t max, size_t *sequenced);
 
 /* Read up to max log entries of shard after cursor (an empty cursor: from
- * now; it is then set to the log's end first), waiting up to block_ms (> 0)
- * when none is there; advances cursor. 0 with *n >= 0 (0: none came in
- * block_ms), HR_EIO. Entries that do not decode are skipped and counted as
- * bad. */
+ * now; it is then set to the log's end first), waiting up to block_ms when
+ * none is there (0: not at all); advances cursor. 0 with *n >= 0, HR_EIO.
+ * Entries that do not decode are skipped and counted as bad. Note: Redis
+ * ends a blocking read that nothing wakes only on its own timer (hz 10: up
+ * to ~100 ms late), so a loop that must run every few ms polls with 0 and
+ * sleeps on its side. */
 int hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR], int block_ms,
     hr_layer_hevent *ev, size_t max, size_t *n);
 

@@ -425,7 +425,7 @@ hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR],
 	if (!is_redis(l))
 		return HR_ENOTSUP;
 	const hr_redis *r = l->_be;
-	if (shard >= r->n || max == 0 || block_ms <= 0 || block_ms > 2000)
+	if (shard >= r->n || max == 0 || block_ms < 0 || block_ms > 2000)
 		return HR_EINVAL;
 	char lk[RD_KEY_MAX];
 	size_t lklen = hr_layer__redis_key(l, lk, ":herald:log", 11, "", 0);
@@ -464,15 +464,17 @@ hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR],
 	hr_layer__argv_str(&a, "XREAD");
 	hr_layer__argv_str(&a, "COUNT");
 	hr_layer__argv_ll(&a, (long long)max);
-	hr_layer__argv_str(&a, "BLOCK");
-	hr_layer__argv_ll(&a, block_ms);
+	if (block_ms > 0) {
+		hr_layer__argv_str(&a, "BLOCK");
+		hr_layer__argv_ll(&a, block_ms);
+	}
 	hr_layer__argv_str(&a, "STREAMS");
 	hr_layer__argv_add(&a, lk, lklen);
 	hr_layer__argv_str(&a, cursor);
 	if ((rv = run_on(l, shard, &a, 1, &rep)) != 0)
 		goto done;
 	if (rep->type == REDIS_REPLY_NIL)
-		goto done; /* nothing within block_ms */
+		goto done; /* nothing (within block_ms) */
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1
 	    || rep->element[0]->type != REDIS_REPLY_ARRAY || rep->element[0]->elements != 2
 	    || rep->element[0]->element[1]->type != REDIS_REPLY_ARRAY) {

@@ -363,9 +363,10 @@ def test_nodes_agree_at_200_per_second():
 
 def test_redis_cost_linear_in_nodes():
     """A group_send's writes cost the same whatever the number of nodes (one
-    copy, one sequencing); each node adds only its loop (one pop script and
-    one log read per wake-up, a wake-up per log entry or per 10 ms), so the
-    total grows linearly with nodes, not with members or sockets."""
+    copy, one sequencing); each node adds only its loop (one log read and one
+    pop script per round; a round follows at once a round that read or
+    popped something, else after 10 ms), so the total grows linearly with
+    nodes, not with members or sockets."""
     n_sends = 300
     fixed, loops = {}, {}
     for n_nodes in (1, 2, 3):
@@ -387,10 +388,12 @@ def test_redis_cost_linear_in_nodes():
             loops[n_nodes] = calls["xread"] / n_nodes
             total = sum(v for k, v in calls.items() if k != "config|resetstat")
             print("nodes=%d commands/group_send=%.2f, of which the nodes' loops %.2f; "
-                  "wake-ups per node %.0f for %d group_sends in %.1f s" % (
+                  "rounds per node %.0f for %d group_sends in %.1f s" % (
                       n_nodes, total / n_sends, (total - sum(f.values())) / n_sends,
                       loops[n_nodes], n_sends, window), flush=True)
-            assert loops[n_nodes] <= n_sends + window / 0.010 + 10, (loops, window)
+            # Rounds that found work: at most one that popped and one that
+            # read per group_send (fewer: they batch); idle rounds: one per 10 ms.
+            assert loops[n_nodes] <= 2 * n_sends + window / 0.010 + 10, (loops, window)
     print("per group_send, whatever the nodes:", sorted(fixed[1].items()))
     assert fixed[1] == fixed[2] == fixed[3], fixed
     assert fixed[1]["xadd"] == fixed[1]["incr"] == n_sends

@@ -13,9 +13,10 @@
  *   pump [MAX]               -> sequenced=N (every shard, one script each)
  *   mark                     -> ok (tail from the logs' ends from now on)
  *   tail MS                  -> ev G EPOCH OFFSET JSON ... then `end N`
- *   run MS [N]               -> for MS ms (or until N events came): pump then
- *                               tail (10 ms) in turn; ev lines as they come,
- *                               then `end N`
+ *   run MS [N]               -> for MS ms (or until N events came), as the
+ *                               bridge's history thread: tail, pump, sleep
+ *                               10 ms after a round that found nothing; ev
+ *                               lines as they come, then `end N`
  *   range G EPOCH AFTER MAX TTL -> pos EPOCH LATEST COMPLETE, ev lines, `end N`
  *   stats                    -> expired=.. bad=..
  */
@@ -168,10 +169,15 @@ run(char *line)
 		} else {
 			double end = mono() + block / 1000.0;
 			while (mono() < end && (want < 0 || total < want)) {
-				if ((k = pump_all(100)) < 0 || (k = tail_all(10)) < 0)
+				long got, seq;
+				if ((k = got = tail_all(0)) < 0 || (k = seq = pump_all(100)) < 0)
 					break;
-				total += k;
+				total += got;
 				fflush(stdout);
+				if (got == 0 && seq == 0) {
+					struct timespec idle = { 0, 10000000 };
+					nanosleep(&idle, NULL);
+				}
 			}
 		}
 		if (k < 0)
