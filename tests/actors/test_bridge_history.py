@@ -45,10 +45,19 @@ class Nodes:
             self.lines.put((time.monotonic(), line.rstrip("\n")))
         self.lines.put((time.monotonic(), None))
 
+    def wait_lines(self, prefix, count, timeout=10):
+        """Wait until `count` lines starting with prefix came (kept)."""
+        self.kept = getattr(self, "kept", [])
+        deadline = time.monotonic() + timeout
+        while sum(1 for _, l in self.kept if l.startswith(prefix)) < count:
+            t, line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "driver exited early"
+            self.kept.append((t, line))
+
     def finish(self):
         """Close stdin; every line up to `done`, with arrival times."""
         self.p.stdin.close()
-        out = []
+        out = list(getattr(self, "kept", []))
         while True:
             t, line = self.lines.get(timeout=30)
             assert line is not None, "driver exited early"
@@ -187,7 +196,7 @@ def test_redis_restart_registers_again_and_sequences_on():
         nodes = Nodes(rs.url, 2, ["notifications"])
         wait_until(lambda: len(rs.members("notifications")) == 1, what="shared member")
         publish(rs.url, [("notifications", {"type": "x", "id": i}) for i in range(5)], 500)
-        wait_until(lambda: rs.r.get("asgi:herald:seq:notifications") == b"5", what="5 sequenced")
+        nodes.wait_lines("ev ", 10)  # both nodes handed the five on
         old = rs.r.get("asgi:herald:epoch:notifications")
         rs.stop()
         time.sleep(0.5)
