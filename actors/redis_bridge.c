@@ -20,7 +20,6 @@
  * under `mu`. Counters are atomics.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -59,10 +58,11 @@ typedef struct bsend {
 
 /* One group this node is a member of, by its local members. */
 typedef struct bgroup {
-	struct bgroup *next;                /* other groups whose names have the same hash */
-	uint64_t hash;                      /* FNV-1a of the group name: its key in `groups` */
-	char member[HR_NAME_MAX];           /* the channel registered in Redis */
-	const hr_bridge_history_rule *rule; /* history: member is the shared one */
+	struct bgroup *next;      /* other groups whose names have the same hash */
+	uint64_t hash;            /* FNV-1a of the group name: its key in `groups` */
+	char member[HR_NAME_MAX]; /* the channel registered in Redis */
+	/* With history: member is the group's shared history member. */
+	const hr_bridge_history_rule *rule;
 	char name[];
 } bgroup;
 
@@ -96,8 +96,6 @@ struct hr_bridge {
 	atomic_uint_fast64_t st_in, st_out, st_fed_fail, st_send_fail, st_stale, st_reconnects;
 	const hr_bridge_history_rule *hist; /* opts.history */
 	size_t n_hist;
-	hr_bridge_event_fn on_event;
-	void *on_event_arg;
 	hr_bridge_hist *histt; /* the history thread, with rules */
 };
 
@@ -145,6 +143,12 @@ hr_bridge_member_name(hr_bridge *b, const char *group, char *out, size_t outlen)
 	/* Too long for a channel name (< 100): name it by its hash. */
 	n = snprintf(out, outlen, "%sh.%016llx", b->pkey, (unsigned long long)name_hash(group));
 	return n > 0 && (size_t)n < outlen ? 0 : HR_EMSGSIZE;
+}
+
+const hr_bridge_history_rule *
+hr_bridge_history_rule_for(const hr_bridge *b, const char *group)
+{
+	return hr_bridge__hist_rule(b->hist, b->n_hist, group);
 }
 
 const char *
@@ -676,32 +680,6 @@ drain_main(void *arg)
 	return NULL;
 }
 
-/* ---------------------------------------------------------------- history */
-
-const hr_bridge_history_rule *
-hr_bridge_history_rule_for(const hr_bridge *b, const char *group)
-{
-	for (size_t i = 0; i < b->n_hist; i++)
-		if (fnmatch(b->hist[i].glob, group, 0) == 0)
-			return &b->hist[i];
-	return NULL;
-}
-
-/* The history thread's delivery. */
-static void
-deliver_event(void *arg, const hr_layer_hevent *ev)
-{
-	hr_bridge *b = arg;
-	if (b->on_event != NULL) {
-		b->on_event(b->on_event_arg, ev);
-		return;
-	}
-	if (hr_router_group_send_local(
-	        b->router, ev->group, ev->msg, NULL, NULL, BRIDGE_ROUTER_TIMEOUT_MS)
-	    != 0)
-		atomic_fetch_add(&b->st_stale, 1);
-}
-
 /* ---------------------------------------------------------------- public */
 
 static void
@@ -744,8 +722,6 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	b->log = opts->log;
 	b->hist = opts->history;
 	b->n_hist = opts->history != NULL ? opts->n_history : 0;
-	b->on_event = opts->on_event;
-	b->on_event_arg = opts->on_event_arg;
 	b->batch = opts->batch ? opts->batch : 100;
 	if (b->batch > BRIDGE_BATCH_MAX)
 		b->batch = BRIDGE_BATCH_MAX;
@@ -789,6 +765,11 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	};
 	if ((rv = hr_actor_spawn(&b->actor, &spec)) != 0)
 		goto fail;
+	if (b->n_hist > 0
+	    && hr_bridge__hist_start(&b->histt, b->rl, b->router, b->batch, opts->on_event,
+	           opts->on_event_arg, b->log)
+	        != 0)
+		blog(b, 1, "redis: cannot start the history thread");
 	hr_router_hooks hooks = {
 		.arg = b,
 		.group_joined = hook_joined,
@@ -797,9 +778,6 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	};
 	if ((rv = hr_router_set_hooks(b->router, &hooks, BRIDGE_HOOK_TIMEOUT_MS)) != 0)
 		goto fail_actor;
-	if (b->n_hist > 0
-	    && hr_bridge__hist_start(&b->histt, b->rl, b->batch, deliver_event, b, b->log) != 0)
-		blog(b, 1, "redis: cannot start the history thread");
 	if ((rv = hr_sys__thread_start(&b->drain, "herald-drain", drain_main, b)) != 0) {
 		/* The router holds the hooks now: keep the actor until it is gone. */
 		blog(b, 1, "redis: cannot start the drain thread");
@@ -821,8 +799,8 @@ hr_bridge_stop(hr_bridge *b)
 	if (b == NULL)
 		return;
 	atomic_store(&b->stopping, true);
-	hr_sys__thread_join(&b->drain);
 	hr_bridge__hist_stop(b->histt);
+	hr_sys__thread_join(&b->drain);
 }
 
 void
@@ -848,5 +826,7 @@ hr_bridge_get_stats(const hr_bridge *b, hr_bridge_stats *out)
 	out->memberships = m->n_groups;
 	pthread_mutex_unlock(&m->mu);
 	out->reconnects = atomic_load(&m->st_reconnects);
-	hr_bridge__hist_stats(m->histt, &out->sequenced, &out->hist_events);
+	uint64_t lost;
+	hr_bridge__hist_stats(m->histt, &out->sequenced, &out->hist_events, &lost);
+	out->stale += lost;
 }

@@ -15,6 +15,7 @@
  * Threads: the thread itself; stats from any thread (atomics).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -25,17 +26,39 @@
 #define HIST_IDLE_MS 10 /* sleep after a round that found nothing */
 #define HIST_BACKOFF_MIN_MS 100
 #define HIST_BACKOFF_MAX_MS 1000
+#define HIST_ROUTER_TIMEOUT_MS 1000
 
 struct hr_bridge_hist {
 	hr_layer *rl;
+	hr_router *router;
 	size_t batch;
-	void (*deliver)(void *arg, const hr_layer_hevent *ev);
+	hr_bridge_event_fn on_event;
 	void *arg;
 	void (*log)(int level, const char *line);
 	hr_sys_thread thread;
 	atomic_bool stopping;
-	atomic_uint_fast64_t sequenced, events;
+	atomic_uint_fast64_t sequenced, events, lost;
 };
+
+const hr_bridge_history_rule *
+hr_bridge__hist_rule(const hr_bridge_history_rule *rules, size_t n, const char *group)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fnmatch(rules[i].glob, group, 0) == 0)
+			return &rules[i];
+	return NULL;
+}
+
+static void
+deliver(hr_bridge_hist *h, const hr_layer_hevent *ev)
+{
+	if (h->on_event != NULL)
+		h->on_event(h->arg, ev);
+	else if (hr_router_group_send_local(
+	             h->router, ev->group, ev->msg, NULL, NULL, HIST_ROUTER_TIMEOUT_MS)
+	    != 0)
+		atomic_fetch_add(&h->lost, 1);
+}
 
 static void *
 hist_main(void *arg)
@@ -60,7 +83,7 @@ hist_main(void *arg)
 			work += n;
 			atomic_fetch_add(&h->events, n);
 			for (size_t i = 0; i < n; i++)
-				h->deliver(h->arg, &ev[i]);
+				deliver(h, &ev[i]);
 			hr_layer_hevents_release(ev, n);
 		}
 		for (size_t s = 0; s < ns && rv == 0; s++) {
@@ -90,9 +113,8 @@ done:
 }
 
 int
-hr_bridge__hist_start(hr_bridge_hist **out, hr_layer *rl, size_t batch,
-    void (*deliver)(void *arg, const hr_layer_hevent *ev), void *arg,
-    void (*log)(int level, const char *line))
+hr_bridge__hist_start(hr_bridge_hist **out, hr_layer *rl, hr_router *router, size_t batch,
+    hr_bridge_event_fn on_event, void *arg, void (*log)(int level, const char *line))
 {
 	hr_bridge_hist *h = calloc(1, sizeof(*h));
 	int rv;
@@ -100,13 +122,15 @@ hr_bridge__hist_start(hr_bridge_hist **out, hr_layer *rl, size_t batch,
 	if (h == NULL)
 		return HR_ENOMEM;
 	h->rl = rl;
+	h->router = router;
 	h->batch = batch > 0 ? batch : 100;
-	h->deliver = deliver;
+	h->on_event = on_event;
 	h->arg = arg;
 	h->log = log;
 	atomic_init(&h->stopping, false);
 	atomic_init(&h->sequenced, 0);
 	atomic_init(&h->events, 0);
+	atomic_init(&h->lost, 0);
 	if ((rv = hr_sys__thread_start(&h->thread, "herald-history", hist_main, h)) != 0) {
 		free(h);
 		return rv;
@@ -132,9 +156,11 @@ hr_bridge__hist_free(hr_bridge_hist *h)
 }
 
 void
-hr_bridge__hist_stats(const hr_bridge_hist *h, uint64_t *sequenced, uint64_t *events)
+hr_bridge__hist_stats(
+    const hr_bridge_hist *h, uint64_t *sequenced, uint64_t *events, uint64_t *lost)
 {
 	hr_bridge_hist *m = (hr_bridge_hist *)h;
 	*sequenced = m != NULL ? atomic_load(&m->sequenced) : 0;
 	*events = m != NULL ? atomic_load(&m->events) : 0;
+	*lost = m != NULL ? atomic_load(&m->lost) : 0;
 }
