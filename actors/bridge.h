@@ -21,11 +21,6 @@
  *    other targets as a send to that connection. It notices Redis going away
  *    (HR_EIO), retries with decorrelated-jitter backoff (at most 1 s apart)
  *    and, once Redis answers again, asks the actor to re-register.
- *  - with history rules (opts.history), a group that matches one is
- *    registered through its shared history member instead of the per-node
- *    membership, and a history thread sequences the copies it pops from the
- *    shared keys and tails the shards' logs, handing each sequenced
- *    group_send to opts.on_event (docs/RECOVERY.md, "Redis layer").
  *
  * Threads: every function may be called from any thread; create/stop/destroy
  * from the node's main thread. The router must outlive the drain thread
@@ -41,7 +36,11 @@
 typedef struct hr_bridge hr_bridge;
 
 /* A group glob with shared history on Redis (`--history GLOB=SIZE[:TTL]`):
- * SIZE frames kept, for TTL seconds. First match wins. */
+ * SIZE frames kept, for TTL seconds. First match wins. A group that matches
+ * is registered through its shared history member instead of the per-node
+ * membership, and a history thread (redis_bridge_history.c) sequences the
+ * copies it pops from the shared keys and tails the shards' logs, handing
+ * each sequenced group_send to opts.on_event (docs/RECOVERY.md). */
 typedef struct hr_bridge_history_rule {
 	const char *glob; /* borrowed for the bridge's lifetime */
 	size_t size;
