@@ -38,6 +38,24 @@
 
 typedef struct hr_bridge hr_bridge;
 
+/* A group glob with shared history on Redis (`--history GLOB=SIZE[:TTL]`):
+ * SIZE frames kept, for TTL seconds. First match wins. A group that matches
+ * is registered through its shared history member instead of the per-node
+ * membership, and a history thread (redis_bridge_history.c) sequences the
+ * copies it pops from the shared keys and tails the shards' logs, handing
+ * each sequenced group_send to opts.on_event (docs/RECOVERY.md). */
+typedef struct hr_bridge_history_rule {
+	const char *glob; /* borrowed for the bridge's lifetime */
+	size_t size;
+	double ttl;
+} hr_bridge_history_rule;
+
+/* A group_send of a group with history, sequenced in Redis (its epoch and
+ * offset agree on every node): called once per group_send on every node, in
+ * offset order per group, from the bridge's history thread. ev and its msg
+ * are borrowed for the call (take a reference to keep it). */
+typedef void (*hr_bridge_event_fn)(void *arg, const hr_layer_hevent *ev);
+
 typedef struct hr_bridge_opts {
 	hr_layer *redis;     /* borrowed: a Redis layer; outlives the bridge */
 	hr_router *router;   /* borrowed: see the order above */
@@ -48,11 +66,24 @@ typedef struct hr_bridge_opts {
 	 * re-registered), one line each; level 1 = warn, 2 = info. NULL: silent.
 	 * Called from the bridge's threads. */
 	void (*log)(int level, const char *line);
+	/* Shared history (docs/RECOVERY.md, "Redis layer"): for a group that
+	 * matches one of these rules the node registers the group's shared
+	 * history member instead of its own membership, and a history thread
+	 * sequences the copies it pops and tails the log. n_history 0: none. */
+	const hr_bridge_history_rule *history;
+	size_t n_history;
+	/* Where sequenced group_sends go. NULL: to the router as a local-only
+	 * group_send, without the position (the router's sequenced entry point
+	 * replaces this at merge: see RECOVERY.md, "Wiring"). */
+	hr_bridge_event_fn on_event;
+	void *on_event_arg;
 } hr_bridge_opts;
 
 /* Check that Redis answers (one pop of the process key, no wait), start the
- * actor and the drain thread and install the router's hooks. HR_EIO when
- * Redis does not answer (nothing is left running), HR_ENOMEM, HR_EINVAL. */
+ * actor, the drain thread (and the history thread, with history rules) and
+ * install the router's hooks. HR_EIO when Redis does not answer (nothing is
+ * left running), HR_ENOMEM, HR_EINVAL (also: a history rule without a glob,
+ * with size 0 or a TTL under 1 s). */
 int hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts);
 /* Stop and join the drain thread (nothing more reaches the router from
  * Redis). Idempotent; NULL ok. */
@@ -64,6 +95,9 @@ void hr_bridge_destroy(hr_bridge *b);
 /* The membership channel this node registers for group (written NUL-terminated
  * into out, at least HR_NAME_MAX bytes). */
 int hr_bridge_member_name(hr_bridge *b, const char *group, char *out, size_t outlen);
+/* The rule that applies to group (first matching glob), or NULL. */
+const hr_bridge_history_rule *hr_bridge_history_rule_for(const hr_bridge *b, const char *group);
+
 /* The node's process key "specific.<client_prefix>!" (borrowed). */
 const char *hr_bridge_process_key(const hr_bridge *b);
 
@@ -86,6 +120,8 @@ typedef struct hr_bridge_stats {
 	uint64_t stale;         /* drained messages for a local channel or group gone */
 	uint64_t memberships;   /* groups registered now */
 	uint64_t reconnects;    /* times Redis came back */
+	uint64_t sequenced;     /* group_sends with history this node sequenced */
+	uint64_t hist_events;   /* sequenced group_sends read from the log */
 } hr_bridge_stats;
 void hr_bridge_get_stats(const hr_bridge *b, hr_bridge_stats *out);
 

@@ -36,6 +36,7 @@
 
 #include "actors/actor_impl.h"
 #include "actors/bridge.h"
+#include "actors/bridge_hist_int.h"
 
 #define BRIDGE_MAILBOX 8192
 #define BRIDGE_BATCH_MAX 1000
@@ -66,6 +67,8 @@ typedef struct bgroup {
 	struct bgroup *next;      /* other groups whose names have the same hash */
 	uint64_t hash;            /* FNV-1a of the group name: its key in `groups` */
 	char member[HR_NAME_MAX]; /* the channel registered in Redis */
+	/* With history: member is the group's shared history member. */
+	const hr_bridge_history_rule *rule;
 	char name[];
 } bgroup;
 
@@ -99,6 +102,9 @@ struct hr_bridge {
 	size_t n_groups; /* {mu} */
 	bgone *gone;     /* actor thread only */
 	atomic_uint_fast64_t st_in, st_out, st_fed_fail, st_send_fail, st_stale, st_reconnects;
+	const hr_bridge_history_rule *hist; /* opts.history */
+	size_t n_hist;
+	hr_bridge_hist *histt; /* the history thread, with rules */
 };
 
 static void blog(hr_bridge *b, int level, const char *fmt, ...)
@@ -147,6 +153,12 @@ hr_bridge_member_name(hr_bridge *b, const char *group, char *out, size_t outlen)
 	return n > 0 && (size_t)n < outlen ? 0 : HR_EMSGSIZE;
 }
 
+const hr_bridge_history_rule *
+hr_bridge_history_rule_for(const hr_bridge *b, const char *group)
+{
+	return hr_bridge__hist_rule(b->hist, b->n_hist, group);
+}
+
 const char *
 hr_bridge_process_key(const hr_bridge *b)
 {
@@ -190,7 +202,11 @@ tab_add(hr_bridge *b, const char *name, bgroup **out)
 	}
 	memcpy(g->name, name, len + 1);
 	g->hash = h;
-	if ((rv = hr_bridge_member_name(b, name, g->member, sizeof(g->member))) != 0
+	g->rule = hr_bridge_history_rule_for(b, name);
+	if ((rv = g->rule != NULL
+	            ? hr_layer_history_member(b->rl, name, g->member, sizeof(g->member))
+	            : hr_bridge_member_name(b, name, g->member, sizeof(g->member)))
+	        != 0
 	    || (rv = hr_map_put_int(&b->groups, h, &e, NULL)) != 0) {
 		free(g);
 		g = NULL;
@@ -288,6 +304,16 @@ gone_drop(hr_bridge *b, const char *name)
 	}
 }
 
+/* Register g in Redis: the shared history member and the group's history
+ * settings, or this node's own membership. */
+static int
+g_register(hr_bridge *b, const bgroup *g)
+{
+	if (g->rule != NULL)
+		return hr_layer_history_register(b->rl, g->name, g->rule->size, g->rule->ttl);
+	return hr_layer_group_add(b->rl, g->name, g->member);
+}
+
 static void
 on_join(hr_actor *self, void *state, hr_mail *mail)
 {
@@ -300,7 +326,7 @@ on_join(hr_actor *self, void *state, hr_mail *mail)
 		blog(b, 1, "redis: cannot track group %s: out of memory", name);
 	} else {
 		gone_drop(b, name);
-		if (atomic_load(&b->up) && (rv = hr_layer_group_add(b->rl, name, g->member)) != 0)
+		if (atomic_load(&b->up) && (rv = g_register(b, g)) != 0)
 			mark_down(b, rv, "group_add");
 	}
 	free(mail->p1);
@@ -313,7 +339,9 @@ on_leave(hr_actor *self, void *state, hr_mail *mail)
 	bgroup *g = tab_del(b, mail->p1);
 	int rv;
 
-	if (g != NULL) {
+	if (g != NULL && g->rule != NULL) {
+		free(g); /* the shared member stays: other nodes may serve the group */
+	} else if (g != NULL) {
 		if (!atomic_load(&b->up))
 			gone_add(b, g);
 		else if ((rv = hr_layer_group_discard(b->rl, g->name, g->member)) != 0) {
@@ -390,7 +418,7 @@ register_all(hr_bridge *b)
 	hr_map_iter_init(&it, &b->groups);
 	while ((e = hr_map_next(&it)) != NULL && atomic_load(&b->up)) {
 		for (bgroup *g = e->val.ptr; g != NULL; g = g->next) {
-			if ((rv = hr_layer_group_add(b->rl, g->name, g->member)) != 0) {
+			if ((rv = g_register(b, g)) != 0) {
 				mark_down(b, rv, "group_add");
 				return;
 			}
@@ -429,7 +457,7 @@ bridge_on_stop(hr_actor *self, void *state)
 	hr_map_iter_init(&it, &b->groups);
 	while ((e = hr_map_next(&it)) != NULL) {
 		for (bgroup *g = e->val.ptr; g != NULL; g = g->next) {
-			if (atomic_load(&b->up)) {
+			if (atomic_load(&b->up) && g->rule == NULL) {
 				int rv = hr_layer_group_discard(b->rl, g->name, g->member);
 				if (rv != 0)
 					mark_down(b, rv, "group_discard");
@@ -696,6 +724,7 @@ follow_main(void *arg)
 static void
 bridge_free(hr_bridge *b)
 {
+	hr_bridge__hist_free(b->histt);
 	hr_map_fini(&b->groups); /* groups_type frees each list */
 	while (b->gone != NULL) {
 		bgone *x = b->gone;
@@ -720,12 +749,18 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 		return HR_EINVAL;
 	if ((rv = hr_layer_client_prefix(opts->redis, cp, sizeof(cp))) != 0)
 		return rv;
+	for (size_t i = 0; opts->history != NULL && i < opts->n_history; i++)
+		if (opts->history[i].glob == NULL || opts->history[i].size == 0
+		    || !(opts->history[i].ttl >= 1) || opts->history[i].ttl > 1e9)
+			return HR_EINVAL;
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return HR_ENOMEM;
 	hr_map_init(&b->groups, &groups_type, 0);
 	b->rl = opts->redis;
 	b->router = opts->router;
 	b->log = opts->log;
+	b->hist = opts->history;
+	b->n_hist = opts->history != NULL ? opts->n_history : 0;
 	b->batch = opts->batch ? opts->batch : 100;
 	if (b->batch > BRIDGE_BATCH_MAX)
 		b->batch = BRIDGE_BATCH_MAX;
@@ -770,6 +805,11 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	};
 	if ((rv = hr_actor_spawn(&b->actor, &spec)) != 0)
 		goto fail;
+	if (b->n_hist > 0
+	    && hr_bridge__hist_start(&b->histt, b->rl, b->router, b->batch, opts->on_event,
+	           opts->on_event_arg, b->log)
+	        != 0)
+		blog(b, 1, "redis: cannot start the history thread");
 	hr_router_hooks hooks = {
 		.arg = b,
 		.group_joined = hook_joined,
@@ -805,6 +845,7 @@ hr_bridge_stop(hr_bridge *b)
 	if (b == NULL)
 		return;
 	atomic_store(&b->stopping, true);
+	hr_bridge__hist_stop(b->histt);
 	hr_sys__thread_join(&b->drain);
 	hr_sys__thread_join(&b->follow);
 }
@@ -832,4 +873,7 @@ hr_bridge_get_stats(const hr_bridge *b, hr_bridge_stats *out)
 	out->memberships = m->n_groups;
 	pthread_mutex_unlock(&m->mu);
 	out->reconnects = atomic_load(&m->st_reconnects);
+	uint64_t lost;
+	hr_bridge__hist_stats(m->histt, &out->sequenced, &out->hist_events, &lost);
+	out->stale += lost;
 }

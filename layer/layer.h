@@ -196,4 +196,80 @@ typedef struct hr_layer_stats {
 } hr_layer_stats;
 void hr_layer_get_stats(hr_layer *l, hr_layer_stats *out);
 
+/* ------------------------------------------- shared history (Redis backend) */
+
+/*
+ * Recovery's history shared by every node on one Redis (docs/RECOVERY.md,
+ * "Redis layer"). A group with history has one *shared history member*,
+ * "specific.<H>!h.<group>" (or "...!x.<16 hex>" for a long name), whose
+ * process key "<prefix>specific.<H>!" every node pops: the node that pops a
+ * copy sequences it (epoch, offset, history, log entry) in one script, and
+ * every node tails the log. H is fixed by the prefix and the shard, so the
+ * copies, the history and the log of a group all live on the group's shard.
+ * Every call is the Redis backend's (HR_ENOTSUP on memory) and blocking:
+ * worker threads only, as the rest of the layer.
+ */
+#define HR_HISTORY_EPOCH_LEN 16      /* lowercase hex characters */
+#define HR_HISTORY_CURSOR 48         /* a log position ("<ms>-<seq>"), NUL included */
+#define HR_HISTORY_DEFAULT_SIZE 1000 /* when a popped copy's group has no settings */
+#define HR_HISTORY_DEFAULT_TTL 300
+
+/* One group_send of a group with history, as sequenced. */
+typedef struct hr_layer_hevent {
+	hr_msg *msg;     /* one reference, the caller's */
+	uint64_t offset; /* 1, 2, ... within the epoch */
+	char epoch[HR_HISTORY_EPOCH_LEN + 1];
+	char group[HR_NAME_MAX + 1];
+} hr_layer_hevent;
+
+/* Unref each message of ev[0..n). */
+void hr_layer_hevents_release(hr_layer_hevent *ev, size_t n);
+
+/* The shared history member of group, NUL-terminated into out (at least
+ * HR_NAME_MAX bytes). HR_EBADNAME, HR_EMSGSIZE. */
+int hr_layer_history_member(hr_layer *l, const char *group, char *out, size_t outlen);
+
+/* Add the shared member to group (as group_add: refreshed, group_expiry) and
+ * store the group's history settings beside it (SIZE frames, TTL seconds),
+ * where the script of whichever node pops the group's copies reads them. One
+ * round trip. Called by every node with local members of group, again before
+ * group_expiry. HR_EBADNAME, HR_EINVAL (size 0 or ttl < 1), HR_EIO. */
+int hr_layer_history_register(hr_layer *l, const char *group, size_t size, double ttl);
+
+/* Number of shards (each has its own shared key and log). */
+size_t hr_layer_history_shards(hr_layer *l);
+
+/* The sequencer: pop up to max copies from shard's shared key and, in the
+ * same script (atomically: a copy is sequenced exactly when it is popped),
+ * give each its group's epoch (created once) and next offset, store it in
+ * the group's history (trimmed to SIZE, expiring after TTL) and append it
+ * to the shard's log. *sequenced: how many (expired or malformed copies are
+ * dropped and counted in hr_layer_stats). Never waits. HR_EIO. */
+int hr_layer_history_pump(hr_layer *l, size_t shard, size_t max, size_t *sequenced);
+
+/* Read up to max log entries of shard after cursor (an empty cursor: from
+ * now; it is then set to the log's end first), waiting up to block_ms when
+ * none is there (0: not at all); advances cursor. 0 with *n >= 0, HR_EIO.
+ * Entries that do not decode are skipped and counted as bad. Note: Redis
+ * ends a blocking read that nothing wakes only on its own timer (hz 10: up
+ * to ~100 ms late), so a loop that must run every few ms polls with 0 and
+ * sleeps on its side. */
+int hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR], int block_ms,
+    hr_layer_hevent *ev, size_t max, size_t *n);
+
+/* Where a resume stands. */
+typedef struct hr_layer_hpos {
+	char epoch[HR_HISTORY_EPOCH_LEN + 1]; /* the group's epoch (created if none) */
+	uint64_t latest;                      /* its latest offset, 0 if none yet */
+	bool complete; /* epoch matched and ev starts at after + 1 (or after == latest) */
+} hr_layer_hpos;
+
+/* The replay of a resume: the group's history after offset `after` of epoch
+ * (frames younger than ttl seconds, oldest first, at most max: call again
+ * from the last offset for more), the group's current epoch and latest
+ * offset, all read in one script. If the group has no epoch yet, one is
+ * created (with latest 0), so that every answer names an epoch. */
+int hr_layer_history_range(hr_layer *l, const char *group, const char *epoch, uint64_t after,
+    double ttl, hr_layer_hevent *ev, size_t max, size_t *n, hr_layer_hpos *pos);
+
 #endif /* HERALD_LAYER_H */

@@ -219,6 +219,12 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 		    "herald_redis_memberships %" PRIu64 "\n",
 		    bs.memberships);
 		rv |= appendf(out,
+		    "# HELP herald_history_sequenced_total Group_sends with shared history "
+		    "this node sequenced.\n"
+		    "# TYPE herald_history_sequenced_total counter\n"
+		    "herald_history_sequenced_total %" PRIu64 "\n",
+		    bs.sequenced);
+		rv |= appendf(out,
 		    "# HELP herald_redis_reconnects_total Times Redis came back.\n"
 		    "# TYPE herald_redis_reconnects_total counter\n"
 		    "herald_redis_reconnects_total %" PRIu64 "\n",
