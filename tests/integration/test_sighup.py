@@ -67,7 +67,10 @@ async def test_sighup_without_tls_only_logs():
                 before = len(log_lines(h))
                 h.proc.send_signal(signal.SIGHUP)
                 lines = new_lines_after(h, before, "the SIGHUP log line")
-                assert len(lines) == 1 and "SIGHUP" in lines[0], lines
+                # the node's own start-up lines may still be arriving: only
+                # one line about SIGHUP, and nothing worse than info
+                assert len([l for l in lines if "SIGHUP" in l]) == 1, lines
+                assert not any(" error " in l or " warn " in l for l in lines), lines
                 assert h.proc.poll() is None, "SIGHUP stopped the node"
                 st, _, _ = h.http("GET", "/healthz")
                 assert st == 200
