@@ -46,19 +46,6 @@
 #define EV_TICK_S 1.0
 
 /*
- * lws 4.1.6's libev glue (lib/event-libs/libev/libev.c) re-arms its one
- * timer with ev_timer_set + ev_timer_start, which libev ignores while that
- * timer is already active. Once it is armed for a far deadline (a TLS vhost
- * keeps a 24 h certificate check), a nearer one such as a wsi's 10 s
- * handshake timeout only runs when some fd event brings lws to its idle
- * callback, which services every timer that is due: a TLS client that
- * never sent its ClientHello was never cut. This tick makes such an event
- * once a second (lws_cancel_service's pipe; the mailbox protocol ignores
- * the EVENT_WAIT_CANCELLED it brings unless the thread is exiting), so lws's
- * timeouts are late by at most EV_TICK_S. libuv's glue restarts its timer
- * properly and needs none.
- */
-/*
  * End of a turn: what this turn's callbacks batched into the mailboxes
  * (transport/http.c's deferred scope) goes before the thread blocks again,
  * with no wake-up of its own (an ev_prepare / uv_prepare watcher, or after
@@ -86,6 +73,19 @@ uv_free_handle(uv_handle_t *h)
 	free(h);
 }
 
+/*
+ * lws 4.1.6's libev glue (lib/event-libs/libev/libev.c) re-arms its one
+ * timer with ev_timer_set + ev_timer_start, which libev ignores while that
+ * timer is already active. Once it is armed for a far deadline (a TLS vhost
+ * keeps a 24 h certificate check), a nearer one such as a wsi's 10 s
+ * handshake timeout only runs when some fd event brings lws to its idle
+ * callback, which services every timer that is due: a TLS client that
+ * never sent its ClientHello was never cut. This tick makes such an event
+ * once a second (lws_cancel_service's pipe; the mailbox protocol ignores
+ * the EVENT_WAIT_CANCELLED it brings unless the thread is exiting), so lws's
+ * timeouts are late by at most EV_TICK_S. libuv's glue restarts its timer
+ * properly and needs none.
+ */
 static void
 ev_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
