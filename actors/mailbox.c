@@ -37,14 +37,23 @@
  * Redis drain's group_sends, and the group_sends of one I/O loop turn's HTTP
  * requests (transport/http.c defers its scope to the end of the turn). What
  * must be seen before its caller acts again (a connection's registration,
- * before its 101) is flushed at once. Measured with herald itself (N
- * WebSocket clients, bench/README.md), against main, same minutes: N=1,000
- * 0.93x deliveries/s, 1.07x CPU per delivery; N=100 0.78x and 1.3x (each
- * broadcast there carries few recipients to spread a message's cost over);
- * Redis drain (--prefill 50000) 0.98x.
+ * before its 101) is flushed at once; the I/O thread's turn batch goes at
+ * the end of the loop's turn (transport/evloop.c), with no wake-up of its
+ * own. Measured with herald itself (N WebSocket clients, bench/README.md,
+ * "nng mailboxes against the ring"), against the ring build, interleaved on
+ * the loaded VM: N=100 0.85-0.96x deliveries/s (0.89x over 23 pairs) and
+ * 1.10x CPU per delivery at full rate (each broadcast there carries few
+ * recipients to spread a message's ~4 context switches over); N=1,000
+ * >= 0.9x; CPU per delivery at 10/s 0.84-0.99x; Redis drain 0.96x.
  * Tried and dropped: recv(0) waiting for a message still crossing nng's
  * threads (longer drains, bigger batches: 3 hops at 2.5 M/s, but herald
- * slower, as the router and I/O thread then block once per message).
+ * slower, as the router and I/O thread then block once per message); an
+ * actor waiting in poll(RECVFD) then receiving without waiting (the same
+ * hand-offs: nng's task thread then wakes the fd instead of the aio); a
+ * scope's batches sent newest first (replies before fan-outs); recv(0)
+ * answering EAGAIN without asking nng when nothing is outstanding. None was
+ * faster. pair0 and push0/pull0 cost the same per message as pair1 (one
+ * core: ~4 context switches, ~16 us of CPU per message).
  *
  * Design
  * ------

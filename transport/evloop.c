@@ -47,6 +47,34 @@
 #define EV_TICK_S ((double)HR_TICK_MS / 1000.0)
 
 /*
+ * End of a turn: what this turn's callbacks batched into the mailboxes
+ * (transport/http.c's deferred scope) goes before the thread blocks again,
+ * with no wake-up of its own (an ev_prepare / uv_prepare watcher, or after
+ * each lws_service for poll). Not counted as keeping the loop alive.
+ */
+static void
+ev_end_of_turn(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	hr_mailbox_batch_end_deferred();
+}
+
+static void
+uv_end_of_turn(uv_prepare_t *h)
+{
+	(void)h;
+	hr_mailbox_batch_end_deferred();
+}
+
+static void
+uv_free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+/*
  * lws 4.1.6's libev glue (lib/event-libs/libev/libev.c) re-arms its one
  * timer with ev_timer_set + ev_timer_start, which libev ignores while that
  * timer is already active. Once it is armed for a far deadline (a TLS vhost
@@ -130,15 +158,22 @@ hr_evloop__run(hr_iothread *t)
 		lws_sul_schedule(t->ctx, 0, &t->tick_sul, sul_tick, HR_TICK_MS * LWS_US_PER_MS);
 	switch (t->evloop) {
 	case HR_EVLOOP_POLL:
-		while (!t->exit)
-			if (lws_service(t->ctx, 0) < 0)
+		while (!t->exit) {
+			int rv = lws_service(t->ctx, 0);
+			hr_mailbox_batch_end_deferred();
+			if (rv < 0)
 				break;
+		}
 		break;
 	case HR_EVLOOP_LIBEV: {
 		ev_timer tick;
+		ev_prepare turn;
 		ev_timer_init(&tick, ev_tick, EV_TICK_S, EV_TICK_S);
 		tick.data = t;
 		ev_timer_start(t->loop, &tick);
+		ev_prepare_init(&turn, ev_end_of_turn);
+		ev_prepare_start(t->loop, &turn);
+		ev_unref(t->loop);
 		while (!t->exit) {
 			t->in_loop = true;
 			int alive = ev_run(t->loop, 0);
@@ -148,10 +183,22 @@ hr_evloop__run(hr_iothread *t)
 				break;
 			}
 		}
+		ev_ref(t->loop);
+		ev_prepare_stop(t->loop, &turn);
 		ev_timer_stop(t->loop, &tick);
 		break;
 	}
-	case HR_EVLOOP_LIBUV:
+	case HR_EVLOOP_LIBUV: {
+		/* freed by its close callback, in hr_evloop__destroy's turns */
+		uv_prepare_t *turn = malloc(sizeof(*turn));
+		if (turn != NULL && uv_prepare_init(t->loop, turn) == 0) {
+			(void)uv_prepare_start(turn, uv_end_of_turn);
+			uv_unref((uv_handle_t *)turn);
+		} else {
+			free(turn);
+			turn = NULL;
+			hr_log(HR_LOG_WARN, "I/O thread %u: no end-of-turn handle", t->index);
+		}
 		while (!t->exit) {
 			t->in_loop = true;
 			int alive = uv_run(t->loop, UV_RUN_DEFAULT);
@@ -161,7 +208,12 @@ hr_evloop__run(hr_iothread *t)
 				break;
 			}
 		}
+		if (turn != NULL) {
+			(void)uv_prepare_stop(turn);
+			uv_close((uv_handle_t *)turn, uv_free_handle);
+		}
 		break;
+	}
 	}
 }
 

@@ -618,9 +618,8 @@ on_send(hr_iothread *t, hr_conn *c)
 	r->conn = c->id;
 	h->awaiting_reply = true;
 	/* Requests of one loop turn reach the router in one nng message:
-	 * mbox_cb ends the batch on the EVENT_WAIT_CANCELLED this causes. */
-	if (hr_mailbox_batch_defer())
-		lws_cancel_service(t->ctx);
+	 * the loop ends the batch at the end of the turn (evloop.c). */
+	(void)hr_mailbox_batch_defer();
 	/* With Redis, a channel outside this node's process key lives in Redis. */
 	int kind = group ? HR_REQ_GROUP_SEND : HR_REQ_SEND;
 	if (!group && n->bridge != NULL

@@ -214,8 +214,9 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	hr_mail m;
 
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
-		/* lws_cancel_service: post_stop's fallback from another thread,
-		 * or on_send's end of turn on this one (its batch goes now). */
+		/* lws_cancel_service: post_stop's fallback from another thread
+		 * (or the libev tick). A deferred batch normally goes at the end
+		 * of the turn (evloop.c); sending it here too costs nothing. */
 		t = thread_of(wsi);
 		hr_mailbox_batch_end_deferred();
 		if (t->exit)

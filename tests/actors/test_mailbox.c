@@ -689,3 +689,112 @@ Test(mailbox, close_with_mail_in_an_unsent_batch_still_delivers_it)
 	hr_mailbox_destroy(c.mb);
 	cr_assert_eq(atomic_load(&drops), 0);
 }
+
+/*
+ * Accounting under timeouts, as the router posts to a consumer (a short
+ * timeout, in a drain's scope) and the consumer to an fd-polled I/O thread:
+ * batching producers whose posts often time out on a small mailbox, and a
+ * consumer that stalls now and then. Every post that returned 0 must be
+ * received exactly once, every other one must have been refused with
+ * HR_ETIMEDOUT, and once the producers' scopes have ended, what they had
+ * accepted all arrives (no mail counted and left behind in a batch or in nng).
+ */
+#define ACCT_PRODUCERS 3
+#define ACCT_PER_PRODUCER 6000
+#define ACCT_SCOPE 50
+
+typedef struct acct_ctx {
+	hr_mailbox *mb;
+	uint32_t id;
+	int accepted, timed_out, other;
+	uint8_t ok[ACCT_PER_PRODUCER]; /* posts that returned 0 */
+	atomic_int *done;
+} acct_ctx;
+
+static void *
+acct_producer(void *arg)
+{
+	acct_ctx *c = arg;
+	for (int i = 0; i < ACCT_PER_PRODUCER;) {
+		hr_mailbox_batch_begin();
+		for (int k = 0; k < ACCT_SCOPE && i < ACCT_PER_PRODUCER; k++, i++) {
+			hr_mail m = { .kind = HR_MAIL_USER, .u32 = c->id, .u64 = (uint64_t)i };
+			int rv = hr_mailbox_post(c->mb, &m, 1);
+			if (rv == 0) {
+				c->ok[i] = 1;
+				c->accepted++;
+			} else if (rv == HR_ETIMEDOUT) {
+				c->timed_out++;
+			} else {
+				c->other++;
+			}
+		}
+		hr_mailbox_batch_end();
+	}
+	atomic_fetch_add(c->done, 1);
+	return NULL;
+}
+
+static uint8_t acct_seen[ACCT_PRODUCERS][ACCT_PER_PRODUCER];
+
+static void
+acct_take(const hr_mail *m, int *received)
+{
+	cr_assert(m->u32 < ACCT_PRODUCERS && m->u64 < ACCT_PER_PRODUCER);
+	cr_assert_eq(acct_seen[m->u32][m->u64], 0, "mail %u/%llu received twice", m->u32,
+	    (unsigned long long)m->u64);
+	acct_seen[m->u32][m->u64] = 1;
+	(*received)++;
+}
+
+Test(mailbox, every_accepted_post_arrives_once_while_others_time_out)
+{
+	static acct_ctx p[ACCT_PRODUCERS];
+	const struct timespec stall = { .tv_sec = 0, .tv_nsec = 5000000L };
+	pthread_t t[ACCT_PRODUCERS];
+	atomic_int done = 0;
+	hr_mailbox *mb;
+	hr_mail m;
+	int fd, rv, received = 0, accepted = 0, timed_out = 0;
+
+	cr_assert_eq(hr_mailbox_create(&mb, 16, NULL, NULL), 0);
+	cr_assert_eq(hr_mailbox_fd(mb, &fd), 0);
+	for (uint32_t i = 0; i < ACCT_PRODUCERS; i++) {
+		p[i] = (acct_ctx) { .mb = mb, .id = i, .done = &done };
+		cr_assert_eq(pthread_create(&t[i], NULL, acct_producer, &p[i]), 0);
+	}
+	/* The I/O thread's loop, stalling every 7th wake-up so posts time out. */
+	for (int wakes = 0; atomic_load(&done) < ACCT_PRODUCERS;) {
+		if (!fd_readable(fd, 50))
+			continue;
+		if (++wakes % 7 == 0)
+			(void)nanosleep(&stall, NULL);
+		for (int i = 0; i < 32 || hr_mailbox_buffered(mb) > 0; i++) {
+			if ((rv = hr_mailbox_recv(mb, &m, 0)) != 0) {
+				cr_assert_eq(rv, HR_EAGAIN);
+				break;
+			}
+			acct_take(&m, &received);
+		}
+	}
+	for (int i = 0; i < ACCT_PRODUCERS; i++)
+		pthread_join(t[i], NULL);
+	/* Every scope has ended: the rest is in nng or crossing its threads. */
+	while ((rv = hr_mailbox_recv(mb, &m, 1000)) == 0)
+		acct_take(&m, &received);
+	cr_assert_eq(rv, HR_ETIMEDOUT);
+	for (int i = 0; i < ACCT_PRODUCERS; i++) {
+		cr_assert_eq(p[i].other, 0);
+		cr_assert_eq(p[i].accepted + p[i].timed_out, ACCT_PER_PRODUCER);
+		accepted += p[i].accepted;
+		timed_out += p[i].timed_out;
+		for (int k = 0; k < ACCT_PER_PRODUCER; k++)
+			cr_assert_eq(acct_seen[i][k], p[i].ok[k],
+			    "mail %d/%d: accepted %d, received %d", i, k, p[i].ok[k],
+			    acct_seen[i][k]);
+	}
+	cr_assert_eq(received, accepted);
+	cr_assert_gt(timed_out, 0, "no post timed out: the test did not test that");
+	cr_assert_not(fd_readable(fd, 0));
+	hr_mailbox_destroy(mb);
+}

@@ -4,8 +4,13 @@
  * while the consumer checks that each sender's mail arrives in its order;
  * then the mailbox is closed with producers still posting (and batches still
  * unsent), and every accepted mail must be received exactly once (or dropped
- * by destroy), never lost or duplicated.
+ * by destroy), never lost or duplicated. Last, as the router posts to a
+ * consumer and a consumer to an I/O thread: batching producers whose 1 ms
+ * posts time out and are not retried, and a consumer draining from the fd
+ * with recv(0) that stalls now and then: what was accepted all arrives, in
+ * each sender's order.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -148,6 +153,96 @@ run(int close_after)
 	}
 }
 
+/* ---------------------------------------------------------------- timeouts */
+
+static atomic_int timed_done;
+
+static void *
+produce_timed(void *arg)
+{
+	producer *p = arg;
+	for (uint64_t i = 0; i < PER_PRODUCER;) {
+		hr_mailbox_batch_begin();
+		for (int k = 0; k < 40 && i < PER_PRODUCER; k++, i++) {
+			hr_mail m = { .kind = HR_MAIL_USER, .u32 = p->id, .u64 = i };
+			int rv = hr_mailbox_post(p->mb, &m, 1);
+			if (rv == 0)
+				p->accepted++;
+			else if (rv == HR_ETIMEDOUT)
+				p->closed++; /* here: timed out */
+			else
+				p->other++;
+		}
+		hr_mailbox_batch_end();
+	}
+	atomic_fetch_add(&timed_done, 1);
+	return NULL;
+}
+
+static void
+take_timed(const hr_mail *m, int64_t *last, int *got, int *order_errors)
+{
+	(*got)++;
+	if (m->u32 >= PRODUCERS || (int64_t)m->u64 <= last[m->u32])
+		(*order_errors)++;
+	else
+		last[m->u32] = (int64_t)m->u64;
+}
+
+static void
+run_timed(void)
+{
+	const struct timespec stall = { .tv_sec = 0, .tv_nsec = 2000000L };
+	int64_t last[PRODUCERS];
+	hr_mailbox *mb;
+	hr_mail m;
+	int fd, rv, got = 0, order_errors = 0, wakes = 0;
+
+	atomic_store(&dropped, 0);
+	atomic_store(&timed_done, 0);
+	REQUIRE(hr_mailbox_create(&mb, 16, drop_mail, NULL) == 0, "create");
+	REQUIRE(hr_mailbox_fd(mb, &fd) == 0, "fd");
+	producer p[PRODUCERS];
+	pthread_t t[PRODUCERS];
+	for (uint32_t i = 0; i < PRODUCERS; i++) {
+		last[i] = -1;
+		p[i] = (producer) { .mb = mb, .id = i };
+		REQUIRE(pthread_create(&t[i], NULL, produce_timed, &p[i]) == 0, "pthread_create");
+	}
+	while (atomic_load(&timed_done) < PRODUCERS) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, 50) != 1)
+			continue;
+		if (++wakes % 7 == 0)
+			(void)nanosleep(&stall, NULL);
+		for (int i = 0; i < 32 || hr_mailbox_buffered(mb) > 0; i++) {
+			if ((rv = hr_mailbox_recv(mb, &m, 0)) != 0) {
+				CHECK(rv == HR_EAGAIN, "recv(0): %s", hr_strerror(rv));
+				break;
+			}
+			take_timed(&m, last, &got, &order_errors);
+		}
+	}
+	int accepted = 0, timed_out = 0, other = 0;
+	for (int i = 0; i < PRODUCERS; i++) {
+		pthread_join(t[i], NULL);
+		accepted += p[i].accepted;
+		timed_out += p[i].closed;
+		other += p[i].other;
+	}
+	/* Every scope has ended: the rest is in nng or crossing its threads. */
+	while ((rv = hr_mailbox_recv(mb, &m, 1000)) == 0)
+		take_timed(&m, last, &got, &order_errors);
+	CHECK(rv == HR_ETIMEDOUT, "last recv: %s", hr_strerror(rv));
+	hr_mailbox_destroy(mb);
+	CHECK(order_errors == 0, "%d mails out of their sender's order", order_errors);
+	CHECK(other == 0, "%d posts failed other than by timing out", other);
+	CHECK(accepted + timed_out == PRODUCERS * PER_PRODUCER, "accepted %d + timed out %d",
+	    accepted, timed_out);
+	CHECK(got == accepted, "received %d != accepted %d", got, accepted);
+	CHECK(atomic_load(&dropped) == 0, "%d mails left for destroy", atomic_load(&dropped));
+}
+
 int
 main(void)
 {
@@ -156,5 +251,7 @@ main(void)
 	/* Close while producers are still posting (some blocked on a full box). */
 	run(PRODUCERS * PER_PRODUCER / 3);
 	run(1);
+	/* Timed posts that give up, an fd-polled consumer. */
+	run_timed();
 	return stress_summary();
 }
