@@ -164,29 +164,29 @@ on_event(hr_actor *self, void *state, hr_mail *mail)
 		post_frame(c, f->env, f->rids, f->n_threads, f->offset);
 	if (f->event == NULL) {
 		atomic_fetch_add(&c->bad_event, 1);
-		goto done;
+		goto out;
 	}
 	const unsigned char *ev = hr_msg_data(f->event);
 	size_t len = hr_msg_len(f->event);
 	if (hr_codec_get_type(ev, len, &type, &tlen) != 0) {
 		atomic_fetch_add(&c->bad_event, 1);
-		goto done;
+		goto out;
 	}
 	if ((fn = find_handler(1u << c->type, type, tlen)) == NULL) {
 		atomic_fetch_add(&c->unknown_type, 1);
-		goto done;
+		goto out;
 	}
 	if (any_ids(f->ids, f->n_threads)) {
 		hr_buf_reset(&c->json);
 		if (fn(ev, len, &c->json) != 0 || hr_ws_frame_text(&c->json, &frame) != 0) {
 			atomic_fetch_add(&c->bad_event, 1);
-			goto done;
+			goto out;
 		}
 		atomic_fetch_add(&c->frames, 1);
 		post_frame(c, frame, f->ids, f->n_threads, 0);
 		hr_msg_unref(frame);
 	}
-done:
+out:
 	hr_fanout_free(f);
 }
 

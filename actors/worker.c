@@ -486,26 +486,26 @@ job_from_json(const char *json, size_t len, struct job **out, char *err, size_t 
 	rc = HR_ENOMEM;
 	j = calloc(1, sizeof(*j));
 	if (j == NULL)
-		goto nomem;
+		goto fail_nomem;
 	j->title_len = json_string_length(title);
 	j->title = dup_len(json_string_value(title), j->title_len);
 	if (j->title == NULL)
-		goto nomem;
+		goto fail_nomem;
 	if (json_is_string(body)) {
 		j->body_len = json_string_length(body);
 		j->body = dup_len(json_string_value(body), j->body_len);
 		if (j->body == NULL)
-			goto nomem;
+			goto fail_nomem;
 	}
 	if (json_is_string(user)) {
 		j->user_id = dup_len(json_string_value(user), json_string_length(user));
 		if (j->user_id == NULL)
-			goto nomem;
+			goto fail_nomem;
 	}
 	if (json_is_object(data)) {
 		data_json = json_dumps(data, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		if (data_json == NULL)
-			goto nomem;
+			goto fail_nomem;
 		hr_buf b;
 		hr_buf_init(&b, 0);
 		char cerr[128] = "";
@@ -521,7 +521,7 @@ job_from_json(const char *json, size_t len, struct job **out, char *err, size_t 
 		}
 		hr_buf_fini(&b);
 		if (rc == HR_ENOMEM)
-			goto nomem;
+			goto fail_nomem;
 		if (rc != 0) {
 			set_err(err, errlen, "data: %s", cerr[0] ? cerr : hr_strerror(rc));
 			rc = HR_EINVAL;
@@ -532,7 +532,7 @@ job_from_json(const char *json, size_t len, struct job **out, char *err, size_t 
 	j = NULL;
 	rc = 0;
 	goto out;
-nomem:
+fail_nomem:
 	set_err(err, errlen, "out of memory");
 	rc = HR_ENOMEM;
 out:

@@ -82,7 +82,7 @@ hr_cli__send_url(const char *url, const char *path, char **out, char *err, size_
 	}
 	CURLU *u = curl_url();
 	if (u == NULL)
-		goto nomem;
+		goto fail_nomem;
 	CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
 	if (uc != CURLUE_OK) {
 		snprintf(err, errlen, "--url: '%s': %s", url, curl_url_strerror(uc));
@@ -92,22 +92,22 @@ hr_cli__send_url(const char *url, const char *path, char **out, char *err, size_
 		goto out;
 	rc = HR_ENOMEM;
 	if ((base = url_part(u, CURLUPART_PATH)) == NULL)
-		goto nomem;
+		goto fail_nomem;
 	size_t n = strlen(base);
 	while (n > 0 && base[n - 1] == '/')
 		n--;
 	if ((joined = malloc(n + strlen(path) + 1)) == NULL)
-		goto nomem;
+		goto fail_nomem;
 	memcpy(joined, base, n);
 	strcpy(joined + n, path);
 	if (curl_url_set(u, CURLUPART_PATH, joined, 0) != CURLUE_OK
 	    || curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK)
-		goto nomem;
+		goto fail_nomem;
 	if ((*out = strdup(full)) == NULL)
-		goto nomem;
+		goto fail_nomem;
 	rc = 0;
 	goto out;
-nomem:
+fail_nomem:
 	rc = HR_ENOMEM;
 	snprintf(err, errlen, "out of memory");
 out:

@@ -66,13 +66,13 @@ hr_cli__token_make(const char *secret, const char *user, int64_t now, int64_t tt
 
 	rc = hr_jwt_sign(claims, strlen(claims), secret, strlen(secret), out, outlen, NULL);
 	if (rc == HR_EMSGSIZE)
-		goto small;
+		goto fail_small;
 	if (rc != 0) {
 		snprintf(err, errlen, "HMAC-SHA256 failed");
 		goto fail;
 	}
 	goto fail;
-small:
+fail_small:
 	snprintf(err, errlen, "token does not fit in %zu bytes", outlen);
 	rc = HR_EMSGSIZE;
 fail:

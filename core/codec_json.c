@@ -135,7 +135,7 @@ hr_codec_json_to_msgpack(
 	if (object_only && !json_is_object(root)) {
 		set_err(err, errlen, "not a JSON object", 0, 0);
 		rc = HR_ETYPE;
-		goto done;
+		goto out;
 	}
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, out, hr_buf__mp_write);
@@ -148,7 +148,7 @@ hr_codec_json_to_msgpack(
 		                          : "value too large",
 		    0, 0);
 	}
-done:
+out:
 	json_decref(root);
 	return rc;
 }

@@ -125,7 +125,7 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 		return rv;
 	}
 	if ((rv = hr_layer__redis_conn_get(r, idx, &c)) != 0)
-		goto done;
+		goto out;
 	{
 		hr_layer__argv_str(&cmds[0], "ZREMRANGEBYSCORE");
 		hr_layer__argv_add(&cmds[0], key, klen);
@@ -136,17 +136,17 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 		hr_layer__argv_str(&cmds[1], "-inf");
 		hr_layer__argv_str(&cmds[1], "+inf");
 		if ((rv = hr_layer__redis_run(c, cmds, 2, reps)) != 0)
-			goto done;
+			goto out;
 		if (reps[0]->type != REDIS_REPLY_INTEGER || reps[1]->type != REDIS_REPLY_INTEGER) {
 			rv = HR_EIO;
-			goto done;
+			goto out;
 		}
 		if (reps[0]->integer > 0)
 			hr_layer__count_expired(l, (uint64_t)reps[0]->integer);
 		if ((uint64_t)reps[1]->integer >= (uint64_t)hr_layer__capacity(l, channel, clen)) {
 			hr_layer__count_full(l, 1);
 			rv = HR_EFULL;
-			goto done;
+			goto out;
 		}
 		hr_layer__redis_free_replies(reps, 2);
 		hr_layer__argv_fini(&cmds[0]);
@@ -160,7 +160,7 @@ rd_send(hr_layer *l, const char *channel, size_t clen, hr_msg *msg)
 	hr_layer__argv_add(&cmds[1], key, klen);
 	hr_layer__argv_ll(&cmds[1], r->expiry);
 	rv = hr_layer__redis_run(c, cmds, 2, reps);
-done:
+out:
 	hr_layer__redis_free_replies(reps, 2);
 	hr_layer__argv_fini(&cmds[0]);
 	hr_layer__argv_fini(&cmds[1]);
@@ -310,7 +310,7 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 	size_t *which = calloc(nk, sizeof(*which));
 	int rv = HR_ENOMEM;
 	if (cmds == NULL || reps == NULL || which == NULL)
-		goto done;
+		goto out;
 	for (size_t k = 0; k <= nk; k++)
 		hr_layer__argv_init(&cmds[k]);
 	hr_argv *eval = &cmds[nk];
@@ -340,14 +340,14 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 	hr_layer__argv_ll(eval, r->expiry);
 	for (k = 0; k <= nk; k++)
 		if ((rv = cmds[k].err) != 0)
-			goto done;
+			goto out;
 	/* The expiry and the capacity script in one write (core.py awaits the
 	 * expiry pipeline first; Redis runs them in the same order either
 	 * way): one round trip less before the member is in Redis. */
 	if ((rv = hr_layer__redis_conn_get(r, shard, &c)) != 0)
-		goto done;
+		goto out;
 	if ((rv = hr_layer__redis_run(c, cmds, nk + 1, reps)) != 0)
-		goto done;
+		goto out;
 	for (k = 0; k < nk; k++)
 		if (reps[k]->type == REDIS_REPLY_INTEGER && reps[k]->integer > 0)
 			hr_layer__count_expired(l, (uint64_t)reps[k]->integer);
@@ -355,7 +355,7 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 	reps[nk] = NULL;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != nk) {
 		rv = HR_EIO;
-		goto done;
+		goto out;
 	}
 	for (k = 0; k < nk; k++) {
 		const gkey *g = &keys[which[k]];
@@ -366,7 +366,7 @@ group_send_shard(hr_layer *l, size_t shard, gkey *keys, size_t nkeys, const gmem
 			hr_layer__count_full(l, g->count);
 		}
 	}
-done:
+out:
 	if (reps != NULL)
 		hr_layer__redis_free_replies(reps, nk + 1);
 	freeReplyObject(rep);
@@ -402,7 +402,7 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 	hr_layer__argv_init(&cmds[0]);
 	hr_layer__argv_init(&cmds[1]);
 	if ((rv = hr_layer__redis_conn_get(r, gidx, &c)) != 0)
-		goto done;
+		goto out;
 	hr_layer__argv_str(&cmds[0], "ZREMRANGEBYSCORE");
 	hr_layer__argv_add(&cmds[0], key, klen);
 	hr_layer__argv_str(&cmds[0], "0");
@@ -412,7 +412,7 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 	hr_layer__argv_str(&cmds[1], "0");
 	hr_layer__argv_str(&cmds[1], "-1");
 	if ((rv = hr_layer__redis_run(c, cmds, 2, reps)) != 0)
-		goto done;
+		goto out;
 	hr_layer__redis_conn_put(r, gidx, c);
 	c = NULL;
 	if (reps[0]->type == REDIS_REPLY_INTEGER && reps[0]->integer > 0)
@@ -420,13 +420,13 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 	const redisReply *names = reps[1];
 	if (names->type != REDIS_REPLY_ARRAY) {
 		rv = HR_EIO;
-		goto done;
+		goto out;
 	}
 	if (names->elements == 0)
-		goto done;
+		goto out;
 	if ((gm = calloc(names->elements, sizeof(*gm))) == NULL) {
 		rv = HR_ENOMEM;
-		goto done;
+		goto out;
 	}
 	size_t n = 0;
 	for (size_t i = 0; i < names->elements; i++) {
@@ -444,7 +444,7 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 	qsort(gm, n, sizeof(*gm), gmem_cmp);
 	if ((keys = calloc(n > 0 ? n : 1, sizeof(*keys))) == NULL) {
 		rv = HR_ENOMEM;
-		goto done;
+		goto out;
 	}
 	const char **bnames = calloc(n > 0 ? n : 1, sizeof(*bnames));
 	size_t *blens = calloc(n > 0 ? n : 1, sizeof(*blens));
@@ -452,7 +452,7 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 		free(bnames);
 		free(blens);
 		rv = HR_ENOMEM;
-		goto done;
+		goto out;
 	}
 	for (size_t i = 0; i < n && rv == 0;) {
 		size_t j = i + 1;
@@ -478,13 +478,13 @@ group_send_impl(hr_layer *l, const char *group, size_t glen, hr_msg *msg, const 
 	free(bnames);
 	free(blens);
 	if (rv != 0)
-		goto done;
+		goto out;
 	for (size_t s = 0; s < r->n; s++) {
 		int rv2 = group_send_shard(l, s, keys, nkeys, gm, now, res);
 		if (rv2 != 0 && rv == 0)
 			rv = rv2; /* the other shards still get it */
 	}
-done:
+out:
 	hr_layer__redis_free_replies(reps, 2);
 	hr_layer__argv_fini(&cmds[0]);
 	hr_layer__argv_fini(&cmds[1]);

@@ -500,20 +500,20 @@ sentinel_ask(const hr_redis_shard *s, const hr_redis_sentinel *x, char **host, i
 	if (run1(c, &a, &rep) != 0 || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2
 	    || rep->element[0]->type != REDIS_REPLY_STRING
 	    || rep->element[1]->type != REDIS_REPLY_STRING)
-		goto done;
+		goto out;
 	long v;
 	const redisReply *h = rep->element[0], *pt = rep->element[1];
 	if (h->len == 0 || !parse_uint(pt->str, pt->len, 65535, &v) || v == 0)
-		goto done;
+		goto out;
 	if ((*host = malloc(h->len + 1)) == NULL) {
 		rv = HR_ENOMEM;
-		goto done;
+		goto out;
 	}
 	memcpy(*host, h->str, h->len);
 	(*host)[h->len] = '\0';
 	*port = (int)v;
 	rv = 0;
-done:
+out:
 	freeReplyObject(rep);
 	redisFree(c);
 	return rv;
@@ -697,7 +697,7 @@ hr_layer__redis_follow(hr_redis *r, int timeout_ms, bool *moved)
 	size_t *shard_of = calloc(n, sizeof(*shard_of));
 	if (pfd == NULL || who == NULL || shard_of == NULL) {
 		rv = HR_ENOMEM;
-		goto done;
+		goto out;
 	}
 	for (size_t i = 0; i < r->n; i++) {
 		hr_redis_shard *s = &r->shards[i];
@@ -718,7 +718,7 @@ hr_layer__redis_follow(hr_redis *r, int timeout_ms, bool *moved)
 	}
 	/* With nothing to watch this just waits: the caller may loop on it. */
 	if (poll(n_watch ? pfd : NULL, (nfds_t)n_watch, timeout_ms) <= 0)
-		goto done; /* EINTR: as a timeout */
+		goto out; /* EINTR: as a timeout */
 	for (size_t k = 0; k < n_watch; k++) {
 		hr_redis_sentinel *x = who[k];
 		void *rep = NULL;
@@ -737,7 +737,7 @@ hr_layer__redis_follow(hr_redis *r, int timeout_ms, bool *moved)
 		if (x->watch->err != 0)
 			watch_close(x);
 	}
-done:
+out:
 	free(pfd);
 	free(who);
 	free(shard_of);

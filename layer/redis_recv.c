@@ -120,38 +120,38 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		hr_layer__argv_add(&cmds[1], key, klen);
 	}
 	if ((rv = hr_layer__redis_run(c, cmds, 2, reps)) != 0)
-		goto done;
+		goto out;
 	const redisReply *rep = reps[1];
 	if (wait_ms > 0) {
 		if (rep->type == REDIS_REPLY_NIL) {
 			rv = HR_EAGAIN;
-			goto done;
+			goto out;
 		}
 		if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
 			rv = HR_EIO;
-			goto done;
+			goto out;
 		}
 		mem_r = rep->element[1];
 		score_r = rep->element[2];
 	} else {
 		if (rep->type != REDIS_REPLY_ARRAY) {
 			rv = HR_EIO;
-			goto done;
+			goto out;
 		}
 		if (rep->elements == 0) {
 			rv = HR_EAGAIN;
-			goto done;
+			goto out;
 		}
 		if (rep->elements != 2) {
 			rv = HR_EIO;
-			goto done;
+			goto out;
 		}
 		mem_r = rep->element[0];
 		score_r = rep->element[1];
 	}
 	if (mem_r->type != REDIS_REPLY_STRING || score_r->type != REDIS_REPLY_STRING) {
 		rv = HR_EIO;
-		goto done;
+		goto out;
 	}
 	hr_layer__argv_fini(&cmds[0]);
 	hr_layer__argv_fini(&cmds[1]);
@@ -164,7 +164,7 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 	/* On HR_EIO: if the ZADD was applied, the next receive restores the
 	 * member from the backup; if not, it is lost. */
 	if ((rv = hr_layer__redis_run(c, cmds, 2, bk)) != 0)
-		goto done;
+		goto out;
 	if (popped_expired(l, score_r)) {
 		hr_layer__count_expired(l, 1);
 		rv = HR_EBADMSG; /* dropped: the caller moves on as for a bad member */
@@ -174,7 +174,7 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 		if (rv == HR_EBADMSG)
 			hr_layer__count_bad(l, 1);
 	}
-done:
+out:
 	hr_layer__redis_free_replies(bk, 2);
 	hr_layer__redis_free_replies(reps, 2);
 	hr_layer__argv_fini(&cmds[0]);
@@ -279,10 +279,10 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 	hr_layer__argv_add(&a, backup, blen);
 	hr_layer__argv_ll(&a, (long long)(max - *n));
 	if ((rv = hr_layer__redis_run(c, &a, 1, &rep)) != 0)
-		goto done;
+		goto out;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
 		rv = HR_EIO;
-		goto done;
+		goto out;
 	}
 	size_t got = rep->elements / 2;
 	for (size_t i = 0; i < got && *n < max; i++) {
@@ -314,7 +314,7 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 	}
 	if (rv == 0 && got == 0)
 		rv = HR_EAGAIN;
-done:
+out:
 	hr_layer__argv_fini(&a);
 	freeReplyObject(r2);
 	freeReplyObject(rep);

@@ -96,35 +96,35 @@ build_member(const hr_msg *msg, bool as_list, const char *const *names, const si
 	hr_buf_init(&body, 0);
 	int rv = hr_layer__redis_random(rnd, sizeof(rnd));
 	if (rv != 0 || (rv = hr_buf_append(out, rnd, sizeof(rnd))) != 0)
-		goto done;
+		goto out;
 	if ((rv = hr_codec_map_remove(hr_msg_data(msg), hr_msg_len(msg), "__asgi_channel__", &body))
 	    != 0)
-		goto done;
+		goto out;
 	uint32_t pairs;
 	size_t hlen;
 	if ((rv = hr_codec_map_header(hr_buf_data(&body), hr_buf_len(&body), &pairs, &hlen)) != 0)
-		goto done;
+		goto out;
 	if (pairs == UINT32_MAX) {
 		rv = HR_EMSGSIZE;
-		goto done;
+		goto out;
 	}
 	if ((rv = hr_mp_map(out, pairs + 1)) != 0
 	    || (rv = hr_buf_append(out, hr_buf_data(&body) + hlen, hr_buf_len(&body) - hlen)) != 0
 	    || (rv = hr_mp_cstr(out, "__asgi_channel__")) != 0)
-		goto done;
+		goto out;
 	if (!as_list) {
 		rv = hr_mp_str(out, names[0], lens[0]);
-		goto done;
+		goto out;
 	}
 	if (n > UINT32_MAX) {
 		rv = HR_EMSGSIZE;
-		goto done;
+		goto out;
 	}
 	if ((rv = hr_mp_array(out, (uint32_t)n)) != 0)
-		goto done;
+		goto out;
 	for (size_t i = 0; i < n && rv == 0; i++)
 		rv = hr_mp_str(out, names[i], lens[i]);
-done:
+out:
 	hr_buf_fini(&body);
 	return rv;
 }

@@ -85,21 +85,21 @@ parse_one(const char *s, size_t n, hr_cidr *out, char *err, size_t errlen)
 		unsigned max = v4 ? 32 : 128;
 		bits = 0;
 		if (bl == 0 || bl > 3)
-			goto bad_bits;
+			goto fail_bits;
 		for (size_t i = 0; i < bl; i++) {
 			if (b[i] < '0' || b[i] > '9')
-				goto bad_bits;
+				goto fail_bits;
 			bits = bits * 10 + (unsigned)(b[i] - '0');
 		}
 		if (bits > max)
-			goto bad_bits;
+			goto fail_bits;
 		if (v4)
 			bits += 96;
 	}
 	out->bits = (uint8_t)bits;
 	mask(out->addr, bits);
 	return 0;
-bad_bits:
+fail_bits:
 	snprintf(err, errlen, "'%.*s': the prefix length after '/' must be 0..%d", (int)n, s,
 	    v4 ? 32 : 128);
 	return HR_EINVAL;

@@ -572,7 +572,7 @@ hr_origins_parse(const char *list, hr_origin_policy *p, char *err, size_t errlen
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (list == NULL)
-		goto empty;
+		goto fail_empty;
 	len = strlen(list);
 	while (i <= len) {
 		size_t start = i;
@@ -619,7 +619,7 @@ hr_origins_parse(const char *list, hr_origin_policy *p, char *err, size_t errlen
 	}
 	if (p->any || p->n > 0)
 		return 0;
-empty:
+fail_empty:
 	if (err != NULL)
 		snprintf(err, errlen, "--allowed-origins: empty list");
 	return HR_EINVAL;

@@ -43,14 +43,14 @@ bound_socket(const char *host, uint16_t port, bool reuseport, bool listen_too, i
 		a->sin6_family = AF_INET6;
 		a->sin6_port = htons(port);
 		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-			goto badhost;
+			goto fail_host;
 		sl = sizeof(*a);
 	} else {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 		a->sin_family = AF_INET;
 		a->sin_port = htons(port);
 		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			goto badhost;
+			goto fail_host;
 		sl = sizeof(*a);
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -63,17 +63,17 @@ bound_socket(const char *host, uint16_t port, bool reuseport, bool listen_too, i
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
 	    || (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
 	    || (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0))
-		goto syserr;
+		goto fail_sys;
 	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || (listen_too && listen(fd, 1024) != 0))
-		goto syserr;
+		goto fail_sys;
 	sl = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-		goto syserr;
+		goto fail_sys;
 	*bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 	                                        : ((struct sockaddr_in *)&ss)->sin_port);
 	*fd_out = fd;
 	return 0;
-syserr:
+fail_sys:
 	e = errno;
 	if (e == EADDRINUSE)
 		snprintf(err, errlen, "%s%s%s:%u: address in use", v6 ? "[" : "", host,
@@ -83,7 +83,7 @@ syserr:
 		    port, strerror(e));
 	close(fd);
 	return -e;
-badhost:
+fail_host:
 	snprintf(err, errlen, "--listen: bad address '%s'", host);
 	return HR_EINVAL;
 }

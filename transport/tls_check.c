@@ -51,21 +51,21 @@ read_file(const char *label, const char *path, char **data, size_t *len, char *e
 	}
 	if ((*data = OPENSSL_malloc(PEM_MAX)) == NULL) {
 		snprintf(err, errlen, "%s: '%s': out of memory", label, path);
-		goto done;
+		goto out;
 	}
 	n = fread(*data, 1, PEM_MAX, f);
 	if (ferror(f)) {
 		snprintf(err, errlen, "%s: '%s': cannot read", label, path);
-		goto done;
+		goto out;
 	}
 	if (n == PEM_MAX) {
 		snprintf(err, errlen, "%s: '%s' is over %u bytes", label, path, PEM_MAX);
-		goto done;
+		goto out;
 	}
 	*len = n;
 	if ((b = BIO_new_mem_buf(*data, (int)n)) == NULL)
 		snprintf(err, errlen, "%s: '%s': out of memory", label, path);
-done:
+out:
 	fclose(f);
 	return b;
 }
