@@ -9,11 +9,10 @@
  *  - redis_wire.c: what is stored, as channels_redis stores it: members (12
  *    random bytes and msgpack, "__asgi_channel__"), key names, the shard of
  *    a name (CRC32), random ids;
- *  - layer_redis.c: the ops table and the operations (WIRE.md), and
- *    redis_recv.c: the receives, both on top of the first two, which do not
- *    call each other (layer_redis.c -> redis_recv.c -> redis_conn.c and
- *    redis_wire.c).
- * Threads: any worker thread, concurrently; never an I/O loop thread.
+ *  - layer_redis.c: the ops table and the operations (docs/PROTOCOL.md, "The Redis wire format"),
+ * and redis_recv.c: the receives, both on top of the first two, which do not call each other
+ * (layer_redis.c -> redis_recv.c -> redis_conn.c and redis_wire.c). Threads: any worker thread,
+ * concurrently; never an I/O loop thread.
  */
 #ifndef HERALD_LAYER_REDIS_INT_H
 #define HERALD_LAYER_REDIS_INT_H

@@ -1,6 +1,6 @@
 /*
  * web.c: the demo page (GET /) and the browser client (GET /herald.js) of
- * CONTRACT.md "The browser client and the demo page". Both files live in
+ * docs/PROTOCOL.md "The browser client and the demo page". Both files live in
  * web/ and are compiled into the binary as byte arrays (web/embed.cmake
  * generates web_assets.c at build time), so a node serves them without any
  * file on disk. http.c routes the two paths here and answers 404 when

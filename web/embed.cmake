@@ -1,5 +1,5 @@
 # embed.cmake: write the demo page and the browser client into a C source as
-# byte arrays, for transport/web.c (CONTRACT.md "The browser client and the
+# byte arrays, for transport/web.c (docs/PROTOCOL.md "The browser client and the
 # demo page"). Pure CMake, run at build time:
 #   cmake -DWEB_DIR=<web> -DOUT=<file.c> -P embed.cmake
 # The page and the client together must stay within 30 KB: a larger pair

@@ -10,7 +10,7 @@
  * new Herald.Client(url, options): connects at once. url is a ws:, wss:,
  * http:, https: URL or a path resolved against the page, or an array of
  * them tried in turn, one per reconnect attempt. Options (defaults):
- *   recover (true)    send `recover` (CONTRACT "Recovery across
+ *   recover (true)    send `recover` (docs/PROTOCOL.md "Recovery across
  *                     reconnects"): `?recover=` on the first connect, then
  *                     `?recover=GROUP@EPOCH:OFFSET,...` from the last
  *                     positions seen, so that the server replays what was

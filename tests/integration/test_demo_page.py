@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The demo page (GET /) and the browser client (GET /herald.js) of
-CONTRACT.md "The browser client and the demo page", in a real browser:
+docs/PROTOCOL.md "The browser client and the demo page", in a real browser:
 Debian's headless Chromium, driven over the DevTools protocol (tests/cdp.py).
 
 - the assets: content types, the 30 KB budget, no external references,
@@ -12,7 +12,7 @@ Debian's headless Chromium, driven over the DevTools protocol (tests/cdp.py).
 - the user route with a JWT (page opened with ?user=&token=);
 - two Redis-layer nodes behind a test proxy: the first is SIGTERMed while
   the second stays, and the page reconnects through the proxy to the second;
-- herald.js against a scripted peer that plays CONTRACT's recovery frames
+- herald.js against a scripted peer that plays the recovery frames of docs/PROTOCOL.md
   (envelopes, `recovered`, a duplicate, an epoch change): the `recover`
   positions it sends, what the page shows, the backoff delays.
 
@@ -492,7 +492,7 @@ async def test_redis_node_sigterm_page_moves_to_second_node():
 
 class ScriptedPeer:
     """Until herald's own side of "Recovery across reconnects" exists, this
-    WebSocket server (websockets 10.4) speaks CONTRACT's recovery frames
+    WebSocket server (websockets 10.4) speaks the recovery frames of docs/PROTOCOL.md
     from a fixed script, so that the page and herald.js can be held to the
     contract now: it serves web/index.html and web/herald.js as herald
     does, records the query each connection asked for, and plays one scene
