@@ -91,6 +91,18 @@ usage(FILE *f)
 	    "                          are not yet received by every connection (a Redis writer\n"
 	    "                          gets no answer from the node to pace it; default 0: no "
 	    "wait)\n"
+	    "  --churn PCT             close PCT %% of the connections per minute (close frame,\n"
+	    "                          wait for the server's) and reopen each at once\n"
+	    "  --report-interval S     one JSON line every S seconds: connections open, frames,\n"
+	    "                          broadcasts published and failed, p50/p99, losses; with\n"
+	    "                          --publish at a fixed --rate it also tracks losses: a\n"
+	    "                          broadcast answered 2xx that a connection open from before\n"
+	    "                          its send until --drain s after its answer never got\n"
+	    "  --report-file PATH      the interval lines go to PATH instead of stdout\n"
+	    "  --keep-publishing       --publish: go on through refused connects, errors and\n"
+	    "                          overdue answers, counting them as failed publishes\n"
+	    "  --publish-timeout S     with --keep-publishing: an answer overdue by S fails\n"
+	    "                          (default 5)\n"
 	    "  -q, --quiet             no progress lines\n"
 	    "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
 }
@@ -114,6 +126,7 @@ set_defaults(void)
 	opt.group = "notifications";
 	opt.prefix = "asgi";
 	opt.redis_capacity = 100;
+	opt.publish_timeout = 5;
 }
 
 /* Defaults, then the command line into opt. -1 to go on, else the exit
@@ -142,7 +155,12 @@ parse_args(int argc, char **argv, const char **url, const char **pub)
 		O_PREFIX,
 		O_RCAP,
 		O_PREFILL,
-		O_WINDOW
+		O_WINDOW,
+		O_CHURN,
+		O_RINT,
+		O_RFILE,
+		O_KEEP,
+		O_PTO
 	};
 	static const struct option lo[] = {
 		{ "url", required_argument, NULL, 'u' },
@@ -168,6 +186,11 @@ parse_args(int argc, char **argv, const char **url, const char **pub)
 		{ "redis-capacity", required_argument, NULL, O_RCAP },
 		{ "prefill", required_argument, NULL, O_PREFILL },
 		{ "window", required_argument, NULL, O_WINDOW },
+		{ "churn", required_argument, NULL, O_CHURN },
+		{ "report-interval", required_argument, NULL, O_RINT },
+		{ "report-file", required_argument, NULL, O_RFILE },
+		{ "keep-publishing", no_argument, NULL, O_KEEP },
+		{ "publish-timeout", required_argument, NULL, O_PTO },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -243,6 +266,21 @@ parse_args(int argc, char **argv, const char **url, const char **pub)
 			break;
 		case O_WINDOW:
 			opt.window = atol(optarg);
+			break;
+		case O_CHURN:
+			opt.churn = atof(optarg);
+			break;
+		case O_RINT:
+			opt.report_interval = atof(optarg);
+			break;
+		case O_RFILE:
+			opt.report_file = optarg;
+			break;
+		case O_KEEP:
+			opt.keep_publishing = true;
+			break;
+		case O_PTO:
+			opt.publish_timeout = atof(optarg);
 			break;
 		case 'q':
 			opt.quiet = true;
