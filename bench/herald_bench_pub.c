@@ -457,7 +457,8 @@ pub_main(void *arg)
 		pub_wait(&s);
 		if (opt.keep_publishing) {
 			/* an answer overdue fails its request and the connection */
-			uint64_t late = now_ns() - (uint64_t)(opt.publish_timeout * 1e9);
+			uint64_t t_now = now_ns(), timeout = (uint64_t)(opt.publish_timeout * 1e9);
+			uint64_t late = t_now > timeout ? t_now - timeout : 0;
 			for (int i = 0; i < s.np; i++) {
 				struct pconn *pc = &pcs[i];
 				int tail
