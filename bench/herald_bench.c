@@ -120,6 +120,25 @@ check_options(const char *url, const char *pub)
 		fprintf(stderr, "herald-bench: --prefill needs --publish-redis\n");
 		return 2;
 	}
+	if (opt.churn < 0 || opt.churn > 1000 || opt.report_interval < 0
+	    || opt.report_interval > 3600 || opt.publish_timeout <= 0 || opt.publish_timeout > 600
+	    || (opt.keep_publishing && !pub)) {
+		fprintf(stderr,
+		    "herald-bench: bad --churn (0-1000), --report-interval (0-3600 s), "
+		    "--publish-timeout (0-600 s), or --keep-publishing without --publish\n");
+		return 2;
+	}
+	if (opt.report_file && opt.report_interval <= 0) {
+		fprintf(stderr, "herald-bench: --report-file needs --report-interval\n");
+		return 2;
+	}
+	if (track_on() && opt.rate * (opt.drain + opt.publish_timeout + 2) >= TRACK_RING) {
+		fprintf(stderr,
+		    "herald-bench: loss tracking holds %d broadcasts in flight: lower --rate or "
+		    "--drain (rate x (drain + publish-timeout + 2) < %d)\n",
+		    TRACK_RING, TRACK_RING);
+		return 2;
+	}
 	if (opt.sources <= 0)
 		opt.sources = opt.n / 20000 + 1;
 	if (opt.sources > 254)
@@ -210,8 +229,10 @@ run_phase(struct bench_run *run)
 	pthread_t pth;
 	bool pub_started = false;
 	uint64_t t_pub = now_ns();
+	rx_churn_start();
 	run->cpu_before = read_cpu_s(opt.server_pid);
 	hr_hist_init(&g_pub.answer);
+	track_poll(t_pub, false); /* the first interval's counters start here */
 	if (opt.publish && run->connected > 0 && !g_interrupted) {
 		if (pthread_create(&pth, NULL, pub_thread, NULL) != 0) {
 			fprintf(stderr, "herald-bench: pthread_create failed\n");
@@ -228,6 +249,7 @@ run_phase(struct bench_run *run)
 	last_print = t_pub;
 	for (;;) {
 		usleep(10000);
+		track_poll(t_pub, false);
 		uint64_t t = now_ns();
 		uint64_t frames = rx_frames();
 		if (!opt.quiet && t - last_print >= 1000000000ull) {
@@ -260,12 +282,20 @@ run_phase(struct bench_run *run)
 			pub_joined = true;
 			drain_deadline = now_ns() + (uint64_t)(opt.drain * 1e9);
 		}
-		if (pub_joined) {
+		if (pub_joined && opt.report_interval > 0) {
+			/* every broadcast checked (each one --drain s after its
+			 * answer), or a little past that */
+			if ((track_on() && track_all_checked())
+			    || (!track_on() && t >= drain_deadline)
+			    || t >= drain_deadline + 3000000000ull)
+				break;
+		} else if (pub_joined) {
 			uint64_t expected = atomic_load(&g_pub.ok) * rx_open();
 			if (frames >= expected || t >= drain_deadline)
 				break;
 		}
 	}
+	track_poll(t_pub, true);
 	run->pub_started = pub_started;
 	return 0;
 }
@@ -295,6 +325,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "herald-bench: cannot read /proc/%d/status\n", opt.server_pid);
 		return 2;
 	}
+	if (opt.report_interval > 0 && track_open() != 0)
+		return 2;
 	uint64_t t0 = now_ns();
 	if (rx_start() != 0)
 		return 1;
@@ -305,6 +337,7 @@ main(int argc, char **argv)
 	run.rss_end = read_rss_kb(opt.server_pid);
 	run.cpu_after = read_cpu_s(opt.server_pid);
 	report_print(&run);
+	track_close();
 	rx_free();
 	pub_redis_close();
 	return run.connected > 0 ? 0 : 1;

@@ -1,5 +1,5 @@
 /*
- * herald_bench.h: private to herald-bench, shared by its five files:
+ * herald_bench.h: private to herald-bench, shared by its six files:
  *  - herald_bench.c: main, the checks of the options and the run (connect,
  *    settle, publish and drain, or hold idle);
  *  - herald_bench_opts.c: the command line (opt, getopt, usage);
@@ -7,7 +7,9 @@
  *  - herald_bench_pub.c: the publishers (HTTP keep-alive with pipelining,
  *    or group_sends written into Redis by herald's own layer);
  *  - herald_bench_report.c: /proc readings of the server, and the summary
- *    and JSON line at the end.
+ *    and JSON line at the end;
+ *  - herald_bench_track.c: with --report-interval, which broadcast reached
+ *    which connection (losses), and the JSON line of each interval.
  * Threads: main, the receivers, the publisher(s); the shared counters are
  * atomics, the rest is written before the threads start or after they end.
  */
@@ -64,6 +66,11 @@ struct bench_opts {
 	long redis_capacity;
 	long prefill; /* > 0: SIGSTOP the server, write this many, SIGCONT */
 	long window;  /* > 0: --publish-redis waits while this many broadcasts are undelivered */
+	double churn; /* percent of the connections closed and reopened per minute */
+	double report_interval;  /* > 0: one JSON line per interval (and loss tracking) */
+	const char *report_file; /* the interval lines go here instead of stdout */
+	bool keep_publishing;    /* HTTP: go on through refused connects and errors */
+	double publish_timeout;  /* --keep-publishing: an answer later than this fails */
 };
 extern struct bench_opts opt;
 
@@ -92,6 +99,8 @@ bool loopback_host(const char *h, struct in_addr *out);
 /* ---- receivers (herald_bench_recv.c) ---- */
 struct conn;
 
+#define CLOSING_MAX 64 /* churn: connections waiting for the server's close frame */
+
 struct rx {
 	pthread_t th;
 	int idx;
@@ -109,6 +118,28 @@ struct rx {
 	uint64_t last_frame_ns;
 	uint64_t connect_done_ns;
 	char first_error[160];
+	/* --churn */
+	_Atomic uint64_t churned;            /* closed by us with a close frame */
+	_Atomic uint64_t reopened;           /* churned slots open again */
+	_Atomic uint64_t reconnect_failures; /* reconnects that did not reach the 101 */
+	_Atomic uint64_t close_timeouts;     /* no close frame back within 2 s */
+	uint64_t next_churn_ns;
+	int churn_cursor;
+	int closing[CLOSING_MAX];
+	int n_closing;
+	/* --report-interval: interval histograms (the receiver records into
+	 * ihist[epoch & 1]; main flips the epoch and reads the other one once
+	 * epoch_seen says the receiver moved on), and loss tracking: bits holds
+	 * TRACK_RING bits per connection (broadcast seq received), fin_seq is
+	 * the next broadcast this receiver checks */
+	struct hr_hist ihist[2];
+	_Atomic unsigned epoch_seen;
+	uint64_t *bits;
+	uint64_t fin_seq;
+	_Atomic uint64_t fin_done;    /* fin_seq, for main */
+	_Atomic uint64_t late_frames; /* received after their broadcast was checked */
+	_Atomic uint64_t dup_frames;  /* the same broadcast twice on one connection */
+	_Atomic uint64_t no_seq;      /* frames without a parsable "seq" */
 };
 
 extern struct rx *g_rx;             /* opt.threads of them */
@@ -126,6 +157,10 @@ void rx_free(void);
 /* Frames received so far and connections open, over every receiver. */
 uint64_t rx_frames(void);
 uint64_t rx_open(void);
+/* --churn: start closing and reopening connections (main, when publishing
+ * starts); interval epoch flip for --report-interval. */
+void rx_churn_start(void);
+extern _Atomic unsigned g_rx_epoch;
 
 /* ---- publishers (herald_bench_pub.c) ---- */
 struct pub_stats {
@@ -154,6 +189,53 @@ int pub_redis_open(void);
 void pub_redis_close(void);
 /* The publisher thread's body: HTTP (--publish) or Redis (--publish-redis). */
 void *pub_thread(void *arg);
+
+/* ---- loss tracking and interval lines (herald_bench_track.c) ----
+ *
+ * A broadcast (one HTTP publish, seq 0, 1, 2, ... in the payload's "seq") is
+ * *lost* on a connection when its publish was answered 2xx, the connection
+ * was open (101 received) before the publish was sent and is still open
+ * --drain seconds after the answer, and its frame had not arrived by then.
+ * Connections that churned or closed around it do not count; a publish that
+ * failed (refused, non-2xx, no answer) is a failed publish, never a loss.
+ * Each receiver checks its own connections, broadcast by broadcast, once
+ * the broadcast's answer is --drain seconds old; main adds up the result.
+ */
+#define TRACK_RING 2048 /* broadcasts in flight (sent, not yet checked); power of two */
+#define TRACK_BITS_WORDS (TRACK_RING / 64)
+
+enum { TRACK_PENDING = 0, TRACK_OK = 1, TRACK_FAILED = 2 };
+
+struct track_ent {
+	_Atomic uint64_t t_sent; /* CLOCK_MONOTONIC ns, the payload's "t" */
+	_Atomic uint64_t t_done; /* the answer (or the failure) */
+	_Atomic uint32_t status;
+	_Atomic uint32_t lost;    /* connections that missed it */
+	_Atomic uint32_t counted; /* connections that had to receive it */
+	_Atomic uint32_t checked; /* receivers done with it */
+};
+extern struct track_ent g_track[TRACK_RING];
+extern _Atomic uint64_t g_track_next; /* seqs handed out */
+extern _Atomic uint64_t g_track_done; /* seqs checked by every receiver and reported */
+
+/* Whether losses are tracked (--report-interval with --publish at a fixed
+ * rate). */
+bool track_on(void);
+/* Publisher: whether seq s may be sent (its ring slot is free); then
+ * track_sent before the write, track_answer when the outcome is known. */
+bool track_room(uint64_t s);
+void track_sent(uint64_t s, uint64_t t_sent);
+void track_answer(uint64_t s, bool ok);
+/* Main: open the report (--report-file or stdout); 0 or -1 (message printed). */
+int track_open(void);
+/* Main, every ~10 ms: collect what the receivers checked; print an interval
+ * line when one is due (or `final`). */
+void track_poll(uint64_t t_start, bool final);
+/* Main at the end: whether every sent broadcast has been checked. */
+bool track_all_checked(void);
+/* The totals for the final JSON line (appended before its closing brace). */
+void track_totals_json(FILE *f);
+void track_close(void);
 
 /* ---- report (herald_bench_report.c) ---- */
 /* The server's VmRSS in kB, and its user + system CPU seconds, from /proc

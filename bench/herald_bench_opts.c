@@ -91,6 +91,18 @@ usage(FILE *f)
 	    "                          are not yet received by every connection (a Redis writer\n"
 	    "                          gets no answer from the node to pace it; default 0: no "
 	    "wait)\n"
+	    "  --churn PCT             close PCT %% of the connections per minute (close frame,\n"
+	    "                          wait for the server's) and reopen each at once\n"
+	    "  --report-interval S     one JSON line every S seconds: connections open, frames,\n"
+	    "                          broadcasts published and failed, p50/p99, losses; with\n"
+	    "                          --publish at a fixed --rate it also tracks losses: a\n"
+	    "                          broadcast answered 2xx that a connection open from before\n"
+	    "                          its send until --drain s after its answer never got\n"
+	    "  --report-file PATH      the interval lines go to PATH instead of stdout\n"
+	    "  --keep-publishing       --publish: go on through refused connects, errors and\n"
+	    "                          overdue answers, counting them as failed publishes\n"
+	    "  --publish-timeout S     with --keep-publishing: an answer overdue by S fails\n"
+	    "                          (default 5)\n"
 	    "  -q, --quiet             no progress lines\n"
 	    "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
 }
@@ -114,7 +126,71 @@ set_defaults(void)
 	opt.group = "notifications";
 	opt.prefix = "asgi";
 	opt.redis_capacity = 100;
+	opt.publish_timeout = 5;
 }
+
+/* The long options (getopt_long); the short ones are -u -n -d -q -h. */
+enum {
+	O_SRC = 256,
+	O_CR,
+	O_CT,
+	O_PUB,
+	O_BODY,
+	O_HDR,
+	O_RATE,
+	O_PC,
+	O_PIPE,
+	O_SIZE,
+	O_DRAIN,
+	O_SETTLE,
+	O_THR,
+	O_PID,
+	O_RPUB,
+	O_GROUP,
+	O_PREFIX,
+	O_RCAP,
+	O_PREFILL,
+	O_WINDOW,
+	O_CHURN,
+	O_RINT,
+	O_RFILE,
+	O_KEEP,
+	O_PTO
+};
+
+static const struct option lo[] = {
+	{ "url", required_argument, NULL, 'u' },
+	{ "connections", required_argument, NULL, 'n' },
+	{ "sources", required_argument, NULL, O_SRC },
+	{ "connect-rate", required_argument, NULL, O_CR },
+	{ "connect-timeout", required_argument, NULL, O_CT },
+	{ "publish", required_argument, NULL, O_PUB },
+	{ "body", required_argument, NULL, O_BODY },
+	{ "header", required_argument, NULL, O_HDR },
+	{ "rate", required_argument, NULL, O_RATE },
+	{ "pub-conns", required_argument, NULL, O_PC },
+	{ "pipeline", required_argument, NULL, O_PIPE },
+	{ "size", required_argument, NULL, O_SIZE },
+	{ "duration", required_argument, NULL, 'd' },
+	{ "drain", required_argument, NULL, O_DRAIN },
+	{ "settle", required_argument, NULL, O_SETTLE },
+	{ "client-threads", required_argument, NULL, O_THR },
+	{ "server-pid", required_argument, NULL, O_PID },
+	{ "publish-redis", required_argument, NULL, O_RPUB },
+	{ "group", required_argument, NULL, O_GROUP },
+	{ "prefix", required_argument, NULL, O_PREFIX },
+	{ "redis-capacity", required_argument, NULL, O_RCAP },
+	{ "prefill", required_argument, NULL, O_PREFILL },
+	{ "window", required_argument, NULL, O_WINDOW },
+	{ "churn", required_argument, NULL, O_CHURN },
+	{ "report-interval", required_argument, NULL, O_RINT },
+	{ "report-file", required_argument, NULL, O_RFILE },
+	{ "keep-publishing", no_argument, NULL, O_KEEP },
+	{ "publish-timeout", required_argument, NULL, O_PTO },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
 
 /* Defaults, then the command line into opt. -1 to go on, else the exit
  * code (0 after --help). */
@@ -122,56 +198,6 @@ int
 parse_args(int argc, char **argv, const char **url, const char **pub)
 {
 	set_defaults();
-	enum {
-		O_SRC = 256,
-		O_CR,
-		O_CT,
-		O_PUB,
-		O_BODY,
-		O_HDR,
-		O_RATE,
-		O_PC,
-		O_PIPE,
-		O_SIZE,
-		O_DRAIN,
-		O_SETTLE,
-		O_THR,
-		O_PID,
-		O_RPUB,
-		O_GROUP,
-		O_PREFIX,
-		O_RCAP,
-		O_PREFILL,
-		O_WINDOW
-	};
-	static const struct option lo[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "connections", required_argument, NULL, 'n' },
-		{ "sources", required_argument, NULL, O_SRC },
-		{ "connect-rate", required_argument, NULL, O_CR },
-		{ "connect-timeout", required_argument, NULL, O_CT },
-		{ "publish", required_argument, NULL, O_PUB },
-		{ "body", required_argument, NULL, O_BODY },
-		{ "header", required_argument, NULL, O_HDR },
-		{ "rate", required_argument, NULL, O_RATE },
-		{ "pub-conns", required_argument, NULL, O_PC },
-		{ "pipeline", required_argument, NULL, O_PIPE },
-		{ "size", required_argument, NULL, O_SIZE },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "drain", required_argument, NULL, O_DRAIN },
-		{ "settle", required_argument, NULL, O_SETTLE },
-		{ "client-threads", required_argument, NULL, O_THR },
-		{ "server-pid", required_argument, NULL, O_PID },
-		{ "publish-redis", required_argument, NULL, O_RPUB },
-		{ "group", required_argument, NULL, O_GROUP },
-		{ "prefix", required_argument, NULL, O_PREFIX },
-		{ "redis-capacity", required_argument, NULL, O_RCAP },
-		{ "prefill", required_argument, NULL, O_PREFILL },
-		{ "window", required_argument, NULL, O_WINDOW },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "u:n:d:qh", lo, NULL)) != -1) {
 		switch (ch) {
@@ -243,6 +269,21 @@ parse_args(int argc, char **argv, const char **url, const char **pub)
 			break;
 		case O_WINDOW:
 			opt.window = atol(optarg);
+			break;
+		case O_CHURN:
+			opt.churn = atof(optarg);
+			break;
+		case O_RINT:
+			opt.report_interval = atof(optarg);
+			break;
+		case O_RFILE:
+			opt.report_file = optarg;
+			break;
+		case O_KEEP:
+			opt.keep_publishing = true;
+			break;
+		case O_PTO:
+			opt.publish_timeout = atof(optarg);
 			break;
 		case 'q':
 			opt.quiet = true;

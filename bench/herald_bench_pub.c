@@ -4,7 +4,11 @@
  * flight each, at a fixed rate or as fast as the answers allow, each
  * request's body stamped with its send time ("t"). Into Redis
  * (--publish-redis): group_sends written by herald's own Redis layer from
- * --pub-conns sender threads.
+ * --pub-conns sender threads. With --keep-publishing the HTTP publisher goes
+ * on through an outage of its server: a broadcast that cannot be sent
+ * (connect refused), is answered with an error or is not answered within
+ * --publish-timeout counts as a failed publish, and the connection is tried
+ * again at the next send.
  * Threads: the publisher thread (and its Redis sender threads); main reads
  * g_pub's atomic counters, and the rest once the publisher has finished.
  */
@@ -37,6 +41,7 @@ struct pconn {
 	int fd;
 	int inflight;
 	uint64_t sent_at[MAX_PIPELINE]; /* ring of send times, for the answer's latency */
+	uint64_t seq_at[MAX_PIPELINE];  /* and of the broadcasts' seqs, for loss tracking */
 	int ring_head;
 	char in[8192];
 	size_t in_len;
@@ -147,6 +152,9 @@ pub_responses(struct pconn *pc)
 			if (pc->in_len < total)
 				break;
 		}
+		int tail = (pc->ring_head - pc->inflight + MAX_PIPELINE) % MAX_PIPELINE;
+		if (track_on())
+			track_answer(pc->seq_at[tail], status >= 200 && status < 300);
 		if (status >= 200 && status < 300) {
 			atomic_fetch_add_explicit(&g_pub.ok, 1, memory_order_relaxed);
 		} else {
@@ -155,7 +163,6 @@ pub_responses(struct pconn *pc)
 			snprintf(why, sizeof why, "publish answered %d", status);
 			pub_error(why);
 		}
-		int tail = (pc->ring_head - pc->inflight + MAX_PIPELINE) % MAX_PIPELINE;
 		hr_hist_record(&g_pub.answer, now_ns() - pc->sent_at[tail]);
 		pc->inflight--;
 		memmove(pc->in, pc->in + total, pc->in_len - total);
@@ -189,6 +196,51 @@ pub_drop(struct hpub *s, struct pconn *pc)
 	pc->fd = -1;
 }
 
+/* The requests in flight on pc will never be answered: failed publishes. */
+static void
+pub_fail_inflight(struct pconn *pc)
+{
+	atomic_fetch_add(&g_pub.errors, (uint64_t)pc->inflight);
+	for (int k = 0; k < pc->inflight && track_on(); k++)
+		track_answer(
+		    pc->seq_at[(pc->ring_head - pc->inflight + k + MAX_PIPELINE) % MAX_PIPELINE],
+		    false);
+	pc->inflight = 0;
+}
+
+/* --keep-publishing: a due broadcast that cannot go out now (no connection
+ * to the server) is a failed publish; the schedule goes on. */
+static void
+pub_skip_due(struct hpub *s)
+{
+	atomic_fetch_add(&g_pub.errors, 1);
+	s->next += s->interval;
+	uint64_t t = now_ns();
+	if (t > s->next + s->interval * 4) {
+		uint64_t behind = (t - s->next) / s->interval;
+		atomic_fetch_add(&g_pub.late, behind);
+		s->next += behind * s->interval;
+	}
+}
+
+/* --keep-publishing: reconnect the closed connections (a refused connect
+ * on loopback answers at once); whether one is open. */
+static bool
+pub_revive(struct hpub *s)
+{
+	bool any = false;
+	for (int i = 0; i < s->np; i++) {
+		struct pconn *pc = &s->pcs[i];
+		if (pc->fd < 0 && pub_connect(pc) == 0) {
+			atomic_fetch_add(&g_pub.reconnects, 1);
+			struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
+			epoll_ctl(s->epfd, EPOLL_CTL_ADD, pc->fd, &ev);
+		}
+		any |= pc->fd >= 0;
+	}
+	return any;
+}
+
 /* Send one batch of requests that are due on a connection with room.
  * false: nothing more to send in this turn. */
 static bool
@@ -196,6 +248,16 @@ pub_send_batch(struct hpub *s)
 {
 	if (s->interval && now_ns() < s->next)
 		return false;
+	if (opt.keep_publishing && !pub_revive(s)) {
+		pub_skip_due(s);
+		return false;
+	}
+	if (track_on() && !track_room(s->seq)) {
+		/* the receivers have not checked the broadcast TRACK_RING back */
+		pub_error("loss tracking ring full (receivers behind)");
+		pub_skip_due(s);
+		return false;
+	}
 	struct pconn *pc = NULL;
 	for (int k = 0; k < s->np; k++) {
 		struct pconn *cand = &s->pcs[(s->rr + k) % s->np];
@@ -220,6 +282,8 @@ pub_send_batch(struct hpub *s)
 		    s->req + len, s->req_cap - len, s->seq + (uint64_t)batch, &ts[batch]);
 		if (one == 0)
 			break;
+		if (track_on())
+			track_sent(s->seq + (uint64_t)batch, ts[batch]);
 		len += one;
 		batch++;
 	}
@@ -241,11 +305,21 @@ pub_send_batch(struct hpub *s)
 	if (off < len) {
 		pub_error("publish write failed");
 		atomic_fetch_add(&g_pub.errors, (uint64_t)batch);
+		if (opt.keep_publishing || track_on()) {
+			/* these seqs were handed out: they failed */
+			for (int b = 0; b < batch && track_on(); b++)
+				track_answer(s->seq + (uint64_t)b, false);
+			s->seq += (uint64_t)batch;
+			pub_fail_inflight(pc);
+			if (s->interval)
+				s->next += s->interval;
+		}
 		pub_drop(s, pc);
 		return false;
 	}
 	for (int b = 0; b < batch; b++) {
 		pc->sent_at[pc->ring_head] = ts[b];
+		pc->seq_at[pc->ring_head] = s->seq + (uint64_t)b;
 		pc->ring_head = (pc->ring_head + 1) % MAX_PIPELINE;
 	}
 	pc->inflight += batch;
@@ -283,8 +357,10 @@ pub_read(struct hpub *s, uint32_t i)
 	} else {
 		pub_error("publisher connection closed by server");
 	}
-	atomic_fetch_add(&g_pub.errors, (uint64_t)pc->inflight);
+	pub_fail_inflight(pc);
 	pub_drop(s, pc);
+	if (opt.keep_publishing)
+		return; /* reconnected at the next send */
 	if (now_ns() < s->end && atomic_load(&g_pub.reconnects) < 100 && pub_connect(pc) == 0) {
 		atomic_fetch_add(&g_pub.reconnects, 1);
 		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
@@ -379,6 +455,22 @@ pub_main(void *arg)
 			if (!pub_send_batch(&s))
 				break;
 		pub_wait(&s);
+		if (opt.keep_publishing) {
+			/* an answer overdue fails its request and the connection */
+			uint64_t t_now = now_ns(), timeout = (uint64_t)(opt.publish_timeout * 1e9);
+			uint64_t late = t_now > timeout ? t_now - timeout : 0;
+			for (int i = 0; i < s.np; i++) {
+				struct pconn *pc = &pcs[i];
+				int tail
+				    = (pc->ring_head - pc->inflight + MAX_PIPELINE) % MAX_PIPELINE;
+				if (pc->fd >= 0 && pc->inflight > 0 && pc->sent_at[tail] < late) {
+					pub_error("publish answer overdue (--publish-timeout)");
+					pub_fail_inflight(pc);
+					pub_drop(&s, pc);
+				}
+			}
+			continue;
+		}
 		bool any = false;
 		for (int i = 0; i < s.np; i++)
 			any |= pcs[i].fd >= 0;

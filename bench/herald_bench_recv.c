@@ -3,7 +3,11 @@
  * --client-threads threads owns its connections and its epoll set: it opens
  * them at the connect rate from source addresses 127.0.0.1..K, sends the
  * upgrade, parses the answer and the frames in place (nothing allocated per
- * frame) and records each message's latency from its "t" stamp.
+ * frame) and records each message's latency from its "t" stamp. With
+ * --churn it closes connections with a close frame and reopens them; with
+ * --report-interval it marks which broadcast ("seq") reached which
+ * connection and checks them once their drain window has passed
+ * (herald_bench.h, "loss tracking").
  * Threads: one per receiver; main reads the atomic counters.
  */
 #define _GNU_SOURCE
@@ -24,7 +28,9 @@
 
 #include "herald_bench.h"
 
-enum cstate { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DEAD };
+enum cstate { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DEAD, C_CLOSING };
+
+#define CLOSE_WAIT_NS 2000000000ull /* churn: wait this long for the close frame back */
 
 struct conn {
 	int fd;
@@ -44,10 +50,15 @@ struct conn {
 	uint8_t head[HEAD_MAX];
 	uint8_t ctrl_len;
 	uint8_t ctrl[125]; /* a control frame's payload (a ping may split a message) */
+	uint8_t again;     /* a reconnect (churn), not one of the first N connects */
+	uint64_t open_ns;  /* when its 101 arrived */
+	uint64_t close_ns; /* churn: when we sent our close frame */
 };
 
 struct rx *g_rx;
 static atomic_bool g_stop_rx;
+static atomic_bool g_churn_on;
+_Atomic unsigned g_rx_epoch;
 struct sockaddr_in g_target;
 static char g_handshake[1024];
 static size_t g_handshake_len;
@@ -65,6 +76,8 @@ conn_fail(struct rx *r, struct conn *c, const char *why, int err)
 	c->fd = -1;
 	if (c->state == C_OPEN)
 		atomic_fetch_add_explicit(&r->closed, 1, memory_order_relaxed);
+	else if (c->again)
+		atomic_fetch_add_explicit(&r->reconnect_failures, 1, memory_order_relaxed);
 	else
 		atomic_fetch_add_explicit(&r->failed, 1, memory_order_relaxed);
 	c->state = C_DEAD;
@@ -73,6 +86,8 @@ conn_fail(struct rx *r, struct conn *c, const char *why, int err)
 static void
 conn_start(struct rx *r, int global_idx, struct conn *c)
 {
+	uint8_t again = c->again;
+	*c = (struct conn) { .fd = -1, .again = again };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	c->fd = fd;
 	c->state = C_CONNECTING;
@@ -134,6 +149,54 @@ scan_t(const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* The value of "seq":<digits> in a message's first bytes; false when absent. */
+static bool
+scan_seq(const uint8_t *p, size_t n, uint64_t *out)
+{
+	for (size_t i = 0; i + 6 < n; i++) {
+		if (p[i] != '"' || memcmp(p + i + 1, "seq\"", 4) != 0)
+			continue;
+		size_t j = i + 5;
+		while (j < n && (p[j] == ' ' || p[j] == ':'))
+			j++;
+		uint64_t v = 0;
+		size_t digits = 0;
+		while (j < n && p[j] >= '0' && p[j] <= '9' && digits < 19) {
+			v = v * 10 + (uint64_t)(p[j] - '0');
+			j++;
+			digits++;
+		}
+		if (digits > 0 && j < n) {
+			*out = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Loss tracking: mark broadcast seq as received on connection c. */
+static void
+mark_seq(struct rx *r, struct conn *c)
+{
+	uint64_t seq;
+	if (!scan_seq(c->head, c->head_len, &seq)) {
+		atomic_fetch_add_explicit(&r->no_seq, 1, memory_order_relaxed);
+		return;
+	}
+	if (seq < r->fin_seq || seq >= r->fin_seq + TRACK_RING) {
+		/* already checked (counted lost, if it was counted), or not a
+		 * seq this run sent */
+		atomic_fetch_add_explicit(&r->late_frames, 1, memory_order_relaxed);
+		return;
+	}
+	size_t slot = (size_t)(seq % TRACK_RING);
+	uint64_t *w = &r->bits[(size_t)(c - r->conns) * TRACK_BITS_WORDS + slot / 64];
+	uint64_t bit = 1ull << (slot % 64);
+	if (*w & bit)
+		atomic_fetch_add_explicit(&r->dup_frames, 1, memory_order_relaxed);
+	*w |= bit;
+}
+
 static void
 send_pong(struct conn *c)
 {
@@ -152,12 +215,18 @@ message_done(struct rx *r, struct conn *c, uint64_t t_now)
 {
 	atomic_fetch_add_explicit(&r->frames, 1, memory_order_relaxed);
 	r->last_frame_ns = t_now;
+	if (r->bits && c->state == C_OPEN)
+		mark_seq(r, c);
 	uint64_t t = scan_t(c->head, c->head_len);
 	if (t == 0 || t > t_now) {
 		atomic_fetch_add_explicit(&r->no_t, 1, memory_order_relaxed);
 		return;
 	}
 	hr_hist_record(&r->hist, t_now - t);
+	if (opt.report_interval > 0)
+		hr_hist_record(
+		    &r->ihist[atomic_load_explicit(&r->epoch_seen, memory_order_relaxed) & 1],
+		    t_now - t);
 }
 
 /* Feed bytes of the WebSocket stream to the frame parser. */
@@ -263,6 +332,13 @@ conn_handshake(struct rx *r, struct conn *c, const uint8_t *p, size_t n)
 				c->state = C_OPEN;
 				c->hdr_have = 0;
 				c->hdr_need = 2;
+				c->open_ns = now_ns();
+				if (r->bits)
+					memset(&r->bits[(size_t)(c - r->conns) * TRACK_BITS_WORDS],
+					    0, TRACK_BITS_WORDS * sizeof(uint64_t));
+				if (c->again)
+					atomic_fetch_add_explicit(
+					    &r->reopened, 1, memory_order_relaxed);
 				atomic_fetch_add_explicit(&r->connected, 1, memory_order_relaxed);
 				return (ssize_t)(i + 1);
 			}
@@ -275,6 +351,120 @@ conn_handshake(struct rx *r, struct conn *c, const uint8_t *p, size_t n)
 		}
 	}
 	return (ssize_t)n;
+}
+
+/* Churn: close the socket of a connection whose close is done (or timed
+ * out) and open it again at once, in the same slot. */
+static void
+churn_reopen(struct rx *r, struct conn *c)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	c->fd = -1;
+	c->state = C_DEAD;
+	c->again = 1;
+	int j = (int)(c - r->conns);
+	conn_start(r, r->idx + j * opt.threads, c);
+}
+
+/* Churn one connection: the next open one gets a close frame (1000) and
+ * waits for the server's; a dead one (a reconnect that failed, or closed by
+ * the server) is opened again. */
+static void
+churn_one(struct rx *r, uint64_t now)
+{
+	static const uint8_t close_frame[8] = { 0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8 };
+	if (r->n_closing >= CLOSING_MAX)
+		return;
+	for (int k = 0; k < r->n; k++) {
+		int j = r->churn_cursor;
+		r->churn_cursor = (r->churn_cursor + 1) % r->n;
+		struct conn *c = &r->conns[j];
+		if (c->state == C_DEAD) {
+			c->again = 1;
+			conn_start(r, r->idx + j * opt.threads, c);
+			return;
+		}
+		if (c->state != C_OPEN)
+			continue;
+		atomic_fetch_add_explicit(&r->churned, 1, memory_order_relaxed);
+		/* zero mask key: masked, payload unchanged; 8 bytes fit an idle
+		 * socket buffer */
+		if (write(c->fd, close_frame, sizeof close_frame) != (ssize_t)sizeof close_frame) {
+			churn_reopen(r, c);
+			return;
+		}
+		c->state = C_CLOSING;
+		c->close_ns = now;
+		r->closing[r->n_closing++] = j;
+		return;
+	}
+}
+
+/* Churn: the connections due now, and the closes that took too long. */
+static void
+churn_tick(struct rx *r, uint64_t now)
+{
+	for (int i = 0; i < r->n_closing;) {
+		struct conn *c = &r->conns[r->closing[i]];
+		if (c->state == C_CLOSING && now > c->close_ns + CLOSE_WAIT_NS) {
+			atomic_fetch_add_explicit(&r->close_timeouts, 1, memory_order_relaxed);
+			churn_reopen(r, c);
+		}
+		if (c->state != C_CLOSING)
+			r->closing[i] = r->closing[--r->n_closing];
+		else
+			i++;
+	}
+	if (!atomic_load_explicit(&g_churn_on, memory_order_relaxed) || opt.churn <= 0 || r->n == 0)
+		return;
+	uint64_t every = (uint64_t)(60e9 / ((double)r->n * opt.churn / 100.0));
+	if (every == 0)
+		every = 1;
+	if (r->next_churn_ns == 0 || now > r->next_churn_ns + 1000000000ull)
+		r->next_churn_ns = now + every / (uint64_t)opt.threads * (uint64_t)(r->idx + 1);
+	for (int k = 0; k < 100 && now >= r->next_churn_ns; k++) {
+		churn_one(r, now);
+		r->next_churn_ns += every;
+	}
+}
+
+/* Loss tracking: check the broadcasts whose drain window has passed
+ * against this receiver's connections (herald_bench.h). Bounded: at most
+ * 256 broadcasts per call. */
+static void
+track_check(struct rx *r, uint64_t now)
+{
+	uint64_t drain = (uint64_t)(opt.drain * 1e9);
+	for (int k = 0; k < 256; k++) {
+		if (r->fin_seq >= atomic_load_explicit(&g_track_next, memory_order_acquire))
+			return;
+		struct track_ent *e = &g_track[r->fin_seq % TRACK_RING];
+		uint32_t st = atomic_load_explicit(&e->status, memory_order_acquire);
+		if (st == TRACK_PENDING || now < atomic_load(&e->t_done) + drain)
+			return;
+		size_t slot = (size_t)(r->fin_seq % TRACK_RING);
+		uint64_t bit = 1ull << (slot % 64);
+		uint64_t t_sent = atomic_load(&e->t_sent);
+		uint32_t lost = 0, counted = 0;
+		for (int j = 0; j < r->n; j++) {
+			uint64_t *w = &r->bits[(size_t)j * TRACK_BITS_WORDS + slot / 64];
+			const struct conn *c = &r->conns[j];
+			if (st == TRACK_OK && c->state == C_OPEN && c->open_ns < t_sent) {
+				counted++;
+				if (!(*w & bit))
+					lost++;
+			}
+			*w &= ~bit;
+		}
+		atomic_fetch_add(&e->lost, lost);
+		atomic_fetch_add(&e->counted, counted);
+		r->fin_seq++;
+		atomic_fetch_add_explicit(&e->checked, 1, memory_order_release);
+		atomic_store(&r->fin_done, r->fin_seq);
+	}
 }
 
 static void
@@ -303,6 +493,18 @@ conn_event(struct rx *r, struct conn *c, uint32_t events)
 	/* Bounded: at most 16 reads per event, then back to the loop. */
 	for (int rounds = 0; rounds < 16; rounds++) {
 		ssize_t got = read(c->fd, r->buf, RX_BUF);
+		if (c->state == C_CLOSING) {
+			if (got < 0 && (errno == EAGAIN || errno == EINTR))
+				return;
+			if (got <= 0 || conn_frames(r, c, r->buf, (size_t)got, now_ns()) != 0) {
+				/* the server's close frame (or EOF): the close is done */
+				churn_reopen(r, c);
+				return;
+			}
+			if ((size_t)got < RX_BUF)
+				return;
+			continue;
+		}
 		if (got < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
@@ -340,8 +542,15 @@ rx_main(void *arg)
 	struct epoll_event evs[512];
 	double rate = opt.connect_rate / opt.threads;
 	uint64_t start = now_ns();
+	bool busy = opt.churn > 0 || opt.report_interval > 0;
 	while (!atomic_load_explicit(&g_stop_rx, memory_order_relaxed)) {
 		uint64_t t = now_ns();
+		atomic_store_explicit(
+		    &r->epoch_seen, atomic_load(&g_rx_epoch), memory_order_relaxed);
+		if (opt.churn > 0 || r->n_closing > 0)
+			churn_tick(r, t);
+		if (r->bits)
+			track_check(r, t);
 		if (r->started < r->n) {
 			double elapsed = (double)(t - start) / 1e9;
 			int allowed = rate > 0 ? (int)(elapsed * rate) + 1 : r->n;
@@ -359,7 +568,7 @@ rx_main(void *arg)
 		            + atomic_load(&r->closed)
 		        >= (uint64_t)r->n)
 			r->connect_done_ns = now_ns();
-		int k = epoll_wait(r->epfd, evs, 512, r->started < r->n ? 1 : 50);
+		int k = epoll_wait(r->epfd, evs, 512, r->started < r->n ? 1 : busy ? 10 : 50);
 		for (int i = 0; i < k; i++) {
 			struct conn *c = evs[i].data.ptr;
 			if (c->state != C_DEAD)
@@ -383,8 +592,15 @@ rx_open(void)
 {
 	uint64_t n = 0;
 	for (int i = 0; i < opt.threads; i++)
-		n += atomic_load(&g_rx[i].connected) - atomic_load(&g_rx[i].closed);
+		n += atomic_load(&g_rx[i].connected) - atomic_load(&g_rx[i].closed)
+		    - atomic_load(&g_rx[i].churned);
 	return n;
+}
+
+void
+rx_churn_start(void)
+{
+	atomic_store(&g_churn_on, true);
 }
 
 int
@@ -413,13 +629,18 @@ rx_start(void)
 		r->conns = calloc((size_t)(r->n ? r->n : 1), sizeof *r->conns);
 		r->buf = malloc(RX_BUF);
 		r->epfd = epoll_create1(EPOLL_CLOEXEC);
-		if (!r->conns || !r->buf || r->epfd < 0) {
+		if (track_on())
+			r->bits = calloc(
+			    (size_t)(r->n ? r->n : 1) * TRACK_BITS_WORDS, sizeof(uint64_t));
+		if (!r->conns || !r->buf || r->epfd < 0 || (track_on() && !r->bits)) {
 			fprintf(stderr, "herald-bench: out of memory or epoll_create failed\n");
 			return -1;
 		}
 		for (int j = 0; j < r->n; j++)
 			r->conns[j].fd = -1;
 		hr_hist_init(&r->hist);
+		hr_hist_init(&r->ihist[0]);
+		hr_hist_init(&r->ihist[1]);
 		if (pthread_create(&r->th, NULL, rx_main, r) != 0) {
 			fprintf(stderr, "herald-bench: pthread_create failed\n");
 			return -1;
@@ -446,6 +667,7 @@ rx_free(void)
 		close(g_rx[i].epfd);
 		free(g_rx[i].conns);
 		free(g_rx[i].buf);
+		free(g_rx[i].bits);
 	}
 	free(g_rx);
 	g_rx = NULL;

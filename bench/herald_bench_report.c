@@ -147,11 +147,14 @@ report_print(const struct bench_run *run)
 	       ",\"publish_answer_p99_ms\":%.3f"
 	       ",\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_end_kb\":%ld"
 	       ",\"bytes_per_conn\":%.1f,\"server_cpu_s\":%.2f,\"server_cpu_us_per_delivery\":%.3f"
-	       ",\"size\":%d,\"rate\":%.1f}\n",
+	       ",\"size\":%d,\"rate\":%.1f",
 	    url, connected, failed, closed, connect_s, published, (uint64_t)g_pub.errors,
 	    (uint64_t)g_pub.unanswered, (uint64_t)g_pub.late, (uint64_t)g_pub.full, pps, frames,
 	    expected, no_t, window, dps, h->count, pmin, p50, p90, p99, p999, pmax,
 	    hr_hist_pct(&g_pub.answer, 50.0) / 1e6, hr_hist_pct(&g_pub.answer, 99.0) / 1e6,
 	    rss_before, rss_after, rss_end, bpc, cpu_s, cpu_us, opt.size, opt.rate);
+	if (opt.churn > 0 || opt.report_interval > 0)
+		track_totals_json(stdout);
+	printf("}\n");
 	fflush(stdout);
 }
