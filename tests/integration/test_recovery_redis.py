@@ -6,7 +6,9 @@ group_send, whoever sent it (a Python process through channels_redis, or
 herald's HTTP API on either node); a client that disconnects and resumes 10
 times, alternating between the nodes, while ~200 group_sends/s arrive, sees
 every offset from its first to its last once, with the data published at
-that offset; a node that was restarted serves a resume from Redis."""
+that offset; a node that was restarted serves a resume from Redis; SIZE,
+other epochs and positions not yet reached are answered recovered:false
+on any node, including one that starts later."""
 import asyncio
 import http.client
 import json
@@ -223,6 +225,55 @@ async def test_restarted_node_serves_a_resume_from_redis():
         b.stop()
         if b2 is not None:
             b2.stop()
+        redis.stop()
+
+
+async def resume(h, pos):
+    async with websockets.connect(rurl(h, pos), open_timeout=10) as ws:
+        return await read_resume(ws)
+
+
+async def test_unservable_positions_and_size_on_any_node():
+    redis = RedisServer()
+    hist = ("--history", "notifications=5:300")
+    a = Herald("--redis", redis.url, *hist, threads=1)
+    b = Herald("--redis", redis.url, *hist, threads=1)
+    c = None
+    try:
+        # a fresh start names the shared epoch, the same on both nodes
+        _, ra = await resume(a, "")
+        _, rb = await resume(b, "")
+        assert ra["recovered"] is False and ra["missed"] == 0 and ra["offset"] == 0, ra
+        assert rb["epoch"] == ra["epoch"] and rb["offset"] == 0, (ra, rb)
+        epoch = ra["epoch"]
+        async with websockets.connect(rurl(b, ""), open_timeout=10) as live:
+            await read_resume(live)
+            for i in range(1, 9):
+                await asyncio.get_event_loop().run_in_executor(None, http_send, a, {"n": i})
+            for i in range(1, 9):  # wait until B has them all
+                f = await recv_json(live, timeout=5)
+                assert f["offset"] == i and f["data"] == {"n": i}, f
+        # SIZE 5: offsets 4..8 held, a position before 3 cannot be served
+        replayed, rec = await resume(b, "notifications@%s:3" % epoch)
+        assert rec["recovered"] is True and rec["missed"] == 5 and rec["offset"] == 8, rec
+        assert [f["data"] for f in replayed] == [{"n": i} for i in range(4, 9)]
+        for pos in ("notifications@%s:1" % epoch, "notifications@0123456789abcdef:3",
+                    "notifications@%s:9" % epoch):
+            replayed, rec = await resume(b, pos)
+            assert rec["recovered"] is False and rec["missed"] == 0 and not replayed, (pos, rec)
+            assert rec["epoch"] == epoch and rec["offset"] == 8, (pos, rec)
+        # a node that starts later answers from Redis the same way
+        c = Herald("--redis", redis.url, *hist, threads=1)
+        replayed, rec = await resume(c, "notifications@%s:5" % epoch)
+        assert rec["recovered"] is True and rec["missed"] == 3 and rec["offset"] == 8, rec
+        assert [f["offset"] for f in replayed] == [6, 7, 8], replayed
+        _, rec = await resume(c, "notifications@%s:2" % epoch)
+        assert rec["recovered"] is False and rec["epoch"] == epoch, rec
+    finally:
+        a.stop()
+        b.stop()
+        if c is not None:
+            c.stop()
         redis.stop()
 
 
