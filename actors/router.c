@@ -517,6 +517,10 @@ wait_fill(hr_router *r, req *q)
 
 	if (r->fill == NULL || hr_history__covers(&r->hist, q->name, &q->pos))
 		return false;
+	/* known from now on, so that its close (which drops the record) tells
+	 * group_add_now not to add it */
+	if (conn_get(r, q->m, true) == NULL)
+		return false;
 	if (e == NULL) {
 		if ((pd = calloc(1, sizeof(*pd))) == NULL)
 			return false;
