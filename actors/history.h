@@ -178,7 +178,13 @@ int hr_router_group_send_at(hr_router *r, const char *group, hr_msg *event, cons
  * answer. fn NULL: resumes are always answered from the local ring.
  */
 typedef int (*hr_history_fill_fn)(void *arg, const char *group);
-int hr_router_set_history_fill(hr_router *r, hr_history_fill_fn fn, void *arg, int timeout_ms);
+/* up (may be NULL): whether whatever numbers group_sends is reachable, asked
+ * on the router thread (must not block). While it says false, a local
+ * group_send of a group with a rule, which cannot be numbered, is delivered
+ * to the local members without a position, as for a group without history
+ * (the node keeps serving its local clients while Redis is down). */
+int hr_router_set_history_fill(hr_router *r, hr_history_fill_fn fn, void *arg,
+    bool (*up)(void *up_arg), void *up_arg, int timeout_ms);
 
 /*
  * The answer to fn: the group's shared history (epoch; latest offset;

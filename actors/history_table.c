@@ -14,6 +14,7 @@
 
 #include "actors/consumer.h"
 #include "actors/history_int.h"
+#include "actors/router_int.h"
 #include "core/clock.h"
 
 /* How often idle rings are looked for. */
@@ -365,6 +366,18 @@ hr_history__sweep(hr_history_table *t, bool (*busy)(void *arg, const char *group
 		if (hr_history_idle(h, now) && !busy(arg, e->str))
 			ring_delete(t, e);
 	}
+}
+
+/* router_int.h: kept here, beside the ring it fills (router.c and
+ * router_api.c both free one). */
+void
+hr_router__fill_free(hr_fill *f)
+{
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		hr_msg_unref(f->events[i]);
+	free(f);
 }
 
 void

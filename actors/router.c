@@ -119,6 +119,8 @@ struct hr_router {
 	hr_map pending;
 	hr_history_fill_fn fill;
 	void *fill_arg;
+	bool (*up)(void *up_arg); /* NULL: always up */
+	void *up_arg;
 	/* Stats: written by the router thread, read by anyone. */
 	atomic_uint_fast64_t st_group_sends, st_sends, st_fanouts, st_groups, st_members,
 	    st_dropped;
@@ -567,6 +569,8 @@ on_set_fill(hr_actor *self, void *state, hr_mail *mail)
 	hr_fill_set *fs = mail->p1;
 	r->fill = fs->fn;
 	r->fill_arg = fs->arg;
+	r->up = fs->up;
+	r->up_arg = fs->up_arg;
 	free(fs);
 	mail->p1 = NULL;
 }
@@ -638,6 +642,10 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 	if (!hr_history__position(&r->hist, q->name, len, q->at, q->pos.epoch, q->offset, q->flags,
 	        q->local_only, &h, &offset, &deliver))
 		goto out; /* a duplicate */
+	/* External numbering that cannot be reached (Redis down): served
+	 * locally without a position, as a group without history. */
+	if (!deliver && !q->at && h == NULL && r->up != NULL && !r->up(r->up_arg))
+		deliver = true;
 	if (h != NULL) {
 		/* The envelope is built once, here, and kept: the ring's frame
 		 * is what recover members get live and what a resume replays. */

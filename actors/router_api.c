@@ -199,7 +199,8 @@ hr_router_group_send_at(hr_router *r, const char *gname, hr_msg *event, const ch
 }
 
 int
-hr_router_set_history_fill(hr_router *r, hr_history_fill_fn fn, void *arg, int timeout_ms)
+hr_router_set_history_fill(hr_router *r, hr_history_fill_fn fn, void *arg, bool (*up)(void *up_arg),
+    void *up_arg, int timeout_ms)
 {
 	hr_fill_set *fs;
 	int rv;
@@ -210,22 +211,14 @@ hr_router_set_history_fill(hr_router *r, hr_history_fill_fn fn, void *arg, int t
 		return HR_ENOMEM;
 	fs->fn = fn;
 	fs->arg = arg;
+	fs->up = up;
+	fs->up_arg = up_arg;
 	hr_mail mail = { .kind = R_SET_FILL, .p1 = fs };
 	if ((rv = hr_actor_send(hr_router__actor(r), &mail, timeout_ms)) != 0) {
 		free(fs);
 		return rv == HR_ETIMEDOUT ? HR_EAGAIN : rv;
 	}
 	return 0;
-}
-
-void
-hr_router__fill_free(hr_fill *f)
-{
-	if (f == NULL)
-		return;
-	for (size_t i = 0; i < f->n; i++)
-		hr_msg_unref(f->events[i]);
-	free(f);
 }
 
 int

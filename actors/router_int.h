@@ -42,6 +42,8 @@ typedef struct req {
 typedef struct hr_fill_set {
 	hr_history_fill_fn fn;
 	void *arg;
+	bool (*up)(void *up_arg);
+	void *up_arg;
 } hr_fill_set;
 
 /* R_HISTORY_FILL's p1 (owned by the mail; events[i] one reference each). */

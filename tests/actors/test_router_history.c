@@ -237,7 +237,7 @@ Test(router_history, external_resume_waits_for_the_shared_history, .init = setup
 
 	atomic_store(&fills, 0);
 	cr_assert_eq(hr_router_set_history(router, &rule, 1, true, 1000), 0);
-	cr_assert_eq(hr_router_set_history_fill(router, fill_fn, NULL, 1000), 0);
+	cr_assert_eq(hr_router_set_history_fill(router, fill_fn, NULL, NULL, NULL, 1000), 0);
 	/* this node has read 10 and 11 only */
 	for (uint64_t o = 10; o <= 11; o++)
 		cr_assert_eq(
