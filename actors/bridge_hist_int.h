@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "actors/bridge.h"
+#include "actors/history.h"
 
 typedef struct hr_bridge_hist hr_bridge_hist;
 
@@ -23,7 +24,13 @@ const hr_bridge_history_rule *hr_bridge__hist_rule(
  * the router as a local-only group_send. log as hr_bridge_opts.log.
  * HR_ENOMEM, HR_EIO (no thread). */
 int hr_bridge__hist_start(hr_bridge_hist **out, hr_layer *rl, hr_router *router, size_t batch,
-    hr_bridge_event_fn on_event, void *arg, void (*log)(int level, const char *line));
+    const hr_bridge_history_rule *rules, size_t n_rules, hr_bridge_event_fn on_event, void *arg,
+    void (*log)(int level, const char *line));
+/* The router's fill request (history.h, hr_history_fill_fn; arg: the
+ * hr_bridge_hist): queued for the history thread, which reads the group's
+ * shared history, then the logs to their end, and answers with
+ * hr_router_history_fill. HR_EAGAIN when HIST_FILL_QUEUE are waiting. */
+int hr_bridge__hist_fill_request(void *arg, const char *group);
 /* Stop and join the thread; idempotent. NULL ok. */
 void hr_bridge__hist_stop(hr_bridge_hist *h);
 /* Stop, then free. NULL ok. */

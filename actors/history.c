@@ -226,6 +226,55 @@ hr_history_since(hr_history *h, uint64_t after, int64_t now_ms, hr_msg ***frames
 	return 0;
 }
 
+bool
+hr_history_covers(hr_history *h, uint64_t after, int64_t now_ms)
+{
+	hr_history_expire(h, now_ms);
+	return after <= h->last && after + 1 >= h->last - h->n + 1;
+}
+
+int
+hr_history_backfill(hr_history *h, const uint64_t *offsets, hr_msg *const *frames, size_t n,
+    uint64_t latest, int64_t now_ms)
+{
+	hr_history *o = NULL, tmp;
+	uint64_t first = h->last - h->n + 1;
+	size_t i = 0;
+	int rv;
+
+	if ((rv = hr_history_create(&o, h->size, (uint32_t)(h->ttl_ms / 1000), h->epoch, now_ms))
+	    != 0)
+		return rv;
+	/* what is older than the ring's first offset, then the ring as it is
+	 * (arrival times kept), then what is newer than its last */
+	for (; i < n && offsets[i] < first; i++)
+		if (offsets[i] > o->last)
+			(void)hr_history_append(o, offsets[i], frames[i], now_ms);
+	for (uint32_t j = 0; j < h->n; j++) {
+		slot *s = &h->ring[(h->head + j) % h->cap];
+		if (first + j <= o->last)
+			continue;
+		(void)hr_history_append(o, first + j, s->frame, now_ms);
+		if (o->n > 0 && o->last == first + j)
+			o->ring[(o->head + o->n - 1) % o->cap].t_ms = s->t_ms;
+	}
+	for (; i < n; i++)
+		if (offsets[i] > o->last)
+			(void)hr_history_append(o, offsets[i], frames[i], now_ms);
+	/* offsets nobody holds any more (expired, or never seen here) */
+	uint64_t top = h->last > latest ? h->last : latest;
+	if (o->last < top) {
+		clear(o);
+		o->last = top;
+	}
+	o->last_ms = h->last_ms > o->last_ms ? h->last_ms : o->last_ms;
+	tmp = *h;
+	*h = *o;
+	*o = tmp;
+	hr_history_destroy(o);
+	return 0;
+}
+
 const hr_history_rule *
 hr_history_rule_find(const hr_history_rule *rules, size_t n, const char *group, size_t len)
 {

@@ -92,6 +92,21 @@ void hr_history_expire(hr_history *h, int64_t now_ms);
  * HR_ENOMEM.
  */
 int hr_history_since(hr_history *h, uint64_t after, int64_t now_ms, hr_msg ***frames, uint32_t *n);
+/* A resume after `after` can be answered from this ring: after is within
+ * [oldest - 1, last] once the frames older than TTL are dropped. */
+bool hr_history_covers(hr_history *h, uint64_t after, int64_t now_ms);
+/*
+ * Fill the ring from a shared history of the same epoch (the Redis layer's):
+ * frames[i] (borrowed, a reference taken; NULL allowed) at offsets[i],
+ * ascending; latest: the history's latest offset. The ring keeps what it
+ * holds (its slots, offsets and arrival times are never replaced) and gains
+ * the given frames older than its first offset, and newer than its last;
+ * past that, its last offset becomes at least `latest` (frames in between
+ * that nobody gave are forgotten: a resume from before them is not served).
+ * The given frames count as arriving now (TTL). 0, HR_ENOMEM (unchanged).
+ */
+int hr_history_backfill(hr_history *h, const uint64_t *offsets, hr_msg *const *frames, size_t n,
+    uint64_t latest, int64_t now_ms);
 /* Bytes held: the slots and the frames. */
 size_t hr_history_bytes(const hr_history *h);
 /* Frames held now. */
@@ -150,6 +165,40 @@ int hr_router_group_add_recover(
  */
 int hr_router_group_send_at(hr_router *r, const char *group, hr_msg *event, const char *epoch,
     uint64_t offset, unsigned flags, hr_reply_fn reply, void *reply_arg, int timeout_ms);
+
+/*
+ * External numbering: a resume that the local ring cannot answer (no ring
+ * yet, another epoch, a position older than its oldest frame or newer than
+ * its last: a node that just started, or that lags) waits, outside the
+ * group, while the router asks fn for the group's shared history. fn is
+ * called on the router thread and must not block: 0 when it took the
+ * request (then hr_router_history_fill follows, once per request), else an
+ * error (the waiting resumes are answered from the local ring at once).
+ * While a request is out, further resumes of the group wait for the same
+ * answer. fn NULL: resumes are always answered from the local ring.
+ */
+typedef int (*hr_history_fill_fn)(void *arg, const char *group);
+/* up (may be NULL): whether whatever numbers group_sends is reachable, asked
+ * on the router thread (must not block). While it says false, a local
+ * group_send of a group with a rule, which cannot be numbered, is delivered
+ * to the local members without a position, as for a group without history
+ * (the node keeps serving its local clients while Redis is down). */
+int hr_router_set_history_fill(hr_router *r, hr_history_fill_fn fn, void *arg,
+    bool (*up)(void *up_arg), void *up_arg, int timeout_ms);
+
+/*
+ * The answer to fn: the group's shared history (epoch; latest offset;
+ * events[i] at offsets[i], ascending, borrowed: references taken) joins the
+ * local ring (hr_history_backfill: what the ring holds stays), then the
+ * waiting resumes are added to the group and answered from the ring, in one
+ * router turn. The caller must have handed the router, before this call,
+ * every positioned group_send of that epoch up to `latest` it is going to
+ * hand at all (so that the ring is not ahead of what local members got).
+ * epoch NULL: the history could not be read (the resumes are answered from
+ * the local ring). HR_EINVAL, HR_ENOMEM, HR_EAGAIN (mailbox full).
+ */
+int hr_router_history_fill(hr_router *r, const char *group, const char *epoch, uint64_t latest,
+    const uint64_t *offsets, hr_msg *const *events, size_t n, int timeout_ms);
 
 /* Counters and gauges of every ring (atomics; any thread). */
 typedef struct hr_history_stats {

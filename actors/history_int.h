@@ -76,6 +76,15 @@ hr_msg *hr_history__envelope(hr_history_table *t, int ctype, const hr_msg *event
  * `recovered` frame; counts replayed and unrecoverable. NULL: out of memory. */
 hr_replay *hr_history__resume(hr_history_table *t, const char *group, const hr_recover_pos *pos,
     uint16_t thread, uint64_t conn);
+/* External numbering: can a resume at pos be answered from the local ring
+ * (it exists, and pos names none or its epoch and an offset it covers)?
+ * Always true without external numbering or without a rule. */
+bool hr_history__covers(hr_history_table *t, const char *group, const hr_recover_pos *pos);
+/* External numbering: the shared history of group (epoch, latest offset,
+ * events[i] at offsets[i], ascending, borrowed) joins the local ring
+ * (hr_history_backfill); a ring of another epoch is replaced. */
+void hr_history__fill(hr_history_table *t, const char *group, const char *epoch, uint64_t latest,
+    const uint64_t *offsets, hr_msg *const *events, size_t n);
 /* At most once a second: expire frames, free idle rings of groups for which
  * busy(arg, group) is false (no local member). */
 void hr_history__sweep(hr_history_table *t, bool (*busy)(void *arg, const char *group), void *arg);

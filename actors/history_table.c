@@ -14,6 +14,7 @@
 
 #include "actors/consumer.h"
 #include "actors/history_int.h"
+#include "actors/router_int.h"
 #include "core/clock.h"
 
 /* How often idle rings are looked for. */
@@ -260,11 +261,54 @@ build_recovered(hr_history_table *t, const char *group, const hr_history *h, boo
 	return frame;
 }
 
+bool
+hr_history__covers(hr_history_table *t, const char *group, const hr_recover_pos *pos)
+{
+	size_t len = strlen(group);
+	if (t->conf == NULL || !t->conf->external || hr_history__rule(t, group, len) == NULL)
+		return true;
+	hr_map_entry *e = hr_map_find_str(&t->rings, group, len);
+	if (e == NULL)
+		return false;
+	hr_history *h = e->val.ptr;
+	if (!pos->given)
+		return true;
+	if (strcmp(pos->epoch, hr_history_epoch(h)) != 0)
+		return false;
+	size_t b = hr_history_bytes(h);
+	uint32_t f = hr_history_frames(h);
+	bool ok = hr_history_covers(h, pos->offset, now_ms());
+	account(t, b, f, h);
+	return ok;
+}
+
+void
+hr_history__fill(hr_history_table *t, const char *group, const char *epoch, uint64_t latest,
+    const uint64_t *offsets, hr_msg *const *events, size_t n)
+{
+	hr_history *h = ring_get(t, group, strlen(group), true, epoch);
+	hr_msg **env;
+
+	if (h == NULL || (env = calloc(n > 0 ? n : 1, sizeof(*env))) == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		env[i] = hr_history__envelope(t, -1, events[i], group, h, offsets[i]);
+	size_t b = hr_history_bytes(h);
+	uint32_t f = hr_history_frames(h);
+	(void)hr_history_backfill(h, offsets, env, n, latest, now_ms());
+	account(t, b, f, h);
+	for (size_t i = 0; i < n; i++)
+		hr_msg_unref(env[i]);
+	free(env);
+}
+
 hr_replay *
 hr_history__resume(hr_history_table *t, const char *group, const hr_recover_pos *pos,
     uint16_t thread, uint64_t conn)
 {
-	hr_history *h = ring_get(t, group, strlen(group), true, NULL);
+	/* numbered elsewhere: a ring is only made with the epoch given there */
+	bool external = t->conf != NULL && t->conf->external;
+	hr_history *h = ring_get(t, group, strlen(group), !external, NULL);
 	hr_msg **frames = NULL, *rec;
 	hr_replay *rp = NULL;
 	uint32_t k = 0;
@@ -322,6 +366,18 @@ hr_history__sweep(hr_history_table *t, bool (*busy)(void *arg, const char *group
 		if (hr_history_idle(h, now) && !busy(arg, e->str))
 			ring_delete(t, e);
 	}
+}
+
+/* router_int.h: kept here, beside the ring it fills (router.c and
+ * router_api.c both free one). */
+void
+hr_router__fill_free(hr_fill *f)
+{
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		hr_msg_unref(f->events[i]);
+	free(f);
 }
 
 void

@@ -553,6 +553,13 @@ hook_sent(void *arg, const char *group, hr_msg *event)
 	post_name(arg, B_GROUP_SEND, group, event, 5);
 }
 
+/* The router's question (history.h): can a history group_send be numbered? */
+static bool
+bridge_is_up(void *arg)
+{
+	return hr_bridge_up(arg);
+}
+
 int
 hr_bridge_send(hr_bridge *b, const char *channel, hr_msg *msg, hr_reply_fn reply, void *reply_arg,
     int timeout_ms)
@@ -806,10 +813,17 @@ hr_bridge_create(hr_bridge **out, const hr_bridge_opts *opts)
 	if ((rv = hr_actor_spawn(&b->actor, &spec)) != 0)
 		goto fail;
 	if (b->n_hist > 0
-	    && hr_bridge__hist_start(&b->histt, b->rl, b->router, b->batch, opts->on_event,
-	           opts->on_event_arg, b->log)
+	    && hr_bridge__hist_start(&b->histt, b->rl, b->router, b->batch, b->hist, b->n_hist,
+	           opts->on_event, opts->on_event_arg, b->log)
 	        != 0)
 		blog(b, 1, "redis: cannot start the history thread");
+	/* Resumes the router's ring cannot answer are answered from Redis
+	 * (docs/RECOVERY.md, "Resume on any node"). */
+	if (b->histt != NULL
+	    && hr_router_set_history_fill(b->router, hr_bridge__hist_fill_request, b->histt,
+	           bridge_is_up, b, BRIDGE_HOOK_TIMEOUT_MS)
+	        != 0)
+		blog(b, 1, "redis: resumes will be answered from this node's history only");
 	hr_router_hooks hooks = {
 		.arg = b,
 		.group_joined = hook_joined,

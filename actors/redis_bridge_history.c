@@ -16,9 +16,12 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "actors/actor_impl.h"
 #include "actors/bridge_hist_int.h"
@@ -27,6 +30,8 @@
 #define HIST_BACKOFF_MIN_MS 100
 #define HIST_BACKOFF_MAX_MS 1000
 #define HIST_ROUTER_TIMEOUT_MS 1000
+#define HIST_FILL_QUEUE 256 /* resumes' fill requests waiting (distinct groups) */
+#define HIST_FILL_TRIES 10  /* posts of a fill's answer to the router, 1 s each */
 
 struct hr_bridge_hist {
 	hr_layer *rl;
@@ -35,6 +40,12 @@ struct hr_bridge_hist {
 	hr_bridge_event_fn on_event;
 	void *arg;
 	void (*log)(int level, const char *line);
+	const hr_bridge_history_rule *rules; /* borrowed */
+	size_t n_rules;
+	/* the router's fill requests (history.h), under lock */
+	pthread_mutex_t lock;
+	char (*fq)[HR_NAME_MAX + 1];
+	size_t fq_n;
 	hr_sys_thread thread;
 	atomic_bool stopping;
 	atomic_uint_fast64_t sequenced, events, lost;
@@ -60,6 +71,129 @@ deliver(hr_bridge_hist *h, const hr_layer_hevent *ev)
 		atomic_fetch_add(&h->lost, 1);
 }
 
+/* One fill: a group's shared history as the range script gave it. */
+typedef struct fill {
+	char group[HR_NAME_MAX + 1];
+	bool ok;
+	char epoch[HR_HISTORY_EPOCH_LEN + 1];
+	uint64_t latest;
+	size_t n, cap;
+	uint64_t *offsets;
+	hr_msg **msgs;
+} fill;
+
+static void
+fill_clear(fill *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		hr_msg_unref(f->msgs[i]);
+	free(f->offsets);
+	free(f->msgs);
+	f->offsets = NULL;
+	f->msgs = NULL;
+	f->n = f->cap = 0;
+}
+
+static int
+fill_push(fill *f, const hr_layer_hevent *ev)
+{
+	if (f->n == f->cap) {
+		size_t ncap = f->cap ? f->cap * 2 : 64;
+		uint64_t *no = realloc(f->offsets, ncap * sizeof(*no));
+		if (no == NULL)
+			return HR_ENOMEM;
+		f->offsets = no;
+		hr_msg **nm = realloc(f->msgs, ncap * sizeof(*nm));
+		if (nm == NULL)
+			return HR_ENOMEM;
+		f->msgs = nm;
+		f->cap = ncap;
+	}
+	f->offsets[f->n] = ev->offset;
+	f->msgs[f->n++] = hr_msg_ref(ev->msg);
+	return 0;
+}
+
+/* Read group's shared history: its epoch, latest offset and its last SIZE
+ * frames younger than TTL (range scripts; the first one only learns the
+ * epoch). f->ok false when Redis could not answer. */
+static void
+fill_fetch(hr_bridge_hist *h, fill *f, hr_layer_hevent *ev)
+{
+	const hr_bridge_history_rule *rule = hr_bridge__hist_rule(h->rules, h->n_rules, f->group);
+	hr_layer_hpos pos;
+	size_t n = 0;
+
+	f->ok = false;
+	if (rule == NULL
+	    || hr_layer_history_range(h->rl, f->group, "", 0, rule->ttl, ev, 1, &n, &pos) != 0)
+		return;
+	hr_layer_hevents_release(ev, n);
+	memcpy(f->epoch, pos.epoch, sizeof(f->epoch));
+	f->latest = pos.latest;
+	uint64_t after = pos.latest > rule->size ? pos.latest - rule->size : 0;
+	while (after < f->latest) {
+		n = 0;
+		if (hr_layer_history_range(
+		        h->rl, f->group, f->epoch, after, rule->ttl, ev, h->batch, &n, &pos)
+		    != 0)
+			goto fail;
+		if (strcmp(pos.epoch, f->epoch) != 0) { /* the history was lost meanwhile */
+			hr_layer_hevents_release(ev, n);
+			goto fail;
+		}
+		f->latest = pos.latest;
+		for (size_t i = 0; i < n; i++)
+			if (fill_push(f, &ev[i]) != 0) {
+				hr_layer_hevents_release(ev, n);
+				goto fail;
+			}
+		hr_layer_hevents_release(ev, n);
+		if (n == 0)
+			break;
+		after = f->offsets[f->n - 1];
+	}
+	f->ok = true;
+	return;
+fail:
+	fill_clear(f);
+}
+
+/* Hand a fill to the router (bounded: HIST_FILL_TRIES posts of 1 s). */
+static void
+fill_post(hr_bridge_hist *h, fill *f)
+{
+	int rv = HR_EAGAIN;
+	for (int i = 0; i < HIST_FILL_TRIES && rv == HR_EAGAIN && !atomic_load(&h->stopping); i++)
+		rv = hr_router_history_fill(h->router, f->group, f->ok ? f->epoch : NULL, f->latest,
+		    f->offsets, f->msgs, f->n, HIST_ROUTER_TIMEOUT_MS);
+	if (rv != 0 && h->log != NULL) {
+		char line[HR_NAME_MAX + 96];
+		snprintf(line, sizeof(line), "redis history: resumes of %s not answered: %s",
+		    f->group, hr_strerror(rv));
+		h->log(1, line);
+	}
+	fill_clear(f);
+}
+
+int
+hr_bridge__hist_fill_request(void *arg, const char *group)
+{
+	hr_bridge_hist *h = arg;
+	size_t len = strlen(group);
+	int rv = 0;
+
+	if (len > HR_NAME_MAX)
+		return HR_EBADNAME;
+	pthread_mutex_lock(&h->lock);
+	if (h->fq_n == HIST_FILL_QUEUE)
+		rv = HR_EAGAIN;
+	else
+		memcpy(h->fq[h->fq_n++], group, len + 1);
+	pthread_mutex_unlock(&h->lock);
+	return rv;
+}
+
 static void *
 hist_main(void *arg)
 {
@@ -67,24 +201,43 @@ hist_main(void *arg)
 	size_t ns = hr_layer_history_shards(h->rl);
 	char(*cur)[HR_HISTORY_CURSOR] = calloc(ns, sizeof(*cur));
 	hr_layer_hevent *ev = calloc(h->batch, sizeof(*ev));
+	fill *fills = calloc(HIST_FILL_QUEUE, sizeof(*fills));
 	int backoff = HIST_BACKOFF_MIN_MS;
 
-	if (cur == NULL || ev == NULL) {
+	if (cur == NULL || ev == NULL || fills == NULL) {
 		if (h->log != NULL)
 			h->log(1, "redis history: out of memory");
 		goto done;
 	}
 	while (!atomic_load(&h->stopping)) {
 		int rv = 0;
-		size_t work = 0;
+		size_t work = 0, nf = 0;
+		/* Resumes waiting for a group's shared history: read it, then the
+		 * logs up to their end (every entry up to the fill's latest offset
+		 * reaches the router first), then answer. */
+		pthread_mutex_lock(&h->lock);
+		for (; nf < h->fq_n; nf++)
+			memcpy(fills[nf].group, h->fq[nf], sizeof(fills[nf].group));
+		h->fq_n = 0;
+		pthread_mutex_unlock(&h->lock);
+		for (size_t i = 0; i < nf; i++)
+			fill_fetch(h, &fills[i], ev);
 		for (size_t s = 0; s < ns && rv == 0; s++) {
-			size_t n = 0;
-			rv = hr_layer_history_tail(h->rl, s, cur[s], 0, ev, h->batch, &n);
-			work += n;
-			atomic_fetch_add(&h->events, n);
-			for (size_t i = 0; i < n; i++)
-				deliver(h, &ev[i]);
-			hr_layer_hevents_release(ev, n);
+			size_t n;
+			do {
+				n = 0;
+				rv = hr_layer_history_tail(h->rl, s, cur[s], 0, ev, h->batch, &n);
+				work += n;
+				atomic_fetch_add(&h->events, n);
+				for (size_t i = 0; i < n; i++)
+					deliver(h, &ev[i]);
+				hr_layer_hevents_release(ev, n);
+			} while (rv == 0 && nf > 0 && n == h->batch);
+		}
+		for (size_t i = 0; i < nf; i++) {
+			if (rv != 0)
+				fills[i].ok = false;
+			fill_post(h, &fills[i]);
 		}
 		for (size_t s = 0; s < ns && rv == 0; s++) {
 			size_t k = 0;
@@ -107,6 +260,7 @@ hist_main(void *arg)
 		backoff = backoff * 2 < HIST_BACKOFF_MAX_MS ? backoff * 2 : HIST_BACKOFF_MAX_MS;
 	}
 done:
+	free(fills);
 	free(ev);
 	free(cur);
 	return NULL;
@@ -114,13 +268,25 @@ done:
 
 int
 hr_bridge__hist_start(hr_bridge_hist **out, hr_layer *rl, hr_router *router, size_t batch,
-    hr_bridge_event_fn on_event, void *arg, void (*log)(int level, const char *line))
+    const hr_bridge_history_rule *rules, size_t n_rules, hr_bridge_event_fn on_event, void *arg,
+    void (*log)(int level, const char *line))
 {
 	hr_bridge_hist *h = calloc(1, sizeof(*h));
 	int rv;
 
 	if (h == NULL)
 		return HR_ENOMEM;
+	if ((h->fq = calloc(HIST_FILL_QUEUE, sizeof(*h->fq))) == NULL) {
+		free(h);
+		return HR_ENOMEM;
+	}
+	if (pthread_mutex_init(&h->lock, NULL) != 0) {
+		free(h->fq);
+		free(h);
+		return HR_ENOMEM;
+	}
+	h->rules = rules;
+	h->n_rules = n_rules;
 	h->rl = rl;
 	h->router = router;
 	h->batch = batch > 0 ? batch : 100;
@@ -132,6 +298,8 @@ hr_bridge__hist_start(hr_bridge_hist **out, hr_layer *rl, hr_router *router, siz
 	atomic_init(&h->events, 0);
 	atomic_init(&h->lost, 0);
 	if ((rv = hr_sys__thread_start(&h->thread, "herald-history", hist_main, h)) != 0) {
+		pthread_mutex_destroy(&h->lock);
+		free(h->fq);
 		free(h);
 		return rv;
 	}
@@ -151,7 +319,11 @@ hr_bridge__hist_stop(hr_bridge_hist *h)
 void
 hr_bridge__hist_free(hr_bridge_hist *h)
 {
+	if (h == NULL)
+		return;
 	hr_bridge__hist_stop(h);
+	pthread_mutex_destroy(&h->lock);
+	free(h->fq);
 	free(h);
 }
 

@@ -114,6 +114,13 @@ struct hr_router {
 	hr_map channels;       /* name -> conn */
 	hr_map conns;          /* (m.conn, member_k2(m)) -> conn */
 	hr_history_table hist; /* recovery history (history_int.h) */
+	/* External numbering: resumes waiting for their group's shared
+	 * history (group name -> pend), and who fetches it. */
+	hr_map pending;
+	hr_history_fill_fn fill;
+	void *fill_arg;
+	bool (*up)(void *up_arg); /* NULL: always up */
+	void *up_arg;
 	/* Stats: written by the router thread, read by anyone. */
 	atomic_uint_fast64_t st_group_sends, st_sends, st_fanouts, st_groups, st_members,
 	    st_dropped;
@@ -151,6 +158,24 @@ static const hr_map_type groups_type
 static const hr_map_type channels_type = { .kind = HR_MAP_STR, .copy_keys = true };
 static const hr_map_type conns_type = { .kind = HR_MAP_INT2, .val_free = conn_free };
 static const hr_map_type pos_type = { .kind = HR_MAP_INT };
+
+/* group_add requests of resumes waiting for a fill (history.h). */
+typedef struct pend {
+	req **q;
+	uint32_t n, cap;
+} pend;
+
+static void
+pend_free(void *p)
+{
+	pend *pd = p;
+	for (uint32_t i = 0; i < pd->n; i++)
+		hr_router__req_free(pd->q[i]);
+	free(pd->q);
+	free(pd);
+}
+static const hr_map_type pending_type
+    = { .kind = HR_MAP_STR, .copy_keys = true, .val_free = pend_free };
 
 /* The value stored under name (len bytes) in m, or NULL. */
 static void *
@@ -440,16 +465,18 @@ on_conn_close(hr_actor *self, void *state, hr_mail *mail)
 	hr_router__req_free(q);
 }
 
+/* Add q's connection to the group and, for a resume, answer it from the
+ * ring, in this turn. deferred: q waited for a fill; its connection may have
+ * closed meanwhile (then nothing is added). Frees q. */
 static void
-on_group_add(hr_actor *self, void *state, hr_mail *mail)
+group_add_now(hr_router *r, req *q, bool deferred)
 {
-	hr_router *r = state;
-	req *q = mail->p1;
 	group *g = name_get(&r->groups, q->name);
 	bool fresh = g == NULL;
 	conn *c;
 
-	hr_history__sweep(&r->hist, group_busy, r);
+	if (deferred && conn_get(r, q->m, false) == NULL)
+		goto out; /* closed while it waited */
 	if (g == NULL) {
 		if ((g = calloc(1, sizeof(*g))) == NULL)
 			goto out;
@@ -478,6 +505,101 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 	}
 out:
 	hr_router__req_free(q);
+}
+
+/* External numbering, a resume the ring cannot answer: q waits for the
+ * group's shared history (history.h). true: q is kept (and a fill is out);
+ * false: answer it now. */
+static bool
+wait_fill(hr_router *r, req *q)
+{
+	size_t len = strlen(q->name);
+	hr_map_entry *e = hr_map_find_str(&r->pending, q->name, len);
+	pend *pd;
+
+	if (r->fill == NULL || hr_history__covers(&r->hist, q->name, &q->pos))
+		return false;
+	/* known from now on, so that its close (which drops the record) tells
+	 * group_add_now not to add it */
+	if (conn_get(r, q->m, true) == NULL)
+		return false;
+	if (e == NULL) {
+		if ((pd = calloc(1, sizeof(*pd))) == NULL)
+			return false;
+		if (hr_map_put_str(&r->pending, q->name, len, &e, NULL) != 0) {
+			free(pd);
+			return false;
+		}
+		e->val.ptr = pd;
+		if (r->fill(r->fill_arg, q->name) != 0) {
+			hr_map_delete(&r->pending, e);
+			free(pd);
+			return false;
+		}
+	}
+	pd = e->val.ptr;
+	if (pd->n == pd->cap) {
+		uint32_t ncap = pd->cap ? pd->cap * 2 : 4;
+		req **nq = realloc(pd->q, ncap * sizeof(*nq));
+		if (nq == NULL)
+			return false;
+		pd->q = nq;
+		pd->cap = ncap;
+	}
+	pd->q[pd->n++] = q;
+	return true;
+}
+
+static void
+on_group_add(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	req *q = mail->p1;
+
+	hr_history__sweep(&r->hist, group_busy, r);
+	if (q->recover && wait_fill(r, q))
+		return;
+	group_add_now(r, q, false);
+}
+
+static void
+on_set_fill(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	hr_fill_set *fs = mail->p1;
+	r->fill = fs->fn;
+	r->fill_arg = fs->arg;
+	r->up = fs->up;
+	r->up_arg = fs->up_arg;
+	free(fs);
+	mail->p1 = NULL;
+}
+
+/* The shared history of a group arrived: into the ring, then the resumes
+ * that waited for it are added and answered, in this one turn. */
+static void
+on_history_fill(hr_actor *self, void *state, hr_mail *mail)
+{
+	hr_router *r = state;
+	hr_fill *f = mail->p1;
+	hr_map_entry *e = hr_map_find_str(&r->pending, f->group, strlen(f->group));
+	pend *pd = NULL;
+
+	mail->p1 = NULL;
+	if (f->ok)
+		hr_history__fill(
+		    &r->hist, f->group, f->epoch, f->latest, f->offsets, f->events, f->n);
+	if (e != NULL) {
+		pd = e->val.ptr;
+		hr_map_delete(&r->pending, e); /* does not free the value */
+	}
+	for (uint32_t i = 0; pd != NULL && i < pd->n; i++)
+		group_add_now(r, pd->q[i], true);
+	if (pd != NULL) {
+		free(pd->q);
+		free(pd);
+	}
+	hr_router__fill_free(f);
 }
 
 static void
@@ -520,6 +642,10 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 	if (!hr_history__position(&r->hist, q->name, len, q->at, q->pos.epoch, q->offset, q->flags,
 	        q->local_only, &h, &offset, &deliver))
 		goto out; /* a duplicate */
+	/* External numbering that cannot be reached (Redis down): served
+	 * locally without a position, as a group without history. */
+	if (!deliver && !q->at && h == NULL && r->up != NULL && !r->up(r->up_arg))
+		deliver = true;
 	if (h != NULL) {
 		/* The envelope is built once, here, and kept: the ring's frame
 		 * is what recover members get live and what a resume replays. */
@@ -647,7 +773,11 @@ static void
 router_drop(void *arg, hr_mail *mail)
 {
 	req *q = mail->p1;
-	if (mail->kind == R_SET_HOOKS || mail->kind == R_SET_HISTORY) {
+	if (mail->kind == R_HISTORY_FILL) {
+		hr_router__fill_free(mail->p1);
+		return;
+	}
+	if (mail->kind == R_SET_HOOKS || mail->kind == R_SET_HISTORY || mail->kind == R_SET_FILL) {
 		free(mail->p1);
 		return;
 	}
@@ -666,6 +796,8 @@ static const hr_actor_fn router_handlers[] = {
 	[R_SEND - HR_MAIL_USER] = on_send,
 	[R_SET_HOOKS - HR_MAIL_USER] = on_set_hooks,
 	[R_SET_HISTORY - HR_MAIL_USER] = on_set_history,
+	[R_SET_FILL - HR_MAIL_USER] = on_set_fill,
+	[R_HISTORY_FILL - HR_MAIL_USER] = on_history_fill,
 };
 
 /* ---------------------------------------------------------------- public */
@@ -690,6 +822,7 @@ hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, s
 	hr_map_init(&r->channels, &channels_type, 0);
 	hr_map_init(&r->conns, &conns_type, 0);
 	hr_history__table_init(&r->hist);
+	hr_map_init(&r->pending, &pending_type, 0);
 	for (size_t i = 0; i < n_consumers; i++)
 		r->consumers[i] = consumers[i];
 	atomic_init(&r->cancelling, false);
@@ -709,6 +842,7 @@ hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, s
 	};
 	if ((rv = hr_actor_spawn(&r->actor, &spec)) != 0) {
 		hr_history__table_fini(&r->hist);
+		hr_map_fini(&r->pending);
 		free(r);
 		return rv;
 	}
@@ -726,6 +860,7 @@ hr_router_destroy(hr_router *r)
 	hr_map_fini(&r->groups);   /* frees each group */
 	hr_map_fini(&r->channels); /* the conns own their records */
 	hr_map_fini(&r->conns);    /* frees each conn */
+	hr_map_fini(&r->pending);  /* frees each waiting request */
 	hr_history__table_fini(&r->hist);
 	free(r);
 }

@@ -197,3 +197,63 @@ hr_router_group_send_at(hr_router *r, const char *gname, hr_msg *event, const ch
 	return post_req_x(
 	    r, R_GROUP_SEND, gname, none, event, reply_fn, reply_arg, timeout_ms, true, &x);
 }
+
+int
+hr_router_set_history_fill(hr_router *r, hr_history_fill_fn fn, void *arg, bool (*up)(void *up_arg),
+    void *up_arg, int timeout_ms)
+{
+	hr_fill_set *fs;
+	int rv;
+
+	if (r == NULL)
+		return HR_EINVAL;
+	if ((fs = malloc(sizeof(*fs))) == NULL)
+		return HR_ENOMEM;
+	fs->fn = fn;
+	fs->arg = arg;
+	fs->up = up;
+	fs->up_arg = up_arg;
+	hr_mail mail = { .kind = R_SET_FILL, .p1 = fs };
+	if ((rv = hr_actor_send(hr_router__actor(r), &mail, timeout_ms)) != 0) {
+		free(fs);
+		return rv == HR_ETIMEDOUT ? HR_EAGAIN : rv;
+	}
+	return 0;
+}
+
+int
+hr_router_history_fill(hr_router *r, const char *group, const char *epoch, uint64_t latest,
+    const uint64_t *offsets, hr_msg *const *events, size_t n, int timeout_ms)
+{
+	size_t len = group != NULL ? name_len(group) : 0;
+	hr_fill *f;
+	int rv;
+
+	if (r == NULL || group == NULL || len > HR_NAME_MAX
+	    || (n > 0 && (offsets == NULL || events == NULL))
+	    || (epoch != NULL && !hr_history__epoch_ok(epoch, strlen(epoch))))
+		return HR_EINVAL;
+	if (n > HR_HISTORY_MAX_SIZE)
+		return HR_EINVAL;
+	if ((f = calloc(1, sizeof(*f) + n * (sizeof(uint64_t) + sizeof(hr_msg *)))) == NULL)
+		return HR_ENOMEM;
+	f->offsets = (uint64_t *)(f + 1);
+	f->events = (hr_msg **)(f->offsets + n);
+	f->ok = epoch != NULL;
+	memcpy(f->group, group, len);
+	f->group[len] = '\0';
+	if (epoch != NULL)
+		memcpy(f->epoch, epoch, strlen(epoch) + 1);
+	f->latest = latest;
+	for (size_t i = 0; i < n; i++) {
+		f->offsets[i] = offsets[i];
+		f->events[i] = events[i] != NULL ? hr_msg_ref(events[i]) : NULL;
+	}
+	f->n = n;
+	hr_mail mail = { .kind = R_HISTORY_FILL, .p1 = f };
+	if ((rv = hr_actor_send(hr_router__actor(r), &mail, timeout_ms)) != 0) {
+		hr_router__fill_free(f);
+		return rv == HR_ETIMEDOUT ? HR_EAGAIN : rv;
+	}
+	return 0;
+}

@@ -18,6 +18,8 @@ enum {
 	R_SEND,
 	R_SET_HOOKS,
 	R_SET_HISTORY,
+	R_SET_FILL,
+	R_HISTORY_FILL,
 };
 
 /* A request as it travels in a mail's p1 (owned by the mail). */
@@ -35,6 +37,26 @@ typedef struct req {
 	hr_recover_pos pos; /* group_add recover: the position; group_send_at: epoch */
 	char name[];
 } req;
+
+/* R_SET_FILL's p1 (owned by the mail). */
+typedef struct hr_fill_set {
+	hr_history_fill_fn fn;
+	void *arg;
+	bool (*up)(void *up_arg);
+	void *up_arg;
+} hr_fill_set;
+
+/* R_HISTORY_FILL's p1 (owned by the mail; events[i] one reference each). */
+typedef struct hr_fill {
+	bool ok; /* false: the shared history could not be read */
+	char group[HR_NAME_MAX + 1];
+	char epoch[HR_EPOCH_MAX + 1];
+	uint64_t latest;
+	size_t n;
+	uint64_t *offsets; /* into the same allocation */
+	hr_msg **events;
+} hr_fill;
+void hr_router__fill_free(hr_fill *f);
 
 /* Drop a request's event reference and free it (the reply is not called). */
 void hr_router__req_free(req *q);

@@ -30,6 +30,27 @@ bridge_log(int level, const char *line)
 	hr_log(level <= 1 ? HR_LOG_WARN : HR_LOG_INFO, "%s", line);
 }
 
+/* The bridge's history thread (bridge.h): one group_send sequenced in Redis,
+ * in offset order per group. It is posted to the router, which appends it to
+ * the group's ring with that position and delivers it to the local members;
+ * the post waits at most 1 s for room in the router's mailbox (this thread
+ * is no loop thread: a bounded wait only slows the log's reading, and a
+ * post that still fails leaves an offset missing, which closes the group's
+ * recover connections with 1013 when the next one arrives). */
+static void
+node_hist_event(void *arg, const hr_layer_hevent *ev)
+{
+	hr_node *n = arg;
+	int rv = hr_router_group_send_at(
+	    n->router, ev->group, ev->msg, ev->epoch, ev->offset, 0, NULL, NULL, 1000);
+	if (rv != 0) {
+		char line[HR_NAME_MAX + 96];
+		snprintf(line, sizeof(line), "history: group %s offset %llu not delivered: %s",
+		    ev->group, (unsigned long long)ev->offset, hr_strerror(rv));
+		bridge_log(1, line);
+	}
+}
+
 /* "redis://a, redis://b" for the one-line error of an unreachable Redis. */
 static void
 fmt_hosts(const hr_config *cfg, char *out, size_t outlen)
@@ -217,21 +238,36 @@ hr_node_create(hr_node **out, const hr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "router: %s", hr_strerror(rv));
 		goto fail;
 	}
-	/* Recovery history (actors/history.h), numbered by the router. On Redis
-	 * the positions come from Redis (docs/RECOVERY.md), until then no group
-	 * has history there. */
-	if (!cfg->layer_redis && !cfg->history_off && cfg->n_history > 0
-	    && (rv = hr_router_set_history(n->router, cfg->history, cfg->n_history, false, 1000))
+	/* Recovery history (actors/history.h). Memory: the router numbers
+	 * group_sends. Redis: positions come from Redis' sequencer
+	 * (docs/RECOVERY.md): the router only federates group_sends of history
+	 * groups (external) and the bridge hands each sequenced one back with its
+	 * epoch and offset (node_hist_event). */
+	bool hist = !cfg->history_off && cfg->n_history > 0;
+	if (hist
+	    && (rv = hr_router_set_history(
+	            n->router, cfg->history, cfg->n_history, cfg->layer_redis, 1000))
 	        != 0) {
 		snprintf(err, errlen, "history: %s", hr_strerror(rv));
 		goto fail;
 	}
 	if (cfg->layer_redis) {
+		size_t nh = hist ? cfg->n_history : 0;
+		for (size_t i = 0; i < nh; i++)
+			n->bridge_hist[i] = (hr_bridge_history_rule) {
+				.glob = n->cfg.history[i].glob,
+				.size = n->cfg.history[i].size,
+				.ttl = n->cfg.history[i].ttl_s,
+			};
 		hr_bridge_opts bo = {
 			.redis = n->layer,
 			.router = n->router,
 			.group_expiry = cfg->group_expiry,
 			.log = bridge_log,
+			.history = nh > 0 ? n->bridge_hist : NULL,
+			.n_history = nh,
+			.on_event = nh > 0 ? node_hist_event : NULL,
+			.on_event_arg = n,
 		};
 		if ((rv = hr_bridge_create(&n->bridge, &bo)) != 0) {
 			char hosts[256];

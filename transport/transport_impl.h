@@ -333,7 +333,9 @@ struct hr_node {
 	hr_layer *layer;
 	hr_consumers *consumers;
 	hr_router *router;
-	hr_bridge *bridge;        /* --layer redis: the node's door to Redis, else NULL */
+	hr_bridge *bridge; /* --layer redis: the node's door to Redis, else NULL */
+	/* --history as the bridge takes it (globs borrowed from cfg) */
+	hr_bridge_history_rule bridge_hist[HR_HISTORY_MAX_RULES];
 	struct hr_worker *worker; /* the notification pipeline (NULL: not built in) */
 	hr_iothread threads[HR_MAX_THREADS];
 	unsigned n_threads;

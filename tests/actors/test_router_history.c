@@ -214,3 +214,69 @@ Test(router_history, positions_from_outside_are_kept, .init = setup, .fini = tea
 	hr_router_get_history_stats(router, &st);
 	cr_assert_eq(st.frames, 2);
 }
+
+static atomic_int fills;
+static char fill_group[64];
+
+static int
+fill_fn(void *arg, const char *group)
+{
+	(void)arg;
+	snprintf(fill_group, sizeof(fill_group), "%s", group);
+	atomic_fetch_add(&fills, 1);
+	return 0;
+}
+
+Test(router_history, external_resume_waits_for_the_shared_history, .init = setup, .fini = teardown)
+{
+	hr_history_rule rule = { .glob = "g*", .size = 100, .ttl_s = 60 };
+	hr_member rec = { .thread = 0, .consumer = 0, .flags = HR_MEMBER_RECOVER, .conn = 9 };
+	hr_recover_pos pos = { .given = true, .epoch = "abc", .offset = 7 };
+	hr_msg *ev = event();
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+	atomic_store(&fills, 0);
+	cr_assert_eq(hr_router_set_history(router, &rule, 1, true, 1000), 0);
+	cr_assert_eq(hr_router_set_history_fill(router, fill_fn, NULL, NULL, NULL, 1000), 0);
+	/* this node has read 10 and 11 only */
+	for (uint64_t o = 10; o <= 11; o++)
+		cr_assert_eq(
+		    hr_router_group_send_at(router, "g3", ev, "abc", o, 0, NULL, NULL, 1000), 0);
+	/* a local group_send is neither numbered nor delivered here */
+	cr_assert_eq(hr_router_group_add_recover(router, "g3", rec, &pos, 1000), 0);
+	cr_assert_eq(hr_router_group_send(router, "g3", ev, NULL, NULL, 1000), 0);
+	/* 12 arrives while the resume waits outside the group */
+	cr_assert_eq(hr_router_group_send_at(router, "g3", ev, "abc", 12, 0, NULL, NULL, 1000), 0);
+	nanosleep(&ts, NULL);
+	cr_assert_eq(atomic_load(&fills), 1);
+	cr_assert_str_eq(fill_group, "g3");
+	cr_assert_eq(atomic_load(&cons.n), 0, "answered before the fill");
+
+	uint64_t offs[] = { 6, 7, 8, 9, 10, 11, 12 };
+	hr_msg *evs[] = { ev, ev, ev, ev, ev, ev, ev };
+	cr_assert_eq(hr_router_history_fill(router, "g3", "abc", 12, offs, evs, 7, 1000), 0);
+	cr_assert_eq(hr_router_group_send_at(router, "g3", ev, "abc", 13, 0, NULL, NULL, 1000), 0);
+	wait_n(2);
+	cr_assert_eq(cons.log[0].kind, HR_MAIL_CONSUMER_REPLAY);
+	hr_replay *rp = cons.log[0].p;
+	cr_assert_eq(rp->n, 6); /* 8..12, then recovered */
+	cr_assert_eq(rp->floor, 12);
+	const char *txt = (const char *)hr_msg_data(rp->frames[0]) + 2;
+	cr_assert(strstr(txt, "\"epoch\":\"abc\",\"offset\":8,") != NULL, "%s", txt);
+	txt = (const char *)hr_msg_data(rp->frames[5]) + 2;
+	cr_assert(strstr(txt, "\"offset\":12,\"recovered\":true,\"missed\":5}") != NULL, "%s", txt);
+	cr_assert_eq(cons.log[1].kind, HR_MAIL_CONSUMER_EVENT);
+	hr_fanout *f = cons.log[1].p;
+	cr_assert_eq(f->offset, 13);
+	cr_assert_not_null(f->rids[0]);
+
+	/* now covered: answered at once, no second fill */
+	hr_member rec2 = { .thread = 0, .consumer = 0, .flags = HR_MEMBER_RECOVER, .conn = 10 };
+	pos.offset = 6;
+	cr_assert_eq(hr_router_group_add_recover(router, "g3", rec2, &pos, 1000), 0);
+	wait_n(3);
+	rp = cons.log[2].p;
+	cr_assert_eq(rp->n, 8); /* 7..13 and recovered */
+	cr_assert_eq(atomic_load(&fills), 1);
+	hr_msg_unref(ev);
+}

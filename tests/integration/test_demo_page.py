@@ -189,7 +189,7 @@ async def wait_reconnected(page, since, route="notifications", timeout=20.0):
 async def recovery_supported(port):
     """Does the node answer ?recover= with a `recovered` frame that has an
     epoch, i.e. does `notifications` have history there (the server side of
-    "Recovery across reconnects"; on a Redis node it is still in progress)?"""
+    "Recovery across reconnects")?"""
     url = "ws://127.0.0.1:%d/ws/notifications/?recover=" % port
     try:
         async with websockets.connect(url, open_timeout=5) as ws:
@@ -197,12 +197,6 @@ async def recovery_supported(port):
             return isinstance(f, dict) and f.get("type") == "recovered" and "epoch" in f
     except (asyncio.TimeoutError, websockets.WebSocketException, OSError):
         return False
-
-
-def skip(what):
-    print("  SKIP %s: the server side of recovery on the Redis layer (CONTRACT "
-          "\"Recovery across reconnects\") is not built yet: no history there" % what,
-          flush=True)
 
 
 # ------------------------------------------------------------------ tests
@@ -438,7 +432,7 @@ async def test_redis_node_sigterm_page_moves_to_second_node():
     hostport = "127.0.0.1:%d" % proxy.port
     b = None
     try:
-        supported = await recovery_supported(bnode.port)
+        assert await recovery_supported(bnode.port), "?recover= gets no recovered frame with an epoch"
         b = await cdp.Browser.start()
         page = await b.new_page()
         await page.navigate("http://%s/" % hostport)
@@ -464,17 +458,14 @@ async def test_redis_node_sigterm_page_moves_to_second_node():
         await wait_reconnected(page, since)
         await wait_state(page, "connected")
 
-        if supported:
-            for i, m in enumerate(missed):
-                n = await wait_notif(page, m, "While away %d" % i)
-                assert n["replayed"], n
-            recs = await page.wait_for("(%s).slice(%d)" % (RECOVERIES_JS, n_rec), 10,
-                                       what="a recovery entry after the failover")
-            r = recs[0]
-            assert r["group"] == "notifications" and r["recovered"] == "true", recs
-            assert r["missed"] == 3 * len(missed), recs
-        else:
-            skip("replay of the missed notifications by the second Redis node")
+        for i, m in enumerate(missed):
+            n = await wait_notif(page, m, "While away %d" % i)
+            assert n["replayed"], n
+        recs = await page.wait_for("(%s).slice(%d)" % (RECOVERIES_JS, n_rec), 10,
+                                   what="a recovery entry after the failover")
+        r = recs[0]
+        assert r["group"] == "notifications" and r["recovered"] == "true", recs
+        assert r["missed"] == 3 * len(missed), recs
 
         nid2 = await in_thread(publish, bnode, "After the failover")
         n = await wait_notif(page, nid2, "After the failover")

@@ -37,8 +37,8 @@ async def count_until_quiet(ws, seen, quiet=1.5):
 async def test_outage_under_publishing():
     tmp = tempfile.mkdtemp(prefix="herald-redis-")
     rs = RedisServer(dir=tmp)
-    a = Herald("--redis", rs.url, threads=1)
-    b = Herald("--redis", rs.url, threads=1)
+    a = Herald("--redis", rs.url, "--history", "off", threads=1)
+    b = Herald("--redis", rs.url, "--history", "off", threads=1)
     loop = asyncio.get_running_loop()
     try:
         wa = await websockets.connect(a.url("/ws/notifications/"))

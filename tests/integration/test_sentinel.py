@@ -64,7 +64,7 @@ async def whoami(ws):
 
 
 async def both_ways(c, url):
-    with Herald("--redis", url, threads=1) as h:
+    with Herald("--redis", url, "--history", "off", threads=1) as h:
         async with websockets.connect(h.url("/ws/notifications/")) as ws:
             node = (await whoami(ws)).split("!")[0] + "!g.notifications"
             # registered on the master the sentinels name
@@ -101,7 +101,7 @@ async def test_node_finds_the_master_and_interoperates_with_channels_redis():
         # HERALD_REDIS takes a comma list of URLs, and a sentinel URL has
         # commas of its own: a ring of a sentinel shard and a plain one
         plain = shared_redis()
-        with Herald(threads=1, env={"HERALD_REDIS": "%s, %s" % (c.url(), plain.url)}) as h:
+        with Herald("--history", "off", threads=1, env={"HERALD_REDIS": "%s, %s" % (c.url(), plain.url)}) as h:
             assert "layer=redis" in h.ready_lines[0], h.ready_lines
             st, body, _ = h.http("GET", "/healthz")
             assert st == 200, (st, body)

@@ -114,8 +114,8 @@ async def failover_under_publishing(trigger):
     loop = asyncio.get_running_loop()
     with SentinelCluster() as c:
         url = c.url()
-        a = Herald("--redis", url, threads=1)
-        b = Herald("--redis", url, threads=1)
+        a = Herald("--redis", url, "--history", "off", threads=1)
+        b = Herald("--redis", url, "--history", "off", threads=1)
         old = ("127.0.0.1", c.master.port)
         new = ("127.0.0.1", c.replica.port)
         assert c.master_addr() == {old}, c.master_addr()
