@@ -194,11 +194,11 @@ tab_add(hr_bridge *b, const char *name, bgroup **out)
 
 	pthread_mutex_lock(&b->mu);
 	if ((g = tab_find(b, name, h)) != NULL)
-		goto done;
+		goto out;
 	size_t len = strlen(name);
 	if ((g = malloc(sizeof(*g) + len + 1)) == NULL) {
 		rv = HR_ENOMEM;
-		goto done;
+		goto out;
 	}
 	memcpy(g->name, name, len + 1);
 	g->hash = h;
@@ -210,12 +210,12 @@ tab_add(hr_bridge *b, const char *name, bgroup **out)
 	    || (rv = hr_map_put_int(&b->groups, h, &e, NULL)) != 0) {
 		free(g);
 		g = NULL;
-		goto done;
+		goto out;
 	}
 	g->next = e->val.ptr;
 	e->val.ptr = g;
 	b->n_groups++;
-done:
+out:
 	pthread_mutex_unlock(&b->mu);
 	*out = g;
 	return rv;

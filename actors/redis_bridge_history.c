@@ -207,7 +207,7 @@ hist_main(void *arg)
 	if (cur == NULL || ev == NULL || fills == NULL) {
 		if (h->log != NULL)
 			h->log(1, "redis history: out of memory");
-		goto done;
+		goto out;
 	}
 	while (!atomic_load(&h->stopping)) {
 		int rv = 0;
@@ -259,7 +259,7 @@ hist_main(void *arg)
 			hr_sys__sleep_ms(50);
 		backoff = backoff * 2 < HIST_BACKOFF_MAX_MS ? backoff * 2 : HIST_BACKOFF_MAX_MS;
 	}
-done:
+out:
 	free(fills);
 	free(ev);
 	free(cur);

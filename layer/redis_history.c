@@ -320,18 +320,18 @@ hr_layer_history_pump(hr_layer *l, size_t shard, size_t max, size_t *sequenced)
 	hr_layer__argv_ll(&a, r->expiry);
 	hr_layer__argv_ll(&a, HIST_LOG_MAXLEN);
 	if ((rv = run_on(l, shard, &a, 1, &rep)) != 0)
-		goto done;
+		goto out;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3
 	    || rep->element[0]->type != REDIS_REPLY_INTEGER) {
 		rv = HR_EIO;
-		goto done;
+		goto out;
 	}
 	*sequenced = (size_t)rep->element[0]->integer;
 	if (rep->element[1]->integer > 0)
 		hr_layer__count_expired(l, (uint64_t)rep->element[1]->integer);
 	if (rep->element[2]->integer > 0)
 		hr_layer__count_bad(l, (uint64_t)rep->element[2]->integer);
-done:
+out:
 	freeReplyObject(rep);
 	hr_layer__argv_fini(&a);
 	return rv;
@@ -442,7 +442,7 @@ hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR],
 		hr_layer__argv_str(&a, "COUNT");
 		hr_layer__argv_str(&a, "1");
 		if ((rv = run_on(l, shard, &a, 1, &rep)) != 0)
-			goto done;
+			goto out;
 		const char *id = "0-0";
 		size_t idlen = 3;
 		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1
@@ -453,7 +453,7 @@ hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR],
 		}
 		if (idlen >= HR_HISTORY_CURSOR) {
 			rv = HR_EIO;
-			goto done;
+			goto out;
 		}
 		memcpy(cursor, id, idlen);
 		cursor[idlen] = '\0';
@@ -472,14 +472,14 @@ hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR],
 	hr_layer__argv_add(&a, lk, lklen);
 	hr_layer__argv_str(&a, cursor);
 	if ((rv = run_on(l, shard, &a, 1, &rep)) != 0)
-		goto done;
+		goto out;
 	if (rep->type == REDIS_REPLY_NIL)
-		goto done; /* nothing (within block_ms) */
+		goto out; /* nothing (within block_ms) */
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1
 	    || rep->element[0]->type != REDIS_REPLY_ARRAY || rep->element[0]->elements != 2
 	    || rep->element[0]->element[1]->type != REDIS_REPLY_ARRAY) {
 		rv = HR_EIO;
-		goto done;
+		goto out;
 	}
 	const redisReply *entries = rep->element[0]->element[1];
 	for (size_t i = 0; i < entries->elements && *n < max; i++) {
@@ -501,7 +501,7 @@ hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR],
 			break;
 		}
 	}
-done:
+out:
 	freeReplyObject(rep);
 	hr_layer__argv_fini(&a);
 	return rv;
@@ -541,12 +541,12 @@ hr_layer_history_range(hr_layer *l, const char *group, const char *epoch, uint64
 	hr_layer__argv_str(&a, rnd);
 	hr_layer__argv_ll(&a, epoch_keep(l, ttl));
 	if ((rv = run_on(l, hr_layer__redis_shard_of(r->n, group, glen), &a, 1, &rep)) != 0)
-		goto done;
+		goto out;
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 || rep->elements % 2 != 0
 	    || !rep_str(rep->element[0]) || !epoch_ok(rep->element[0]->str, rep->element[0]->len)
 	    || rep->element[1]->type != REDIS_REPLY_INTEGER || rep->element[1]->integer < 0) {
 		rv = HR_EIO;
-		goto done;
+		goto out;
 	}
 	memcpy(pos->epoch, rep->element[0]->str, HR_HISTORY_EPOCH_LEN);
 	pos->epoch[HR_HISTORY_EPOCH_LEN] = '\0';
@@ -570,12 +570,12 @@ hr_layer_history_range(hr_layer *l, const char *group, const char *epoch, uint64
 			rv = rv2;
 			hr_layer_hevents_release(ev, *n);
 			*n = 0;
-			goto done;
+			goto out;
 		}
 	}
 	pos->complete = strcmp(pos->epoch, epoch) == 0
 	    && (after == pos->latest || (*n > 0 && ev[0].offset == after + 1));
-done:
+out:
 	freeReplyObject(rep);
 	hr_layer__argv_fini(&a);
 	return rv;
