@@ -565,22 +565,23 @@ apply_log_level(struct parse *p, const struct option *o, const char *label, cons
 	return fail(p, "%s: '%s' is not a level (error, warn, info or debug)", label, v);
 }
 
+/* on|off into the bool at o->dest. */
+static int
+apply_switch(struct parse *p, const struct option *o, const char *label, const char *v)
+{
+	if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+		*(bool *)field(p, o) = v[1] == 'n';
+		return 0;
+	}
+	return fail(p, "%s: '%s' is not on or off", label, v);
+}
+
 static int
 apply_event_loop(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	if (hr_event_loop_parse(v, &p->s->cfg.event_loop) == 0)
 		return 0;
 	return fail(p, "%s: '%s' is not an event loop (poll, libev or libuv)", label, v);
-}
-
-static int
-apply_io_uring(struct parse *p, const struct option *o, const char *label, const char *v)
-{
-	if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
-		p->s->cfg.io_uring = v[1] == 'n';
-		return 0;
-	}
-	return fail(p, "%s: '%s' is not on or off", label, v);
 }
 
 /* --history GLOB=SIZE[:TTL] (repeatable, first match wins) or `off`. The
@@ -647,32 +648,12 @@ apply_log_format(struct parse *p, const struct option *o, const char *label, con
 }
 
 static int
-apply_access_log(struct parse *p, const struct option *o, const char *label, const char *v)
-{
-	if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
-		p->s->cfg.access_log = v[1] == 'n';
-		return 0;
-	}
-	return fail(p, "%s: '%s' is not on or off", label, v);
-}
-
-static int
 apply_trusted_proxies(struct parse *p, const struct option *o, const char *label, const char *v)
 {
 	char why[200];
 	if (hr_proxy_list_parse(v, &p->s->cfg.trusted_proxies, why, sizeof(why)) != 0)
 		return fail(p, "%s: %s", label, why);
 	return 0;
-}
-
-static int
-apply_demo(struct parse *p, const struct option *o, const char *label, const char *v)
-{
-	if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
-		p->s->cfg.demo = v[1] == 'n';
-		return 0;
-	}
-	return fail(p, "%s: '%s' is not on or off", label, v);
 }
 
 /* Every option, in --help order. Adding one is adding its row (kept as rows:
@@ -726,18 +707,19 @@ static const struct option options[] = {
 	{ .name = "log-level", .apply = apply_log_level, .help = "error|warn|info|debug (info)" },
 	{ .name = "log-format", .apply = apply_log_format,
 	    .help = "text|json  one line per event on stderr; json: an object with ts, level, msg (text)" },
-	{ .name = "access-log", .apply = apply_access_log, .bare = "on",
+	{ .name = "access-log", .apply = apply_switch, .bare = "on",
+	    .dest = offsetof(hr_config, access_log),
 	    .help = "[on|off]   a line per HTTP request and per WebSocket session end (off)" },
 	{ .name = "trusted-proxies", .apply = apply_trusted_proxies,
 	    .help = "LIST  addresses or CIDRs whose X-Forwarded-For names the client" },
 	{ .name = "event-loop", .apply = apply_event_loop,
 	    .help = "poll|libev|libuv what the I/O threads sleep in (libev)" },
-	{ .name = "io-uring", .apply = apply_io_uring,
+	{ .name = "io-uring", .apply = apply_switch, .dest = offsetof(hr_config, io_uring),
 	    .help = "on|off     batch fan-out sends through io_uring when the kernel allows (on)" },
 	{ .name = "history", .repeatable = true, .apply = apply_history,
 	    .help = "GLOB=SIZE[:TTL] recovery history per group (repeatable; "
 	            "notifications=1000:300, user_*=100:300; off)" },
-	{ .name = "demo", .apply = apply_demo,
+	{ .name = "demo", .apply = apply_switch, .dest = offsetof(hr_config, demo),
 	    .help = "on|off         serve the demo page at / and the client at /herald.js (on)" },
 };
 /* clang-format on */
