@@ -124,3 +124,22 @@ driver_print_msg(hr_msg *m)
 		printf("error msgpack->json: %s\n", hr_strerror(rv));
 	hr_buf_fini(&b);
 }
+
+int
+driver_redis_loop(int argc, char **argv, const char *name, const char **hosts, size_t *n_hosts,
+    size_t max, void (*run)(char *line))
+{
+	static char line[1 << 16];
+	if (argc != 3 || strcmp(argv[1], "--redis") != 0) {
+		fprintf(stderr, "usage: %s --redis URL[,URL...]\n", name);
+		return 2;
+	}
+	for (char *u = strtok(argv[2], ","); u != NULL && *n_hosts < max; u = strtok(NULL, ","))
+		hosts[(*n_hosts)++] = u;
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		run(line);
+		fflush(stdout);
+	}
+	return 0;
+}

@@ -35,4 +35,13 @@ void driver_print_result(int rv);
 /* The message as JSON on one line. */
 void driver_print_msg(hr_msg *m);
 
+/*
+ * The main loop of a driver over Redis: `NAME --redis URL[,URL...]` puts the
+ * URLs into hosts (at most max; they point into argv), then hands each line
+ * of stdin, its line end cut, to run and flushes stdout after it. 0 at the
+ * end of stdin, 2 after the usage line.
+ */
+int driver_redis_loop(int argc, char **argv, const char *name, const char **hosts, size_t *n_hosts,
+    size_t max, void (*run)(char *line));
+
 #endif

@@ -24,7 +24,6 @@
 
 #include "helper_driver.h"
 
-#define MAX_LINE 65536
 #define MAX_HOSTS 16
 
 static hr_layer *layer;
@@ -130,22 +129,8 @@ run(char *line)
 int
 main(int argc, char **argv)
 {
-	static char line[MAX_LINE];
-	char *list = NULL;
-	if (argc == 3 && strcmp(argv[1], "--redis") == 0)
-		list = argv[2];
-	if (list == NULL) {
-		fprintf(stderr, "usage: redis_driver --redis URL[,URL...]\n");
-		return 2;
-	}
-	for (char *u = strtok(list, ","); u != NULL && n_hosts < MAX_HOSTS; u = strtok(NULL, ","))
-		hosts[n_hosts++] = u;
-	while (fgets(line, sizeof(line), stdin) != NULL) {
-		line[strcspn(line, "\r\n")] = '\0';
-		run(line);
-		fflush(stdout);
-	}
+	int rv = driver_redis_loop(argc, argv, "redis_driver", hosts, &n_hosts, MAX_HOSTS, run);
 	hr_layer_destroy(layer);
 	driver_fini();
-	return 0;
+	return rv;
 }
