@@ -74,6 +74,7 @@ struct bench_opts {
 	bool keep_publishing;    /* HTTP: go on through refused connects and errors */
 	double publish_timeout;  /* --keep-publishing: an answer later than this fails */
 	long catchup;            /* > 0: --catchup K (herald_bench_catchup.c) */
+	bool catchup_hold;       /* --catchup-hold: wait for SIGUSR1 before reconnecting */
 };
 extern struct bench_opts opt;
 

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -64,15 +65,28 @@ static struct {
 	uint64_t base, after;     /* the group's offset before and after publishing */
 	char epoch[32];           /* the group's epoch, as the clients saw it */
 	double publish_s, wait_s; /* publishing K; then until the history has them */
-	uint64_t t_reconnect;     /* main switched to CU_PHASE_RECONNECT */
 	char fatal[200];          /* why the run stopped before the end */
 } g_run;
+
+static volatile sig_atomic_t g_go; /* --catchup-hold: SIGUSR1 came */
+
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+	g_go = 1;
+}
 
 int
 cu_check(bool http_publish)
 {
-	if (opt.catchup == 0)
+	if (opt.catchup == 0) {
+		if (opt.catchup_hold) {
+			fprintf(stderr, "herald-bench: --catchup-hold needs --catchup\n");
+			return 2;
+		}
 		return 0;
+	}
 	size_t gl = strlen(opt.group);
 	if (opt.catchup < 1 || opt.catchup > 1000000 || !http_publish || opt.redis_url
 	    || strchr(opt.path, '?') || gl > 60 || hr_name_check_group(opt.group, gl) != 0) {
@@ -80,6 +94,12 @@ cu_check(bool http_publish)
 		    "herald-bench: --catchup K wants 1 <= K <= 1000000, --publish URL (HTTP), a "
 		    "--url without a query (the bench adds ?recover=) and a --group of at most 60 "
 		    "characters\n");
+		return 2;
+	}
+	/* now: the script may send it as soon as it reads our line */
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	if (opt.catchup_hold && sigaction(SIGUSR1, &sa, NULL) != 0) {
+		perror("herald-bench: sigaction");
 		return 2;
 	}
 	g_cu = calloc((size_t)opt.n, sizeof *g_cu);
@@ -599,7 +619,16 @@ cu_run(void)
 	if (!opt.quiet)
 		fprintf(stderr, "published %ld in %.3f s; offset %" PRIu64 " after %.3f s more\n",
 		    opt.catchup, g_run.publish_s, g_run.after, g_run.wait_s);
-	g_run.t_reconnect = now_ns();
+	if (opt.catchup_hold) {
+		fprintf(stderr, "herald-bench: holding before the reconnect (SIGUSR1 to go on)\n");
+		uint64_t deadline = now_ns() + (uint64_t)(opt.connect_timeout * 1e9);
+		while (!g_go && now_ns() < deadline)
+			usleep(1000);
+		if (!g_go) {
+			fatal("no SIGUSR1 within --connect-timeout (--catchup-hold)");
+			return;
+		}
+	}
 	if (!set_phase(CU_PHASE_RECONNECT)) {
 		fatal("the receivers did not start reconnecting within 5 s");
 		return;

@@ -108,6 +108,10 @@ usage(FILE *f)
 	    "                          ?recover=GROUP@EPOCH:OFFSET (--group); each must get the K\n"
 	    "                          envelopes in order, then recovered:true missed:K; the time\n"
 	    "                          each takes (exit 1 unless every client caught up)\n"
+	    "  --catchup-hold          --catchup: once the server has the K frames, say so on\n"
+	    "                          stderr and wait for SIGUSR1 before reconnecting (a script\n"
+	    "                          may restart the server meanwhile; at most "
+	    "--connect-timeout)\n"
 	    "  -q, --quiet             no progress lines\n"
 	    "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
 }
@@ -161,7 +165,8 @@ enum {
 	O_RFILE,
 	O_KEEP,
 	O_PTO,
-	O_CATCHUP
+	O_CATCHUP,
+	O_HOLD
 };
 
 static const struct option lo[] = {
@@ -194,6 +199,7 @@ static const struct option lo[] = {
 	{ "keep-publishing", no_argument, NULL, O_KEEP },
 	{ "publish-timeout", required_argument, NULL, O_PTO },
 	{ "catchup", required_argument, NULL, O_CATCHUP },
+	{ "catchup-hold", no_argument, NULL, O_HOLD },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
@@ -298,6 +304,9 @@ parse_args(int argc, char **argv, const char **url, const char **pub)
 				fprintf(stderr, "herald-bench: --catchup wants K >= 1\n");
 				return 2;
 			}
+			break;
+		case O_HOLD:
+			opt.catchup_hold = true;
 			break;
 		case 'q':
 			opt.quiet = true;
