@@ -8,7 +8,9 @@ shorter than K every client gets recovered:false and the bench exits 1.
 Against a scripted server that breaks one replay each way (a duplicate, a
 gap, another epoch, recovered:false, missed off by one, a close mid-replay):
 each fault is counted under its own name and only the clean replays count
-as caught up. bench/catchup_rounds runs one small round on each layer.
+as caught up. bench/catchup_rounds runs one small round on each layer, and
+one on Redis with the node restarted before the reconnect (--catchup-hold):
+the fresh node fills every resume from the shared history in Redis.
 No timing assertions.
 """
 import json
@@ -186,17 +188,27 @@ def test_each_fault_of_a_replay_is_counted():
     assert s.resumes == 8, s.resumes
 
 
+def test_bad_catchup_options_are_refused():
+    for args, what in ((["--catchup-hold"], "--catchup-hold needs --catchup"),
+                       (["--catchup", "5"], "--catchup K wants"),
+                       (["--catchup", "0"], "--catchup wants K >= 1")):
+        r = subprocess.run([BENCH, "--url", "ws://127.0.0.1:1/ws/notifications/", "-n", "1"]
+                           + args, capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2 and what in r.stderr, (args, r.returncode, r.stderr)
+
+
 def test_catchup_rounds_on_both_layers():
     assert shutil.which("redis-server"), "redis-server is not installed"
-    for extra in ([], ["--redis"]):
+    for extra in ([], ["--redis"], ["--redis", "--restart"]):
         r = subprocess.run([SCRIPT] + extra + ["1", "50", "20"],
                            env=dict(os.environ, BUILD=BUILD), capture_output=True, text=True,
                            timeout=120)
         print(r.stdout, r.stderr)
         assert r.returncode == 0, r.returncode
         lines = r.stdout.strip().splitlines()
-        assert lines[0].startswith("== catch-up: N=50 clients, K=20 frames behind, layer %s"
-                                   % ("redis" if extra else "memory")), lines
+        assert lines[0] == "== catch-up: N=50 clients, K=20 frames behind, layer %s%s, 1 rounds" % (
+            "redis" if extra else "memory",
+            ", node restarted before the reconnect" if "--restart" in extra else ""), lines
         assert lines[1].startswith("round 1: caught up 50/50, errors 0, all caught up "), lines
         assert re.match(r"all caught up: median [0-9.]+ s, worst [0-9.]+ s over 1 good "
                         r"round\(s\); 0 round\(s\) failed$", lines[2]), lines
