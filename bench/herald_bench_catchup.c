@@ -65,6 +65,7 @@ static struct {
 	uint64_t base, after;     /* the group's offset before and after publishing */
 	char epoch[32];           /* the group's epoch, as the clients saw it */
 	double publish_s, wait_s; /* publishing K; then until the history has them */
+	double cpu_s;             /* --server-pid: its CPU time over the reconnect, or -1 */
 	char fatal[200];          /* why the run stopped before the end */
 } g_run;
 
@@ -102,6 +103,7 @@ cu_check(bool http_publish)
 		perror("herald-bench: sigaction");
 		return 2;
 	}
+	g_run.cpu_s = -1;
 	g_cu = calloc((size_t)opt.n, sizeof *g_cu);
 	if (g_cu == NULL) {
 		fprintf(stderr, "herald-bench: out of memory\n");
@@ -629,6 +631,7 @@ cu_run(void)
 			return;
 		}
 	}
+	double cpu0 = read_cpu_s(opt.server_pid);
 	if (!set_phase(CU_PHASE_RECONNECT)) {
 		fatal("the receivers did not start reconnecting within 5 s");
 		return;
@@ -641,6 +644,9 @@ cu_run(void)
 			break;
 		usleep(1000);
 	}
+	double cpu1 = read_cpu_s(opt.server_pid);
+	if (cpu0 >= 0 && cpu1 >= 0)
+		g_run.cpu_s = cpu1 - cpu0;
 }
 
 /* What the clients did, after rx_stop. */
@@ -707,10 +713,11 @@ cu_report(const char *url)
 		    "reconnects   spread over %.3f s (--connect-rate %.0f)\n"
 		    "catch-up ms  from connect(): p50 %.3f  p99 %.3f  max %.3f\n"
 		    "             from the 101:   p50 %.3f  p99 %.3f  max %.3f\n"
-		    "all caught   %.3f s from the first reconnect to the last client caught up\n",
+		    "all caught   %.3f s from the first reconnect to the last client caught up\n"
+		    "server CPU   %.3f s over the reconnect (-1: no --server-pid)\n",
 		    opt.catchup, url, t.caught, errors, t.timeouts, t.replayed,
 		    secs(t.first_start, t.last_start), opt.connect_rate, ms[0], ms[1], ms[2], ms[3],
-		    ms[4], ms[5], all_s);
+		    ms[4], ms[5], all_s, g_run.cpu_s);
 		if (why[0])
 			fprintf(stderr, "error: %s\n", why);
 	}
@@ -726,9 +733,10 @@ cu_report(const char *url)
 	printf(",\"replayed_frames\":%" PRIu64 ",\"connect_rate\":%.0f,\"reconnect_spread_s\":%.3f"
 	       ",\"catchup_p50_ms\":%.3f,\"catchup_p99_ms\":%.3f,\"catchup_max_ms\":%.3f"
 	       ",\"after_101_p50_ms\":%.3f,\"after_101_p99_ms\":%.3f,\"after_101_max_ms\":%.3f"
-	       ",\"all_caught_up_s\":%.3f,\"all_within_1s\":%s,\"ok\":%s,\"first_error\":\"",
+	       ",\"all_caught_up_s\":%.3f,\"server_cpu_s\":%.3f,\"all_within_1s\":%s,\"ok\":%s"
+	       ",\"first_error\":\"",
 	    t.replayed, opt.connect_rate, secs(t.first_start, t.last_start), ms[0], ms[1], ms[2],
-	    ms[3], ms[4], ms[5], all_s, ok && all_s <= 1.0 ? "true" : "false",
+	    ms[3], ms[4], ms[5], all_s, g_run.cpu_s, ok && all_s <= 1.0 ? "true" : "false",
 	    ok ? "true" : "false");
 	json_text(stdout, why);
 	printf("\"}\n");

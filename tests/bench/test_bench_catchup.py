@@ -58,10 +58,12 @@ def test_every_client_catches_up_on_the_memory_layer():
         assert 0 < j["catchup_p50_ms"] <= j["catchup_p99_ms"] <= j["catchup_max_ms"], j
         assert 0 <= j["after_101_max_ms"] <= j["catchup_max_ms"], j
         assert j["all_caught_up_s"] >= j["catchup_max_ms"] / 1000.0 - 0.001, j
+        assert j["server_cpu_s"] == -1, j  # no --server-pid
         # a second run on the same node starts where the first one left off
-        rc, j2 = bench(h.port, 50, 20)
+        rc, j2 = bench(h.port, 50, 20, "--server-pid", str(h.proc.pid))
         assert rc == 0 and j2["offset_before"] == j["offset_after"], j2
-        assert j2["epoch"] == j["epoch"], j2
+        assert j2["epoch"] == j["epoch"] and j2["caught_up"] == 50, j2
+        assert j2["server_cpu_s"] >= 0, j2
 
 
 def test_a_history_shorter_than_k_fails_every_client():
