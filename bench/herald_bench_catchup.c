@@ -120,7 +120,10 @@ cu_free(void)
 }
 
 /* Client gi failed with e; the first failure of the run is described. */
-static void __attribute__((format(printf, 3, 4))) cu_error(int gi, int e, const char *fmt, ...)
+static void cu_error(int gi, int e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+cu_error(int gi, int e, const char *fmt, ...)
 {
 	struct cu_conn *s = &g_cu[gi];
 	s->state = CU_ERR;
@@ -328,7 +331,11 @@ cu_message(int gi, const uint8_t *p, size_t n, uint64_t t)
 
 /* ---- main: the phases ---- */
 
-static void __attribute__((format(printf, 1, 2))) fatal(const char *fmt, ...)
+/* Why the run stops (main only): into g_run.fatal. */
+static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+fatal(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
