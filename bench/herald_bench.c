@@ -11,8 +11,8 @@
  * sized once at start.  Loopback targets only.
  *
  * This file: the checks of the options and the run; the command line, the
- * receivers, the publishers and the report are in
- * herald_bench_{opts,recv,pub,report}.c (herald_bench.h).
+ * receivers, the publishers, the report and --catchup are in
+ * herald_bench_{opts,recv,pub,report,catchup}.c (herald_bench.h).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -139,6 +139,9 @@ check_options(const char *url, const char *pub)
 		    TRACK_RING, TRACK_RING);
 		return 2;
 	}
+	int rc = cu_check(pub != NULL);
+	if (rc != 0)
+		return rc;
 	if (opt.sources <= 0)
 		opt.sources = opt.n / 20000 + 1;
 	if (opt.sources > 254)
@@ -330,6 +333,14 @@ main(int argc, char **argv)
 	uint64_t t0 = now_ns();
 	if (rx_start() != 0)
 		return 1;
+	if (opt.catchup > 0) {
+		cu_run();
+		rx_stop();
+		rc = cu_report(url);
+		rx_free();
+		cu_free();
+		return rc;
+	}
 	wait_connected(t0, &run);
 	if ((rc = run_phase(&run)) != 0)
 		return rc;

@@ -1,5 +1,5 @@
 /*
- * herald_bench.h: private to herald-bench, shared by its six files:
+ * herald_bench.h: private to herald-bench, shared by its seven files:
  *  - herald_bench.c: main, the checks of the options and the run (connect,
  *    settle, publish and drain, or hold idle);
  *  - herald_bench_opts.c: the command line (opt, getopt, usage);
@@ -9,7 +9,9 @@
  *  - herald_bench_report.c: /proc readings of the server, and the summary
  *    and JSON line at the end;
  *  - herald_bench_track.c: with --report-interval, which broadcast reached
- *    which connection (losses), and the JSON line of each interval.
+ *    which connection (losses), and the JSON line of each interval;
+ *  - herald_bench_catchup.c: --catchup K, N clients K frames behind
+ *    resuming with ?recover= at once, and how long each takes.
  * Threads: main, the receivers, the publisher(s); the shared counters are
  * atomics, the rest is written before the threads start or after they end.
  */
@@ -27,7 +29,7 @@
 
 #include "bench_hist.h"
 
-#define HEAD_MAX 128        /* payload bytes kept per message for the "t" scan */
+#define HEAD_MAX 192        /* payload bytes kept per message for the scans */
 #define RX_BUF (256 * 1024) /* per receiver thread */
 #define MAX_PUB_CONNS 64
 #define MAX_PIPELINE 256
@@ -71,6 +73,8 @@ struct bench_opts {
 	const char *report_file; /* the interval lines go here instead of stdout */
 	bool keep_publishing;    /* HTTP: go on through refused connects and errors */
 	double publish_timeout;  /* --keep-publishing: an answer later than this fails */
+	long catchup;            /* > 0: --catchup K (herald_bench_catchup.c) */
+	bool catchup_hold;       /* --catchup-hold: wait for SIGUSR1 before reconnecting */
 };
 extern struct bench_opts opt;
 
@@ -140,6 +144,7 @@ struct rx {
 	_Atomic uint64_t late_frames; /* received after their broadcast was checked */
 	_Atomic uint64_t dup_frames;  /* the same broadcast twice on one connection */
 	_Atomic uint64_t no_seq;      /* frames without a parsable "seq" */
+	_Atomic int cu_phase;         /* --catchup: the last phase it carried out */
 };
 
 extern struct rx *g_rx;             /* opt.threads of them */
@@ -236,6 +241,42 @@ bool track_all_checked(void);
 /* The totals for the final JSON line (appended before its closing brace). */
 void track_totals_json(FILE *f);
 void track_close(void);
+
+/* ---- catching up after a reconnect (herald_bench_catchup.c) ----
+ *
+ * --catchup K: the N connections open with ?recover= and each records the
+ * group's epoch and offset O from its "recovered" frame; they all close;
+ * main publishes K broadcasts over HTTP and waits until a probe connection
+ * sees offset O + K; then all N reconnect at once with
+ * ?recover=GROUP@EPOCH:O and each must receive the envelopes O+1..O+K, once
+ * each, in order, in its epoch, then "recovered" with recovered:true and
+ * missed:K. Per client: the time from its connect() (and from its 101) to
+ * that frame. Connection i's state is touched only by its receiver thread
+ * (the hooks) until main reads it after the counts say it is final.
+ */
+enum { CU_PHASE_OPEN = 0, CU_PHASE_CLOSE = 1, CU_PHASE_RECONNECT = 2 };
+extern _Atomic int g_cu_phase; /* main sets it; each receiver acks in rx.cu_phase */
+
+/* Main, from check_options: the mode's own checks and its memory. 0, or
+ * the exit code 2 (message printed). */
+int cu_check(bool http_publish);
+/* Receiver hooks for connection gi (r->idx + j * opt.threads): its connect
+ * starts; its upgrade request into buf (0 if it does not fit; gi < 0: no
+ * position); its 101; a whole message's first bytes (p borrowed); it
+ * failed or was closed (was_open: after its 101). */
+void cu_connect_start(int gi, uint64_t t);
+size_t cu_request(int gi, char *buf, size_t cap);
+void cu_open(int gi, uint64_t t);
+void cu_message(int gi, const uint8_t *p, size_t n, uint64_t t);
+void cu_fail(int gi, bool was_open, const char *why);
+/* Main, after rx_start: the phases up to every client caught up (or failed,
+ * or the timeout); a phase that cannot go on stops the run, and the report
+ * says why. */
+void cu_run(void);
+/* Main, after rx_stop: the summary and the JSON line; 0 when every client
+ * caught up correctly, else 1. */
+int cu_report(const char *url);
+void cu_free(void);
 
 /* ---- report (herald_bench_report.c) ---- */
 /* The server's VmRSS in kB, and its user + system CPU seconds, from /proc

@@ -103,6 +103,15 @@ usage(FILE *f)
 	    "                          overdue answers, counting them as failed publishes\n"
 	    "  --publish-timeout S     with --keep-publishing: an answer overdue by S fails\n"
 	    "                          (default 5)\n"
+	    "  --catchup K             recovery: N clients open with ?recover=, all close, K\n"
+	    "                          broadcasts go to --publish, all N reconnect at once with\n"
+	    "                          ?recover=GROUP@EPOCH:OFFSET (--group); each must get the K\n"
+	    "                          envelopes in order, then recovered:true missed:K; the time\n"
+	    "                          each takes (exit 1 unless every client caught up)\n"
+	    "  --catchup-hold          --catchup: once the server has the K frames, say so on\n"
+	    "                          stderr and wait for SIGUSR1 before reconnecting (a script\n"
+	    "                          may restart the server meanwhile; at most "
+	    "--connect-timeout)\n"
 	    "  -q, --quiet             no progress lines\n"
 	    "Prints progress to stderr, a summary, then one JSON line on stdout.\n");
 }
@@ -155,7 +164,9 @@ enum {
 	O_RINT,
 	O_RFILE,
 	O_KEEP,
-	O_PTO
+	O_PTO,
+	O_CATCHUP,
+	O_HOLD
 };
 
 static const struct option lo[] = {
@@ -187,6 +198,8 @@ static const struct option lo[] = {
 	{ "report-file", required_argument, NULL, O_RFILE },
 	{ "keep-publishing", no_argument, NULL, O_KEEP },
 	{ "publish-timeout", required_argument, NULL, O_PTO },
+	{ "catchup", required_argument, NULL, O_CATCHUP },
+	{ "catchup-hold", no_argument, NULL, O_HOLD },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
@@ -284,6 +297,16 @@ parse_args(int argc, char **argv, const char **url, const char **pub)
 			break;
 		case O_PTO:
 			opt.publish_timeout = atof(optarg);
+			break;
+		case O_CATCHUP:
+			opt.catchup = atol(optarg);
+			if (opt.catchup <= 0) {
+				fprintf(stderr, "herald-bench: --catchup wants K >= 1\n");
+				return 2;
+			}
+			break;
+		case O_HOLD:
+			opt.catchup_hold = true;
 			break;
 		case 'q':
 			opt.quiet = true;

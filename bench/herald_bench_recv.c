@@ -7,7 +7,9 @@
  * --churn it closes connections with a close frame and reopens them; with
  * --report-interval it marks which broadcast ("seq") reached which
  * connection and checks them once their drain window has passed
- * (herald_bench.h, "loss tracking").
+ * (herald_bench.h, "loss tracking"); with --catchup it closes and reopens
+ * them all when main says so, and hands each message to the catch-up checks
+ * (herald_bench_catchup.c).
  * Threads: one per receiver; main reads the atomic counters.
  */
 #define _GNU_SOURCE
@@ -63,9 +65,18 @@ struct sockaddr_in g_target;
 static char g_handshake[1024];
 static size_t g_handshake_len;
 
+/* The connection's index over every receiver (conn_start's global_idx). */
+static int
+conn_gi(const struct rx *r, const struct conn *c)
+{
+	return r->idx + (int)(c - r->conns) * opt.threads;
+}
+
 static void
 conn_fail(struct rx *r, struct conn *c, const char *why, int err)
 {
+	if (opt.catchup > 0)
+		cu_fail(conn_gi(r, c), c->state == C_OPEN, why);
 	if (r->first_error[0] == '\0')
 		snprintf(r->first_error, sizeof r->first_error, "%s%s%s", why, err ? ": " : "",
 		    err ? strerror(err) : "");
@@ -88,6 +99,8 @@ conn_start(struct rx *r, int global_idx, struct conn *c)
 {
 	uint8_t again = c->again;
 	*c = (struct conn) { .fd = -1, .again = again };
+	if (opt.catchup > 0)
+		cu_connect_start(global_idx, now_ns());
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	c->fd = fd;
 	c->state = C_CONNECTING;
@@ -215,6 +228,11 @@ message_done(struct rx *r, struct conn *c, uint64_t t_now)
 {
 	atomic_fetch_add_explicit(&r->frames, 1, memory_order_relaxed);
 	r->last_frame_ns = t_now;
+	if (opt.catchup > 0) {
+		if (c->state == C_OPEN)
+			cu_message(conn_gi(r, c), c->head, c->head_len, t_now);
+		return;
+	}
 	if (r->bits && c->state == C_OPEN)
 		mark_seq(r, c);
 	uint64_t t = scan_t(c->head, c->head_len);
@@ -333,6 +351,8 @@ conn_handshake(struct rx *r, struct conn *c, const uint8_t *p, size_t n)
 				c->hdr_have = 0;
 				c->hdr_need = 2;
 				c->open_ns = now_ns();
+				if (opt.catchup > 0)
+					cu_open(conn_gi(r, c), c->open_ns);
 				if (r->bits)
 					memset(&r->bits[(size_t)(c - r->conns) * TRACK_BITS_WORDS],
 					    0, TRACK_BITS_WORDS * sizeof(uint64_t));
@@ -480,8 +500,19 @@ conn_event(struct rx *r, struct conn *c, uint32_t events)
 			conn_fail(r, c, "connect", err);
 			return;
 		}
-		ssize_t w = write(c->fd, g_handshake, g_handshake_len);
-		if (w != (ssize_t)g_handshake_len) {
+		const char *req = g_handshake;
+		size_t req_len = g_handshake_len;
+		char own[1024]; /* --catchup: each connection asks for its own position */
+		if (opt.catchup > 0) {
+			req = own;
+			req_len = cu_request(conn_gi(r, c), own, sizeof own);
+			if (req_len == 0) {
+				conn_fail(r, c, "upgrade request too long", 0);
+				return;
+			}
+		}
+		ssize_t w = write(c->fd, req, req_len);
+		if (w != (ssize_t)req_len) {
 			conn_fail(r, c, "write handshake", w < 0 ? errno : EIO);
 			return;
 		}
@@ -535,6 +566,32 @@ conn_event(struct rx *r, struct conn *c, uint32_t events)
 	}
 }
 
+/* --catchup: carry out the phase main asked for, once: close every
+ * connection (no close frame: a dropped network), or open them all again
+ * from the start (at the connect rate, from *start). */
+static void
+catchup_phase(struct rx *r, uint64_t *start)
+{
+	int ph = atomic_load(&g_cu_phase);
+	if (ph == atomic_load_explicit(&r->cu_phase, memory_order_relaxed))
+		return;
+	for (int j = 0; j < r->n; j++) {
+		struct conn *c = &r->conns[j];
+		if (ph == CU_PHASE_CLOSE && c->fd >= 0) {
+			epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+			close(c->fd);
+			c->fd = -1;
+			c->state = C_DEAD;
+		}
+		c->again = 1;
+	}
+	if (ph == CU_PHASE_RECONNECT) {
+		r->started = 0;
+		*start = now_ns();
+	}
+	atomic_store(&r->cu_phase, ph);
+}
+
 static void *
 rx_main(void *arg)
 {
@@ -542,8 +599,10 @@ rx_main(void *arg)
 	struct epoll_event evs[512];
 	double rate = opt.connect_rate / opt.threads;
 	uint64_t start = now_ns();
-	bool busy = opt.churn > 0 || opt.report_interval > 0;
+	bool busy = opt.churn > 0 || opt.report_interval > 0 || opt.catchup > 0;
 	while (!atomic_load_explicit(&g_stop_rx, memory_order_relaxed)) {
+		if (opt.catchup > 0)
+			catchup_phase(r, &start);
 		uint64_t t = now_ns();
 		atomic_store_explicit(
 		    &r->epoch_seen, atomic_load(&g_rx_epoch), memory_order_relaxed);
