@@ -52,7 +52,9 @@
  * gap and no duplicate (the I/O thread also drops envelopes at or below the
  * replay's floor).
  *
- * The posting side (hr_router_* calls from any thread) is router_api.c.
+ * The posting side (hr_router_* calls from any thread) is router_api.c;
+ * resumes that wait for a shared history (external numbering) are kept in
+ * router_hist.c; the router's struct is in router_int.h.
  *
  * Replies fire exactly once per accepted request, on the router thread. At
  * destroy, send and group_send requests still queued are answered with
@@ -102,30 +104,6 @@ typedef struct conn {
 	uint32_t n, cap;
 } conn;
 
-struct hr_router {
-	hr_actor *actor;
-	hr_layer *layer;
-	hr_actor *consumers[HR_MAX_CONSUMERS];
-	size_t n_consumers;
-	atomic_bool cancelling; /* destroy: answer sends with HR_ECANCELED */
-	hr_router_hooks hooks;  /* router thread only; all NULL until set */
-	/* Router state: ONLY touched from the router thread. */
-	hr_map groups;         /* name -> group */
-	hr_map channels;       /* name -> conn */
-	hr_map conns;          /* (m.conn, member_k2(m)) -> conn */
-	hr_history_table hist; /* recovery history (history_int.h) */
-	/* External numbering: resumes waiting for their group's shared
-	 * history (group name -> pend), and who fetches it. */
-	hr_map pending;
-	hr_history_fill_fn fill;
-	void *fill_arg;
-	bool (*up)(void *up_arg); /* NULL: always up */
-	void *up_arg;
-	/* Stats: written by the router thread, read by anyone. */
-	atomic_uint_fast64_t st_group_sends, st_sends, st_fanouts, st_groups, st_members,
-	    st_dropped;
-};
-
 static uint64_t
 member_k2(hr_member m)
 {
@@ -158,24 +136,6 @@ static const hr_map_type groups_type
 static const hr_map_type channels_type = { .kind = HR_MAP_STR, .copy_keys = true };
 static const hr_map_type conns_type = { .kind = HR_MAP_INT2, .val_free = conn_free };
 static const hr_map_type pos_type = { .kind = HR_MAP_INT };
-
-/* group_add requests of resumes waiting for a fill (history.h). */
-typedef struct pend {
-	req **q;
-	uint32_t n, cap;
-} pend;
-
-static void
-pend_free(void *p)
-{
-	pend *pd = p;
-	for (uint32_t i = 0; i < pd->n; i++)
-		hr_router__req_free(pd->q[i]);
-	free(pd->q);
-	free(pd);
-}
-static const hr_map_type pending_type
-    = { .kind = HR_MAP_STR, .copy_keys = true, .val_free = pend_free };
 
 /* The value stored under name (len bytes) in m, or NULL. */
 static void *
@@ -218,13 +178,6 @@ reply(req *q, int status)
 	if (q->reply != NULL)
 		q->reply(q->reply_arg, status);
 	q->reply = NULL;
-}
-
-void
-hr_router__req_free(req *q)
-{
-	hr_msg_unref(q->event);
-	free(q);
 }
 
 static conn *
@@ -507,49 +460,6 @@ out:
 	hr_router__req_free(q);
 }
 
-/* External numbering, a resume the ring cannot answer: q waits for the
- * group's shared history (history.h). true: q is kept (and a fill is out);
- * false: answer it now. */
-static bool
-wait_fill(hr_router *r, req *q)
-{
-	size_t len = strlen(q->name);
-	hr_map_entry *e = hr_map_find_str(&r->pending, q->name, len);
-	pend *pd;
-
-	if (r->fill == NULL || hr_history__covers(&r->hist, q->name, &q->pos))
-		return false;
-	/* known from now on, so that its close (which drops the record) tells
-	 * group_add_now not to add it */
-	if (conn_get(r, q->m, true) == NULL)
-		return false;
-	if (e == NULL) {
-		if ((pd = calloc(1, sizeof(*pd))) == NULL)
-			return false;
-		if (hr_map_put_str(&r->pending, q->name, len, &e, NULL) != 0) {
-			free(pd);
-			return false;
-		}
-		e->val.ptr = pd;
-		if (r->fill(r->fill_arg, q->name) != 0) {
-			hr_map_delete(&r->pending, e);
-			free(pd);
-			return false;
-		}
-	}
-	pd = e->val.ptr;
-	if (pd->n == pd->cap) {
-		uint32_t ncap = pd->cap ? pd->cap * 2 : 4;
-		req **nq = realloc(pd->q, ncap * sizeof(*nq));
-		if (nq == NULL)
-			return false;
-		pd->q = nq;
-		pd->cap = ncap;
-	}
-	pd->q[pd->n++] = q;
-	return true;
-}
-
 static void
 on_group_add(hr_actor *self, void *state, hr_mail *mail)
 {
@@ -557,7 +467,9 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 	req *q = mail->p1;
 
 	hr_history__sweep(&r->hist, group_busy, r);
-	if (q->recover && wait_fill(r, q))
+	/* known from now on, so that its close (which drops the record)
+	 * tells group_add_now not to add it if it waits */
+	if (q->recover && conn_get(r, q->m, true) != NULL && hr_router__wait_fill(r, q))
 		return;
 	group_add_now(r, q, false);
 }
@@ -576,29 +488,22 @@ on_set_fill(hr_actor *self, void *state, hr_mail *mail)
 }
 
 /* The shared history of a group arrived: into the ring, then the resumes
- * that waited for it are added and answered, in this one turn. */
+ * that waited for it are added and answered, in this one router turn. */
 static void
 on_history_fill(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	hr_fill *f = mail->p1;
-	hr_map_entry *e = hr_map_find_str(&r->pending, f->group, strlen(f->group));
-	pend *pd = NULL;
+	req **waiting = NULL;
 
 	mail->p1 = NULL;
 	if (f->ok)
 		hr_history__fill(
 		    &r->hist, f->group, f->epoch, f->latest, f->offsets, f->events, f->n);
-	if (e != NULL) {
-		pd = e->val.ptr;
-		hr_map_delete(&r->pending, e); /* does not free the value */
-	}
-	for (uint32_t i = 0; pd != NULL && i < pd->n; i++)
-		group_add_now(r, pd->q[i], true);
-	if (pd != NULL) {
-		free(pd->q);
-		free(pd);
-	}
+	uint32_t n = hr_router__fill_take(r, f->group, &waiting);
+	for (uint32_t i = 0; i < n; i++)
+		group_add_now(r, waiting[i], true);
+	free(waiting);
 	hr_router__fill_free(f);
 }
 
@@ -822,7 +727,7 @@ hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, s
 	hr_map_init(&r->channels, &channels_type, 0);
 	hr_map_init(&r->conns, &conns_type, 0);
 	hr_history__table_init(&r->hist);
-	hr_map_init(&r->pending, &pending_type, 0);
+	hr_map_init(&r->pending, &hr_router__pending_type, 0);
 	for (size_t i = 0; i < n_consumers; i++)
 		r->consumers[i] = consumers[i];
 	atomic_init(&r->cancelling, false);
