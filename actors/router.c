@@ -50,7 +50,9 @@
  * to the member's consumer, which posts them to its I/O thread ahead of any
  * fan-out the router makes later, so replay and live frames meet with no
  * gap and no duplicate (the I/O thread also drops envelopes at or below the
- * replay's floor).
+ * replay's floor). When a group's ring is replaced by one of another epoch
+ * (external numbering: the history was lost in Redis), its recover members
+ * are closed with 1013 before any frame of the new epoch (epoch_moved).
  *
  * The posting side (hr_router_* calls from any thread) is router_api.c;
  * resumes that wait for a shared history (external numbering) are kept in
@@ -326,10 +328,10 @@ bucket_snapshot(bucket *b)
 
 /* Hand f to consumer c; frees it and counts a drop on failure. */
 static int
-post_fanout(hr_router *r, uint16_t c, hr_fanout *f)
+post_fanout(hr_router *r, uint16_t c, hr_fanout *f, int timeout_ms)
 {
 	hr_mail mail = { .kind = HR_MAIL_CONSUMER_EVENT, .p1 = f };
-	int rv = hr_actor_send(r->consumers[c], &mail, ROUTER_CONSUMER_TIMEOUT_MS);
+	int rv = hr_actor_send(r->consumers[c], &mail, timeout_ms);
 	if (rv != 0) {
 		hr_fanout_free(f);
 		atomic_fetch_add(&r->st_dropped, 1);
@@ -337,6 +339,47 @@ post_fanout(hr_router *r, uint16_t c, hr_fanout *f)
 	}
 	atomic_fetch_add(&r->st_fanouts, 1);
 	return 0;
+}
+
+/*
+ * The group's history moved to another epoch (its ring was replaced by ring
+ * generation gen: the history was lost in Redis). Its recover members took
+ * offsets of the old epoch, and the new one numbers from 1 again, so they
+ * are closed with 1013 (their clients resume, and are told recovered:false)
+ * rather than left to skip the new offsets as frames they already have.
+ * Posted through their consumers, ahead of any frame of the new epoch;
+ * members without recover are not touched.
+ */
+static void
+epoch_moved(hr_router *r, const char *gname, uint32_t gen)
+{
+	group *g = name_get(&r->groups, gname);
+
+	for (uint16_t c = 0; g != NULL && c < r->n_consumers; c++) {
+		hr_fanout *f = NULL;
+		bool failed = false;
+		for (uint32_t i = 0; i < g->nb && !failed; i++) {
+			bucket *b = &g->b[i];
+			if (b->consumer != c || !b->rec || b->n == 0)
+				continue;
+			if (f == NULL && (f = calloc(1, sizeof(*f))) == NULL) {
+				failed = true;
+				break;
+			}
+			f->gen = gen;
+			if (f->n_threads < (uint32_t)b->thread + 1)
+				f->n_threads = (uint32_t)b->thread + 1;
+			failed = (f->rids[b->thread] = bucket_snapshot(b)) == NULL;
+		}
+		/* Lost (counted as a drop): their I/O threads still close them
+		 * at the new epoch's first frame, whose generation differs. */
+		if (failed) {
+			hr_fanout_free(f);
+			atomic_fetch_add(&r->st_dropped, 1);
+		} else if (f != NULL) {
+			(void)post_fanout(r, c, f, ROUTER_REPLAY_TIMEOUT_MS);
+		}
+	}
 }
 
 /* hr_history__sweep's question: does the group have local members? */
@@ -497,9 +540,15 @@ on_history_fill(hr_actor *self, void *state, hr_mail *mail)
 	req **waiting = NULL;
 
 	mail->p1 = NULL;
-	if (f->ok)
+	if (f->ok) {
+		size_t len = strlen(f->group);
+		uint32_t gen0 = hr_history__gen_of(&r->hist, f->group, len);
 		hr_history__fill(
 		    &r->hist, f->group, f->epoch, f->latest, f->offsets, f->events, f->n);
+		uint32_t gen = hr_history__gen_of(&r->hist, f->group, len);
+		if (gen0 != 0 && gen != 0 && gen != gen0)
+			epoch_moved(r, f->group, gen);
+	}
 	uint32_t n = hr_router__fill_take(r, f->group, &waiting);
 	for (uint32_t i = 0; i < n; i++)
 		group_add_now(r, waiting[i], true);
@@ -544,6 +593,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 		goto out;
 	}
 	hr_history__sweep(&r->hist, group_busy, r);
+	uint32_t gen0 = hr_history__gen_of(&r->hist, q->name, len);
 	if (!hr_history__position(&r->hist, q->name, len, q->at, q->pos.epoch, q->offset, q->flags,
 	        q->local_only, &h, &offset, &deliver))
 		goto out; /* a duplicate */
@@ -552,6 +602,8 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 	if (!deliver && !q->at && h == NULL && r->up != NULL && !r->up(r->up_arg))
 		deliver = true;
 	if (h != NULL) {
+		if (gen0 != 0 && hr_history__gen(h) != gen0)
+			epoch_moved(r, q->name, hr_history__gen(h));
 		/* The envelope is built once, here, and kept: the ring's frame
 		 * is what recover members get live and what a resume replays. */
 		env = hr_history__envelope(&r->hist, -1, q->event, q->name, h, offset);
@@ -576,6 +628,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 				f->event = hr_msg_ref(q->event);
 				f->env = env != NULL ? hr_msg_ref(env) : NULL;
 				f->offset = h != NULL ? offset : 0;
+				f->gen = h != NULL ? hr_history__gen(h) : 0;
 			}
 			if (f->n_threads < (uint32_t)b->thread + 1)
 				f->n_threads = (uint32_t)b->thread + 1;
@@ -589,7 +642,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 			}
 		}
 		if (f != NULL)
-			(void)post_fanout(r, c, f);
+			(void)post_fanout(r, c, f, ROUTER_CONSUMER_TIMEOUT_MS);
 	}
 	hr_msg_unref(env);
 	if (r->layer != NULL && !q->at) {
@@ -636,7 +689,9 @@ on_send(hr_actor *self, void *state, hr_mail *mail)
 				f->ids[c->m.thread] = l;
 			}
 			f->n_threads = (uint32_t)c->m.thread + 1;
-			status = post_fanout(r, c->m.consumer, f) == 0 ? 0 : HR_EFULL;
+			status = post_fanout(r, c->m.consumer, f, ROUTER_CONSUMER_TIMEOUT_MS) == 0
+			    ? 0
+			    : HR_EFULL;
 		}
 	} else if (r->layer != NULL) {
 		status = hr_layer_send(r->layer, q->name, q->event);
