@@ -190,6 +190,12 @@ typedef struct hr_fanout {
 	hr_idlist *rids[HR_MAX_THREADS];
 	hr_msg *env;
 	uint64_t offset;
+	/* The generation of the group's history ring that env and offset
+	 * belong to (history_int.h; 0: none). With event NULL, the fan-out is
+	 * an epoch change: the group's history moved to ring `gen`, and the
+	 * rids members, whose offsets were of an older ring, are closed with
+	 * 1013 by their I/O thread (consumer.h). */
+	uint32_t gen;
 } hr_fanout;
 void hr_fanout_free(hr_fanout *f);
 
@@ -201,10 +207,12 @@ void hr_fanout_free(hr_fanout *f);
  * `thread`: n frames (one reference each: the replayed envelopes, oldest
  * first, then the `recovered` frame) to queue on it before anything later,
  * and `floor`, the group's latest offset: envelopes of this group with an
- * offset <= floor are never delivered to it live.
+ * offset <= floor are never delivered to it live; `gen`, the generation of
+ * the ring that floor belongs to (0: no ring).
  */
 typedef struct hr_replay {
 	uint16_t thread;
+	uint32_t gen;
 	uint64_t conn;
 	uint64_t floor;
 	uint32_t n;

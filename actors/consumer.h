@@ -33,7 +33,13 @@ enum {
  *   envelopes without one): a recover connection takes offsets in order,
  *   skips one at or below what it has (its replay), and is closed with 1013
  *   when one is missing (a frame lost on the way). p1 NULL with an offset:
- *   that offset has no frame (an event no consumer handles).
+ *   that offset has no frame (an event no consumer handles). u32: the
+ *   generation of the group's history ring the offset belongs to (0:
+ *   none): a recover connection takes the first it sees (or its replay's),
+ *   and one that differs means the group's history moved to a new epoch,
+ *   whose offsets start at 1 again: the connection is closed with 1013
+ *   (never a silent skip). p1 NULL, offset 0 and a generation: only that
+ *   (the router's epoch change, ahead of the new epoch's first frame).
  * HR_MAIL_IO_REPLAY: p1 = hr_replay * (owned): queue its frames on its
  *   connection and set the connection's replay floor.
  * HR_MAIL_IO_HTTP_REPLY: u64 = connection id, u32 = (uint32_t) the router's

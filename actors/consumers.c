@@ -45,10 +45,12 @@ static const char *const consumer_names[HR_N_CONSUMERS] = {
 };
 
 /* Post frame to every I/O thread that has ids for it in lists (n threads),
- * with offset (0: none) for the thread to check; frame NULL: only the
- * offset. Takes one reference per thread; the caller keeps its own. */
+ * with offset (0: none) and the ring generation gen (0: none) for the
+ * thread to check; frame NULL: only the offset and generation. Takes one
+ * reference per thread; the caller keeps its own. */
 static void
-post_frame(consumer *c, hr_msg *frame, hr_idlist *const *lists, uint32_t n_threads, uint64_t offset)
+post_frame(consumer *c, hr_msg *frame, hr_idlist *const *lists, uint32_t n_threads, uint64_t offset,
+    uint32_t gen)
 {
 	hr_consumers *cs = c->owner;
 	uint32_t n = n_threads < cs->n_io ? n_threads : (uint32_t)cs->n_io;
@@ -59,6 +61,7 @@ post_frame(consumer *c, hr_msg *frame, hr_idlist *const *lists, uint32_t n_threa
 			continue;
 		hr_mail m = {
 			.kind = HR_MAIL_IO_FRAME,
+			.u32 = gen,
 			.u64 = offset,
 			.p1 = frame != NULL ? hr_msg_ref(frame) : NULL,
 			.p2 = hr_idlist_ref(ids),
@@ -159,11 +162,13 @@ on_event(hr_actor *self, void *state, hr_mail *mail)
 	/* Recover members: the envelope the router built (and keeps in the
 	 * group's history), never encoded again here. An offset without a
 	 * frame (an event no consumer handles) goes too: their I/O thread sees
-	 * every offset, so it tells a skipped one from a lost one. */
-	if ((f->env != NULL || f->offset > 0) && any_ids(f->rids, f->n_threads))
-		post_frame(c, f->env, f->rids, f->n_threads, f->offset);
+	 * every offset, so it tells a skipped one from a lost one; so does an
+	 * epoch change (no event, only the new generation, actor.h). */
+	if ((f->env != NULL || f->offset > 0 || f->gen != 0) && any_ids(f->rids, f->n_threads))
+		post_frame(c, f->env, f->rids, f->n_threads, f->offset, f->gen);
 	if (f->event == NULL) {
-		atomic_fetch_add(&c->bad_event, 1);
+		if (f->gen == 0)
+			atomic_fetch_add(&c->bad_event, 1);
 		goto out;
 	}
 	const unsigned char *ev = hr_msg_data(f->event);
@@ -183,7 +188,7 @@ on_event(hr_actor *self, void *state, hr_mail *mail)
 			goto out;
 		}
 		atomic_fetch_add(&c->frames, 1);
-		post_frame(c, frame, f->ids, f->n_threads, 0);
+		post_frame(c, frame, f->ids, f->n_threads, 0, 0);
 		hr_msg_unref(frame);
 	}
 out:

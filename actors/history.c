@@ -30,6 +30,7 @@ struct hr_history {
 	slot *ring;
 	uint32_t cap, head, n;
 	size_t frame_bytes;
+	uint32_t gen; /* hr_history__gen: set by the router's table */
 	char epoch[HR_EPOCH_MAX + 1];
 };
 
@@ -48,6 +49,18 @@ static size_t
 frame_cost(const hr_msg *m)
 {
 	return m != NULL ? hr_msg_len(m) + hr_msg_headroom(m) + FRAME_OVERHEAD : 0;
+}
+
+uint32_t
+hr_history__gen(const hr_history *h)
+{
+	return h->gen;
+}
+
+void
+hr_history__set_gen(hr_history *h, uint32_t gen)
+{
+	h->gen = gen;
 }
 
 int
@@ -268,6 +281,7 @@ hr_history_backfill(hr_history *h, const uint64_t *offsets, hr_msg *const *frame
 		o->last = top;
 	}
 	o->last_ms = h->last_ms > o->last_ms ? h->last_ms : o->last_ms;
+	o->gen = h->gen; /* the same ring to the router */
 	tmp = *h;
 	*h = *o;
 	*o = tmp;

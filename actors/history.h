@@ -29,8 +29,11 @@
  * dropped here). A missing offset closes the connection with 1013, so a
  * lost frame is never silent. An epoch change while recover members are
  * connected (external numbering only: a memory ring is never replaced
- * while the group has members) is not followed by their I/O threads yet:
- * whoever changes an epoch must close those connections first.
+ * while the group has members) closes them with 1013 too: the router, when
+ * a group_send_at or a fill replaces the ring, posts the change to their
+ * I/O threads ahead of the new epoch's first frame, and an I/O thread that
+ * still sees an envelope of another ring (a number per ring, actor.h
+ * hr_fanout.gen) closes the connection rather than skip it.
  *
  * Threads: a ring belongs to the router thread; the functions below that
  * take an hr_router post to it and may be called from any thread.

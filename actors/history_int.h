@@ -19,6 +19,14 @@ void hr_sys__random_bytes(void *buf, size_t len);
 /* True when s (len bytes) is 1..HR_EPOCH_MAX lowercase hex digits. Pure. */
 bool hr_history__epoch_ok(const char *s, size_t len);
 
+/* A ring's generation: a number, never 0, that the router's table gives
+ * each ring it makes (one per table, counted up), so that a new ring (a new
+ * epoch) of a group differs from the one before it. An I/O thread compares
+ * these (one integer), never epoch strings. 0 for a ring made outside a
+ * table. */
+uint32_t hr_history__gen(const hr_history *h);
+void hr_history__set_gen(hr_history *h, uint32_t gen);
+
 /* ---------------------------------------------------------------- the router's table */
 
 /* The rules and the numbering mode, with the globs copied after them. */
@@ -42,6 +50,7 @@ typedef struct hr_history_table {
 	hr_map rings;          /* group name -> hr_history */
 	hr_buf scratch;        /* envelopes and `recovered` frames are built here */
 	int64_t swept_ms;
+	uint32_t gen; /* the last ring generation given */
 	atomic_uint_fast64_t groups, frames, bytes, replayed, unrecoverable;
 } hr_history_table;
 
@@ -62,6 +71,12 @@ const hr_history_rule *hr_history__rule(const hr_history_table *t, const char *g
 bool hr_history__position(hr_history_table *t, const char *group, size_t len, bool at,
     const char *epoch, uint64_t at_offset, unsigned flags, bool local_only, hr_history **h,
     uint64_t *offset, bool *deliver);
+/* The generation of group's ring (len bytes), 0 when it has none. A
+ * caller that sees it change across hr_history__position or
+ * hr_history__fill knows that the group's history moved to another epoch
+ * (a ring is replaced only then: external numbering; a memory ring is never
+ * replaced while the group has members). */
+uint32_t hr_history__gen_of(hr_history_table *t, const char *group, size_t len);
 /* Record offset with env (borrowed, may be NULL) in h, keeping the gauges. */
 void hr_history__append(hr_history_table *t, hr_history *h, uint64_t offset, hr_msg *env);
 /* The envelope frame of event (borrowed): {"type":"message"[,"group":G

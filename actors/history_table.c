@@ -72,6 +72,7 @@ hr_history__table_init(hr_history_table *t)
 	hr_map_init(&t->rings, &rings_type, 0);
 	hr_buf_init(&t->scratch, HR_FRAME_HEADROOM);
 	t->swept_ms = 0;
+	t->gen = 0;
 	atomic_init(&t->groups, 0);
 	atomic_init(&t->frames, 0);
 	atomic_init(&t->bytes, 0);
@@ -158,6 +159,9 @@ ring_get(hr_history_table *t, const char *group, size_t len, bool create, const 
 		return NULL;
 	if (hr_history_create(&h, rule->size, rule->ttl_s, epoch, now_ms()) != 0)
 		return NULL;
+	if (++t->gen == 0) /* 0 means none */
+		t->gen = 1;
+	hr_history__set_gen(h, t->gen);
 	if (hr_map_put_str(&t->rings, group, len, &e, NULL) != 0) {
 		hr_history_destroy(h);
 		return NULL;
@@ -166,6 +170,13 @@ ring_get(hr_history_table *t, const char *group, size_t len, bool create, const 
 	atomic_fetch_add(&t->groups, 1);
 	account(t, 0, 0, h);
 	return h;
+}
+
+uint32_t
+hr_history__gen_of(hr_history_table *t, const char *group, size_t len)
+{
+	hr_map_entry *e = hr_map_find_str(&t->rings, group, len);
+	return e != NULL ? hr_history__gen(e->val.ptr) : 0;
 }
 
 bool
@@ -331,6 +342,7 @@ hr_history__resume(hr_history_table *t, const char *group, const hr_recover_pos 
 	rp->thread = thread;
 	rp->conn = conn;
 	rp->floor = h != NULL ? hr_history_last(h) : 0;
+	rp->gen = h != NULL ? hr_history__gen(h) : 0;
 	rp->n = k + 1;
 	if (k > 0)
 		memcpy(rp->frames, frames, (size_t)k * sizeof(frames[0]));

@@ -50,9 +50,13 @@
  * to the member's consumer, which posts them to its I/O thread ahead of any
  * fan-out the router makes later, so replay and live frames meet with no
  * gap and no duplicate (the I/O thread also drops envelopes at or below the
- * replay's floor).
+ * replay's floor). When a group's ring is replaced by one of another epoch
+ * (external numbering: the history was lost in Redis), its recover members
+ * are closed with 1013 before any frame of the new epoch (epoch_moved).
  *
- * The posting side (hr_router_* calls from any thread) is router_api.c.
+ * The posting side (hr_router_* calls from any thread) is router_api.c;
+ * resumes that wait for a shared history (external numbering) are kept in
+ * router_hist.c; the router's struct is in router_int.h.
  *
  * Replies fire exactly once per accepted request, on the router thread. At
  * destroy, send and group_send requests still queued are answered with
@@ -102,30 +106,6 @@ typedef struct conn {
 	uint32_t n, cap;
 } conn;
 
-struct hr_router {
-	hr_actor *actor;
-	hr_layer *layer;
-	hr_actor *consumers[HR_MAX_CONSUMERS];
-	size_t n_consumers;
-	atomic_bool cancelling; /* destroy: answer sends with HR_ECANCELED */
-	hr_router_hooks hooks;  /* router thread only; all NULL until set */
-	/* Router state: ONLY touched from the router thread. */
-	hr_map groups;         /* name -> group */
-	hr_map channels;       /* name -> conn */
-	hr_map conns;          /* (m.conn, member_k2(m)) -> conn */
-	hr_history_table hist; /* recovery history (history_int.h) */
-	/* External numbering: resumes waiting for their group's shared
-	 * history (group name -> pend), and who fetches it. */
-	hr_map pending;
-	hr_history_fill_fn fill;
-	void *fill_arg;
-	bool (*up)(void *up_arg); /* NULL: always up */
-	void *up_arg;
-	/* Stats: written by the router thread, read by anyone. */
-	atomic_uint_fast64_t st_group_sends, st_sends, st_fanouts, st_groups, st_members,
-	    st_dropped;
-};
-
 static uint64_t
 member_k2(hr_member m)
 {
@@ -158,24 +138,6 @@ static const hr_map_type groups_type
 static const hr_map_type channels_type = { .kind = HR_MAP_STR, .copy_keys = true };
 static const hr_map_type conns_type = { .kind = HR_MAP_INT2, .val_free = conn_free };
 static const hr_map_type pos_type = { .kind = HR_MAP_INT };
-
-/* group_add requests of resumes waiting for a fill (history.h). */
-typedef struct pend {
-	req **q;
-	uint32_t n, cap;
-} pend;
-
-static void
-pend_free(void *p)
-{
-	pend *pd = p;
-	for (uint32_t i = 0; i < pd->n; i++)
-		hr_router__req_free(pd->q[i]);
-	free(pd->q);
-	free(pd);
-}
-static const hr_map_type pending_type
-    = { .kind = HR_MAP_STR, .copy_keys = true, .val_free = pend_free };
 
 /* The value stored under name (len bytes) in m, or NULL. */
 static void *
@@ -218,13 +180,6 @@ reply(req *q, int status)
 	if (q->reply != NULL)
 		q->reply(q->reply_arg, status);
 	q->reply = NULL;
-}
-
-void
-hr_router__req_free(req *q)
-{
-	hr_msg_unref(q->event);
-	free(q);
 }
 
 static conn *
@@ -373,10 +328,10 @@ bucket_snapshot(bucket *b)
 
 /* Hand f to consumer c; frees it and counts a drop on failure. */
 static int
-post_fanout(hr_router *r, uint16_t c, hr_fanout *f)
+post_fanout(hr_router *r, uint16_t c, hr_fanout *f, int timeout_ms)
 {
 	hr_mail mail = { .kind = HR_MAIL_CONSUMER_EVENT, .p1 = f };
-	int rv = hr_actor_send(r->consumers[c], &mail, ROUTER_CONSUMER_TIMEOUT_MS);
+	int rv = hr_actor_send(r->consumers[c], &mail, timeout_ms);
 	if (rv != 0) {
 		hr_fanout_free(f);
 		atomic_fetch_add(&r->st_dropped, 1);
@@ -384,6 +339,47 @@ post_fanout(hr_router *r, uint16_t c, hr_fanout *f)
 	}
 	atomic_fetch_add(&r->st_fanouts, 1);
 	return 0;
+}
+
+/*
+ * The group's history moved to another epoch (its ring was replaced by ring
+ * generation gen: the history was lost in Redis). Its recover members took
+ * offsets of the old epoch, and the new one numbers from 1 again, so they
+ * are closed with 1013 (their clients resume, and are told recovered:false)
+ * rather than left to skip the new offsets as frames they already have.
+ * Posted through their consumers, ahead of any frame of the new epoch;
+ * members without recover are not touched.
+ */
+static void
+epoch_moved(hr_router *r, const char *gname, uint32_t gen)
+{
+	group *g = name_get(&r->groups, gname);
+
+	for (uint16_t c = 0; g != NULL && c < r->n_consumers; c++) {
+		hr_fanout *f = NULL;
+		bool failed = false;
+		for (uint32_t i = 0; i < g->nb && !failed; i++) {
+			bucket *b = &g->b[i];
+			if (b->consumer != c || !b->rec || b->n == 0)
+				continue;
+			if (f == NULL && (f = calloc(1, sizeof(*f))) == NULL) {
+				failed = true;
+				break;
+			}
+			f->gen = gen;
+			if (f->n_threads < (uint32_t)b->thread + 1)
+				f->n_threads = (uint32_t)b->thread + 1;
+			failed = (f->rids[b->thread] = bucket_snapshot(b)) == NULL;
+		}
+		/* Lost (counted as a drop): their I/O threads still close them
+		 * at the new epoch's first frame, whose generation differs. */
+		if (failed) {
+			hr_fanout_free(f);
+			atomic_fetch_add(&r->st_dropped, 1);
+		} else if (f != NULL) {
+			(void)post_fanout(r, c, f, ROUTER_REPLAY_TIMEOUT_MS);
+		}
+	}
 }
 
 /* hr_history__sweep's question: does the group have local members? */
@@ -507,49 +503,6 @@ out:
 	hr_router__req_free(q);
 }
 
-/* External numbering, a resume the ring cannot answer: q waits for the
- * group's shared history (history.h). true: q is kept (and a fill is out);
- * false: answer it now. */
-static bool
-wait_fill(hr_router *r, req *q)
-{
-	size_t len = strlen(q->name);
-	hr_map_entry *e = hr_map_find_str(&r->pending, q->name, len);
-	pend *pd;
-
-	if (r->fill == NULL || hr_history__covers(&r->hist, q->name, &q->pos))
-		return false;
-	/* known from now on, so that its close (which drops the record) tells
-	 * group_add_now not to add it */
-	if (conn_get(r, q->m, true) == NULL)
-		return false;
-	if (e == NULL) {
-		if ((pd = calloc(1, sizeof(*pd))) == NULL)
-			return false;
-		if (hr_map_put_str(&r->pending, q->name, len, &e, NULL) != 0) {
-			free(pd);
-			return false;
-		}
-		e->val.ptr = pd;
-		if (r->fill(r->fill_arg, q->name) != 0) {
-			hr_map_delete(&r->pending, e);
-			free(pd);
-			return false;
-		}
-	}
-	pd = e->val.ptr;
-	if (pd->n == pd->cap) {
-		uint32_t ncap = pd->cap ? pd->cap * 2 : 4;
-		req **nq = realloc(pd->q, ncap * sizeof(*nq));
-		if (nq == NULL)
-			return false;
-		pd->q = nq;
-		pd->cap = ncap;
-	}
-	pd->q[pd->n++] = q;
-	return true;
-}
-
 static void
 on_group_add(hr_actor *self, void *state, hr_mail *mail)
 {
@@ -557,7 +510,9 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 	req *q = mail->p1;
 
 	hr_history__sweep(&r->hist, group_busy, r);
-	if (q->recover && wait_fill(r, q))
+	/* known from now on, so that its close (which drops the record)
+	 * tells group_add_now not to add it if it waits */
+	if (q->recover && conn_get(r, q->m, true) != NULL && hr_router__wait_fill(r, q))
 		return;
 	group_add_now(r, q, false);
 }
@@ -576,29 +531,28 @@ on_set_fill(hr_actor *self, void *state, hr_mail *mail)
 }
 
 /* The shared history of a group arrived: into the ring, then the resumes
- * that waited for it are added and answered, in this one turn. */
+ * that waited for it are added and answered, in this one router turn. */
 static void
 on_history_fill(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	hr_fill *f = mail->p1;
-	hr_map_entry *e = hr_map_find_str(&r->pending, f->group, strlen(f->group));
-	pend *pd = NULL;
+	req **waiting = NULL;
 
 	mail->p1 = NULL;
-	if (f->ok)
+	if (f->ok) {
+		size_t len = strlen(f->group);
+		uint32_t gen0 = hr_history__gen_of(&r->hist, f->group, len);
 		hr_history__fill(
 		    &r->hist, f->group, f->epoch, f->latest, f->offsets, f->events, f->n);
-	if (e != NULL) {
-		pd = e->val.ptr;
-		hr_map_delete(&r->pending, e); /* does not free the value */
+		uint32_t gen = hr_history__gen_of(&r->hist, f->group, len);
+		if (gen0 != 0 && gen != 0 && gen != gen0)
+			epoch_moved(r, f->group, gen);
 	}
-	for (uint32_t i = 0; pd != NULL && i < pd->n; i++)
-		group_add_now(r, pd->q[i], true);
-	if (pd != NULL) {
-		free(pd->q);
-		free(pd);
-	}
+	uint32_t n = hr_router__fill_take(r, f->group, &waiting);
+	for (uint32_t i = 0; i < n; i++)
+		group_add_now(r, waiting[i], true);
+	free(waiting);
 	hr_router__fill_free(f);
 }
 
@@ -639,6 +593,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 		goto out;
 	}
 	hr_history__sweep(&r->hist, group_busy, r);
+	uint32_t gen0 = hr_history__gen_of(&r->hist, q->name, len);
 	if (!hr_history__position(&r->hist, q->name, len, q->at, q->pos.epoch, q->offset, q->flags,
 	        q->local_only, &h, &offset, &deliver))
 		goto out; /* a duplicate */
@@ -647,6 +602,8 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 	if (!deliver && !q->at && h == NULL && r->up != NULL && !r->up(r->up_arg))
 		deliver = true;
 	if (h != NULL) {
+		if (gen0 != 0 && hr_history__gen(h) != gen0)
+			epoch_moved(r, q->name, hr_history__gen(h));
 		/* The envelope is built once, here, and kept: the ring's frame
 		 * is what recover members get live and what a resume replays. */
 		env = hr_history__envelope(&r->hist, -1, q->event, q->name, h, offset);
@@ -671,6 +628,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 				f->event = hr_msg_ref(q->event);
 				f->env = env != NULL ? hr_msg_ref(env) : NULL;
 				f->offset = h != NULL ? offset : 0;
+				f->gen = h != NULL ? hr_history__gen(h) : 0;
 			}
 			if (f->n_threads < (uint32_t)b->thread + 1)
 				f->n_threads = (uint32_t)b->thread + 1;
@@ -684,7 +642,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 			}
 		}
 		if (f != NULL)
-			(void)post_fanout(r, c, f);
+			(void)post_fanout(r, c, f, ROUTER_CONSUMER_TIMEOUT_MS);
 	}
 	hr_msg_unref(env);
 	if (r->layer != NULL && !q->at) {
@@ -731,7 +689,9 @@ on_send(hr_actor *self, void *state, hr_mail *mail)
 				f->ids[c->m.thread] = l;
 			}
 			f->n_threads = (uint32_t)c->m.thread + 1;
-			status = post_fanout(r, c->m.consumer, f) == 0 ? 0 : HR_EFULL;
+			status = post_fanout(r, c->m.consumer, f, ROUTER_CONSUMER_TIMEOUT_MS) == 0
+			    ? 0
+			    : HR_EFULL;
 		}
 	} else if (r->layer != NULL) {
 		status = hr_layer_send(r->layer, q->name, q->event);
@@ -822,7 +782,7 @@ hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, s
 	hr_map_init(&r->channels, &channels_type, 0);
 	hr_map_init(&r->conns, &conns_type, 0);
 	hr_history__table_init(&r->hist);
-	hr_map_init(&r->pending, &pending_type, 0);
+	hr_map_init(&r->pending, &hr_router__pending_type, 0);
 	for (size_t i = 0; i < n_consumers; i++)
 		r->consumers[i] = consumers[i];
 	atomic_init(&r->cancelling, false);

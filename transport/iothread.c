@@ -173,12 +173,37 @@ next_offset(hr_conn *c, uint64_t offset)
 	return true;
 }
 
+/*
+ * An envelope's history ring (its generation, a number): a recover
+ * connection takes the ring of its replay, or the first it is sent when it
+ * had none. Another ring means the group's history moved to a new epoch,
+ * whose offsets start at 1 again: next_offset would skip them as replayed,
+ * so the connection is closed with 1013 instead and its client resumes
+ * (told recovered:false). The router closes them first (epoch_moved); this
+ * holds if that mail was lost. One integer compare, only for envelopes.
+ */
+static bool
+same_ring(hr_conn *c, uint32_t gen)
+{
+	if (c->ws.rec_gen == gen)
+		return true;
+	if (c->ws.rec_gen == 0) {
+		c->ws.rec_gen = gen;
+		return true;
+	}
+	c->ws.epoch_closed = true; /* close_code is 0 here: this 1013 wins */
+	hr_outq__close(c, 1013, "epoch changed");
+	return false;
+}
+
 static void
-on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids, uint64_t offset)
+on_frames(hr_iothread *t, hr_msg *frame, hr_idlist *ids, uint64_t offset, uint32_t gen)
 {
 	for (uint32_t i = 0; i < ids->n; i++) {
 		hr_conn *c = hr_conn__get(t, ids->ids[i]);
 		if (c == NULL || !c->ws.is_ws || !c->ws.counted || c->ws.close_code != 0)
+			continue;
+		if (gen != 0 && !same_ring(c, gen))
 			continue;
 		if (offset > 0 && !next_offset(c, offset))
 			continue;
@@ -196,6 +221,7 @@ on_replay(hr_iothread *t, hr_replay *rp)
 	hr_conn *c = hr_conn__get(t, rp->conn);
 	if (c != NULL && c->ws.is_ws && c->ws.counted && c->ws.close_code == 0) {
 		c->ws.rec_floor = rp->floor;
+		c->ws.rec_gen = rp->gen;
 		hr_outq__queue_replay(c, rp->frames, rp->n); /* takes the references */
 		rp->n = 0;
 	} else if (c != NULL && c->ws.is_ws && !c->ws.counted) {
@@ -234,7 +260,7 @@ mbox_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			break;
 		switch (m.kind) {
 		case HR_MAIL_IO_FRAME:
-			on_frames(t, m.p1, m.p2, m.u64);
+			on_frames(t, m.p1, m.p2, m.u64, m.u32);
 			break;
 		case HR_MAIL_IO_REPLAY:
 			on_replay(t, m.p1);

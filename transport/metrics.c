@@ -16,8 +16,8 @@ static const char *const route_names[HR_N_ROUTES]
     = { "notifications", "user_notifications", "health" };
 static const char *const drop_names[HR_N_DROP]
     = { "capacity", "expired", "unknown_type", "slow_consumer", "rate_limit" };
-static const char *const closed_names[HR_N_CLOSED]
-    = { "client", "shutdown", "rate_limit", "too_big", "ping_timeout", "slow_consumer", "error" };
+static const char *const closed_names[HR_N_CLOSED] = { "client", "shutdown", "rate_limit",
+	"too_big", "ping_timeout", "slow_consumer", "epoch_change", "error" };
 static const char *const auth_names[HR_N_AUTH] = { "api_key", "origin", "missing", "malformed",
 	"bad_signature", "alg", "expired", "not_yet_valid", "wrong_user" };
 

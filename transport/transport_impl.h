@@ -59,6 +59,7 @@ enum {
 	HR_CLOSED_TOO_BIG,       /* 1009 */
 	HR_CLOSED_PING_TIMEOUT,  /* 1011 */
 	HR_CLOSED_SLOW_CONSUMER, /* 1013 */
+	HR_CLOSED_EPOCH_CHANGE,  /* 1013: its group's history moved to a new epoch */
 	HR_CLOSED_ERROR,
 	HR_N_CLOSED,
 };
@@ -184,6 +185,8 @@ typedef struct hr_ws_conn {
 	uint64_t last_ping_ms; /* last ping queued */
 	bool recover;          /* ?recover: envelopes, 1013 instead of dropping */
 	uint64_t rec_floor;    /* the last history offset it has (replayed or queued) */
+	uint32_t rec_gen;      /* the history ring rec_floor belongs to (0: none yet) */
+	bool epoch_closed;     /* its 1013 is for an epoch change (metrics) */
 
 	bool registered; /* the router knows its channel */
 	bool gauged;     /* upgrade accepted: in the connections gauge */

@@ -565,8 +565,9 @@ closed_reason(const hr_conn *c)
 		return HR_CLOSED_TOO_BIG;
 	case LWS_CLOSE_STATUS_UNEXPECTED_CONDITION:
 		return HR_CLOSED_PING_TIMEOUT;
-	case 1013: /* try again later: a recover connection too slow */
-		return HR_CLOSED_SLOW_CONSUMER;
+	case 1013: /* try again later: a recover connection too slow, or
+	            * whose group's history moved to a new epoch */
+		return c->ws.epoch_closed ? HR_CLOSED_EPOCH_CHANGE : HR_CLOSED_SLOW_CONSUMER;
 	default:
 		return HR_CLOSED_ERROR;
 	}

@@ -180,3 +180,53 @@ Test(consumers, create_refuses_bad_thread_counts, .timeout = 10)
 	cr_assert_null(x);
 	hr_consumers_destroy(NULL);
 }
+
+/* The router's epoch change (actor.h hr_fanout.gen, no event): only the
+ * generation goes to the recover members' I/O threads, nothing counted as
+ * a bad event; a positioned envelope carries its ring's generation. */
+Test(consumers, epoch_change_reaches_recover_members_only, .timeout = 10)
+{
+	hr_mail m, none;
+	hr_fanout *f = calloc(1, sizeof(*f));
+	cr_assert_not_null(f);
+	f->gen = 7;
+	f->n_threads = 2;
+	cr_assert_eq(hr_idlist_alloc(1, &f->rids[1]), 0);
+	f->rids[1]->ids[0] = 5;
+	hr_mail e = { .kind = HR_MAIL_CONSUMER_EVENT, .p1 = f };
+	cr_assert_eq(
+	    hr_actor_send(hr_consumers_actors(cs)[HR_CONSUMER_NOTIFICATIONS], &e, 1000), 0);
+	cr_assert_eq(hr_mailbox_recv(io[1], &m, 2000), 0);
+	cr_assert_eq(m.kind, HR_MAIL_IO_FRAME);
+	cr_assert_null(m.p1);
+	cr_assert_eq(m.u64, 0);
+	cr_assert_eq(m.u32, 7);
+	cr_assert_eq(((hr_idlist *)m.p2)->n, 1);
+	cr_assert_eq(((hr_idlist *)m.p2)->ids[0], 5);
+	hr_idlist_unref(m.p2);
+	cr_assert_eq(hr_mailbox_recv(io[0], &none, 200), HR_ETIMEDOUT);
+
+	f = calloc(1, sizeof(*f));
+	cr_assert_not_null(f);
+	f->event = event("notification_message", 1, true);
+	f->env = event("notification_message", 2, true); /* any frame will do */
+	f->offset = 1;
+	f->gen = 7;
+	f->n_threads = 1;
+	cr_assert_eq(hr_idlist_alloc(1, &f->rids[0]), 0);
+	f->rids[0]->ids[0] = 3;
+	e.p1 = f;
+	cr_assert_eq(
+	    hr_actor_send(hr_consumers_actors(cs)[HR_CONSUMER_NOTIFICATIONS], &e, 1000), 0);
+	cr_assert_eq(hr_mailbox_recv(io[0], &m, 2000), 0);
+	cr_assert_eq(m.u64, 1);
+	cr_assert_eq(m.u32, 7);
+	cr_assert_not_null(m.p1);
+	hr_msg_unref(m.p1);
+	hr_idlist_unref(m.p2);
+
+	hr_consumer_stats st;
+	hr_consumers_get_stats(cs, &st);
+	cr_assert_eq(st.events, 2);
+	cr_assert_eq(st.bad_event, 0);
+}

@@ -200,16 +200,23 @@ Test(router_history, positions_from_outside_are_kept, .init = setup, .fini = tea
 	cr_assert_eq(
 	    hr_router_group_send_at(router, "g2", ev, "abc", 0, 0, NULL, NULL, 1000), HR_EINVAL);
 	hr_msg_unref(ev);
-	wait_n(3); /* the duplicate 40 is neither delivered nor kept */
+	wait_n(4); /* the duplicate 40 is neither delivered nor kept */
+	/* the member was answered from a ring of the router's own epoch: the
+	 * position from outside replaces it, so the member is closed first */
 	hr_fanout *f = cons.log[1].p;
+	cr_assert_null(f->event);
+	cr_assert_neq(f->gen, 0);
+	cr_assert_neq(f->gen, ((hr_replay *)cons.log[0].p)->gen);
+	f = cons.log[2].p;
 	cr_assert_eq(f->offset, 40);
+	cr_assert_eq(f->gen, ((hr_fanout *)cons.log[1].p)->gen);
 	const char *txt = (const char *)hr_msg_data(f->env) + 2;
 	cr_assert(strstr(txt, "\"epoch\":\"abc123\",\"offset\":40,") != NULL, "%s", txt);
-	f = cons.log[2].p;
+	f = cons.log[3].p;
 	cr_assert_eq(f->offset, 41);
 	struct timespec ts = { 0, 50 * 1000 * 1000 };
 	nanosleep(&ts, NULL);
-	cr_assert_eq(atomic_load(&cons.n), 3);
+	cr_assert_eq(atomic_load(&cons.n), 4);
 	hr_history_stats st;
 	hr_router_get_history_stats(router, &st);
 	cr_assert_eq(st.frames, 2);
@@ -278,5 +285,74 @@ Test(router_history, external_resume_waits_for_the_shared_history, .init = setup
 	rp = cons.log[2].p;
 	cr_assert_eq(rp->n, 8); /* 7..13 and recovered */
 	cr_assert_eq(atomic_load(&fills), 1);
+	hr_msg_unref(ev);
+}
+
+/*
+ * External numbering: the group's history is lost in Redis and the
+ * sequencer starts epoch "def" at offset 1 while a recover member (which
+ * took "abc" up to 3) and a plain member are connected. The router replaces
+ * the ring and, before the new epoch's first frame, posts the epoch change
+ * (no event, the new ring's generation) for the recover member only; the
+ * plain member keeps receiving. A fill of yet another epoch does the same.
+ */
+Test(router_history, epoch_change_closes_recover_members_first, .init = setup, .fini = teardown)
+{
+	hr_history_rule rule = { .glob = "g*", .size = 100, .ttl_s = 60 };
+	hr_member rec = { .thread = 1, .consumer = 0, .flags = HR_MEMBER_RECOVER, .conn = 5 };
+	hr_member plain = { .thread = 0, .consumer = 0, .conn = 6 };
+	hr_msg *ev = event();
+
+	cr_assert_eq(hr_router_set_history(router, &rule, 1, true, 1000), 0);
+	for (uint64_t o = 1; o <= 3; o++)
+		cr_assert_eq(
+		    hr_router_group_send_at(router, "g4", ev, "abc", o, 0, NULL, NULL, 1000), 0);
+	cr_assert_eq(hr_router_group_add_recover(router, "g4", rec, NULL, 1000), 0);
+	cr_assert_eq(hr_router_group_add(router, "g4", plain, 1000), 0);
+	wait_n(1); /* no member yet when 1..3 came: only the replay */
+	hr_replay *rp = cons.log[0].p;
+	cr_assert_eq(cons.log[0].kind, HR_MAIL_CONSUMER_REPLAY);
+	cr_assert_eq(rp->floor, 3);
+	uint32_t g1 = rp->gen;
+	cr_assert_neq(g1, 0);
+
+	cr_assert_eq(hr_router_group_send_at(router, "g4", ev, "def", 1, 0, NULL, NULL, 1000), 0);
+	wait_n(3);
+	hr_fanout *close = cons.log[1].p, *f = cons.log[2].p;
+	cr_assert_eq(cons.log[1].kind, HR_MAIL_CONSUMER_EVENT);
+	cr_assert_null(close->event);
+	cr_assert_null(close->env);
+	cr_assert_eq(close->offset, 0);
+	cr_assert_neq(close->gen, 0);
+	cr_assert_neq(close->gen, g1);
+	cr_assert_not_null(close->rids[1]);
+	cr_assert_eq(close->rids[1]->n, 1);
+	cr_assert_eq(close->rids[1]->ids[0], 5);
+	cr_assert_null(close->ids[0], "plain members are not touched");
+	cr_assert_eq(f->offset, 1);
+	cr_assert_eq(f->gen, close->gen);
+	cr_assert_not_null(f->ids[0]);
+	cr_assert_not_null(f->rids[1]);
+	const char *txt = (const char *)hr_msg_data(f->env) + 2;
+	cr_assert(strstr(txt, "\"epoch\":\"def\",\"offset\":1,") != NULL, "%s", txt);
+
+	/* the same epoch again: nothing more */
+	cr_assert_eq(hr_router_group_send_at(router, "g4", ev, "def", 2, 0, NULL, NULL, 1000), 0);
+	wait_n(4);
+	cr_assert_eq(((hr_fanout *)cons.log[3].p)->gen, close->gen);
+	cr_assert_not_null(((hr_fanout *)cons.log[3].p)->event);
+
+	/* a fill that names another epoch replaces the ring the same way */
+	uint64_t offs[] = { 1 };
+	hr_msg *evs[] = { ev };
+	cr_assert_eq(hr_router_history_fill(router, "g4", "0f0f", 1, offs, evs, 1, 1000), 0);
+	wait_n(5);
+	f = cons.log[4].p;
+	cr_assert_null(f->event);
+	cr_assert_not_null(f->rids[1]);
+	cr_assert_neq(f->gen, close->gen);
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	cr_assert_eq(atomic_load(&cons.n), 5);
 	hr_msg_unref(ev);
 }
