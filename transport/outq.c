@@ -54,6 +54,14 @@ hr_outq__pop(hr_outq *q)
 	q->head = (q->head + 1) % q->cap;
 	q->len--;
 	q->bytes -= hr_msg_len(m);
+	if (q->len == 0 && q->cap > HR_OUTQ_KEEP) {
+		/* A backlog drained: its ring goes back to the allocator, so
+		 * that the memory of one stall serves the next (whichever
+		 * connections it hits) instead of each stall adding its own. */
+		free(q->ring);
+		q->ring = NULL;
+		q->cap = q->head = 0;
+	}
 	return m;
 }
 

@@ -103,6 +103,9 @@ extern hr_metrics hr_transport__metrics;
 /* Per-connection outbound queue bounds (memory stays bounded): drop the oldest beyond. */
 #define HR_CONN_QMAX 1024u
 #define HR_CONN_QBYTES (4u << 20)
+/* A queue's ring of more slots than this is freed when the queue empties;
+ * up to this many slots (what a loop turn's broadcasts fill) it is kept. */
+#define HR_OUTQ_KEEP 32u
 /* Per-thread gather buffer: queued frames are copied here and leave in one
  * write (README.md "Reading the code"). Also the ws protocol's tx_packet_size so that
  * lws sends it with one send(). */

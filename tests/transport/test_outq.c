@@ -234,3 +234,39 @@ Test(outq, a_batched_send_hands_out_the_queued_frames_in_order)
 	close(sv[0]);
 	close(sv[1]);
 }
+
+Test(outq, a_drained_backlog_gives_its_ring_back_a_small_ring_stays)
+{
+	hr_outq q = { 0 };
+	unsigned dropped;
+
+	/* a backlog past HR_OUTQ_KEEP grows the ring; draining it frees it */
+	for (unsigned i = 0; i < 3 * HR_OUTQ_KEEP; i++)
+		cr_assert_eq(hr_outq__push(&q, frame(i, 16), &dropped), 0);
+	cr_assert_gt(q.cap, HR_OUTQ_KEEP);
+	for (unsigned i = 0; i < 3 * HR_OUTQ_KEEP; i++) {
+		hr_msg *m = hr_outq__pop(&q);
+		cr_assert_eq(tag_of(m), i);
+		hr_msg_unref(m);
+	}
+	cr_assert_eq(q.len, 0);
+	cr_assert_eq(q.bytes, 0);
+	cr_assert_null(q.ring);
+	cr_assert_eq(q.cap, 0);
+
+	/* and the queue works on from empty */
+	cr_assert_eq(hr_outq__push(&q, frame(7, 16), &dropped), 0);
+	cr_assert_eq(tag_of(hr_outq__peek(&q, 0)), 7);
+	hr_msg_unref(hr_outq__pop(&q));
+
+	/* a ring of at most HR_OUTQ_KEEP slots is kept across drains */
+	for (unsigned i = 0; i < HR_OUTQ_KEEP; i++)
+		cr_assert_eq(hr_outq__push(&q, frame(i, 16), &dropped), 0);
+	uint32_t cap = q.cap;
+	cr_assert_leq(cap, HR_OUTQ_KEEP);
+	for (unsigned i = 0; i < HR_OUTQ_KEEP; i++)
+		hr_msg_unref(hr_outq__pop(&q));
+	cr_assert_not_null(q.ring);
+	cr_assert_eq(q.cap, cap);
+	hr_outq__fini(&q);
+}
