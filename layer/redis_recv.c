@@ -77,6 +77,16 @@ popped_expired(hr_layer *l, const redisReply *score)
 	return v <= (double)((long long)hr_layer__now(l) - r->expiry);
 }
 
+/* The receive backup of key, "<key>$inflight" as core.py names it, into
+ * out; its length. */
+static size_t
+backup_key(const char *key, size_t klen, char out[RD_KEY_MAX + 16])
+{
+	memcpy(out, key, klen);
+	memcpy(out + klen, "$inflight", 10);
+	return klen + 9;
+}
+
 /* One attempt on shard idx: restore the backup, pop (blocking up to wait_ms
  * when > 0), back the member up, decode it, drop the backup. 0 with *out set,
  * HR_EAGAIN when nothing came, HR_EBADMSG when a malformed member was dropped
@@ -94,9 +104,7 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 {
 	hr_redis *r = l->_be;
 	char backup[RD_KEY_MAX + 16];
-	memcpy(backup, key, klen);
-	memcpy(backup + klen, "$inflight", 10);
-	size_t blen = klen + 9;
+	size_t blen = backup_key(key, klen, backup);
 	redisContext *c = NULL;
 	redisReply *reps[2] = { NULL, NULL }, *bk[2] = { NULL, NULL };
 	hr_argv cmds[2];
@@ -280,9 +288,7 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 {
 	hr_redis *r = l->_be;
 	char backup[RD_KEY_MAX + 16];
-	memcpy(backup, key, klen);
-	memcpy(backup + klen, "$inflight", 10);
-	size_t blen = klen + 9;
+	size_t blen = backup_key(key, klen, backup);
 	redisContext *c = NULL;
 	redisReply *rep = NULL, *r2 = NULL;
 	hr_argv a;
