@@ -50,6 +50,18 @@ on_signal(int sig)
 		hr_node_stop(n);
 }
 
+/* on_signal for sig, with these sa_flags. */
+static void
+catch_signal(int sig, int flags)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = flags;
+	sigaction(sig, &sa, NULL);
+}
+
 static int
 serve_main(int argc, char **argv)
 {
@@ -85,12 +97,7 @@ serve_main(int argc, char **argv)
 	sigset_t hupset;
 	sigemptyset(&hupset);
 	sigaddset(&hupset, SIGHUP);
-	struct sigaction hup;
-	memset(&hup, 0, sizeof(hup));
-	hup.sa_handler = on_signal;
-	sigemptyset(&hup.sa_mask);
-	hup.sa_flags = SA_RESTART;
-	sigaction(SIGHUP, &hup, NULL);
+	catch_signal(SIGHUP, SA_RESTART);
 	pthread_sigmask(SIG_BLOCK, &hupset, NULL);
 	hr_node *n = NULL;
 	rc = hr_node_create(&n, &s.cfg, err, sizeof(err));
@@ -101,15 +108,10 @@ serve_main(int argc, char **argv)
 	}
 	g_node = n;
 	pthread_sigmask(SIG_UNBLOCK, &hupset, NULL);
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
 	/* A second signal takes the default action: a stuck shutdown can still
 	 * be interrupted from the terminal. */
-	sa.sa_flags = SA_RESETHAND;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	catch_signal(SIGINT, SA_RESETHAND);
+	catch_signal(SIGTERM, SA_RESETHAND);
 
 	rc = hr_node_run(n);
 

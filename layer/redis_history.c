@@ -238,6 +238,25 @@ epoch_keep(const hr_layer *l, double ttl)
 	return keep > 0 ? keep : 1;
 }
 
+/*
+ * The start of a call to one of the scripts above, which take every
+ * argument, keys too, as ARGV: "EVAL <script> 0" into a, and 32 fresh random
+ * hex into rnd (a new epoch's seed). a is initialised only if it returns 0;
+ * the caller then frees it with hr_layer__argv_fini.
+ */
+static int
+eval_begin(hr_argv *a, const char *script, size_t len, char rnd[33])
+{
+	int rv = hr_layer__redis_uuid4_hex(rnd);
+	if (rv != 0)
+		return rv;
+	hr_layer__argv_init(a);
+	hr_layer__argv_str(a, "EVAL");
+	hr_layer__argv_add(a, script, len);
+	hr_layer__argv_str(a, "0");
+	return 0;
+}
+
 int
 hr_layer_history_register(hr_layer *l, const char *group, size_t size, double ttl)
 {
@@ -300,15 +319,11 @@ hr_layer_history_pump(hr_layer *l, size_t shard, size_t max, size_t *sequenced)
 	size_t plen = shared_pkey(l, shard, pk);
 	size_t klen = hr_layer__redis_key(l, key, pk, plen, "", 0);
 	size_t hklen = herald_keys(l, hk);
-	int rv = hr_layer__redis_uuid4_hex(rnd);
-	if (rv != 0)
-		return rv;
 	hr_argv a;
 	redisReply *rep = NULL;
-	hr_layer__argv_init(&a);
-	hr_layer__argv_str(&a, "EVAL");
-	hr_layer__argv_add(&a, pump_lua, sizeof(pump_lua) - 1);
-	hr_layer__argv_str(&a, "0");
+	int rv = eval_begin(&a, pump_lua, sizeof(pump_lua) - 1, rnd);
+	if (rv != 0)
+		return rv;
 	hr_layer__argv_add(&a, key, klen);
 	hr_layer__argv_add(&a, hk, hklen);
 	hr_layer__argv_add(&a, pk, plen);
@@ -523,15 +538,11 @@ hr_layer_history_range(hr_layer *l, const char *group, const char *epoch, uint64
 	size_t glen = strlen(group);
 	char hk[RD_KEY_MAX], rnd[33];
 	size_t hklen = herald_keys(l, hk);
-	int rv = hr_layer__redis_uuid4_hex(rnd);
-	if (rv != 0)
-		return rv;
 	hr_argv a;
 	redisReply *rep = NULL;
-	hr_layer__argv_init(&a);
-	hr_layer__argv_str(&a, "EVAL");
-	hr_layer__argv_add(&a, range_lua, sizeof(range_lua) - 1);
-	hr_layer__argv_str(&a, "0");
+	int rv = eval_begin(&a, range_lua, sizeof(range_lua) - 1, rnd);
+	if (rv != 0)
+		return rv;
 	hr_layer__argv_add(&a, hk, hklen);
 	hr_layer__argv_add(&a, group, glen);
 	hr_layer__argv_str(&a, epoch);

@@ -77,6 +77,16 @@ popped_expired(hr_layer *l, const redisReply *score)
 	return v <= (double)((long long)hr_layer__now(l) - r->expiry);
 }
 
+/* The receive backup of key, "<key>$inflight" as core.py names it, into
+ * out; its length. */
+static size_t
+backup_key(const char *key, size_t klen, char out[RD_KEY_MAX + 16])
+{
+	memcpy(out, key, klen);
+	memcpy(out + klen, "$inflight", 10);
+	return klen + 9;
+}
+
 /* One attempt on shard idx: restore the backup, pop (blocking up to wait_ms
  * when > 0), back the member up, decode it, drop the backup. 0 with *out set,
  * HR_EAGAIN when nothing came, HR_EBADMSG when a malformed member was dropped
@@ -94,9 +104,7 @@ pop_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *chan
 {
 	hr_redis *r = l->_be;
 	char backup[RD_KEY_MAX + 16];
-	memcpy(backup, key, klen);
-	memcpy(backup + klen, "$inflight", 10);
-	size_t blen = klen + 9;
+	size_t blen = backup_key(key, klen, backup);
 	redisContext *c = NULL;
 	redisReply *reps[2] = { NULL, NULL }, *bk[2] = { NULL, NULL };
 	hr_argv cmds[2];
@@ -183,6 +191,30 @@ out:
 	return rv;
 }
 
+/* Where a receive on a channel reads: the channel's key and the shard to
+ * try first. */
+struct recv_at {
+	char key[RD_KEY_MAX];
+	size_t klen;
+	bool process_key;
+	size_t idx; /* a process key's own shard, else the next in turn */
+};
+
+/* HR_ENOTSUP for a specific channel: a receive reads its process key. */
+static int
+recv_at(hr_layer *l, const char *channel, size_t clen, struct recv_at *at)
+{
+	hr_redis *r = l->_be;
+	size_t nl = hr_name_nonlocal_len(channel, clen);
+	at->process_key = nl > 0;
+	if (at->process_key && nl != clen)
+		return HR_ENOTSUP;
+	at->klen = hr_layer__redis_key(l, at->key, channel, clen, "", 0);
+	at->idx = at->process_key ? hr_layer__redis_shard_of(r->n, channel, clen)
+	                          : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
+	return 0;
+}
+
 /* swept: the caller has just found every shard empty (receive_batch), so
  * go straight to the blocking pops. */
 static int
@@ -190,17 +222,11 @@ receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, h
     hr_layer_targets *t, bool swept)
 {
 	hr_redis *r = l->_be;
-	size_t nl = hr_name_nonlocal_len(channel, clen);
-	bool process_key = nl > 0;
-	if (process_key && nl != clen)
-		return HR_ENOTSUP; /* a specific channel: receive its process key */
-	char key[RD_KEY_MAX];
-	size_t klen = hr_layer__redis_key(l, key, channel, clen, "", 0);
-	size_t idx = process_key ? hr_layer__redis_shard_of(r->n, channel, clen)
-	                         : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
-	int rv = hr_layer__redis_enter(r);
-	if (rv != 0)
+	struct recv_at at;
+	int rv = recv_at(l, channel, clen, &at);
+	if (rv != 0 || (rv = hr_layer__redis_enter(r)) != 0)
 		return rv;
+	size_t idx = at.idx;
 	long long deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
 	/* Sweep every shard once without waiting, then wait on each in turn. */
 	size_t tries = swept && timeout_ms != 0 ? r->n : 0;
@@ -216,7 +242,7 @@ receive_targets(hr_layer *l, const char *channel, size_t clen, int timeout_ms, h
 			if (r->n > 1 && wait > RD_SLICE_MS / 4)
 				wait = RD_SLICE_MS / 4;
 		}
-		rv = pop_once(l, idx, key, klen, channel, clen, process_key, wait, out, t);
+		rv = pop_once(l, idx, at.key, at.klen, channel, clen, at.process_key, wait, out, t);
 		if (rv == 0 || (rv != HR_EAGAIN && rv != HR_EBADMSG))
 			break;
 		tries++;
@@ -262,9 +288,7 @@ batch_once(hr_layer *l, size_t idx, const char *key, size_t klen, const char *ch
 {
 	hr_redis *r = l->_be;
 	char backup[RD_KEY_MAX + 16];
-	memcpy(backup, key, klen);
-	memcpy(backup + klen, "$inflight", 10);
-	size_t blen = klen + 9;
+	size_t blen = backup_key(key, klen, backup);
 	redisContext *c = NULL;
 	redisReply *rep = NULL, *r2 = NULL;
 	hr_argv a;
@@ -327,21 +351,14 @@ hr_layer__redis_receive_batch(hr_layer *l, const char *channel, size_t clen, int
     hr_layer_item *items, size_t max, size_t *n)
 {
 	hr_redis *r = l->_be;
-	size_t nl = hr_name_nonlocal_len(channel, clen);
-	bool process_key = nl > 0;
-	if (process_key && nl != clen)
-		return HR_ENOTSUP;
-	char key[RD_KEY_MAX];
-	size_t klen = hr_layer__redis_key(l, key, channel, clen, "", 0);
-	size_t idx = process_key ? hr_layer__redis_shard_of(r->n, channel, clen)
-	                         : atomic_fetch_add(&r->recv_rr, 1u) % (unsigned)r->n;
-	int rv = hr_layer__redis_enter(r);
-	if (rv != 0)
+	struct recv_at at;
+	int rv = recv_at(l, channel, clen, &at);
+	if (rv != 0 || (rv = hr_layer__redis_enter(r)) != 0)
 		return rv;
 	bool empty = true; /* every shard answered "nothing there" */
 	for (size_t i = 0; i < r->n && *n < max; i++) {
-		rv = batch_once(
-		    l, (idx + i) % r->n, key, klen, channel, clen, process_key, items, max, n);
+		rv = batch_once(l, (at.idx + i) % r->n, at.key, at.klen, channel, clen,
+		    at.process_key, items, max, n);
 		if (rv != HR_EAGAIN)
 			empty = false;
 		if (rv != 0 && rv != HR_EAGAIN)

@@ -100,23 +100,6 @@ respond(hr_conn *c, int status, const char *type, const char *body, size_t len)
 	return c->http->framing->respond(c, status, type, body, len);
 }
 
-int
-hr_http__respond_error(hr_conn *c, int status, const char *reason)
-{
-	hr_buf b;
-	int rv;
-
-	hr_buf_init(&b, 0);
-	if (hr_buf_append(&b, "{\"error\":", 9) != 0
-	    || hr_json__append_str(&b, reason, strlen(reason)) != 0 || hr_buf_putc(&b, '}') != 0) {
-		hr_buf_fini(&b);
-		return -1;
-	}
-	rv = respond(c, status, "application/json", (const char *)hr_buf_data(&b), hr_buf_len(&b));
-	hr_buf_fini(&b);
-	return rv;
-}
-
 /* {"<key>":"<value>"} */
 static int
 respond_kv(hr_conn *c, int status, const char *key, const char *val)
@@ -134,6 +117,12 @@ respond_kv(hr_conn *c, int status, const char *key, const char *val)
 	rv = respond(c, status, "application/json", (const char *)hr_buf_data(&b), hr_buf_len(&b));
 	hr_buf_fini(&b);
 	return rv;
+}
+
+int
+hr_http__respond_error(hr_conn *c, int status, const char *reason)
+{
+	return respond_kv(c, status, "error", reason);
 }
 
 /* ---------------------------------------------------------------- notifications */

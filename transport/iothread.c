@@ -336,6 +336,36 @@ set_limits(struct lws_context_creation_info *info)
 	info->retry_and_idle_policy = &no_validity;
 }
 
+/*
+ * The client SSL_CTX of a TLS context's vhost. Left to itself, lws 4.1.6
+ * makes one per vhost (lws_tls_client_create_vhost_context, with the
+ * system's CA store) and frees it at destroy through a refcount it finds in
+ * the SSL_CTX's ex_data at openssl_SSL_CTX_private_data_index; but every
+ * context created with LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT takes a new
+ * index (lws_context_init_ssl_library), so with two I/O threads or more
+ * only the last context's client SSL_CTX was found, and freed, and every
+ * other one (about 700 KB each) leaked at exit (fixed in lws 4.2.0, commit
+ * ffa0a38a1, issue #2178). herald dials nothing through lws: a bare client
+ * SSL_CTX of its own, which lws never frees (provided_client_ssl_ctx).
+ */
+static int
+tls_client_create(hr_iothread *t, struct lws_context_creation_info *info)
+{
+	if ((t->tls_client = SSL_CTX_new(TLS_client_method())) == NULL)
+		return HR_ENOMEM;
+	info->provided_client_ssl_ctx = t->tls_client;
+	return 0;
+}
+
+/* The lws context, then what it borrowed (either thread, once). */
+static void
+context_destroy(hr_iothread *t)
+{
+	hr_evloop__destroy(t);
+	SSL_CTX_free(t->tls_client);
+	t->tls_client = NULL;
+}
+
 static void *
 run(void *arg)
 {
@@ -344,7 +374,7 @@ run(void *arg)
 	hr_mailbox_batch_end_deferred(); /* a turn cut short by the stop */
 	lws_sul_cancel(&t->stop_sul);
 	lws_sul_cancel(&t->tick_sul);
-	hr_evloop__destroy(t);
+	context_destroy(t);
 	hr_post__retry_at_exit(t); /* after the closes of the destroy, which post */
 	return NULL;
 }
@@ -392,6 +422,8 @@ hr_iothread__start(hr_iothread *t)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = t->node->cfg.tls_cert;
 		info.ssl_private_key_filepath = t->node->cfg.tls_key;
+		if ((rv = tls_client_create(t, &info)) != 0)
+			return rv;
 		/* lws advertises "h2,http/1.1" by default, but herald's lws
 		 * serves only HTTP/1: a client that picked h2 got an empty
 		 * reply (curl without --http1.1) */
@@ -467,7 +499,7 @@ void
 hr_iothread__fini(hr_iothread *t)
 {
 	hr_iothread__join(t);
-	hr_evloop__destroy(t); /* a thread that never started, or failed to */
+	context_destroy(t); /* a thread that never started, or failed to */
 	for (size_t i = 0; i < t->n_listen; i++)
 		if (t->listen_fd[i] >= 0)
 			hr_sys__close(t->listen_fd[i]);

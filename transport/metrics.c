@@ -51,6 +51,31 @@ appendf(hr_buf *out, const char *fmt, ...)
 
 #define LOAD(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
 
+/* A family's HELP and TYPE lines; its samples follow. */
+static int
+family(hr_buf *out, const char *name, const char *type, const char *help)
+{
+	return appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A family with one sample and no labels. */
+static int
+scalar(hr_buf *out, const char *name, const char *type, const char *help, uint64_t v)
+{
+	return family(out, name, type, help) | appendf(out, "%s %" PRIu64 "\n", name, v);
+}
+
+/* A family with one sample per label value: name{label="labels[i]"} v[i]. */
+static int
+labelled(hr_buf *out, const char *name, const char *type, const char *help, const char *label,
+    const char *const *labels, const uint64_t *v, size_t n)
+{
+	int rv = family(out, name, type, help);
+	for (size_t i = 0; i < n; i++)
+		rv |= appendf(out, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, labels[i], v[i]);
+	return rv;
+}
+
 /* herald_http_requests_total{code}: the statuses herald answers with are
  * always there (0 until seen, so that rate() works from the first scrape),
  * any other once seen. */
@@ -59,10 +84,9 @@ render_http_codes(hr_metrics *m, hr_buf *out)
 {
 	static const int always[]
 	    = { 101, 200, 202, 400, 401, 403, 404, 405, 413, 415, 429, 431, 503 };
-	int rv = appendf(out,
-	    "# HELP herald_http_requests_total HTTP requests by the status they were answered "
-	    "with (101: a WebSocket handshake accepted).\n"
-	    "# TYPE herald_http_requests_total counter\n");
+	int rv = family(out, "herald_http_requests_total", "counter",
+	    "HTTP requests by the status they were answered with (101: a WebSocket handshake "
+	    "accepted).");
 	for (int i = 0; i < HR_HTTP_CODES; i++) {
 		uint64_t v = LOAD(m->http_codes[i]);
 		bool show = v > 0;
@@ -84,45 +108,26 @@ render_process(hr_buf *out)
 	int rv = 0;
 
 	hr_sys__proc_stats(&st);
-	rv |= appendf(out,
-	    "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
-	    "# TYPE process_cpu_seconds_total counter\n"
-	    "process_cpu_seconds_total %.6f\n",
-	    st.cpu_seconds);
-	rv |= appendf(out,
-	    "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-	    "# TYPE process_resident_memory_bytes gauge\n"
-	    "process_resident_memory_bytes %" PRIu64 "\n",
-	    st.resident);
-	rv |= appendf(out,
-	    "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
-	    "# TYPE process_virtual_memory_bytes gauge\n"
-	    "process_virtual_memory_bytes %" PRIu64 "\n",
+	rv |= family(out, "process_cpu_seconds_total", "counter",
+	    "Total user and system CPU time spent in seconds.");
+	rv |= appendf(out, "process_cpu_seconds_total %.6f\n", st.cpu_seconds);
+	rv |= scalar(out, "process_resident_memory_bytes", "gauge",
+	    "Resident memory size in bytes.", st.resident);
+	rv |= scalar(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
 	    st.virtual_bytes);
 	if (st.open_fds >= 0)
-		rv |= appendf(out,
-		    "# HELP process_open_fds Number of open file descriptors.\n"
-		    "# TYPE process_open_fds gauge\n"
-		    "process_open_fds %ld\n",
-		    st.open_fds);
+		rv |= scalar(out, "process_open_fds", "gauge", "Number of open file descriptors.",
+		    (uint64_t)st.open_fds);
 	if (st.max_fds >= 0)
-		rv |= appendf(out,
-		    "# HELP process_max_fds Maximum number of open file descriptors.\n"
-		    "# TYPE process_max_fds gauge\n"
-		    "process_max_fds %ld\n",
-		    st.max_fds);
-	if (st.start_time > 0)
-		rv |= appendf(out,
-		    "# HELP process_start_time_seconds Start time of the process since unix epoch "
-		    "in seconds.\n"
-		    "# TYPE process_start_time_seconds gauge\n"
-		    "process_start_time_seconds %.2f\n",
-		    st.start_time);
-	rv |= appendf(out,
-	    "# HELP herald_build_info The running build: always 1.\n"
-	    "# TYPE herald_build_info gauge\n"
-	    "herald_build_info{version=\"%s\"} 1\n",
-	    HERALD_VERSION);
+		rv |= scalar(out, "process_max_fds", "gauge",
+		    "Maximum number of open file descriptors.", (uint64_t)st.max_fds);
+	if (st.start_time > 0) {
+		rv |= family(out, "process_start_time_seconds", "gauge",
+		    "Start time of the process since unix epoch in seconds.");
+		rv |= appendf(out, "process_start_time_seconds %.2f\n", st.start_time);
+	}
+	rv |= family(out, "herald_build_info", "gauge", "The running build: always 1.");
+	rv |= appendf(out, "herald_build_info{version=\"%s\"} 1\n", HERALD_VERSION);
 	return rv;
 }
 
@@ -134,6 +139,7 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 	hr_layer_stats ls = { 0 };
 	hr_router_stats rs = { 0 };
 	hr_bridge_stats bs = { 0 };
+	uint64_t dropped[HR_N_DROP], closed[HR_N_CLOSED], auth[HR_N_AUTH], two[2];
 	int rv = 0;
 
 	hr_consumers_get_stats(n->consumers, &cs);
@@ -144,132 +150,78 @@ hr_metrics__render(hr_node *n, hr_buf *out)
 	if (n->bridge != NULL)
 		hr_bridge_get_stats(n->bridge, &bs);
 
-	rv |= appendf(out,
-	    "# HELP herald_connections Open WebSocket connections by route.\n"
-	    "# TYPE herald_connections gauge\n");
+	rv |= family(out, "herald_connections", "gauge", "Open WebSocket connections by route.");
 	for (int i = 0; i < HR_N_ROUTES; i++)
 		rv |= appendf(out, "herald_connections{route=\"%s\"} %ld\n", route_names[i],
 		    atomic_load(&m->connections[i]));
-	rv |= appendf(out,
-	    "# HELP herald_ws_frames_sent_total WebSocket frames written.\n"
-	    "# TYPE herald_ws_frames_sent_total counter\n"
-	    "herald_ws_frames_sent_total %" PRIu64 "\n",
+	rv |= scalar(out, "herald_ws_frames_sent_total", "counter", "WebSocket frames written.",
 	    LOAD(m->frames_sent));
-	rv |= appendf(out,
-	    "# HELP herald_ws_writes_total Socket writes carrying outbound frames "
-	    "(frames_sent / writes = frames per system call).\n"
-	    "# TYPE herald_ws_writes_total counter\n"
-	    "herald_ws_writes_total %" PRIu64 "\n",
+	rv |= scalar(out, "herald_ws_writes_total", "counter",
+	    "Socket writes carrying outbound frames (frames_sent / writes = frames per system "
+	    "call).",
 	    LOAD(m->ws_writes));
-	rv |= appendf(out,
-	    "# HELP herald_ws_frames_received_total WebSocket messages received.\n"
-	    "# TYPE herald_ws_frames_received_total counter\n"
-	    "herald_ws_frames_received_total %" PRIu64 "\n",
-	    LOAD(m->frames_received));
-	rv |= appendf(out,
-	    "# HELP herald_group_sends_total group_send calls accepted.\n"
-	    "# TYPE herald_group_sends_total counter\n"
-	    "herald_group_sends_total %" PRIu64 "\n",
+	rv |= scalar(out, "herald_ws_frames_received_total", "counter",
+	    "WebSocket messages received.", LOAD(m->frames_received));
+	rv |= scalar(out, "herald_group_sends_total", "counter", "group_send calls accepted.",
 	    LOAD(m->group_sends) > rs.group_sends ? LOAD(m->group_sends) : rs.group_sends);
-	rv |= appendf(out,
-	    "# HELP herald_layer_messages_total Channel-layer messages by direction.\n"
-	    "# TYPE herald_layer_messages_total counter\n"
-	    "herald_layer_messages_total{direction=\"in\"} %" PRIu64 "\n"
-	    "herald_layer_messages_total{direction=\"out\"} %" PRIu64 "\n",
-	    n->bridge ? bs.in : rs.sends + rs.group_sends, n->bridge ? bs.out : cs.frames);
-	rv |= appendf(out,
-	    "# HELP herald_dropped_total Messages dropped, by reason.\n"
-	    "# TYPE herald_dropped_total counter\n");
+	static const char *const directions[] = { "in", "out" };
+	two[0] = n->bridge ? bs.in : rs.sends + rs.group_sends;
+	two[1] = n->bridge ? bs.out : cs.frames;
+	rv |= labelled(out, "herald_layer_messages_total", "counter",
+	    "Channel-layer messages by direction.", "direction", directions, two, 2);
 	for (int i = 0; i < HR_N_DROP; i++) {
-		uint64_t v = LOAD(m->dropped[i]);
+		dropped[i] = LOAD(m->dropped[i]);
 		if (i == HR_DROP_CAPACITY)
-			v += ls.full;
+			dropped[i] += ls.full;
 		else if (i == HR_DROP_EXPIRED)
-			v += ls.expired;
+			dropped[i] += ls.expired;
 		else if (i == HR_DROP_UNKNOWN_TYPE)
-			v += cs.unknown_type + cs.bad_event;
+			dropped[i] += cs.unknown_type + cs.bad_event;
 		else if (i == HR_DROP_SLOW_CONSUMER)
-			v += cs.io_full + rs.dropped;
-		rv |= appendf(
-		    out, "herald_dropped_total{reason=\"%s\"} %" PRIu64 "\n", drop_names[i], v);
+			dropped[i] += cs.io_full + rs.dropped;
 	}
-	rv |= appendf(out,
-	    "# HELP herald_ws_closed_total WebSockets closed, by reason.\n"
-	    "# TYPE herald_ws_closed_total counter\n");
+	rv |= labelled(out, "herald_dropped_total", "counter", "Messages dropped, by reason.",
+	    "reason", drop_names, dropped, HR_N_DROP);
 	for (int i = 0; i < HR_N_CLOSED; i++)
-		rv |= appendf(out, "herald_ws_closed_total{reason=\"%s\"} %" PRIu64 "\n",
-		    closed_names[i], LOAD(m->ws_closed[i]));
-	rv |= appendf(out,
-	    "# HELP herald_redis_up 1 when the Redis layer is reachable.\n"
-	    "# TYPE herald_redis_up gauge\n"
-	    "herald_redis_up %d\n",
+		closed[i] = LOAD(m->ws_closed[i]);
+	rv |= labelled(out, "herald_ws_closed_total", "counter", "WebSockets closed, by reason.",
+	    "reason", closed_names, closed, HR_N_CLOSED);
+	rv |= scalar(out, "herald_redis_up", "gauge", "1 when the Redis layer is reachable.",
 	    n->bridge != NULL && hr_bridge_up(n->bridge) ? 1 : 0);
 	if (n->bridge != NULL) {
-		rv |= appendf(out,
-		    "# HELP herald_federation_failures_total Local sends not federated: "
-		    "Redis down.\n"
-		    "# TYPE herald_federation_failures_total counter\n");
-		rv |= appendf(out,
-		    "herald_federation_failures_total{op=\"group_send\"} %" PRIu64 "\n"
-		    "herald_federation_failures_total{op=\"send\"} %" PRIu64 "\n",
-		    bs.fed_failures, bs.send_failures);
-		rv |= appendf(out,
-		    "# HELP herald_redis_memberships Groups this node is registered in.\n"
-		    "# TYPE herald_redis_memberships gauge\n"
-		    "herald_redis_memberships %" PRIu64 "\n",
-		    bs.memberships);
-		rv |= appendf(out,
-		    "# HELP herald_history_sequenced_total Group_sends with shared history "
-		    "this node sequenced.\n"
-		    "# TYPE herald_history_sequenced_total counter\n"
-		    "herald_history_sequenced_total %" PRIu64 "\n",
-		    bs.sequenced);
-		rv |= appendf(out,
-		    "# HELP herald_redis_reconnects_total Times Redis came back.\n"
-		    "# TYPE herald_redis_reconnects_total counter\n"
-		    "herald_redis_reconnects_total %" PRIu64 "\n",
-		    bs.reconnects);
-		rv |= appendf(out,
-		    "# HELP herald_redis_failovers_total Sentinel failovers followed.\n"
-		    "# TYPE herald_redis_failovers_total counter\n"
-		    "herald_redis_failovers_total %" PRIu64 "\n",
-		    ls.failovers);
-		rv |= appendf(out,
-		    "# HELP herald_redis_dropped_total Messages read from Redis and dropped.\n"
-		    "# TYPE herald_redis_dropped_total counter\n");
-		rv |= appendf(out,
-		    "herald_redis_dropped_total{reason=\"malformed\"} %" PRIu64 "\n"
-		    "herald_redis_dropped_total{reason=\"no_local_target\"} %" PRIu64 "\n",
-		    ls.bad, bs.stale);
+		static const char *const ops[] = { "group_send", "send" };
+		static const char *const reasons[] = { "malformed", "no_local_target" };
+		two[0] = bs.fed_failures;
+		two[1] = bs.send_failures;
+		rv |= labelled(out, "herald_federation_failures_total", "counter",
+		    "Local sends not federated: Redis down.", "op", ops, two, 2);
+		rv |= scalar(out, "herald_redis_memberships", "gauge",
+		    "Groups this node is registered in.", bs.memberships);
+		rv |= scalar(out, "herald_history_sequenced_total", "counter",
+		    "Group_sends with shared history this node sequenced.", bs.sequenced);
+		rv |= scalar(out, "herald_redis_reconnects_total", "counter",
+		    "Times Redis came back.", bs.reconnects);
+		rv |= scalar(out, "herald_redis_failovers_total", "counter",
+		    "Sentinel failovers followed.", ls.failovers);
+		two[0] = ls.bad;
+		two[1] = bs.stale;
+		rv |= labelled(out, "herald_redis_dropped_total", "counter",
+		    "Messages read from Redis and dropped.", "reason", reasons, two, 2);
 	}
-	rv |= appendf(out,
-	    "# HELP herald_auth_failures_total Refused authentications, by reason.\n"
-	    "# TYPE herald_auth_failures_total counter\n");
 	for (int i = 0; i < HR_N_AUTH; i++)
-		rv |= appendf(out, "herald_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
-		    auth_names[i], LOAD(m->auth_failures[i]));
+		auth[i] = LOAD(m->auth_failures[i]);
+	rv |= labelled(out, "herald_auth_failures_total", "counter",
+	    "Refused authentications, by reason.", "reason", auth_names, auth, HR_N_AUTH);
 	rv |= render_http_codes(m, out);
 	rv |= render_process(out);
 	hr_history_stats hs = { 0 };
 	if (n->router != NULL)
 		hr_router_get_history_stats(n->router, &hs);
-	rv |= appendf(out,
-	    "# HELP herald_history_replayed_total Frames replayed from history to resuming "
-	    "clients.\n"
-	    "# TYPE herald_history_replayed_total counter\n"
-	    "herald_history_replayed_total %" PRIu64 "\n",
-	    hs.replayed);
-	rv |= appendf(out,
-	    "# HELP herald_history_unrecoverable_total Resumes that gave a position and "
-	    "were answered recovered:false.\n"
-	    "# TYPE herald_history_unrecoverable_total counter\n"
-	    "herald_history_unrecoverable_total %" PRIu64 "\n",
-	    hs.unrecoverable);
-	rv |= appendf(out,
-	    "# HELP herald_history_bytes Memory held by recovery history (frames and "
-	    "slots).\n"
-	    "# TYPE herald_history_bytes gauge\n"
-	    "herald_history_bytes %" PRIu64 "\n",
-	    hs.bytes);
+	rv |= scalar(out, "herald_history_replayed_total", "counter",
+	    "Frames replayed from history to resuming clients.", hs.replayed);
+	rv |= scalar(out, "herald_history_unrecoverable_total", "counter",
+	    "Resumes that gave a position and were answered recovered:false.", hs.unrecoverable);
+	rv |= scalar(out, "herald_history_bytes", "gauge",
+	    "Memory held by recovery history (frames and slots).", hs.bytes);
 	return rv ? HR_ENOMEM : 0;
 }

@@ -65,6 +65,22 @@ hr_outq__pop(hr_outq *q)
 	return m;
 }
 
+/* Move q's frames, oldest first, into a new ring of ncap (>= len) slots. */
+static int
+regrow(hr_outq *q, uint32_t ncap)
+{
+	hr_msg **nr = malloc(ncap * sizeof(*nr));
+	if (nr == NULL)
+		return HR_ENOMEM;
+	for (uint32_t i = 0; i < q->len; i++)
+		nr[i] = hr_outq__peek(q, i);
+	free(q->ring);
+	q->ring = nr;
+	q->cap = ncap;
+	q->head = 0;
+	return 0;
+}
+
 int
 hr_outq__push(hr_outq *q, hr_msg *frame, unsigned *dropped)
 {
@@ -77,19 +93,12 @@ hr_outq__push(hr_outq *q, hr_msg *frame, unsigned *dropped)
 	}
 	if (q->len == q->cap) {
 		uint32_t ncap = q->cap ? q->cap * 2 : 8;
-		hr_msg **nr;
 		if (ncap > HR_CONN_QMAX)
 			ncap = HR_CONN_QMAX;
-		if ((nr = malloc(ncap * sizeof(*nr))) == NULL) {
+		if (regrow(q, ncap) != 0) {
 			hr_msg_unref(frame);
 			return HR_ENOMEM;
 		}
-		for (uint32_t i = 0; i < q->len; i++)
-			nr[i] = hr_outq__peek(q, i);
-		free(q->ring);
-		q->ring = nr;
-		q->cap = ncap;
-		q->head = 0;
 	}
 	q->ring[(q->head + q->len) % q->cap] = frame;
 	q->len++;
@@ -233,15 +242,8 @@ hr_outq__queue_replay(hr_conn *c, hr_msg *const *frames, uint32_t n)
 		uint32_t ncap = q->cap ? q->cap : 8;
 		while (ncap < q->len + n)
 			ncap *= 2;
-		hr_msg **nr = malloc(ncap * sizeof(*nr));
-		if (nr == NULL)
+		if (regrow(q, ncap) != 0)
 			goto fail;
-		for (uint32_t k = 0; k < q->len; k++)
-			nr[k] = hr_outq__peek(q, k);
-		free(q->ring);
-		q->ring = nr;
-		q->cap = ncap;
-		q->head = 0;
 	}
 	bool was_empty = q->len == 0;
 	for (; i < n; i++) {

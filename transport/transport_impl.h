@@ -281,6 +281,9 @@ struct hr_iothread {
 	hr_mailbox *mbox; /* any thread posts; this thread receives */
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
+	/* TLS: the client SSL_CTX handed to ctx's vhost, never used (herald
+	 * dials nothing through lws); ours to free once ctx is gone (iothread.c) */
+	SSL_CTX *tls_client;
 	int listen_fd[HR_MAX_LISTEN]; /* owned until adopted, then lws owns them */
 	size_t n_listen;
 	struct lws *acceptors[HR_MAX_LISTEN];

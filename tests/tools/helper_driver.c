@@ -125,6 +125,30 @@ driver_print_msg(hr_msg *m)
 	hr_buf_fini(&b);
 }
 
+void
+driver_group_send(hr_layer *layer, const char *group, hr_msg *m)
+{
+	hr_group_send_result res;
+	int rv = hr_layer_group_send(layer, group, m, &res);
+	if (rv == 0)
+		printf("ok delivered=%zu full=%zu\n", res.delivered, res.full);
+	else
+		driver_print_result(rv);
+}
+
+void
+driver_group_send_op(hr_layer *layer, char *rest)
+{
+	char *g = driver_next_tok(&rest);
+	hr_msg *m = NULL;
+	if (g == NULL || driver_json_msg(rest, &m) != 0) {
+		puts("error input");
+		return;
+	}
+	driver_group_send(layer, g, m);
+	hr_msg_unref(m);
+}
+
 int
 driver_redis_loop(int argc, char **argv, const char *name, const char **hosts, size_t *n_hosts,
     size_t max, void (*run)(char *line))

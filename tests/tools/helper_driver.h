@@ -35,6 +35,15 @@ void driver_print_result(int rv);
 /* The message as JSON on one line. */
 void driver_print_msg(hr_msg *m);
 
+/* hr_layer_group_send(layer, group, m), then its line: ok delivered=N
+ * full=M, or driver_print_result's. Borrows m. */
+void driver_group_send(hr_layer *layer, const char *group, hr_msg *m);
+
+/* The `group_send G JSON` operation on the rest of its line: error input
+ * for a missing group or a JSON that is not an object, else
+ * driver_group_send. */
+void driver_group_send_op(hr_layer *layer, char *rest);
+
 /*
  * The main loop of a driver over Redis: `NAME --redis URL[,URL...]` puts the
  * URLs into hosts (at most max; they point into argv), then hands each line

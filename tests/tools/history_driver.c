@@ -124,19 +124,7 @@ run(char *line)
 		driver_print_result(
 		    hr_layer_history_register(layer, g, strtoul(sz, NULL, 10), strtod(ttl, NULL)));
 	} else if (strcmp(op, "group_send") == 0) {
-		char *g = driver_next_tok(&rest);
-		hr_msg *m = NULL;
-		if (g == NULL || driver_json_msg(rest, &m) != 0) {
-			puts("error input");
-			return;
-		}
-		hr_group_send_result res;
-		rv = hr_layer_group_send(layer, g, m, &res);
-		if (rv == 0)
-			printf("ok delivered=%zu full=%zu\n", res.delivered, res.full);
-		else
-			driver_print_result(rv);
-		hr_msg_unref(m);
+		driver_group_send_op(layer, rest);
 	} else if (strcmp(op, "pump") == 0) {
 		char *mx = driver_next_tok(&rest);
 		long k = pump_all(mx != NULL ? strtoul(mx, NULL, 10) : 100);

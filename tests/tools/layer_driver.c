@@ -111,12 +111,7 @@ run(char *line)
 		if (op[0] == 's') {
 			driver_print_result(hr_layer_send(layer, a, m));
 		} else {
-			hr_group_send_result res;
-			rv = hr_layer_group_send(layer, a, m, &res);
-			if (rv == 0)
-				printf("ok delivered=%zu full=%zu\n", res.delivered, res.full);
-			else
-				driver_print_result(rv);
+			driver_group_send(layer, a, m);
 		}
 		hr_msg_unref(m);
 	} else if (strcmp(op, "receive") == 0) {

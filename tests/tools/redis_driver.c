@@ -88,18 +88,7 @@ run(char *line)
 		driver_print_result(op[6] == 'a' ? hr_layer_group_add(layer, g, ch)
 		                                 : hr_layer_group_discard(layer, g, ch));
 	} else if (strcmp(op, "group_send") == 0) {
-		char *g = driver_next_tok(&rest);
-		if (g == NULL || (rv = driver_json_msg(rest, &m)) != 0) {
-			puts("error input");
-			return;
-		}
-		hr_group_send_result res;
-		rv = hr_layer_group_send(layer, g, m, &res);
-		if (rv == 0)
-			printf("ok delivered=%zu full=%zu\n", res.delivered, res.full);
-		else
-			driver_print_result(rv);
-		hr_msg_unref(m);
+		driver_group_send_op(layer, rest);
 	} else if (strcmp(op, "new_channel") == 0) {
 		char *p = driver_next_tok(&rest);
 		char name[HR_NAME_MAX + 1];
