@@ -180,6 +180,14 @@ void hr_idlist_unref(hr_idlist *l);
  * there (NULL where none). Refcounted; the consumer takes a ref per thread it
  * passes a list on to.
  */
+/* The outcome of a send or group_send: 0, HR_EFULL, HR_EBADNAME, HR_ENOENT,
+ * HR_ECANCELED (shutdown). Fires exactly once per accepted request: on the
+ * router thread, except for a group_send with local members, whose reply
+ * fires on the thread of the last consumer it fanned out to, after that
+ * consumer posted the event's frames (or wherever its fan-out was dropped).
+ * So it must be safe to call from any thread. */
+typedef void (*hr_reply_fn)(void *arg, int status);
+
 typedef struct hr_fanout {
 	hr_msg *event;
 	uint32_t n_threads;
@@ -196,8 +204,16 @@ typedef struct hr_fanout {
 	 * rids members, whose offsets were of an older ring, are closed with
 	 * 1013 by their I/O thread (consumer.h). */
 	uint32_t gen;
+	/* A group_send's reply, answered with status when the fan-out is freed:
+	 * by its consumer after it posted the frames, or wherever it is dropped
+	 * (NULL: none). */
+	hr_reply_fn reply;
+	void *reply_arg;
+	int status;
 } hr_fanout;
 void hr_fanout_free(hr_fanout *f);
+/* Answer f's reply now (once; hr_fanout_free answers one not yet answered). */
+void hr_fanout_answer(hr_fanout *f);
 
 /* Consumer actors receive fan-outs as mail of this kind: p1 = hr_fanout* (owned). */
 #define HR_MAIL_CONSUMER_EVENT (HR_MAIL_USER + 0)
@@ -223,11 +239,6 @@ void hr_replay_free(hr_replay *rp);
 /* Consumer actors pass a resume's answer on: p1 = hr_replay* (owned), posted
  * to its thread's I/O mailbox as HR_MAIL_IO_REPLAY. */
 #define HR_MAIL_CONSUMER_REPLAY (HR_MAIL_USER + 1)
-
-/* Called on the router thread with the outcome of a send or group_send:
- * 0, HR_EFULL, HR_EBADNAME, HR_ENOENT, HR_ECANCELED (shutdown). Fires
- * exactly once per accepted request. */
-typedef void (*hr_reply_fn)(void *arg, int status);
 
 typedef struct hr_router hr_router;
 

@@ -33,10 +33,20 @@ hr_idlist_unref(hr_idlist *l)
 }
 
 void
+hr_fanout_answer(hr_fanout *f)
+{
+	hr_reply_fn fn = f->reply;
+	f->reply = NULL;
+	if (fn != NULL)
+		fn(f->reply_arg, f->status);
+}
+
+void
 hr_fanout_free(hr_fanout *f)
 {
 	if (f == NULL)
 		return;
+	hr_fanout_answer(f);
 	hr_msg_unref(f->event);
 	hr_msg_unref(f->env);
 	for (uint32_t i = 0; i < f->n_threads && i < HR_MAX_THREADS; i++) {

@@ -342,6 +342,35 @@ post_fanout(hr_router *r, uint16_t c, hr_fanout *f, int timeout_ms)
 }
 
 /*
+ * A group_send's fan-outs, one per consumer (NULL: none), posted in consumer
+ * order. The request's reply travels with the last one: its consumer answers
+ * it after posting the event's frames (actor.h, hr_reply_fn), so an HTTP
+ * publish's answer reaches its I/O thread in the same mailbox batch as the
+ * frames instead of in a message of its own (bench/README.md, "This build
+ * against the one before nng and msgpack-c"). A fan-out that cannot be
+ * posted is freed here, which answers the reply on this thread.
+ */
+static void
+post_fanouts(hr_router *r, hr_fanout *const *fs, req *q, int status)
+{
+	uint16_t last = UINT16_MAX;
+	for (uint16_t c = 0; c < r->n_consumers; c++)
+		if (fs[c] != NULL)
+			last = c;
+	for (uint16_t c = 0; c < r->n_consumers; c++) {
+		if (fs[c] == NULL)
+			continue;
+		if (c == last && q->reply != NULL) {
+			fs[c]->reply = q->reply;
+			fs[c]->reply_arg = q->reply_arg;
+			fs[c]->status = status;
+			q->reply = NULL;
+		}
+		(void)post_fanout(r, c, fs[c], ROUTER_CONSUMER_TIMEOUT_MS);
+	}
+}
+
+/*
  * The group's history moved to another epoch (its ring was replaced by ring
  * generation gen: the history was lost in Redis). Its recover members took
  * offsets of the old epoch, and the new one numbers from 1 again, so they
@@ -616,6 +645,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 				env = hr_history__envelope(
 				    &r->hist, -1, q->event, q->name, NULL, 0);
 	}
+	hr_fanout *fs[HR_MAX_CONSUMERS] = { NULL };
 	for (uint16_t c = 0; g != NULL && c < r->n_consumers; c++) {
 		hr_fanout *f = NULL;
 		for (uint32_t i = 0; i < g->nb; i++) {
@@ -641,8 +671,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 				break;
 			}
 		}
-		if (f != NULL)
-			(void)post_fanout(r, c, f, ROUTER_CONSUMER_TIMEOUT_MS);
+		fs[c] = f;
 	}
 	hr_msg_unref(env);
 	if (r->layer != NULL && !q->at) {
@@ -652,6 +681,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 	}
 	if (!q->local_only && !q->at && r->hooks.group_sent != NULL)
 		r->hooks.group_sent(r->hooks.arg, q->name, q->event);
+	post_fanouts(r, fs, q, status);
 out:
 	reply(q, status);
 	hr_router__req_free(q);

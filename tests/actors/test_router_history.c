@@ -33,6 +33,8 @@ record(hr_actor *self, void *state, hr_mail *m)
 	int n = atomic_load(&c->n);
 	cr_assert(n < 256);
 	c->log[n] = (got) { .kind = m->kind, .p = m->p1 };
+	if (m->kind == HR_MAIL_CONSUMER_EVENT)
+		hr_fanout_answer(m->p1); /* handled: a consumer answers the reply */
 	atomic_store(&c->n, n + 1);
 }
 
