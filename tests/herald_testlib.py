@@ -162,9 +162,14 @@ class Herald:
     def __enter__(self):
         return self
 
-    def __exit__(self, *a):
+    def __exit__(self, exc_type, *a):
+        # A node still running at the end of its block must stop cleanly
+        # on SIGTERM: exit 0, so that a crash at shutdown or a leak that
+        # LeakSanitizer reports (the sanitizer build) fails the test.
         if self.proc.poll() is None:
-            self.stop()
+            rc, _ = self.stop()
+            if exc_type is None and rc != 0:
+                raise AssertionError("herald exited %r after SIGTERM:\n%s" % (rc, self.stderr()))
 
 
 async def recv_json(ws, timeout=5):
