@@ -114,8 +114,12 @@ hr_ws__tick(hr_iothread *t)
 	    = spread_ms <= HR_TICK_MS ? t->n_live : t->n_live * HR_TICK_MS / (size_t)spread_ms + 1;
 	/* as in a mailbox drain: the pings leave in one batch at the end */
 	t->draining = true;
+	/* due a little early rather than a whole tick late: ticks come
+	 * HR_TICK_MS apart give or take the loop's timer slack, and a tick a
+	 * millisecond short of `every` would put the ping off by a tick */
+	uint64_t due = every - HR_TICK_MS / 10;
 	while (budget-- > 0 && (c = t->live[HR_LIST_PING].head) != NULL
-	    && now - c->ws.last_ping_ms >= every) {
+	    && now - c->ws.last_ping_ms >= due) {
 		c->ws.last_ping_ms = now;
 		hr_conn__list_touch(t, HR_LIST_PING, c);
 		/* never push a frame out for a ping: a connection whose queue is
