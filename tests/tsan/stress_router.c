@@ -272,12 +272,14 @@ destroy_with_queue(void)
 	REQUIRE(pthread_create(&opener, NULL, open_gate_later, &gate) == 0, "pthread_create");
 	hr_router_destroy(r);
 	pthread_join(opener, NULL);
+	/* a group_send's reply travels with its fan-out (actor.h): the
+	 * consumer answers it, or its mailbox's drop does when it stops */
+	atomic_store(&gate, 1);
+	hr_actor_join(c.actor);
 	int ok = 0, canceled = 0;
 	check_slots("destroy", slots, QUEUED, &ok, &canceled);
 	CHECK(ok + canceled == accepted, "%d ok + %d canceled != %d accepted", ok, canceled,
 	    accepted);
-	atomic_store(&gate, 1);
-	hr_actor_join(c.actor);
 	free(slots);
 }
 
