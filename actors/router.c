@@ -58,9 +58,11 @@
  * resumes that wait for a shared history (external numbering) are kept in
  * router_hist.c; the router's struct is in router_int.h.
  *
- * Replies fire exactly once per accepted request, on the router thread. At
- * destroy, send and group_send requests still queued are answered with
- * HR_ECANCELED without being delivered; membership requests are still
+ * Replies fire exactly once per accepted request: on the router thread, or,
+ * for a group_send with local members, on the consumer thread that answers
+ * the fan-out the reply travels with (post_fanouts, actor.h). At destroy,
+ * send and group_send requests still queued are answered with HR_ECANCELED
+ * without being delivered; membership requests are still
  * applied (they are cheap and keep the state consistent until it is freed).
  */
 #include <stdatomic.h>
