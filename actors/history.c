@@ -133,6 +133,12 @@ hr_history_last(const hr_history *h)
 	return h->last;
 }
 
+uint64_t
+hr_history_first(const hr_history *h)
+{
+	return h->last - h->n + 1;
+}
+
 uint32_t
 hr_history_frames(const hr_history *h)
 {

@@ -79,6 +79,8 @@ void hr_history_destroy(hr_history *h);
 const char *hr_history_epoch(const hr_history *h);
 /* The latest offset in this epoch (0 before the first). */
 uint64_t hr_history_last(const hr_history *h);
+/* The oldest offset it holds (last + 1 when it holds none). */
+uint64_t hr_history_first(const hr_history *h);
 /* Record offset (> hr_history_last) with its envelope frame (borrowed: one
  * reference is taken; NULL records the offset with nothing to replay, e.g.
  * an event no consumer handles). An offset past last + 1 forgets what the

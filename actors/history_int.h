@@ -88,9 +88,19 @@ hr_msg *hr_history__envelope(hr_history_table *t, int ctype, const hr_msg *event
     const hr_history *h, uint64_t offset);
 /* A resume's answer for connection conn on I/O thread thread joining group:
  * the frames after pos (borrowed) when it can be served, then the
- * `recovered` frame; counts replayed and unrecoverable. NULL: out of memory. */
+ * `recovered` frame; counts replayed and unrecoverable. live_from (0: none),
+ * only without a position: the client starts from the frame at live_from,
+ * which the ring holds (hr_history__start): the `recovered` frame names
+ * live_from - 1, and the frames from live_from on follow it as live frames.
+ * NULL: out of memory. */
 hr_replay *hr_history__resume(hr_history_table *t, const char *group, const hr_recover_pos *pos,
-    uint16_t thread, uint64_t conn);
+    uint64_t live_from, uint16_t thread, uint64_t conn);
+/* External numbering, for the resumes without a position that waited for a
+ * fill (router.c, on_history_fill): the group's ring was made while they
+ * waited (they wait only when there is none), so each of its frames came
+ * after their handshake. Its generation and oldest offset, before the fill
+ * adds what came earlier; false when there is no ring. */
+bool hr_history__start(hr_history_table *t, const char *group, uint32_t *gen, uint64_t *first);
 /* External numbering: can a resume at pos be answered from the local ring
  * (it exists, and pos names none or its epoch and an offset it covers)?
  * Always true without external numbering or without a rule. */

@@ -246,7 +246,8 @@ hr_history__envelope(hr_history_table *t, int ctype, const hr_msg *event, const 
 
 /* The `recovered` frame; a group without history has no epoch or offset. */
 static hr_msg *
-build_recovered(hr_history_table *t, const char *group, const hr_history *h, bool ok, uint32_t k)
+build_recovered(hr_history_table *t, const char *group, const hr_history *h, uint64_t offset,
+    bool ok, uint32_t k)
 {
 	hr_buf *b = &t->scratch;
 	hr_msg *frame = NULL;
@@ -257,8 +258,7 @@ build_recovered(hr_history_table *t, const char *group, const hr_history *h, boo
 	if (h != NULL)
 		n = snprintf(tail, sizeof(tail),
 		    "\",\"epoch\":\"%s\",\"offset\":%llu,\"recovered\":%s,\"missed\":%u}",
-		    hr_history_epoch(h), (unsigned long long)hr_history_last(h),
-		    ok ? "true" : "false", k);
+		    hr_history_epoch(h), (unsigned long long)offset, ok ? "true" : "false", k);
 	else
 		n = snprintf(tail, sizeof(tail), "\",\"recovered\":%s,\"missed\":%u}",
 		    ok ? "true" : "false", k);
@@ -313,16 +313,28 @@ hr_history__fill(hr_history_table *t, const char *group, const char *epoch, uint
 	free(env);
 }
 
+bool
+hr_history__start(hr_history_table *t, const char *group, uint32_t *gen, uint64_t *first)
+{
+	hr_map_entry *e = hr_map_find_str(&t->rings, group, strlen(group));
+	if (e == NULL)
+		return false;
+	*gen = hr_history__gen(e->val.ptr);
+	*first = hr_history_first(e->val.ptr);
+	return true;
+}
+
 hr_replay *
 hr_history__resume(hr_history_table *t, const char *group, const hr_recover_pos *pos,
-    uint16_t thread, uint64_t conn)
+    uint64_t live_from, uint16_t thread, uint64_t conn)
 {
 	/* numbered elsewhere: a ring is only made with the epoch given there */
 	bool external = t->conf != NULL && t->conf->external;
 	hr_history *h = ring_get(t, group, strlen(group), !external, NULL);
 	hr_msg **frames = NULL, *rec;
 	hr_replay *rp = NULL;
-	uint32_t k = 0;
+	uint64_t at = h != NULL ? hr_history_last(h) : 0;
+	uint32_t k = 0, live = 0;
 	bool ok = false;
 
 	if (h != NULL && pos->given && strcmp(pos->epoch, hr_history_epoch(h)) == 0) {
@@ -330,10 +342,14 @@ hr_history__resume(hr_history_table *t, const char *group, const hr_recover_pos 
 		uint32_t f = hr_history_frames(h);
 		ok = hr_history_since(h, pos->offset, now_ms(), &frames, &k) == 0;
 		account(t, b, f, h);
+	} else if (h != NULL && !pos->given && live_from > 0 && live_from <= at
+	    && hr_history_since(h, live_from - 1, now_ms(), &frames, &live) == 0) {
+		at = live_from - 1;
 	}
-	if ((rec = build_recovered(t, group, h, ok, k)) == NULL
-	    || (rp = malloc(sizeof(*rp) + ((size_t)k + 1) * sizeof(rp->frames[0]))) == NULL) {
-		for (uint32_t i = 0; i < k; i++)
+	if ((rec = build_recovered(t, group, h, at, ok, k)) == NULL
+	    || (rp = malloc(sizeof(*rp) + ((size_t)k + 1 + live) * sizeof(rp->frames[0])))
+	        == NULL) {
+		for (uint32_t i = 0; i < k + live; i++)
 			hr_msg_unref(frames[i]);
 		free(frames);
 		hr_msg_unref(rec);
@@ -343,10 +359,13 @@ hr_history__resume(hr_history_table *t, const char *group, const hr_recover_pos 
 	rp->conn = conn;
 	rp->floor = h != NULL ? hr_history_last(h) : 0;
 	rp->gen = h != NULL ? hr_history__gen(h) : 0;
-	rp->n = k + 1;
+	rp->n = k + 1 + live;
+	/* replayed frames, the `recovered` frame, then the live ones */
 	if (k > 0)
 		memcpy(rp->frames, frames, (size_t)k * sizeof(frames[0]));
 	rp->frames[k] = rec;
+	if (live > 0)
+		memcpy(rp->frames + 1, frames, (size_t)live * sizeof(frames[0]));
 	free(frames);
 	if (pos->given && !ok)
 		atomic_fetch_add(&t->unrecoverable, 1);

@@ -430,7 +430,8 @@ group_busy(void *arg, const char *gname)
 static void
 answer_resume(hr_router *r, group *g, conn *c, const req *q)
 {
-	hr_replay *rp = hr_history__resume(&r->hist, g->name, &q->pos, c->m.thread, c->m.conn);
+	hr_replay *rp
+	    = hr_history__resume(&r->hist, g->name, &q->pos, q->live_from, c->m.thread, c->m.conn);
 	if (rp == NULL) {
 		atomic_fetch_add(&r->st_dropped, 1);
 		return;
@@ -562,15 +563,22 @@ on_set_fill(hr_actor *self, void *state, hr_mail *mail)
 }
 
 /* The shared history of a group arrived: into the ring, then the resumes
- * that waited for it are added and answered, in this one router turn. */
+ * that waited for it are added and answered, in this one router turn. A
+ * resume without a position starts where it began to wait: the frames that
+ * reached the ring meanwhile (it waited because there was none) are live to
+ * it, so a group_send made after its handshake is never lost. */
 static void
 on_history_fill(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	hr_fill *f = mail->p1;
 	req **waiting = NULL;
+	uint32_t gen_start = 0;
+	uint64_t start = 0;
 
 	mail->p1 = NULL;
+	if (!hr_history__start(&r->hist, f->group, &gen_start, &start))
+		start = 0;
 	if (f->ok) {
 		size_t len = strlen(f->group);
 		uint32_t gen0 = hr_history__gen_of(&r->hist, f->group, len);
@@ -580,9 +588,14 @@ on_history_fill(hr_actor *self, void *state, hr_mail *mail)
 		if (gen0 != 0 && gen != 0 && gen != gen0)
 			epoch_moved(r, f->group, gen);
 	}
+	if (hr_history__gen_of(&r->hist, f->group, strlen(f->group)) != gen_start)
+		start = 0; /* the ring went to another epoch: from its latest */
 	uint32_t n = hr_router__fill_take(r, f->group, &waiting);
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
+		if (!waiting[i]->pos.given)
+			waiting[i]->live_from = start;
 		group_add_now(r, waiting[i], true);
+	}
 	free(waiting);
 	hr_router__fill_free(f);
 }

@@ -67,6 +67,7 @@ post_req_x(hr_router *r, uint32_t kind, const char *name, hr_member m, hr_msg *e
 	q->flags = x != NULL ? x->flags : 0;
 	q->offset = x != NULL ? x->offset : 0;
 	memset(&q->pos, 0, sizeof(q->pos));
+	q->live_from = 0;
 	if (x != NULL && x->pos != NULL)
 		q->pos = *x->pos;
 	memcpy(q->name, name, len);

@@ -37,6 +37,7 @@ typedef struct req {
 	unsigned flags;  /* group_send_at: HR_AT_* */
 	uint64_t offset;
 	hr_recover_pos pos; /* group_add recover: the position; group_send_at: epoch */
+	uint64_t live_from; /* group_add recover without pos, after a fill (history_int.h) */
 	char name[];
 } req;
 

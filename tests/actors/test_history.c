@@ -250,7 +250,7 @@ Test(history_table, numbers_group_sends_builds_envelopes_and_answers_resumes)
 	    hr_history_epoch(h));
 	hr_recover_pos pos = { .given = true, .offset = 1 };
 	snprintf(pos.epoch, sizeof(pos.epoch), "%s", hr_history_epoch(h));
-	hr_replay *rp = hr_history__resume(&t, "notifications", &pos, 1, 42);
+	hr_replay *rp = hr_history__resume(&t, "notifications", &pos, 0, 1, 42);
 	cr_assert_not_null(rp);
 	cr_assert_eq(rp->n, 3);
 	cr_assert_eq(rp->floor, 3);
@@ -268,9 +268,40 @@ Test(history_table, numbers_group_sends_builds_envelopes_and_answers_resumes)
 	free(s);
 	hr_replay_free(rp);
 	pos.offset = 0; /* older than SIZE 2 holds */
-	rp = hr_history__resume(&t, "notifications", &pos, 0, 1);
+	rp = hr_history__resume(&t, "notifications", &pos, 0, 0, 1);
 	cr_assert_eq(rp->n, 1);
 	hr_replay_free(rp);
+	uint32_t gen = 0;
+	uint64_t first = 0;
+	cr_assert(hr_history__start(&t, "notifications", &gen, &first));
+	cr_assert_eq(first, 2);
+	cr_assert_eq(gen, hr_history__gen(h));
+	cr_assert_not(hr_history__start(&t, "other", &gen, &first));
+	/* no position, live from 3 (a fill's wait): recovered at 2, then 3 */
+	hr_recover_pos none = { .given = false };
+	rp = hr_history__resume(&t, "notifications", &none, 3, 0, 1);
+	cr_assert_eq(rp->n, 2);
+	cr_assert_eq(rp->floor, 3);
+	s = text_of(rp->frames[0]);
+	snprintf(want, sizeof(want),
+	    "{\"type\":\"recovered\",\"group\":\"notifications\",\"epoch\":\"%s\",\"offset\":2,"
+	    "\"recovered\":false,\"missed\":0}",
+	    hr_history_epoch(h));
+	cr_assert_str_eq(s, want);
+	free(s);
+	s = text_of(rp->frames[1]);
+	cr_assert(strstr(s, "\"offset\":3,") != NULL, "%s", s);
+	free(s);
+	hr_replay_free(rp);
+	/* live_from that the ring does not hold (past it, or older): from now */
+	for (uint64_t from = 1; from <= 4; from += 3) {
+		rp = hr_history__resume(&t, "notifications", &none, from, 0, 1);
+		cr_assert_eq(rp->n, 1, "live_from %llu", (unsigned long long)from);
+		s = text_of(rp->frames[0]);
+		cr_assert(strstr(s, "\"offset\":3,") != NULL, "%s", s);
+		free(s);
+		hr_replay_free(rp);
+	}
 	/* a group without a rule: no position, envelope and frame without one */
 	cr_assert(
 	    hr_history__position(&t, "other", 5, false, NULL, 0, 0, false, &h, &off, &deliver));
@@ -285,7 +316,7 @@ Test(history_table, numbers_group_sends_builds_envelopes_and_answers_resumes)
 	cr_assert_str_eq(s, "{\"type\":\"message\",\"data\":{\"k\":\"x\"}}");
 	free(s);
 	hr_msg_unref(env);
-	rp = hr_history__resume(&t, "other", &pos, 0, 1);
+	rp = hr_history__resume(&t, "other", &pos, 0, 0, 1);
 	s = text_of(rp->frames[0]);
 	cr_assert_str_eq(s,
 	    "{\"type\":\"recovered\",\"group\":\"other\",\"recovered\":false,"

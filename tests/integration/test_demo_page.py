@@ -157,7 +157,8 @@ async def wait_notif(page, nid, title=None, timeout=15.0):
         if n and n["statuses"] == STEPS and (title is None or n["title"] == title):
             return n
         await asyncio.sleep(0.1)
-    raise AssertionError("page never showed %s %r with %s: %r" % (nid, title, STEPS, n))
+    raise AssertionError("page never showed %s %r with %s: %r; events %r"
+                         % (nid, title, STEPS, n, (await events(page))[-12:]))
 
 
 async def wait_state(page, state, elem="state", timeout=15.0):

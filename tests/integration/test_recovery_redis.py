@@ -15,6 +15,7 @@ import json
 import threading
 import time
 
+import redis as redis_py
 import websockets
 
 from herald_testlib import Herald, RedisServer, recv_json, run_tests
@@ -58,6 +59,7 @@ class PyPublisher(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.rate, self.seconds, self.count = url, rate, seconds, count
         self.sent = 0
+        self.big = None
         self.stop_ev = threading.Event()
         self.error = None
 
@@ -80,8 +82,9 @@ class PyPublisher(threading.Thread):
             delay = t0 + i / self.rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            message = {"py": i, "pad": self.big} if self.big else {"py": i}
             await layer.group_send("notifications",
-                                   {"type": "notification_message", "message": {"py": i}})
+                                   {"type": "notification_message", "message": message})
             i += 1
             self.sent = i
         await layer.close_pools()
@@ -274,6 +277,48 @@ async def test_unservable_positions_and_size_on_any_node():
         b.stop()
         if c is not None:
             c.stop()
+        redis.stop()
+
+
+async def test_first_connect_gets_what_follows_its_handshake():
+    """`?recover=` (empty) starts from the handshake: a node that has no ring
+    for the group yet fetches the shared history first (here a large one, so
+    the fetch takes a while), and every group_send made after the 101 still
+    reaches the client, live, after a `recovered` frame whose offset is
+    before it."""
+    redis = RedisServer()
+    hist = ("--history", "notifications=3000:300", "--channel-capacity", CAP)
+    b = Herald("--redis", redis.url, *hist, threads=1)
+    a = None
+    try:
+        _, rec0 = await resume(b, "")  # B's member of the group stays in Redis
+        pub = PyPublisher(redis.url, rate=100000, count=3000)
+        pub.big = "x" * 4000
+        pub.start()
+        pub.join(60)
+        assert pub.error is None and pub.sent == 3000, pub.error
+        r = redis_py.Redis.from_url(redis.url)
+        key = r.keys("*herald:seq:notifications")[0]
+        deadline = time.monotonic() + 20
+        while int(r.get(key) or 0) < rec0["offset"] + 3000:  # all sequenced
+            assert time.monotonic() < deadline, r.get(key)
+            await asyncio.sleep(0.05)
+        r.close()
+        for i in range(3):  # each time a node that has no ring for the group
+            a = Herald("--redis", redis.url, *hist, threads=1)
+            async with websockets.connect(rurl(a, ""), open_timeout=10) as ws:
+                await asyncio.get_event_loop().run_in_executor(None, http_send, b, {"n": i})
+                _, rec = await read_resume(ws)
+                assert rec["recovered"] is False and rec["missed"] == 0, rec
+                f = await recv_json(ws, timeout=5)
+                assert f["data"] == {"n": i} and f["offset"] == rec["offset"] + 1, (rec, f)
+            rc, _ = a.stop()
+            assert rc == 0, rc
+            a = None
+    finally:
+        if a is not None:
+            a.stop()
+        b.stop()
         redis.stop()
 
 
