@@ -17,8 +17,12 @@ typedef struct hr_sys_thread {
 } hr_sys_thread;
 
 /* Start fn(arg) on a new thread named `name` (truncated to the 15 bytes Linux
- * allows). HR_EIO when the thread cannot be created. */
+ * allows), under SCHED_BATCH (sys_thread.c says why). HR_EIO when the thread
+ * cannot be created. */
 int hr_sys__thread_start(hr_sys_thread *t, const char *name, void *(*fn)(void *), void *arg);
+/* Run fn(arg) on this thread under SCHED_BATCH, then restore its policy: the
+ * threads that fn starts with inherited attributes are batch threads too. */
+void hr_sys__as_batch(void (*fn)(void *), void *arg);
 /* Wait for a started thread. No-op for one that never started. */
 void hr_sys__thread_join(hr_sys_thread *t);
 /* True on the thread itself. */

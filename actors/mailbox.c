@@ -55,6 +55,22 @@
  * faster. pair0 and push0/pull0 cost the same per message as pair1 (one
  * core: ~4 context switches, ~16 us of CPU per message).
  *
+ * What closed the last gap was not in nng but in the scheduler. With the
+ * server on one core and the clients on the other, this build delivered
+ * 0.72-0.84x of the ring build's frames/s at N=1,000 (interleaved rounds)
+ * and spent 1.2-1.4x the CPU per delivery, 90 % of it in the kernel's send
+ * path in both. The difference was the clients' side: its readers slept
+ * and woke 1.5-4x as often (context switches on their core), and a send
+ * to a sleeping reader pays for the wake-up on the sending core. Each
+ * mailbox post wakes an nng task thread and then an actor; under the
+ * default policy each of those wake-ups may preempt the I/O thread in the
+ * middle of its sends, so its sends came in broken bursts, with the
+ * readers asleep between them. Actors and nng's threads now run under
+ * SCHED_BATCH (sys_thread.c; nng's threads are started by the first
+ * socket, opened below under it), which never preempts on wake-up: 1.04-
+ * 1.10x of the ring build at N=1,000 (bench/README.md, "Actors under
+ * SCHED_BATCH").
+ *
  * Design
  * ------
  * Two pair1 sockets per mailbox: `rx` listens on inproc://herald-mbox-<n> and
@@ -179,6 +195,26 @@ static _Thread_local struct {
 } tl;
 
 static atomic_uint mailbox_serial;
+
+/* nng starts its threads (task queues, timers, resolver, poller) with its
+ * first socket, and they inherit the policy of the thread that opened it:
+ * the first socket is opened here, under SCHED_BATCH (sys_thread.c). */
+static pthread_once_t nng_once = PTHREAD_ONCE_INIT;
+
+static void
+nng_first_socket(void *arg)
+{
+	nng_socket s;
+	(void)arg;
+	if (nng_pair1_open(&s) == 0)
+		(void)nng_close(s);
+}
+
+static void
+nng_start(void)
+{
+	hr_sys__as_batch(nng_first_socket, NULL);
+}
 
 static int
 from_nng(int rv)
@@ -378,6 +414,7 @@ hr_mailbox_create(hr_mailbox **out, size_t capacity, hr_mail_drop_fn drop, void 
 
 	if (out == NULL || capacity == 0 || capacity > HR_MAILBOX_MAX_CAPACITY)
 		return HR_EINVAL;
+	(void)pthread_once(&nng_once, nng_start);
 	if ((mb = calloc(1, sizeof(*mb))) == NULL)
 		return HR_ENOMEM;
 	atomic_init(&mb->state, 0);
