@@ -222,6 +222,10 @@ hist_main(void *arg)
 		pthread_mutex_unlock(&h->lock);
 		for (size_t i = 0; i < nf; i++)
 			fill_fetch(h, &fills[i], ev);
+		/* the round's entries travel to the router in batches (one nng
+		 * message per 64, not one per entry), all of them ahead of the
+		 * fills' answers below */
+		hr_mailbox_batch_begin();
 		for (size_t s = 0; s < ns && rv == 0; s++) {
 			size_t n;
 			do {
@@ -234,6 +238,7 @@ hist_main(void *arg)
 				hr_layer_hevents_release(ev, n);
 			} while (rv == 0 && nf > 0 && n == h->batch);
 		}
+		hr_mailbox_batch_end();
 		for (size_t i = 0; i < nf; i++) {
 			if (rv != 0)
 				fills[i].ok = false;
