@@ -3,6 +3,7 @@ threads keep the default policy; the actors (router, consumers, worker) and
 nng's own threads run under SCHED_BATCH, so that none of their wake-ups
 preempts an I/O thread; on the Redis layer the bridge's threads too."""
 import os
+import time
 
 from herald_testlib import Herald, RedisServer, run_tests
 
@@ -15,6 +16,18 @@ def threads(pid):
             name = f.read().strip()
         out.setdefault(name, []).append(os.sched_getscheduler(int(tid)))
     return out
+
+
+def settled(pid, io_threads):
+    """The threads once each has its own name: a new thread carries its
+    creator's name ("herald") until it sets its own, so wait (at most 5 s)
+    until only the main thread and the I/O threads are called herald."""
+    deadline = time.monotonic() + 5
+    while True:
+        t = threads(pid)
+        if len(t.get("herald", [])) == 1 + io_threads or time.monotonic() > deadline:
+            return t
+        time.sleep(0.02)
 
 
 def check(t, batch_names):
@@ -31,7 +44,7 @@ def check(t, batch_names):
 def test_memory_layer_actors_and_nng_are_batch_io_threads_are_not():
     h = Herald(threads=2)
     try:
-        t = threads(h.proc.pid)
+        t = settled(h.proc.pid, 2)
         assert len(t["herald"]) == 3, t  # the main thread and two I/O threads
         check(t, ["herald-router", "worker", "notifications", "health"])
     finally:
@@ -43,7 +56,8 @@ def test_redis_layer_bridge_threads_are_batch():
     redis = RedisServer()
     h = Herald("--redis", redis.url, threads=1)
     try:
-        t = threads(h.proc.pid)
+        t = settled(h.proc.pid, 1)
+        assert len(t["herald"]) == 2, t
         check(t, ["herald-router", "worker", "herald-drain", "herald-history"])
     finally:
         h.stop()
