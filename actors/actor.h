@@ -174,12 +174,6 @@ void hr_idlist_unref(hr_idlist *l);
 #define HR_MAX_THREADS 64
 #define HR_MAX_CONSUMERS 8
 
-/*
- * What the router hands a consumer actor for one event: the event (a msgpack
- * map, one reference) and, per I/O thread, the ids of that consumer's members
- * there (NULL where none). Refcounted; the consumer takes a ref per thread it
- * passes a list on to.
- */
 /* The outcome of a send or group_send: 0, HR_EFULL, HR_EBADNAME, HR_ENOENT,
  * HR_ECANCELED (shutdown). Fires exactly once per accepted request: on the
  * router thread, except for a group_send with local members, whose reply
@@ -188,6 +182,12 @@ void hr_idlist_unref(hr_idlist *l);
  * So it must be safe to call from any thread. */
 typedef void (*hr_reply_fn)(void *arg, int status);
 
+/*
+ * What the router hands a consumer actor for one event: the event (a msgpack
+ * map, one reference) and, per I/O thread, the ids of that consumer's members
+ * there (NULL where none). Refcounted; the consumer takes a ref per thread it
+ * passes a list on to.
+ */
 typedef struct hr_fanout {
 	hr_msg *event;
 	uint32_t n_threads;
