@@ -337,14 +337,16 @@ hr_history__resume(hr_history_table *t, const char *group, const hr_recover_pos 
 	uint32_t k = 0, live = 0;
 	bool ok = false;
 
-	if (h != NULL && pos->given && strcmp(pos->epoch, hr_history_epoch(h)) == 0) {
+	if (h != NULL
+	    && (pos->given ? strcmp(pos->epoch, hr_history_epoch(h)) == 0
+	                   : live_from > 0 && live_from <= at)) {
 		size_t b = hr_history_bytes(h);
 		uint32_t f = hr_history_frames(h);
-		ok = hr_history_since(h, pos->offset, now_ms(), &frames, &k) == 0;
-		account(t, b, f, h);
-	} else if (h != NULL && !pos->given && live_from > 0 && live_from <= at
-	    && hr_history_since(h, live_from - 1, now_ms(), &frames, &live) == 0) {
-		at = live_from - 1;
+		if (pos->given)
+			ok = hr_history_since(h, pos->offset, now_ms(), &frames, &k) == 0;
+		else if (hr_history_since(h, live_from - 1, now_ms(), &frames, &live) == 0)
+			at = live_from - 1;
+		account(t, b, f, h); /* since() drops what TTL expired */
 	}
 	if ((rec = build_recovered(t, group, h, at, ok, k)) == NULL
 	    || (rp = malloc(sizeof(*rp) + ((size_t)k + 1 + live) * sizeof(rp->frames[0])))
