@@ -219,6 +219,20 @@ text_of(const hr_msg *f)
 	return s;
 }
 
+/* Frame f is notifications' `recovered` frame with these fields. */
+static void
+assert_recovered(const hr_msg *f, const char *epoch, unsigned offset, bool ok, unsigned missed)
+{
+	char want[192];
+	snprintf(want, sizeof(want),
+	    "{\"type\":\"recovered\",\"group\":\"notifications\",\"epoch\":\"%s\",\"offset\":%u,"
+	    "\"recovered\":%s,\"missed\":%u}",
+	    epoch, offset, ok ? "true" : "false", missed);
+	char *s = text_of(f);
+	cr_assert_str_eq(s, want);
+	free(s);
+}
+
 Test(history_table, numbers_group_sends_builds_envelopes_and_answers_resumes)
 {
 	hr_history_table t;
@@ -259,13 +273,7 @@ Test(history_table, numbers_group_sends_builds_envelopes_and_answers_resumes)
 	char *s = text_of(rp->frames[1]);
 	cr_assert_str_eq(s, want);
 	free(s);
-	s = text_of(rp->frames[2]);
-	snprintf(want, sizeof(want),
-	    "{\"type\":\"recovered\",\"group\":\"notifications\",\"epoch\":\"%s\",\"offset\":3,"
-	    "\"recovered\":true,\"missed\":2}",
-	    hr_history_epoch(h));
-	cr_assert_str_eq(s, want);
-	free(s);
+	assert_recovered(rp->frames[2], hr_history_epoch(h), 3, true, 2);
 	hr_replay_free(rp);
 	pos.offset = 0; /* older than SIZE 2 holds */
 	rp = hr_history__resume(&t, "notifications", &pos, 0, 0, 1);
@@ -282,13 +290,7 @@ Test(history_table, numbers_group_sends_builds_envelopes_and_answers_resumes)
 	rp = hr_history__resume(&t, "notifications", &none, 3, 0, 1);
 	cr_assert_eq(rp->n, 2);
 	cr_assert_eq(rp->floor, 3);
-	s = text_of(rp->frames[0]);
-	snprintf(want, sizeof(want),
-	    "{\"type\":\"recovered\",\"group\":\"notifications\",\"epoch\":\"%s\",\"offset\":2,"
-	    "\"recovered\":false,\"missed\":0}",
-	    hr_history_epoch(h));
-	cr_assert_str_eq(s, want);
-	free(s);
+	assert_recovered(rp->frames[0], hr_history_epoch(h), 2, false, 0);
 	s = text_of(rp->frames[1]);
 	cr_assert(strstr(s, "\"offset\":3,") != NULL, "%s", s);
 	free(s);
