@@ -191,6 +191,18 @@ hr_router__conn_maybe_free(hr_router *r, conn *c)
 	conn_free(c);
 }
 
+/* A full array of *cap elements of size bytes, doubled (first when it has
+ * none): the new array with *cap updated, or NULL with nothing changed. */
+static void *
+grow(void *p, uint32_t *cap, uint32_t first, size_t size)
+{
+	uint32_t ncap = *cap ? *cap * 2 : first;
+	void *np = realloc(p, ncap * size);
+	if (np != NULL)
+		*cap = ncap;
+	return np;
+}
+
 static bucket *
 bucket_get(group *g, uint16_t consumer, uint16_t thread, bool rec, bool create)
 {
@@ -200,12 +212,10 @@ bucket_get(group *g, uint16_t consumer, uint16_t thread, bool rec, bool create)
 	if (!create)
 		return NULL;
 	if (g->nb == g->capb) {
-		uint32_t ncap = g->capb ? g->capb * 2 : 2;
-		bucket *nb = realloc(g->b, ncap * sizeof(*nb));
+		bucket *nb = grow(g->b, &g->capb, 2, sizeof(*nb));
 		if (nb == NULL)
 			return NULL;
 		g->b = nb;
-		g->capb = ncap;
 	}
 	bucket *b = &g->b[g->nb++];
 	*b = (bucket) { .consumer = consumer, .thread = thread, .rec = rec, .dirty = true };
@@ -222,20 +232,16 @@ hr_router__member_add(hr_router *r, group *g, conn *c)
 	if (hr_map_find_int(&b->pos, c->m.conn) != NULL)
 		return 0; /* already a member */
 	if (b->n == b->cap) {
-		uint32_t ncap = b->cap ? b->cap * 2 : 4;
-		uint64_t *ni = realloc(b->ids, ncap * sizeof(*ni));
+		uint64_t *ni = grow(b->ids, &b->cap, 4, sizeof(*ni));
 		if (ni == NULL)
 			return HR_ENOMEM;
 		b->ids = ni;
-		b->cap = ncap;
 	}
 	if (c->n == c->cap) {
-		uint32_t ncap = c->cap ? c->cap * 2 : 2;
-		group **ng = realloc(c->groups, ncap * sizeof(*ng));
+		group **ng = grow(c->groups, &c->cap, 2, sizeof(*ng));
 		if (ng == NULL)
 			return HR_ENOMEM;
 		c->groups = ng;
-		c->cap = ncap;
 	}
 	hr_map_entry *e;
 	if (hr_map_put_int(&b->pos, c->m.conn, &e, NULL) != 0)
