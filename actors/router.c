@@ -1,29 +1,22 @@
 /*
- * router.c: the router actor (actor.h): local group membership and fan-out.
- * The hr_router_* calls run on any thread and only post mail; everything
- * below `router state` is touched ONLY by the router's actor thread.
+ * router.c: the router actor (actor.h): its mail handlers, which fan events
+ * out to the local members of a group, and its lifecycle (create, destroy,
+ * stats). The hr_router_* calls run on any thread and only post mail;
+ * everything above `public` runs ONLY on the router's actor thread.
  *
  * Design
  * ------
- * What the router knows. Local members are WebSocket connections, each owned
- * by one I/O thread and served by one consumer actor. A group maps to its
- * local members split into buckets, one per (consumer, I/O thread) that has
- * members there; a bucket is a dense array of connection ids plus an index
- * (id -> position) so that add and discard are O(1) (swap-remove). Each
- * connection has a record (keyed by hr_member) listing the groups it joined
- * and its channel name, so conn_close discards them all without scanning
- * groups; channel names map to those records for send.
+ * What the router knows (groups split into buckets per consumer and I/O
+ * thread, the connections with the groups they joined and their channel
+ * names) is kept by router_members.c, which has its design.
  *
  * group_send(G, event) posts ONE mail per consumer type with local members in
  * G (HR_MAIL_CONSUMER_EVENT, p1 = hr_fanout): the event (one reference) and,
- * per I/O thread, the hr_idlist of that consumer's members on that thread.
- * An idlist is an immutable snapshot cached in its bucket: it is rebuilt only
- * when the bucket changed since the last send (the bucket is marked dirty by
- * add/discard), otherwise the same list gets one more reference. A steady
- * broadcast to 10,000 members therefore costs the router O(buckets) = O(I/O
- * threads x consumer types), not O(members); the per-member work happens once
- * per event on the I/O threads. Snapshots are never mutated after they are
- * handed out, so consumers and I/O threads read them without locks.
+ * per I/O thread, the hr_idlist of that consumer's members on that thread:
+ * the snapshot cached in their bucket, rebuilt only when the bucket changed
+ * since the last send. A steady broadcast to 10,000 members therefore costs
+ * the router O(buckets) = O(I/O threads x consumer types), not O(members);
+ * the per-member work happens once per event on the I/O threads.
  *
  * Members that are not local (channels living in the layer: another
  * process's or the memory layer's) are reached with hr_layer_group_send,
@@ -73,6 +66,7 @@
 #include "actors/consumer.h"
 #include "actors/history_int.h"
 #include "actors/router_int.h"
+#include "actors/router_members.h"
 
 #define ROUTER_CONSUMER_TIMEOUT_MS 5
 /* A resume's answer is waited for longer: without it the client never
@@ -80,252 +74,15 @@
 #define ROUTER_REPLAY_TIMEOUT_MS 100
 #define ROUTER_DEFAULT_CAPACITY 4096
 
-/* ---------------------------------------------------------------- router state */
+/* ---------------------------------------------------------------- fan-out */
 
-/* One group's members served by one consumer on one I/O thread. */
-typedef struct bucket {
-	uint16_t consumer, thread;
-	bool rec; /* members with HR_MEMBER_RECOVER (they get envelopes) */
-	uint32_t n, cap;
-	uint64_t *ids;
-	hr_map pos;      /* conn id -> index in ids (val.u64) */
-	hr_idlist *snap; /* the cached snapshot; valid unless dirty */
-	bool dirty;
-} bucket;
-
-typedef struct group {
-	const char *name; /* the groups map's key */
-	bucket *b;
-	uint32_t nb, capb;
-} group;
-
-/* A local connection known to the router. */
-typedef struct conn {
-	hr_member m;
-	bool rec;            /* HR_MEMBER_RECOVER */
-	const char *channel; /* the channels map's key, or NULL */
-	group **groups;
-	uint32_t n, cap;
-} conn;
-
-static uint64_t
-member_k2(hr_member m)
-{
-	return ((uint64_t)m.thread << 16) | m.consumer;
-}
-
-static void
-group_free(void *p)
-{
-	group *g = p;
-	for (uint32_t i = 0; i < g->nb; i++) {
-		free(g->b[i].ids);
-		hr_map_fini(&g->b[i].pos);
-		hr_idlist_unref(g->b[i].snap);
-	}
-	free(g->b);
-	free(g);
-}
-
-static void
-conn_free(void *p)
-{
-	conn *c = p;
-	free(c->groups);
-	free(c);
-}
-
-static const hr_map_type groups_type
-    = { .kind = HR_MAP_STR, .copy_keys = true, .val_free = group_free };
-static const hr_map_type channels_type = { .kind = HR_MAP_STR, .copy_keys = true };
-static const hr_map_type conns_type = { .kind = HR_MAP_INT2, .val_free = conn_free };
-static const hr_map_type pos_type = { .kind = HR_MAP_INT };
-
-/* The value stored under name (len bytes) in m, or NULL. */
-static void *
-name_get_len(const hr_map *m, const char *name, size_t len)
-{
-	hr_map_entry *e = hr_map_find_str(m, name, len);
-	return e != NULL ? e->val.ptr : NULL;
-}
-
-static void *
-name_get(const hr_map *m, const char *name)
-{
-	return name_get_len(m, name, strlen(name));
-}
-
-/* Insert or overwrite name -> val; *keyp (may be NULL) gets the map's copy of
- * the name, stable until it is deleted. 0 or HR_ENOMEM (nothing changed). */
-static int
-name_put(hr_map *m, const char *name, void *val, const char **keyp)
-{
-	hr_map_entry *e;
-	int rv = hr_map_put_str(m, name, strlen(name), &e, NULL);
-	if (rv != 0)
-		return rv;
-	e->val.ptr = val;
-	if (keyp != NULL)
-		*keyp = e->str;
-	return 0;
-}
-
-static void
-name_del(hr_map *m, const char *name)
-{
-	(void)hr_map_del_str(m, name, strlen(name));
-}
-
+/* Answer q (once: a later call does nothing). */
 static void
 reply(req *q, int status)
 {
 	if (q->reply != NULL)
 		q->reply(q->reply_arg, status);
 	q->reply = NULL;
-}
-
-static conn *
-conn_get(hr_router *r, hr_member m, bool create)
-{
-	hr_map_entry *e = hr_map_find_int2(&r->conns, m.conn, member_k2(m));
-	conn *c;
-	if (e != NULL)
-		return e->val.ptr;
-	if (!create || (c = calloc(1, sizeof(*c))) == NULL)
-		return NULL;
-	c->m = m;
-	c->rec = (m.flags & HR_MEMBER_RECOVER) != 0;
-	if (hr_map_put_int2(&r->conns, m.conn, member_k2(m), &e, NULL) != 0) {
-		free(c);
-		return NULL;
-	}
-	e->val.ptr = c;
-	return c;
-}
-
-static void
-conn_maybe_free(hr_router *r, conn *c)
-{
-	if (c->n > 0 || c->channel != NULL)
-		return;
-	(void)hr_map_del_int2(&r->conns, c->m.conn, member_k2(c->m));
-	conn_free(c);
-}
-
-static bucket *
-bucket_get(group *g, uint16_t consumer, uint16_t thread, bool rec, bool create)
-{
-	for (uint32_t i = 0; i < g->nb; i++)
-		if (g->b[i].consumer == consumer && g->b[i].thread == thread && g->b[i].rec == rec)
-			return &g->b[i];
-	if (!create)
-		return NULL;
-	if (g->nb == g->capb) {
-		uint32_t ncap = g->capb ? g->capb * 2 : 2;
-		bucket *nb = realloc(g->b, ncap * sizeof(*nb));
-		if (nb == NULL)
-			return NULL;
-		g->b = nb;
-		g->capb = ncap;
-	}
-	bucket *b = &g->b[g->nb++];
-	*b = (bucket) { .consumer = consumer, .thread = thread, .rec = rec, .dirty = true };
-	hr_map_init(&b->pos, &pos_type, 0);
-	return b;
-}
-
-/* Membership of c in g: add. 0, or HR_ENOMEM with nothing changed. */
-static int
-member_add(hr_router *r, group *g, conn *c)
-{
-	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, c->rec, true);
-	if (b == NULL)
-		return HR_ENOMEM;
-	if (hr_map_find_int(&b->pos, c->m.conn) != NULL)
-		return 0; /* already a member */
-	if (b->n == b->cap) {
-		uint32_t ncap = b->cap ? b->cap * 2 : 4;
-		uint64_t *ni = realloc(b->ids, ncap * sizeof(*ni));
-		if (ni == NULL)
-			return HR_ENOMEM;
-		b->ids = ni;
-		b->cap = ncap;
-	}
-	if (c->n == c->cap) {
-		uint32_t ncap = c->cap ? c->cap * 2 : 2;
-		group **ng = realloc(c->groups, ncap * sizeof(*ng));
-		if (ng == NULL)
-			return HR_ENOMEM;
-		c->groups = ng;
-		c->cap = ncap;
-	}
-	hr_map_entry *e;
-	if (hr_map_put_int(&b->pos, c->m.conn, &e, NULL) != 0)
-		return HR_ENOMEM;
-	e->val.u64 = b->n;
-	b->ids[b->n++] = c->m.conn;
-	b->dirty = true;
-	c->groups[c->n++] = g;
-	atomic_fetch_add(&r->st_members, 1);
-	return 0;
-}
-
-/* Remove c from g (and g from c's list when `unlink_conn`); frees an emptied
- * group. */
-static void
-member_del(hr_router *r, group *g, conn *c, bool unlink_conn)
-{
-	bucket *b = bucket_get(g, c->m.consumer, c->m.thread, c->rec, false);
-	hr_map_entry *e;
-	bool empty = true;
-
-	if (b == NULL || (e = hr_map_find_int(&b->pos, c->m.conn)) == NULL)
-		return;
-	uint32_t at = (uint32_t)e->val.u64;
-	hr_map_delete(&b->pos, e);
-	if (at != b->n - 1) {
-		b->ids[at] = b->ids[b->n - 1];
-		e = hr_map_find_int(&b->pos, b->ids[at]); /* a member: present */
-		HR_ASSERT(e != NULL);
-		e->val.u64 = at;
-	}
-	b->n--;
-	b->dirty = true;
-	atomic_fetch_sub(&r->st_members, 1);
-	if (unlink_conn) {
-		for (uint32_t i = 0; i < c->n; i++) {
-			if (c->groups[i] == g) {
-				c->groups[i] = c->groups[--c->n];
-				break;
-			}
-		}
-	}
-	for (uint32_t i = 0; i < g->nb; i++)
-		if (g->b[i].n > 0)
-			empty = false;
-	if (empty) {
-		if (r->hooks.group_left != NULL)
-			r->hooks.group_left(r->hooks.arg, g->name);
-		name_del(&r->groups, g->name);
-		group_free(g);
-		atomic_fetch_sub(&r->st_groups, 1);
-	}
-}
-
-/* The bucket's snapshot, rebuilt if its membership changed; one new ref. */
-static hr_idlist *
-bucket_snapshot(bucket *b)
-{
-	if (b->dirty || b->snap == NULL) {
-		hr_idlist *l;
-		if (hr_idlist_alloc(b->n, &l) != 0)
-			return NULL;
-		memcpy(l->ids, b->ids, (size_t)b->n * sizeof(l->ids[0]));
-		hr_idlist_unref(b->snap);
-		b->snap = l;
-		b->dirty = false;
-	}
-	return hr_idlist_ref(b->snap);
 }
 
 /* Hand f to consumer c; frees it and counts a drop on failure. */
@@ -384,7 +141,7 @@ post_fanouts(hr_router *r, hr_fanout *const *fs, req *q, int status)
 static void
 epoch_moved(hr_router *r, const char *gname, uint32_t gen)
 {
-	group *g = name_get(&r->groups, gname);
+	group *g = hr_router__group_get(r, gname, strlen(gname));
 
 	for (uint16_t c = 0; g != NULL && c < r->n_consumers; c++) {
 		hr_fanout *f = NULL;
@@ -400,7 +157,7 @@ epoch_moved(hr_router *r, const char *gname, uint32_t gen)
 			f->gen = gen;
 			if (f->n_threads < (uint32_t)b->thread + 1)
 				f->n_threads = (uint32_t)b->thread + 1;
-			failed = (f->rids[b->thread] = bucket_snapshot(b)) == NULL;
+			failed = (f->rids[b->thread] = hr_router__bucket_snapshot(b)) == NULL;
 		}
 		/* Lost (counted as a drop): their I/O threads still close them
 		 * at the new epoch's first frame, whose generation differs. */
@@ -418,7 +175,7 @@ static bool
 group_busy(void *arg, const char *gname)
 {
 	hr_router *r = arg;
-	return name_get(&r->groups, gname) != NULL;
+	return hr_router__group_get(r, gname, strlen(gname)) != NULL;
 }
 
 /*
@@ -450,25 +207,8 @@ on_conn_open(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	req *q = mail->p1;
-	conn *c = conn_get(r, q->m, true), *old;
-	const char *key;
 
-	if (c != NULL) {
-		if (c->n == 0) /* its buckets follow the flag: only before any group */
-			c->rec = (q->m.flags & HR_MEMBER_RECOVER) != 0;
-		if ((old = name_get(&r->channels, q->name)) != NULL && old != c) {
-			old->channel = NULL; /* the name moved to a new connection */
-			name_del(&r->channels, q->name);
-			conn_maybe_free(r, old);
-		}
-		if (c->channel != NULL && strcmp(c->channel, q->name) != 0) {
-			name_del(&r->channels, c->channel);
-			c->channel = NULL;
-		}
-		if (name_put(&r->channels, q->name, c, &key) == 0)
-			c->channel = key;
-		conn_maybe_free(r, c);
-	}
+	hr_router__conn_open(r, q->m, q->name);
 	hr_router__req_free(q);
 }
 
@@ -477,19 +217,8 @@ on_conn_close(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	req *q = mail->p1;
-	conn *c = conn_get(r, q->m, false);
 
-	if (c != NULL) {
-		while (c->n > 0) {
-			group *g = c->groups[--c->n];
-			member_del(r, g, c, false);
-		}
-		if (c->channel != NULL) {
-			name_del(&r->channels, c->channel);
-			c->channel = NULL;
-		}
-		conn_maybe_free(r, c);
-	}
+	hr_router__conn_close(r, q->m);
 	hr_router__req_free(q);
 }
 
@@ -499,38 +228,22 @@ on_conn_close(hr_actor *self, void *state, hr_mail *mail)
 static void
 group_add_now(hr_router *r, req *q, bool deferred)
 {
-	group *g = name_get(&r->groups, q->name);
+	group *g = hr_router__group_get(r, q->name, strlen(q->name));
 	bool fresh = g == NULL;
 	conn *c;
 
-	if (deferred && conn_get(r, q->m, false) == NULL)
+	if (deferred && hr_router__conn_get(r, q->m, false) == NULL)
 		goto out; /* closed while it waited */
-	if (g == NULL) {
-		if ((g = calloc(1, sizeof(*g))) == NULL)
-			goto out;
-		if (name_put(&r->groups, q->name, g, &g->name) != 0) {
-			free(g);
-			goto out;
-		}
-		atomic_fetch_add(&r->st_groups, 1);
-	}
-	if ((c = conn_get(r, q->m, true)) != NULL) {
-		if (member_add(r, g, c) == 0 && q->recover)
+	if (g == NULL && (g = hr_router__group_new(r, q->name)) == NULL)
+		goto out;
+	if ((c = hr_router__conn_get(r, q->m, true)) != NULL) {
+		if (hr_router__member_add(r, g, c) == 0 && q->recover)
 			answer_resume(r, g, c, q);
-		conn_maybe_free(r, c);
+		hr_router__conn_maybe_free(r, c);
 	}
 	/* A group left empty by a failed allocation must not linger. */
-	bool empty = true;
-	for (uint32_t i = 0; i < g->nb; i++)
-		if (g->b[i].n > 0)
-			empty = false;
-	if (empty) {
-		name_del(&r->groups, g->name);
-		group_free(g);
-		atomic_fetch_sub(&r->st_groups, 1);
-	} else if (fresh && r->hooks.group_joined != NULL) {
+	if (!hr_router__group_drop_if_empty(r, g) && fresh && r->hooks.group_joined != NULL)
 		r->hooks.group_joined(r->hooks.arg, g->name);
-	}
 out:
 	hr_router__req_free(q);
 }
@@ -544,7 +257,7 @@ on_group_add(hr_actor *self, void *state, hr_mail *mail)
 	hr_history__sweep(&r->hist, group_busy, r);
 	/* known from now on, so that its close (which drops the record)
 	 * tells group_add_now not to add it if it waits */
-	if (q->recover && conn_get(r, q->m, true) != NULL && hr_router__wait_fill(r, q))
+	if (q->recover && hr_router__conn_get(r, q->m, true) != NULL && hr_router__wait_fill(r, q))
 		return;
 	group_add_now(r, q, false);
 }
@@ -605,13 +318,8 @@ on_group_discard(hr_actor *self, void *state, hr_mail *mail)
 {
 	hr_router *r = state;
 	req *q = mail->p1;
-	group *g = name_get(&r->groups, q->name);
-	conn *c = conn_get(r, q->m, false);
 
-	if (g != NULL && c != NULL) {
-		member_del(r, g, c, true);
-		conn_maybe_free(r, c);
-	}
+	hr_router__group_discard(r, q->name, q->m);
 	hr_router__req_free(q);
 }
 
@@ -653,7 +361,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 		env = hr_history__envelope(&r->hist, -1, q->event, q->name, h, offset);
 		hr_history__append(&r->hist, h, offset, env);
 	}
-	group *g = deliver ? name_get_len(&r->groups, q->name, len) : NULL;
+	group *g = deliver ? hr_router__group_get(r, q->name, len) : NULL;
 	if (g != NULL && h == NULL) {
 		for (uint32_t i = 0; i < g->nb && env == NULL; i++)
 			if (g->b[i].rec && g->b[i].n > 0)
@@ -678,7 +386,7 @@ on_group_send(hr_actor *self, void *state, hr_mail *mail)
 			if (f->n_threads < (uint32_t)b->thread + 1)
 				f->n_threads = (uint32_t)b->thread + 1;
 			hr_idlist **slot = b->rec ? &f->rids[b->thread] : &f->ids[b->thread];
-			if ((*slot = bucket_snapshot(b)) == NULL) {
+			if ((*slot = hr_router__bucket_snapshot(b)) == NULL) {
 				/* Out of memory: this consumer misses the event. */
 				hr_fanout_free(f);
 				f = NULL;
@@ -716,7 +424,7 @@ on_send(hr_actor *self, void *state, hr_mail *mail)
 		status = HR_ECANCELED;
 	} else if (q->badname || hr_name_check_channel(q->name, len) != 0) {
 		status = HR_EBADNAME;
-	} else if ((c = name_get_len(&r->channels, q->name, len)) != NULL) {
+	} else if ((c = hr_router__channel_get(r, q->name, len)) != NULL) {
 		hr_fanout *f = calloc(1, sizeof(*f));
 		hr_idlist *l = NULL;
 		if (f == NULL || hr_idlist_alloc(1, &l) != 0) {
@@ -823,9 +531,7 @@ hr_router_create(hr_router **out, hr_layer *layer, hr_actor *const *consumers, s
 		return HR_ENOMEM;
 	r->layer = layer;
 	r->n_consumers = n_consumers;
-	hr_map_init(&r->groups, &groups_type, 0);
-	hr_map_init(&r->channels, &channels_type, 0);
-	hr_map_init(&r->conns, &conns_type, 0);
+	hr_router__members_init(r);
 	hr_history__table_init(&r->hist);
 	hr_map_init(&r->pending, &hr_router__pending_type, 0);
 	for (size_t i = 0; i < n_consumers; i++)
@@ -861,11 +567,9 @@ hr_router_destroy(hr_router *r)
 	if (r == NULL)
 		return;
 	atomic_store(&r->cancelling, true);
-	hr_actor_join(r->actor);   /* answers what is queued, then exits */
-	hr_map_fini(&r->groups);   /* frees each group */
-	hr_map_fini(&r->channels); /* the conns own their records */
-	hr_map_fini(&r->conns);    /* frees each conn */
-	hr_map_fini(&r->pending);  /* frees each waiting request */
+	hr_actor_join(r->actor);    /* answers what is queued, then exits */
+	hr_router__members_fini(r); /* frees each group and conn */
+	hr_map_fini(&r->pending);   /* frees each waiting request */
 	hr_history__table_fini(&r->hist);
 	free(r);
 }

@@ -1,8 +1,10 @@
 /*
  * router_int.h: what the router's parts share (never included from
- * outside actors/ and tests/actors/): router.c, the actor (its state and
- * handlers), router_hist.c, the resumes that wait for a shared history,
- * and router_api.c, the hr_router_* calls that post to it from any thread.
+ * outside actors/ and tests/actors/): router.c, the actor (its handlers
+ * and lifecycle), router_members.c, its membership records
+ * (router_members.h), router_hist.c, the resumes that wait for a shared
+ * history, and router_api.c, the hr_router_* calls that post to it from
+ * any thread.
  */
 #ifndef HERALD_ROUTER_INT_H
 #define HERALD_ROUTER_INT_H

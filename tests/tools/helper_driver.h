@@ -1,7 +1,9 @@
 /*
  * helper_driver.h: what the channel-layer drivers (layer_driver.c,
- * redis_driver.c) share: tokens, the `config` line, messages in and out as
- * JSON, result words. Linked into every tool in tests/tools. Single-threaded.
+ * redis_driver.c, history_driver.c) share: tokens, the `config` line,
+ * messages in and out as JSON, result words, the `group_send` operation and
+ * the main loop over Redis. Linked into every tool in tests/tools.
+ * Single-threaded.
  */
 #ifndef HERALD_TEST_HELPER_DRIVER_H
 #define HERALD_TEST_HELPER_DRIVER_H
