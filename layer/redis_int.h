@@ -1,18 +1,21 @@
 /*
  * redis_int.h: private to the Redis backend of the `layer` module, shared by
- * its four files:
- *  - redis_conn.c: how to reach Redis. Host URLs, the shards and their pools
- *    of connections (connect with deadlines, reconnect after a break; for a
+ * its files:
+ *  - redis_url.c: the host URLs (redis:// and redis+sentinel://), parsed;
+ *  - redis_conn.c: how to reach Redis. The shards and their pools of
+ *    connections (connect with deadlines, reconnect after a break; for a
  *    redis+sentinel:// shard, ask the sentinels and follow +switch-master),
  *    the enter/leave gate that destroy waits on, the argv builder and
  *    pipelines;
  *  - redis_wire.c: what is stored, as channels_redis stores it: members (12
  *    random bytes and msgpack, "__asgi_channel__"), key names, the shard of
  *    a name (CRC32), random ids;
- *  - layer_redis.c: the ops table and the operations (docs/PROTOCOL.md, "The Redis wire format"),
- * and redis_recv.c: the receives, both on top of the first two, which do not call each other
- * (layer_redis.c -> redis_recv.c -> redis_conn.c and redis_wire.c). Threads: any worker thread,
- * concurrently; never an I/O loop thread.
+ *  - layer_redis.c: the ops table and the operations (docs/PROTOCOL.md, "The
+ *    Redis wire format"), and redis_recv.c: the receives, both on top of the
+ *    two before, which do not call each other (layer_redis.c -> redis_recv.c
+ *    -> redis_conn.c and redis_wire.c);
+ *  - redis_history.c: recovery's shared history (layer.h).
+ * Threads: any worker thread, concurrently; never an I/O loop thread.
  */
 #ifndef HERALD_LAYER_REDIS_INT_H
 #define HERALD_LAYER_REDIS_INT_H
@@ -125,6 +128,8 @@ typedef struct hr_redis {
  * HR_EINVAL for anything else, HR_ENOMEM; on failure s may be partly filled
  * and hr_layer__redis_shard_fini frees it. */
 int hr_layer__redis_parse_sentinel_url(const char *url, hr_redis_shard *s);
+/* s[0, n) as a decimal number in [0, max] (at most 10 digits). */
+bool hr_layer__redis_parse_uint(const char *s, size_t n, long max, long *out);
 /* Free what a shard holds (its strings, sentinels, idle connections, lock). */
 void hr_layer__redis_shard_fini(hr_redis_shard *s);
 
