@@ -570,6 +570,20 @@ hr_layer__redis_conn_get(hr_redis *r, size_t idx, redisContext **out)
 	return conn_open(r, s, out);
 }
 
+bool
+hr_layer__redis_conn_current(hr_redis *r, size_t idx, const redisContext *c)
+{
+	hr_redis_shard *s = &r->shards[idx];
+	if (c->err != 0)
+		return false;
+	if (s->sentinels == NULL)
+		return true;
+	pthread_mutex_lock(&s->mu);
+	bool at = conn_at(c, s->host, s->port);
+	pthread_mutex_unlock(&s->mu);
+	return at;
+}
+
 void
 hr_layer__redis_conn_put(hr_redis *r, size_t idx, redisContext *c)
 {
