@@ -252,8 +252,7 @@ int hr_layer_history_pump(hr_layer *l, size_t shard, size_t max, size_t *sequenc
  * none is there (0: not at all); advances cursor. 0 with *n >= 0, HR_EIO.
  * Entries that do not decode are skipped and counted as bad. Note: Redis
  * ends a blocking read that nothing wakes only on its own timer (hz 10: up
- * to ~100 ms late), so a loop that must run every few ms polls with 0 and
- * sleeps on its side. */
+ * to ~100 ms late); to wait for the next entry, use a watch (below). */
 int hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR], int block_ms,
     hr_layer_hevent *ev, size_t max, size_t *n);
 
