@@ -27,6 +27,17 @@ void hr_sys__as_batch(void (*fn)(void *), void *arg);
 void hr_sys__thread_join(hr_sys_thread *t);
 /* True on the thread itself. */
 bool hr_sys__thread_is_self(const hr_sys_thread *t);
+/* A wake-up a thread sleeps on beside other descriptors (an eventfd): open
+ * (-1 on failure), wake (any thread; wake-ups before the sleep are kept),
+ * close (-1 ok). */
+int hr_sys__wake_open(void);
+void hr_sys__wake(int fd);
+void hr_sys__wake_close(int fd);
+/* Sleep until wake or one of fds[0, n) (-1: none) is readable, or for
+ * timeout_ms; ready[i] says which were. The wake-up is consumed. 0, or -1
+ * if poll failed (n above HR_SYS_WAIT_MAX too). */
+#define HR_SYS_WAIT_MAX 64
+int hr_sys__wait_fds(int wake, const int *fds, bool *ready, size_t n, int timeout_ms);
 /* Sleep (EINTR resumes); monotonic clock in seconds. */
 void hr_sys__sleep_ms(int ms);
 double hr_sys__mono_s(void);

@@ -1,18 +1,23 @@
 /*
  * redis_bridge_history.c: the Redis bridge's history thread
- * (bridge_hist_int.h; docs/RECOVERY.md, "The sequencer"). It loops: read
- * every shard's log after its cursor and hand each entry on, then pop every
- * shard's shared key (the sequencer script); when a round found nothing, it
- * sleeps HIST_IDLE_MS. A copy therefore waits at most about HIST_IDLE_MS
- * for some node to pop it, and every node reads its log entry within about
- * as long. The reads do not block in Redis: Redis ends a blocking read that
- * nothing wakes on its own 100 ms timer (hz 10), which would make an idle
- * node pop only every ~100 ms. The tail comes first so that its first call
- * fixes the cursor at the log's end before this node sequences anything
- * (nothing it pops is behind its own cursor). Its connections are the
- * layer's pool: never the drain thread's blocking pop.
+ * (bridge_hist_int.h; docs/RECOVERY.md, "The sequencer"). It loops in
+ * rounds: read every shard's log after its cursor and hand each entry on,
+ * then pop every shard's shared key (the sequencer script). The tail comes
+ * first so that its first call fixes the cursor at the log's end before
+ * this node sequences anything (nothing it pops is behind its own cursor).
+ * Rounds use the layer's pool of connections.
  *
- * Threads: the thread itself; stats from any thread (atomics).
+ * When a round found nothing, the thread sleeps on each shard's watch
+ * (layer.h, hr_layer_hwatch: a log read blocked in Redis, and Redis's word
+ * whenever the shared key changes, each on a connection of its own) and on
+ * its wake-up (a fill request, stop): a copy is sequenced by the round that
+ * follows its landing, and every node reads the log entry the moment it is
+ * appended. A round runs at least every HIST_WAIT_MS, and every
+ * HIST_IDLE_MS while a watch cannot be armed (Redis down, or one without
+ * client tracking: before 6.0).
+ *
+ * Threads: the thread itself; stats from any thread (atomics); fill
+ * requests from the router's thread.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <fnmatch.h>
@@ -26,7 +31,8 @@
 #include "actors/actor_impl.h"
 #include "actors/bridge_hist_int.h"
 
-#define HIST_IDLE_MS 10 /* sleep after a round that found nothing */
+#define HIST_IDLE_MS 10   /* sleep after an idle round while a watch is not armed */
+#define HIST_WAIT_MS 1000 /* longest sleep on the watches */
 #define HIST_BACKOFF_MIN_MS 100
 #define HIST_BACKOFF_MAX_MS 1000
 #define HIST_ROUTER_TIMEOUT_MS 1000
@@ -47,6 +53,7 @@ struct hr_bridge_hist {
 	char (*fq)[HR_NAME_MAX + 1];
 	size_t fq_n;
 	hr_sys_thread thread;
+	int wake; /* fill requests and stop */
 	atomic_bool stopping;
 	atomic_uint_fast64_t sequenced, events, lost;
 };
@@ -191,7 +198,54 @@ hr_bridge__hist_fill_request(void *arg, const char *group)
 	else
 		memcpy(h->fq[h->fq_n++], group, len + 1);
 	pthread_mutex_unlock(&h->lock);
+	if (rv == 0)
+		hr_sys__wake(h->wake);
 	return rv;
+}
+
+/*
+ * Sleep on the shards' watches (w[s] NULL: none) and h's wake-up, for up to
+ * timeout_ms (armed first), or with busy just take what is already there
+ * (the watches' messages must not pile up in Redis while rounds run back to
+ * back); then hand on the log entries that came. Returns at once, without
+ * sleeping, when a watch's tracking is new: a copy may have landed before it.
+ */
+static void
+hist_wait(hr_bridge_hist *h, hr_layer_hwatch **w, size_t ns, char (*cur)[HR_HISTORY_CURSOR],
+    hr_layer_hevent *ev, int *fds, bool *ready, bool busy)
+{
+	bool unarmed = false;
+	for (size_t s = 0; s < ns; s++) {
+		int rv = HR_ENOTSUP;
+		if (w[s] != NULL && busy)
+			hr_layer_hwatch_fds(w[s], &fds[2 * s]);
+		else if (w[s] != NULL)
+			rv = hr_layer_hwatch_arm(w[s], cur[s], &fds[2 * s]);
+		if (rv == 1)
+			return;
+		if (rv != 0) /* no tracking, or a connection failed: poll */
+			unarmed = true;
+	}
+	int timeout = busy ? 0 : unarmed ? HIST_IDLE_MS : HIST_WAIT_MS;
+	if (hr_sys__wait_fds(h->wake, fds, ready, 2 * ns, timeout) != 0) {
+		hr_sys__sleep_ms(HIST_IDLE_MS);
+		return;
+	}
+	hr_mailbox_batch_begin();
+	for (size_t s = 0; s < ns; s++) {
+		size_t n = 0;
+		bool changed;
+		if (w[s] == NULL)
+			continue;
+		/* a broken connection is dropped and made again by the next arm;
+		 * a change of the shared key needs nothing more: a round follows */
+		(void)hr_layer_hwatch_read(w[s], &ready[2 * s], cur[s], ev, h->batch, &n, &changed);
+		atomic_fetch_add(&h->events, n);
+		for (size_t i = 0; i < n; i++)
+			deliver(h, &ev[i]);
+		hr_layer_hevents_release(ev, n);
+	}
+	hr_mailbox_batch_end();
 }
 
 static void *
@@ -202,12 +256,21 @@ hist_main(void *arg)
 	char(*cur)[HR_HISTORY_CURSOR] = calloc(ns, sizeof(*cur));
 	hr_layer_hevent *ev = calloc(h->batch, sizeof(*ev));
 	fill *fills = calloc(HIST_FILL_QUEUE, sizeof(*fills));
+	hr_layer_hwatch **w = calloc(ns, sizeof(*w));
+	int *fds = calloc(2 * ns, sizeof(*fds));
+	bool *ready = calloc(2 * ns, sizeof(*ready));
 	int backoff = HIST_BACKOFF_MIN_MS;
 
-	if (cur == NULL || ev == NULL || fills == NULL) {
+	if (cur == NULL || ev == NULL || fills == NULL || w == NULL || fds == NULL || ready == NULL
+	    || 2 * ns > HR_SYS_WAIT_MAX) {
 		if (h->log != NULL)
 			h->log(1, "redis history: out of memory");
 		goto out;
+	}
+	for (size_t s = 0; s < ns; s++) {
+		fds[2 * s] = fds[2 * s + 1] = -1;
+		if (hr_layer_hwatch_new(h->rl, s, h->batch, &w[s]) != 0)
+			w[s] = NULL; /* that shard is polled every HIST_IDLE_MS */
 	}
 	while (!atomic_load(&h->stopping)) {
 		int rv = 0;
@@ -254,17 +317,20 @@ hist_main(void *arg)
 			break;
 		if (rv == 0) {
 			backoff = HIST_BACKOFF_MIN_MS;
-			if (work == 0)
-				hr_sys__sleep_ms(HIST_IDLE_MS);
+			hist_wait(h, w, ns, cur, ev, fds, ready, work > 0);
 			continue;
 		}
 		/* Redis down (the drain thread reports it): retry, at most 1 s apart;
 		 * the cursors stay, so the log is read on from where it was. */
-		for (int slept = 0; slept < backoff && !atomic_load(&h->stopping); slept += 50)
-			hr_sys__sleep_ms(50);
+		(void)hr_sys__wait_fds(h->wake, NULL, NULL, 0, backoff);
 		backoff = backoff * 2 < HIST_BACKOFF_MAX_MS ? backoff * 2 : HIST_BACKOFF_MAX_MS;
 	}
 out:
+	for (size_t s = 0; w != NULL && s < ns; s++)
+		hr_layer_hwatch_free(w[s]);
+	free(ready);
+	free(fds);
+	free(w);
 	free(fills);
 	free(ev);
 	free(cur);
@@ -285,7 +351,13 @@ hr_bridge__hist_start(hr_bridge_hist **out, hr_layer *rl, hr_router *router, siz
 		free(h);
 		return HR_ENOMEM;
 	}
+	if ((h->wake = hr_sys__wake_open()) < 0) {
+		free(h->fq);
+		free(h);
+		return HR_EIO;
+	}
 	if (pthread_mutex_init(&h->lock, NULL) != 0) {
+		hr_sys__wake_close(h->wake);
 		free(h->fq);
 		free(h);
 		return HR_ENOMEM;
@@ -303,6 +375,7 @@ hr_bridge__hist_start(hr_bridge_hist **out, hr_layer *rl, hr_router *router, siz
 	atomic_init(&h->events, 0);
 	atomic_init(&h->lost, 0);
 	if ((rv = hr_sys__thread_start(&h->thread, "herald-history", hist_main, h)) != 0) {
+		hr_sys__wake_close(h->wake);
 		pthread_mutex_destroy(&h->lock);
 		free(h->fq);
 		free(h);
@@ -318,6 +391,7 @@ hr_bridge__hist_stop(hr_bridge_hist *h)
 	if (h == NULL)
 		return;
 	atomic_store(&h->stopping, true);
+	hr_sys__wake(h->wake);
 	hr_sys__thread_join(&h->thread);
 }
 
@@ -327,6 +401,7 @@ hr_bridge__hist_free(hr_bridge_hist *h)
 	if (h == NULL)
 		return;
 	hr_bridge__hist_stop(h);
+	hr_sys__wake_close(h->wake);
 	pthread_mutex_destroy(&h->lock);
 	free(h->fq);
 	free(h);

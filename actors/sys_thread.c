@@ -18,7 +18,10 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -108,4 +111,48 @@ hr_sys__mono_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int
+hr_sys__wake_open(void)
+{
+	return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+void
+hr_sys__wake(int fd)
+{
+	uint64_t one = 1;
+	/* EAGAIN: the counter is full, so a wake-up is pending anyway */
+	while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+void
+hr_sys__wake_close(int fd)
+{
+	if (fd >= 0)
+		(void)close(fd);
+}
+
+int
+hr_sys__wait_fds(int wake, const int *fds, bool *ready, size_t n, int timeout_ms)
+{
+	struct pollfd p[HR_SYS_WAIT_MAX + 1];
+	size_t k = 0;
+	if (n > HR_SYS_WAIT_MAX)
+		return -1;
+	p[k++] = (struct pollfd) { .fd = wake, .events = POLLIN };
+	for (size_t i = 0; i < n; i++)
+		p[k++] = (struct pollfd) { .fd = fds[i], .events = POLLIN };
+	int rv = poll(p, k, timeout_ms);
+	for (size_t i = 0; i < n; i++)
+		ready[i] = rv > 0 && fds[i] >= 0
+		    && (p[i + 1].revents & (POLLIN | POLLERR | POLLHUP)) != 0;
+	if (rv > 0 && (p[0].revents & POLLIN) != 0) {
+		uint64_t v;
+		while (read(wake, &v, sizeof(v)) < 0 && errno == EINTR)
+			;
+	}
+	return rv < 0 && errno != EINTR ? -1 : 0;
 }

@@ -252,10 +252,47 @@ int hr_layer_history_pump(hr_layer *l, size_t shard, size_t max, size_t *sequenc
  * none is there (0: not at all); advances cursor. 0 with *n >= 0, HR_EIO.
  * Entries that do not decode are skipped and counted as bad. Note: Redis
  * ends a blocking read that nothing wakes only on its own timer (hz 10: up
- * to ~100 ms late), so a loop that must run every few ms polls with 0 and
- * sleeps on its side. */
+ * to ~100 ms late); to wait for the next entry, use a watch (below). */
 int hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR], int block_ms,
     hr_layer_hevent *ev, size_t max, size_t *n);
+
+/*
+ * A node's blocking wait on shard's history, so that a copy is sequenced and
+ * a log entry read the moment it lands rather than at the next poll: two
+ * connections of its own, one in `XREAD BLOCK 0` on the log after the
+ * cursor, one told by Redis whenever the shared key changes (client-side
+ * caching's broadcast tracking of that key, redirected to its own
+ * `__redis__:invalidate` subscription). Nothing is popped here: the copies
+ * are still popped and numbered by hr_layer_history_pump's one script, so
+ * nodes never sequence them out of order. No timeouts in Redis (it ends a
+ * blocked command's timeout only on its 100-ms timer): the caller sleeps on
+ * the descriptors beside its own, for as long as it likes. One thread.
+ */
+typedef struct hr_layer_hwatch hr_layer_hwatch;
+
+/* A watch of shard, nothing connected yet; log reads of at most max
+ * entries. HR_ENOTSUP (not Redis), HR_EINVAL, HR_ENOMEM. */
+int hr_layer_hwatch_new(hr_layer *l, size_t shard, size_t max, hr_layer_hwatch **out);
+/* Close its connections and free it. NULL ok. */
+void hr_layer_hwatch_free(hr_layer_hwatch *w);
+/* Make ready to sleep: the log read after cursor sent if not outstanding
+ * (none while cursor is empty), the tracking connection made if it is not
+ * there; a connection that broke or, on a sentinel shard, points at a
+ * former master is made again. The descriptors to sleep on into fds[0..2)
+ * (-1: none). 0; 1 when the tracking connection is new (a copy may have
+ * landed before it: pump before sleeping); HR_ENOTSUP when this Redis has
+ * no tracking (then never again: poll instead); HR_EIO (call again later);
+ * HR_ECLOSED. */
+int hr_layer_hwatch_arm(hr_layer_hwatch *w, const char *cursor, int fds[2]);
+/* The descriptors as they are, without arming (-1: none). */
+void hr_layer_hwatch_fds(const hr_layer_hwatch *w, int fds[2]);
+/* After the sleep, for the descriptors ready[0..2) says are readable: read
+ * what arrived, without blocking. Log entries after cursor into ev[0, max)
+ * (*n; cursor advances); *changed: the shared key changed (pump now).
+ * HR_EIO if a connection broke or answered an error (it is dropped; arm
+ * again). */
+int hr_layer_hwatch_read(hr_layer_hwatch *w, const bool ready[2], char cursor[HR_HISTORY_CURSOR],
+    hr_layer_hevent *ev, size_t max, size_t *n, bool *changed);
 
 /* Where a resume stands. */
 typedef struct hr_layer_hpos {

@@ -22,6 +22,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +300,14 @@ hr_layer_history_register(hr_layer *l, const char *group, size_t size, double tt
 	return rv;
 }
 
+size_t
+hr_layer__history_shared_key(const hr_layer *l, size_t shard, char key[RD_KEY_MAX])
+{
+	char pk[HIST_PKEY_MAX];
+	size_t plen = shared_pkey(l, shard, pk);
+	return hr_layer__redis_key(l, key, pk, plen, "", 0);
+}
+
 /* "P:herald:" into out; its length. */
 static size_t
 herald_keys(const hr_layer *l, char *out)
@@ -317,7 +326,7 @@ hr_layer_history_pump(hr_layer *l, size_t shard, size_t max, size_t *sequenced)
 		return HR_EINVAL;
 	char pk[HIST_PKEY_MAX], key[RD_KEY_MAX], hk[RD_KEY_MAX], rnd[33];
 	size_t plen = shared_pkey(l, shard, pk);
-	size_t klen = hr_layer__redis_key(l, key, pk, plen, "", 0);
+	size_t klen = hr_layer__history_shared_key(l, shard, key);
 	size_t hklen = herald_keys(l, hk);
 	hr_argv a;
 	redisReply *rep = NULL;
@@ -432,6 +441,67 @@ decode_entry(hr_layer *l, const redisReply *fields, hr_layer_hevent *ev)
 	return decode_copy(l, ev->group, m->str, m->len, ev);
 }
 
+/* A log position "<ms>-<seq>" as two numbers; false if it is not one. */
+static bool
+log_id(const char *s, uint64_t *ms, uint64_t *seq)
+{
+	char *end;
+	errno = 0;
+	unsigned long long a = strtoull(s, &end, 10);
+	if (end == s || *end != '-' || errno != 0)
+		return false;
+	const char *t = end + 1;
+	unsigned long long b = strtoull(t, &end, 10);
+	if (end == t || *end != '\0' || errno != 0)
+		return false;
+	*ms = a;
+	*seq = b;
+	return true;
+}
+
+/* Whether log position a comes after b ("" is before everything). */
+static bool
+log_after(const char *a, const char *b)
+{
+	uint64_t am, as, bm, bs;
+	if (b[0] == '\0')
+		return true;
+	if (!log_id(a, &am, &as) || !log_id(b, &bm, &bs))
+		return true; /* not a position: let the caller see it */
+	return am > bm || (am == bm && as > bs);
+}
+
+int
+hr_layer__history_entries(hr_layer *l, const redisReply *rep, char cursor[HR_HISTORY_CURSOR],
+    hr_layer_hevent *ev, size_t max, size_t *n)
+{
+	if (rep->type == REDIS_REPLY_NIL)
+		return 0; /* nothing (within the block) */
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1
+	    || rep->element[0]->type != REDIS_REPLY_ARRAY || rep->element[0]->elements != 2
+	    || rep->element[0]->element[1]->type != REDIS_REPLY_ARRAY)
+		return HR_EIO;
+	const redisReply *entries = rep->element[0]->element[1];
+	for (size_t i = 0; i < entries->elements && *n < max; i++) {
+		const redisReply *x = entries->element[i];
+		if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 || !rep_str(x->element[0])
+		    || x->element[0]->len >= HR_HISTORY_CURSOR)
+			return HR_EIO;
+		if (!log_after(x->element[0]->str, cursor))
+			continue; /* read already, by a read that started later */
+		memcpy(cursor, x->element[0]->str, x->element[0]->len);
+		cursor[x->element[0]->len] = '\0';
+		int rv = decode_entry(l, x->element[1], &ev[*n]);
+		if (rv == 0)
+			(*n)++;
+		else if (rv == HR_EBADMSG)
+			hr_layer__count_bad(l, 1);
+		else
+			return rv;
+	}
+	return 0;
+}
+
 int
 hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR], int block_ms,
     hr_layer_hevent *ev, size_t max, size_t *n)
@@ -486,36 +556,8 @@ hr_layer_history_tail(hr_layer *l, size_t shard, char cursor[HR_HISTORY_CURSOR],
 	hr_layer__argv_str(&a, "STREAMS");
 	hr_layer__argv_add(&a, lk, lklen);
 	hr_layer__argv_str(&a, cursor);
-	if ((rv = run_on(l, shard, &a, 1, &rep)) != 0)
-		goto out;
-	if (rep->type == REDIS_REPLY_NIL)
-		goto out; /* nothing (within block_ms) */
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1
-	    || rep->element[0]->type != REDIS_REPLY_ARRAY || rep->element[0]->elements != 2
-	    || rep->element[0]->element[1]->type != REDIS_REPLY_ARRAY) {
-		rv = HR_EIO;
-		goto out;
-	}
-	const redisReply *entries = rep->element[0]->element[1];
-	for (size_t i = 0; i < entries->elements && *n < max; i++) {
-		const redisReply *x = entries->element[i];
-		if (x->type != REDIS_REPLY_ARRAY || x->elements != 2 || !rep_str(x->element[0])
-		    || x->element[0]->len >= HR_HISTORY_CURSOR) {
-			rv = HR_EIO;
-			break;
-		}
-		memcpy(cursor, x->element[0]->str, x->element[0]->len);
-		cursor[x->element[0]->len] = '\0';
-		int rv2 = decode_entry(l, x->element[1], &ev[*n]);
-		if (rv2 == 0)
-			(*n)++;
-		else if (rv2 == HR_EBADMSG)
-			hr_layer__count_bad(l, 1);
-		else {
-			rv = rv2;
-			break;
-		}
-	}
+	if ((rv = run_on(l, shard, &a, 1, &rep)) == 0)
+		rv = hr_layer__history_entries(l, rep, cursor, ev, max, n);
 out:
 	freeReplyObject(rep);
 	hr_layer__argv_fini(&a);

@@ -1,18 +1,22 @@
 /*
  * redis_int.h: private to the Redis backend of the `layer` module, shared by
- * its four files:
- *  - redis_conn.c: how to reach Redis. Host URLs, the shards and their pools
- *    of connections (connect with deadlines, reconnect after a break; for a
+ * its files:
+ *  - redis_url.c: the host URLs (redis:// and redis+sentinel://), parsed;
+ *  - redis_conn.c: how to reach Redis. The shards and their pools of
+ *    connections (connect with deadlines, reconnect after a break; for a
  *    redis+sentinel:// shard, ask the sentinels and follow +switch-master),
  *    the enter/leave gate that destroy waits on, the argv builder and
  *    pipelines;
  *  - redis_wire.c: what is stored, as channels_redis stores it: members (12
  *    random bytes and msgpack, "__asgi_channel__"), key names, the shard of
  *    a name (CRC32), random ids;
- *  - layer_redis.c: the ops table and the operations (docs/PROTOCOL.md, "The Redis wire format"),
- * and redis_recv.c: the receives, both on top of the first two, which do not call each other
- * (layer_redis.c -> redis_recv.c -> redis_conn.c and redis_wire.c). Threads: any worker thread,
- * concurrently; never an I/O loop thread.
+ *  - layer_redis.c: the ops table and the operations (docs/PROTOCOL.md, "The
+ *    Redis wire format"), and redis_recv.c: the receives, both on top of the
+ *    two before, which do not call each other (layer_redis.c -> redis_recv.c
+ *    -> redis_conn.c and redis_wire.c);
+ *  - redis_history.c: recovery's shared history (layer.h), and
+ *    redis_hwatch.c: the history thread's blocking waits on it.
+ * Threads: any worker thread, concurrently; never an I/O loop thread.
  */
 #ifndef HERALD_LAYER_REDIS_INT_H
 #define HERALD_LAYER_REDIS_INT_H
@@ -125,6 +129,8 @@ typedef struct hr_redis {
  * HR_EINVAL for anything else, HR_ENOMEM; on failure s may be partly filled
  * and hr_layer__redis_shard_fini frees it. */
 int hr_layer__redis_parse_sentinel_url(const char *url, hr_redis_shard *s);
+/* s[0, n) as a decimal number in [0, max] (at most 10 digits). */
+bool hr_layer__redis_parse_uint(const char *s, size_t n, long max, long *out);
 /* Free what a shard holds (its strings, sentinels, idle connections, lock). */
 void hr_layer__redis_shard_fini(hr_redis_shard *s);
 
@@ -152,6 +158,9 @@ bool hr_layer__redis_is_closed(hr_redis *r);
  * freed and the next call connects afresh); c may be NULL. */
 int hr_layer__redis_conn_get(hr_redis *r, size_t idx, redisContext **out);
 void hr_layer__redis_conn_put(hr_redis *r, size_t idx, redisContext *c);
+/* Whether c, a connection to shard idx, is unbroken and (sentinel shard)
+ * still points at the shard's master. */
+bool hr_layer__redis_conn_current(hr_redis *r, size_t idx, const redisContext *c);
 
 /* Run the n pipelined commands cmds[0, n) on c, in one write, and collect
  * their replies into reps[0, n). A command that failed to build is reported
@@ -200,6 +209,16 @@ int hr_layer__redis_member_send(const hr_msg *msg, const char *channel, size_t c
  * borrowed). */
 int hr_layer__redis_member_group(
     const hr_msg *msg, const char *const *names, const size_t *lens, size_t n, hr_buf *out);
+
+/* ------------------------------------------------------------ history */
+
+/* The shared key of shard ("P" "specific.<H>!") into key; its length. */
+size_t hr_layer__history_shared_key(const hr_layer *l, size_t shard, char key[RD_KEY_MAX]);
+/* The entries of an XREAD reply on the log after cursor, into ev[*n, max)
+ * (*n grows), advancing cursor; entries at or before cursor are skipped (a
+ * read may answer what a later one has read already). A nil reply is none. */
+int hr_layer__history_entries(hr_layer *l, const redisReply *rep, char cursor[HR_HISTORY_CURSOR],
+    hr_layer_hevent *ev, size_t max, size_t *n);
 
 /* ------------------------------------------------------------ receive */
 
