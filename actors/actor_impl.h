@@ -38,9 +38,8 @@ void hr_sys__wake_close(int fd);
  * if poll failed (n above HR_SYS_WAIT_MAX too). */
 #define HR_SYS_WAIT_MAX 64
 int hr_sys__wait_fds(int wake, const int *fds, bool *ready, size_t n, int timeout_ms);
-/* Sleep (EINTR resumes); monotonic clock in seconds. */
+/* Sleep (EINTR resumes). */
 void hr_sys__sleep_ms(int ms);
-double hr_sys__mono_s(void);
 
 /* The largest capacity hr_mailbox_create accepts: nng's largest receive
  * buffer (NNG_OPT_RECVBUF, in messages), which must hold `capacity` one-mail

@@ -35,6 +35,7 @@
 #include <pthread.h>
 
 #include "actors/actor_impl.h"
+#include "core/clock.h"
 #include "actors/bridge.h"
 #include "actors/bridge_hist_int.h"
 
@@ -643,9 +644,9 @@ drain_main(void *arg)
 {
 	hr_bridge *b = arg;
 	hr_layer_item *items = calloc(b->batch, sizeof(*items));
-	uint64_t rng = (uint64_t)(hr_sys__mono_s() * 1e9) | 1;
+	uint64_t rng = (uint64_t)(hr_clock_mono() * 1e9) | 1;
 	int backoff = BRIDGE_BACKOFF_MIN_MS;
-	double next_refresh = hr_sys__mono_s() + b->refresh_s;
+	double next_refresh = hr_clock_mono() + b->refresh_s;
 
 	if (items == NULL) {
 		blog(b, 1, "redis drain: out of memory");
@@ -689,8 +690,8 @@ drain_main(void *arg)
 			hr_mailbox_batch_end();
 			hr_layer_items_release(items, n);
 		}
-		if (hr_sys__mono_s() >= next_refresh) {
-			next_refresh = hr_sys__mono_s() + b->refresh_s;
+		if (hr_clock_mono() >= next_refresh) {
+			next_refresh = hr_clock_mono() + b->refresh_s;
 			post_simple(b, B_REFRESH);
 		}
 	}

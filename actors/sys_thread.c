@@ -105,14 +105,6 @@ hr_sys__sleep_ms(int ms)
 		;
 }
 
-double
-hr_sys__mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int
 hr_sys__wake_open(void)
 {

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "actors/actor_impl.h"
+#include "core/clock.h"
 
 #ifdef HR_MAILBOX_BATCH
 #define SCOPE_BEGIN() hr_mailbox_batch_begin()
@@ -42,14 +43,6 @@
 
 #define SCOPE_POSTS 256
 #define DRAIN_CAP 256
-
-static double
-mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t
 mono_ns(void)
@@ -97,10 +90,10 @@ static void *
 produce(void *arg)
 {
 	prod *p = arg;
-	double next = mono_s();
+	double next = hr_clock_mono();
 	for (uint64_t i = 0; i < p->n;) {
 		if (p->pace_s > 0) {
-			while (mono_s() < next)
+			while (hr_clock_mono() < next)
 				;
 			next += p->pace_s;
 			hr_mail m = { .kind = HR_MAIL_USER, .u64 = mono_ns() };
@@ -244,14 +237,14 @@ run_direct(int producers, uint64_t per, bool batched, double pace_s, lat *l)
 	int rv;
 	if ((rv = hr_mailbox_create(&mb, 1024, NULL, NULL)) != 0)
 		die("create", rv);
-	double t0 = mono_s(), c0 = cpu_s();
+	double t0 = hr_clock_mono(), c0 = cpu_s();
 	for (int i = 0; i < producers; i++) {
 		p[i] = (prod) { .mb = mb, .n = per, .batched = batched, .pace_s = pace_s };
 		if (pthread_create(&t[i], NULL, produce, &p[i]) != 0)
 			die("pthread_create", 0);
 	}
 	consume_blocking(mb, per * (uint64_t)producers, l);
-	double dt = mono_s() - t0, dc = cpu_s() - c0;
+	double dt = hr_clock_mono() - t0, dc = cpu_s() - c0;
 	for (int i = 0; i < producers; i++)
 		pthread_join(t[i], NULL);
 	hr_mailbox_destroy(mb);
@@ -288,11 +281,11 @@ run_hops(uint64_t n, bool batched, double pace_s, lat *l)
 	if ((rv = hr_actor_spawn(&router, &rs)) != 0)
 		die("spawn", rv);
 	prod p = { .actor = router, .n = n, .batched = batched, .pace_s = pace_s };
-	double t0 = mono_s(), c0 = cpu_s();
+	double t0 = hr_clock_mono(), c0 = cpu_s();
 	if (pthread_create(&t, NULL, produce, &p) != 0)
 		die("pthread_create", 0);
 	consume_fd(io, n, l);
-	double dt = mono_s() - t0, dc = cpu_s() - c0;
+	double dt = hr_clock_mono() - t0, dc = cpu_s() - c0;
 	pthread_join(t, NULL);
 	hr_actor_join(router);
 	hr_actor_join(consumer);

@@ -30,6 +30,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/clock.h"
 #include "layer/redis_int.h"
 
 #define RD_CONNECT_MS 1000 /* connect timeout */
@@ -421,14 +422,6 @@ sentinel_open(hr_redis *r, hr_redis_shard *s, redisContext **out)
 	return rv;
 }
 
-static double
-mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Subscribe to +switch-master on sentinel x of s. */
 static int
 watch_open(const hr_redis_shard *s, hr_redis_sentinel *x)
@@ -459,7 +452,7 @@ watch_close(hr_redis_sentinel *x)
 	if (x->watch != NULL)
 		redisFree(x->watch);
 	x->watch = NULL;
-	x->retry_at = mono_s() + 1.0;
+	x->retry_at = hr_clock_mono() + 1.0;
 }
 
 /* One reply on a subscription of s: a +switch-master message, "<master>
@@ -488,7 +481,7 @@ hr_layer__redis_follow(hr_redis *r, int timeout_ms, bool *moved)
 {
 	size_t n = 0, n_watch = 0;
 	int rv = 0;
-	double now = mono_s();
+	double now = hr_clock_mono();
 	if (moved != NULL)
 		*moved = false;
 	for (size_t i = 0; i < r->n; i++)

@@ -27,7 +27,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/clock.h"
 #include "layer/redis_int.h"
+
+#define HWATCH_RETRY_S 0.5 /* between failed connects */
 
 enum { W_LOG, W_NOTE, W_N };
 
@@ -38,6 +41,7 @@ struct hr_layer_hwatch {
 	redisContext *c[W_N]; /* NULL: not connected */
 	bool out;             /* the log read is outstanding on c[W_LOG] */
 	bool no_tracking;     /* this Redis refused CLIENT TRACKING */
+	double retry_at;      /* monotonic: no new connection before then */
 };
 
 int
@@ -77,18 +81,25 @@ hr_layer_hwatch_free(hr_layer_hwatch *w)
 	free(w);
 }
 
-/* A connection of the watch's own to its shard, into w->c[i]. */
+/* A connection of the watch's own to its shard, into w->c[i]; after a
+ * failed one, none for HWATCH_RETRY_S (a caller arms every few ms while a
+ * watch is down, and must not open connections at that rate). */
 static int
 connect_slot(hr_layer_hwatch *w, int i)
 {
 	hr_redis *r = w->l->_be;
+	double now = hr_clock_mono();
+	if (now < w->retry_at)
+		return HR_EIO;
 	int rv = hr_layer__redis_enter(r);
 	if (rv != 0)
 		return rv;
 	rv = hr_layer__redis_conn_get(r, w->shard, &w->c[i]);
 	hr_layer__redis_leave(r);
-	if (rv != 0)
+	if (rv != 0) {
 		w->c[i] = NULL;
+		w->retry_at = now + HWATCH_RETRY_S;
+	}
 	return rv;
 }
 

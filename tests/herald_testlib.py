@@ -25,6 +25,13 @@ HERALD = os.path.join(BUILD, "herald")
 _procs = []
 
 
+def herald_version():
+    """The version `herald --version` prints ("0.2.0")."""
+    out = subprocess.run([HERALD, "--version"], capture_output=True, text=True,
+                         timeout=10).stdout
+    return out.split()[1]
+
+
 def _cleanup():
     for p in _procs:
         if p.poll() is None:

@@ -9,7 +9,7 @@ import http.client
 
 import websockets
 
-from herald_testlib import Herald, recv_json, run_tests
+from herald_testlib import Herald, herald_version, recv_json, run_tests
 
 
 def make_cert(d):
@@ -27,7 +27,7 @@ async def test_https_and_wss_on_two_threads():
         cert, key = make_cert(d)
         with Herald("--tls-cert", cert, "--tls-key", key, threads=2) as h:
             assert h.ready_lines[0].startswith(
-                "herald 0.1.0 listening on https://127.0.0.1:%d " % h.port), h.ready_lines
+                "herald %s listening on https://127.0.0.1:%d " % (herald_version(), h.port)), h.ready_lines
             ctx = ssl.create_default_context(cafile=cert)
             ctx.check_hostname = False
             url = "wss://127.0.0.1:%d/ws/notifications/" % h.port

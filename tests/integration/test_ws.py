@@ -7,7 +7,7 @@ import sys
 
 import websockets
 
-from herald_testlib import Herald, expect_silence, recv_json, run_tests
+from herald_testlib import Herald, expect_silence, herald_version, recv_json, run_tests
 
 H = None
 
@@ -57,8 +57,9 @@ async def test_ipv6_listener():
 def test_ready_lines():
     h = node()
     assert len(h.ready_lines) == 2, h.ready_lines
-    assert h.ready_lines[0] == "herald 0.1.0 listening on http://127.0.0.1:%d (threads=2, layer=memory)" % h.port, h.ready_lines
-    assert h.ready_lines[1] == "herald 0.1.0 listening on http://[::1]:%d (threads=2, layer=memory)" % h.port6, h.ready_lines
+    v = herald_version()
+    assert h.ready_lines[0] == "herald %s listening on http://127.0.0.1:%d (threads=2, layer=memory)" % (v, h.port), h.ready_lines
+    assert h.ready_lines[1] == "herald %s listening on http://[::1]:%d (threads=2, layer=memory)" % (v, h.port6), h.ready_lines
 
 
 async def test_connect_then_publish_never_misses():
