@@ -227,7 +227,8 @@ hist_wait(hr_bridge_hist *h, hr_layer_hwatch **w, size_t ns, char (*cur)[HR_HIST
 			unarmed = true;
 	}
 	int timeout = busy ? 0 : unarmed ? HIST_IDLE_MS : HIST_WAIT_MS;
-	if (hr_sys__wait_fds(h->wake, fds, ready, 2 * ns, timeout) != 0) {
+	size_t nfds = 2 * ns <= HR_SYS_WAIT_MAX ? 2 * ns : 0; /* none armed beyond that */
+	if (hr_sys__wait_fds(h->wake, fds, ready, nfds, timeout) != 0) {
 		hr_sys__sleep_ms(HIST_IDLE_MS);
 		return;
 	}
@@ -261,15 +262,16 @@ hist_main(void *arg)
 	bool *ready = calloc(2 * ns, sizeof(*ready));
 	int backoff = HIST_BACKOFF_MIN_MS;
 
-	if (cur == NULL || ev == NULL || fills == NULL || w == NULL || fds == NULL || ready == NULL
-	    || 2 * ns > HR_SYS_WAIT_MAX) {
+	if (cur == NULL || ev == NULL || fills == NULL || w == NULL || fds == NULL
+	    || ready == NULL) {
 		if (h->log != NULL)
 			h->log(1, "redis history: out of memory");
 		goto out;
 	}
 	for (size_t s = 0; s < ns; s++) {
 		fds[2 * s] = fds[2 * s + 1] = -1;
-		if (hr_layer_hwatch_new(h->rl, s, h->batch, &w[s]) != 0)
+		/* more shards than one poll() takes: every shard is polled */
+		if (2 * ns > HR_SYS_WAIT_MAX || hr_layer_hwatch_new(h->rl, s, h->batch, &w[s]) != 0)
 			w[s] = NULL; /* that shard is polled every HIST_IDLE_MS */
 	}
 	while (!atomic_load(&h->stopping)) {
