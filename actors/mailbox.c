@@ -171,10 +171,12 @@ struct hr_mailbox {
 	pthread_cond_t room;     /* posters wait here for a slot (and destroy for them) */
 	atomic_uint posters_waiting;
 	_Atomic(nng_msg *) marker; /* close's wake-up, sent once */
+	atomic_bool marker_out;    /* and nng took it */
 	/* ONLY touched by the consumer thread. */
 	nng_aio *rx_aio;
 	nng_msg *cur;          /* the message being handed out */
 	size_t cur_pos, cur_n; /* next mail, mails in cur */
+	bool marker_seen;      /* close's marker came out of nng */
 	bool have_tx, have_rx, have_tx_lock, have_lock, have_room;
 	hr_mail_drop_fn drop;
 	void *drop_arg;
@@ -367,7 +369,7 @@ reserve(hr_mailbox *mb, int timeout_ms)
 /* Hand m (>= 0 mails, all reserved) to nng. Never waits for the consumer: the
  * receive buffer holds `capacity` messages. On failure (the sockets are
  * gone, a caller's bug) the mails go to the drop function. */
-static void
+static int
 send_msg(hr_mailbox *mb, nng_msg *m)
 {
 	size_t n = msg_mails(m);
@@ -380,7 +382,7 @@ send_msg(hr_mailbox *mb, nng_msg *m)
 	rv = nng_aio_result(mb->tx_aio);
 	pthread_mutex_unlock(&mb->tx_lock);
 	if (rv == 0)
-		return;
+		return 0;
 	HR_ASSERT(n == 0);
 	for (size_t i = 0; i < n; i++) {
 		hr_mail mail;
@@ -391,6 +393,7 @@ send_msg(hr_mailbox *mb, nng_msg *m)
 	nng_msg_free(m);
 	if (n > 0)
 		release(mb, n);
+	return rv;
 }
 
 static void
@@ -399,7 +402,7 @@ flush_all(void)
 	/* Sent in the order started; a send never posts, so the registry is
 	 * stable while we walk it. */
 	for (unsigned i = 0; i < tl.n; i++)
-		send_msg(tl.slot[i].mb, tl.slot[i].msg);
+		(void)send_msg(tl.slot[i].mb, tl.slot[i].msg);
 	tl.n = 0;
 }
 
@@ -420,6 +423,7 @@ hr_mailbox_create(hr_mailbox **out, size_t capacity, hr_mail_drop_fn drop, void 
 	atomic_init(&mb->state, 0);
 	atomic_init(&mb->posters_waiting, 0);
 	atomic_init(&mb->marker, NULL);
+	atomic_init(&mb->marker_out, false);
 	mb->cap = capacity;
 	mb->drop = drop;
 	mb->drop_arg = drop_arg;
@@ -481,7 +485,7 @@ hr_mailbox_post(hr_mailbox *mb, const hr_mail *mail, int timeout_ms)
 			return rv;
 		}
 		memcpy(nng_msg_body(m), mail, MAIL_SIZE);
-		send_msg(mb, m);
+		(void)send_msg(mb, m);
 		return 0;
 	}
 	/* In a scope: into this thread's batch for mb. The spare message is
@@ -507,7 +511,7 @@ hr_mailbox_post(hr_mailbox *mb, const hr_mail *mail, int timeout_ms)
 	if (msg_mails(m) == HR_MAILBOX_BATCH) {
 		/* Full: send it, after the batches started before it. */
 		for (unsigned k = 0; k <= i; k++)
-			send_msg(tl.slot[k].mb, tl.slot[k].msg);
+			(void)send_msg(tl.slot[k].mb, tl.slot[k].msg);
 		memmove(&tl.slot[0], &tl.slot[i + 1], (tl.n - i - 1) * sizeof(tl.slot[0]));
 		tl.n -= i + 1;
 	}
@@ -588,6 +592,7 @@ rx_once(hr_mailbox *mb, nng_duration d)
 	if ((mb->cur_n = msg_mails(mb->cur)) == 0) {
 		nng_msg_free(mb->cur);
 		mb->cur = NULL;
+		mb->marker_seen = true;
 	}
 	return 0;
 }
@@ -665,7 +670,7 @@ hr_mailbox_close(hr_mailbox *mb)
 	 * recv sees the close. With none, the marker does (nng then holds no
 	 * other message, so it never waits for room). */
 	if (prev == 0 && (m = atomic_exchange(&mb->marker, NULL)) != NULL)
-		send_msg(mb, m);
+		atomic_store(&mb->marker_out, send_msg(mb, m) == 0);
 }
 
 void
@@ -700,6 +705,12 @@ hr_mailbox_destroy(hr_mailbox *mb)
 				mb->drop(mb->drop_arg, &mail);
 		}
 		HR_ASSERT(atomic_load(&mb->state) == MB_CLOSED);
+		/* The close's marker, sent when nothing was outstanding, may still
+		 * be crossing nng's threads, and nng does not free a message in
+		 * flight when its sockets close: take it out first (bounded). */
+		while (atomic_load(&mb->marker_out) && !mb->marker_seen
+		    && rx_once(mb, (nng_duration)ms_left(&until)) == 0)
+			HR_ASSERT(mb->cur == NULL);
 	}
 	if (mb->have_tx)
 		(void)nng_close(mb->tx);
