@@ -1,7 +1,7 @@
 /*
  * herald_bench_catchup.c: herald-bench --catchup K, clients catching up
  * after a reconnect (herald_bench.h, "catching up after a reconnect";
- * CONTRACT.md, "Recovery across reconnects"). The receivers of
+ * docs/PROTOCOL.md, "Recovery across reconnects"). The receivers of
  * herald_bench_recv.c carry the connections and call the hooks here for
  * each connection's connect, upgrade request, 101, message and failure;
  * each hook checks one connection's replay in place against its own

@@ -72,7 +72,7 @@ def check_500_pings(tls_args, scheme, ctx):
                     # refilled (R a second) if this loaded machine made
                     # the 500 writes slow; each refilled token ends a run
                     # of refusals, and the next run's first refusal gets
-                    # its own error frame (CONTRACT: one per run)
+                    # its own error frame (docs/PROTOCOL.md: one per run)
                     assert code == 1008, (loop, uring, errors, code)
                     assert 40 <= pongs <= 40 + int(20 * took), (loop, uring, pongs, took)
                     assert 1 <= errors <= 1 + (pongs - 40), (loop, uring, errors, pongs)
